@@ -1,0 +1,1 @@
+"""PanDA Harvester: the resource-facing edge service of the PanDA workload system."""

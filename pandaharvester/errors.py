@@ -1,0 +1,55 @@
+"""Exception families shared by every layer.
+
+One type per family; each carries the context (file, queue, key, value) that a site admin
+needs to fix the problem, and its message says what to do. This module imports nothing of
+ours so that every layer, the configuration included, can use it.
+"""
+
+from __future__ import annotations
+
+
+class HarvesterError(Exception):
+    """Base class of every error raised on purpose by Harvester."""
+
+
+class ConfigError(HarvesterError):
+    """panda_harvester.cfg is missing, unreadable or holds a bad value."""
+
+
+class ConfigKeyError(ConfigError, AttributeError):
+    """A section or key the code needs is absent from the cfg.
+
+    Also an AttributeError so that ``getattr(section, key, default)`` and ``hasattr`` keep
+    working as they do with the original's section objects.
+    """
+
+
+class QueueConfigError(HarvesterError):
+    """A queue in the queue config JSON is invalid."""
+
+    def __init__(self, message: str, queue_name: str | None = None, key: str | None = None,
+                 source: str | None = None):
+        self.queue_name = queue_name
+        self.key = key
+        self.source = source
+        parts = []
+        if source:
+            parts.append(f"[{source}]")
+        if queue_name:
+            parts.append(f"queue {queue_name!r}")
+        if key:
+            parts.append(f"key {key!r}")
+        prefix = " ".join(parts)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class PluginError(HarvesterError):
+    """A plugin cannot be loaded or configured."""
+
+
+class DBError(HarvesterError):
+    """The Harvester DB cannot be opened, upgraded or written."""
+
+
+class CommunicatorError(HarvesterError):
+    """A call to the PanDA server failed in a way the caller must see."""

@@ -1,0 +1,52 @@
+"""Installation of pandaharvester (``pip install .``)."""
+
+import glob
+import re
+
+from setuptools import find_packages, setup
+
+
+def _release_version() -> str:
+    """Read the version without importing the package (isolated builds)."""
+    text = open("pandaharvester/panda_pkg_info.py").read()
+    return re.search(r'release_version = "([^"]+)"', text).group(1)
+
+
+setup(
+    name="pandaharvester",
+    version=_release_version(),
+    description="PanDA Harvester: resource-facing edge service of the PanDA workload system",
+    long_description=open("README.md").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["pandaharvester", "pandaharvester.*"]),
+    package_data={"pandaharvester": ["harvestertest/data/*", "harvestersubmitter/templates/*"]},
+    install_requires=[
+        "requests>=2.25",
+        "pycurl>=7.43",
+        "six",
+        "psutil>=5.4.8",
+        "future",
+        "rpyc",
+        "python-daemon>=2.3",
+    ],
+    extras_require={
+        "mysql": ["PyMySQL>=1.0"],
+        "jinja": ["Jinja2>=3.0"],
+        "test": ["pytest>=7", "pytest-timeout", "PyMySQL>=1.0", "Jinja2>=3.0", "cryptography"],
+    },
+    data_files=[
+        ("etc/panda", ["etc/panda_harvester.cfg.rpmnew"] + glob.glob("examples/panda_queueconfig_*.json")),
+        ("etc/systemd/system", glob.glob("templates/systemd/*")),
+        ("etc/logrotate.d", glob.glob("templates/logrotate.d/*")),
+        ("etc/sysconfig", glob.glob("templates/sysconfig/*")),
+    ],
+    entry_points={
+        "console_scripts": [
+            "panda_harvester=pandaharvester.harvesterbody.master:main",
+            "harvester-admin=pandaharvester.harvesterscripts.harvester_admin:main",
+            "pandaharvester-emulator=pandaharvester.harvestertest.panda_emulator.cli:main",
+        ]
+    },
+)
