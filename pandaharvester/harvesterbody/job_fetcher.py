@@ -1,0 +1,128 @@
+"""JobFetcher: takes jobs from PanDA for push queues, up to each queue's limits."""
+
+from __future__ import annotations
+
+import random
+import socket
+from typing import Any
+
+from pandaharvester.harvesterbody.agent_base import AgentBase
+from pandaharvester.harvesterconfig import harvester_config
+from pandaharvester.harvestercore import core_utils
+from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
+from pandaharvester.harvestercore.file_spec import FileSpec
+from pandaharvester.harvestercore.job_spec import JobSpec
+from pandaharvester.harvestercore.plugin_factory import PluginFactory
+
+_logger = core_utils.setup_logger("job_fetcher")
+
+# input files already looked after by another job: no second stage-in
+_FILE_STATES_TAKEN = ("ready", "preparing", "to_prepare", "triggered")
+
+
+class JobFetcher(AgentBase):
+    """One cycle: ask the DB how many jobs each queue may take, get them, store them."""
+
+    cfg_section = "jobfetcher"
+
+    def __init__(self, communicator: Any, queue_config_mapper: Any, single_mode: bool = False):
+        AgentBase.__init__(self, single_mode)
+        self.dbProxy = DBProxy()
+        self.communicator = communicator
+        self.nodeName = socket.gethostname()
+        self.queueConfigMapper = queue_config_mapper
+        self.pluginFactory = PluginFactory()
+
+    def run_cycle(self) -> bool:
+        cfg = harvester_config.jobfetcher
+        limits = self.dbProxy.get_num_jobs_to_fetch(cfg.nQueues, cfg.lookupTime, self.queueConfigMapper) or {}
+        full = False
+        for queue_name, value in limits.items():
+            n_jobs = value["jobs"] if isinstance(value, dict) else int(value)
+            if not self.queueConfigMapper.has_queue(queue_name):
+                continue
+            n_jobs = min(n_jobs, cfg.maxJobs)
+            if n_jobs <= 0:
+                continue
+            n_got = self.fetch_jobs(queue_name, n_jobs)
+            full = full or n_got >= cfg.maxJobs
+        return full
+
+    def fetch_jobs(self, queue_name: str, n_jobs: int) -> int:
+        """Get up to ``n_jobs`` jobs for ``queue_name`` from PanDA and insert them; returns the count."""
+        log = self.make_logger(_logger, f"queueName={queue_name}", method_name="fetch_jobs")
+        queue_config = self.queueConfigMapper.get_queue(queue_name)
+        label = self._prod_source_label(queue_config)
+        watch = core_utils.get_stopwatch()
+        jobs, message = self.communicator.get_jobs(queue_config.siteName, self.nodeName, label, self.nodeName,
+                                                   n_jobs, queue_config.getJobCriteria)
+        log.info(f"got {len(jobs)} jobs for prodSourceLabel={label} with {message}{watch.get_elapsed_time()}")
+        if not jobs:
+            return 0
+        extractor = self.pluginFactory.get_plugin(queue_config.extractor) if getattr(queue_config, "extractor", None) else None
+        file_states: dict[str, dict] = {}
+        job_specs = []
+        for job in jobs:
+            try:
+                job_specs.append(self.make_job_spec(job, queue_name, queue_config, extractor, file_states))
+            except Exception as exc:
+                # a malformed job must not cost the others; PanDA times out the job it sent
+                log.error(f"PandaID={job.get('PandaID')!r} skipped: cannot convert the job from PanDA "
+                          f"({exc.__class__.__name__}: {exc})")
+        if job_specs:
+            self.dbProxy.insert_jobs(job_specs)
+        log.debug(f"inserted {len(job_specs)} jobs")
+        return len(jobs)
+
+    @staticmethod
+    def _prod_source_label(queue_config: Any) -> str:
+        default = queue_config.get_source_label()
+        weights = getattr(queue_config, "prodSourceLabelRandomWeightsPermille", {}) or {}
+        return random.choice(core_utils.make_choice_list(pdpm=weights, default=default))
+
+    def make_job_spec(self, job: dict, queue_name: str, queue_config: Any, extractor: Any,
+                      file_states: dict[str, dict]) -> JobSpec:
+        """A JobSpec with its input FileSpecs for a job dict from PanDA."""
+        now = core_utils.naive_utcnow()
+        job_spec = JobSpec()
+        job_spec.convert_job_json(job)
+        job_spec.computingSite = queue_name
+        job_spec.status = "starting"
+        job_spec.subStatus = "fetched"
+        job_spec.creationTime = now
+        job_spec.stateChangeTime = now
+        job_spec.configID = queue_config.configID
+        job_spec.set_one_attribute("schedulerID", f"harvester-{harvester_config.master.harvester_id}")
+        if queue_config.zipPerMB is not None and job_spec.zipPerMB is None:
+            job_spec.zipPerMB = queue_config.zipPerMB
+        groups = [job_spec.get_input_file_attributes()]
+        if extractor is not None:
+            groups.append(extractor.get_aux_inputs(job_spec))
+        for group in groups:
+            for lfn, attrs in group.items():
+                job_spec.add_in_file(self._input_file(job_spec, lfn, attrs, queue_config, file_states))
+        job_spec.trigger_propagation()
+        return job_spec
+
+    def _input_file(self, job_spec: JobSpec, lfn: str, attrs: dict, queue_config: Any,
+                    file_states: dict[str, dict]) -> FileSpec:
+        file_spec = FileSpec()
+        file_spec.PandaID = job_spec.PandaID
+        file_spec.taskID = job_spec.taskID
+        file_spec.lfn = lfn
+        file_spec.endpoint = queue_config.ddmEndpointIn
+        file_spec.scope = attrs.get("scope")
+        if "INTERNAL_FileType" in attrs:
+            file_spec.fileType = attrs["INTERNAL_FileType"]
+            job_spec.auxInput = JobSpec.AUX_hasAuxInput
+        else:
+            file_spec.fileType = "input"
+        if lfn not in file_states:
+            file_states[lfn] = self.dbProxy.get_file_status(lfn, file_spec.fileType, queue_config.ddmEndpointIn,
+                                                            "starting") or {}
+        taken = any(state in file_states[lfn] for state in _FILE_STATES_TAKEN)
+        file_spec.status = "preparing" if taken else "to_prepare"
+        file_states[lfn].setdefault(file_spec.status, None)
+        if "INTERNAL_URL" in attrs:
+            file_spec.url = attrs["INTERNAL_URL"]
+        return file_spec

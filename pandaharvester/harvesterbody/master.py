@@ -1,0 +1,311 @@
+"""The Harvester master process: ``python -m pandaharvester.harvesterbody.master`` / ``panda_harvester``.
+
+The master prepares the DB, starts every agent thread in the original's order and waits for
+the stop event (SIGTERM/SIGINT/SIGUSR2); then the agents finish their current cycle, the
+master releases its process locks, closes the DB connections and removes the pid file.
+
+Agents are listed in :data:`AGENT_REGISTRY` and imported lazily: an agent whose module does
+not exist (yet) is logged and skipped.
+"""
+
+from __future__ import annotations
+
+import importlib
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pandaharvester import commit_timestamp, panda_pkg_info
+from pandaharvester.harvestercore import core_utils
+
+_logger = core_utils.setup_logger("master")
+
+AGENT_PACKAGE = "pandaharvester.harvesterbody"
+
+
+@dataclass(frozen=True)
+class AgentEntry:
+    """How the master starts one agent.
+
+    ``args`` name the master's resources passed positionally to the agent's constructor
+    (``communicator``, ``queue_config_mapper``, ``pid_file``); ``single_mode`` is always
+    passed as a keyword. ``threaded``: one thread per ``[section] nThreads``.
+    ``pre_execute``: kwargs of ``execute()`` run once in the master before the thread starts.
+    ``enabled_by``: a ``[section]`` key that must be true. ``then``: a master method run after.
+    """
+
+    module: str
+    cls: str
+    section: str
+    args: tuple[str, ...] = ()
+    threaded: bool = False
+    pre_execute: dict[str, Any] | None = None
+    enabled_by: str | None = None
+    then: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+AGENT_REGISTRY: tuple[AgentEntry, ...] = (
+    AgentEntry("cred_manager", "CredManager", "credmanager", ("queue_config_mapper",), pre_execute={},
+               then="force_credential_renewal"),
+    AgentEntry("command_manager", "CommandManager", "commandmanager", ("communicator", "queue_config_mapper")),
+    AgentEntry("cacher", "Cacher", "cacher", ("communicator",), pre_execute={"force_update": True, "skip_lock": True}),
+    AgentEntry("watcher", "Watcher", "watcher"),
+    AgentEntry("job_fetcher", "JobFetcher", "jobfetcher", ("communicator", "queue_config_mapper"), threaded=True),
+    AgentEntry("propagator", "Propagator", "propagator", ("communicator", "queue_config_mapper"), threaded=True),
+    AgentEntry("monitor", "Monitor", "monitor", ("queue_config_mapper",), threaded=True),
+    AgentEntry("preparator", "Preparator", "preparator", ("communicator", "queue_config_mapper"), threaded=True),
+    AgentEntry("submitter", "Submitter", "submitter", ("queue_config_mapper",), threaded=True),
+    AgentEntry("stager", "Stager", "stager", ("queue_config_mapper",), threaded=True),
+    AgentEntry("event_feeder", "EventFeeder", "eventfeeder", ("communicator", "queue_config_mapper"), threaded=True),
+    AgentEntry("sweeper", "Sweeper", "sweeper", ("queue_config_mapper",), threaded=True),
+    AgentEntry("file_syncer", "FileSyncer", "file_syncer", ("queue_config_mapper",), pre_execute={}),
+    AgentEntry("service_monitor", "ServiceMonitor", "service_monitor", ("pid_file",), enabled_by="active"),
+)
+
+
+def load_agent_class(entry: AgentEntry) -> type | None:
+    """The agent class of ``entry``, or None (logged) when its module does not exist."""
+    name = f"{AGENT_PACKAGE}.{entry.module}"
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+        _logger.warning(f"agent module {name} is not available: {entry.cls} skipped")
+        return None
+    return getattr(module, entry.cls)
+
+
+def _cfg(section: str, key: str, default: Any = None) -> Any:
+    from pandaharvester.harvesterconfig import harvester_config
+
+    try:
+        return getattr(getattr(harvester_config, section), key, default)
+    except Exception:
+        return default
+
+
+class Master:
+    """Creates the shared resources, the DB tables, and runs the agent threads."""
+
+    def __init__(self, single_mode: bool = False, stop_event: threading.Event | None = None,
+                 daemon_mode: bool = True, pid_file: str | None = None) -> None:
+        from pandaharvester.harvestercore.communicator_pool import CommunicatorPool
+        from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool
+        from pandaharvester.harvestercore.queue_config_mapper import QueueConfigMapper
+
+        self.singleMode = single_mode
+        self.stopEvent = stop_event if stop_event is not None else threading.Event()
+        self.daemonMode = daemon_mode
+        self.pidFile = pid_file
+        self.threads: list[Any] = []
+        self.lockOwner = core_utils.get_pid()
+        self.communicatorPool = CommunicatorPool()
+        self.queueConfigMapper = QueueConfigMapper()
+        self.dbProxy = DBProxyPool()
+        self.make_tables()
+
+    def make_tables(self) -> None:
+        """Create/upgrade the tables, serialised between instances by process lock "master"."""
+        locked = False
+        for _ in range(10):
+            locked = self.dbProxy.get_process_lock("master", self.lockOwner, 3)
+            if locked:
+                break
+            time.sleep(0.5)
+        if not locked:
+            _logger.warning("could not get process lock 'master' in 5 s: making tables anyway")
+        self.dbProxy.make_tables(self.queueConfigMapper, self.communicatorPool)
+
+    # ------------------------------------------------------------ starting agents
+    def resource(self, name: str) -> Any:
+        """A constructor argument named in the registry."""
+        return {"communicator": self.communicatorPool, "queue_config_mapper": self.queueConfigMapper,
+                "pid_file": self.pidFile}[name]
+
+    def start_agent(self, entry: AgentEntry) -> list[Any]:
+        """Start the thread(s) of one registry entry; [] when disabled or unavailable."""
+        if entry.enabled_by is not None and not _cfg(entry.section, entry.enabled_by, False):
+            _logger.info(f"{entry.cls} disabled ([{entry.section}] {entry.enabled_by} is not True)")
+            return []
+        agent_class = load_agent_class(entry)
+        if agent_class is None:
+            return []
+        n_threads = int(_cfg(entry.section, "nThreads", 1)) if entry.threaded else 1
+        started = []
+        for _ in range(n_threads):
+            thread = agent_class(*[self.resource(arg) for arg in entry.args], single_mode=self.singleMode, **entry.extra)
+            thread.set_stop_event(self.stopEvent)
+            if entry.pre_execute is not None:
+                try:
+                    thread.execute(**entry.pre_execute)
+                except Exception:
+                    core_utils.dump_error_message(_logger, f"pre-execution of {entry.cls} failed")
+            thread.start()
+            started.append(thread)
+        _logger.info(f"started {entry.cls} x{len(started)}")
+        return started
+
+    def force_credential_renewal(self) -> None:
+        """Make every communicator reload its credentials (after the CredManager's first run)."""
+        try:
+            self.communicatorPool.force_credential_renewal()
+        except Exception:
+            core_utils.dump_error_message(_logger)
+
+    def start(self) -> None:
+        """Start all agents in the original's order, then wait for the stop event (or one cycle)."""
+        for entry in AGENT_REGISTRY:
+            self.threads += self.start_agent(entry)
+            if entry.then is not None:
+                getattr(self, entry.then)()
+        self.report_to_apfmon()
+        if not self.daemonMode:
+            return
+        if not self.singleMode:
+            while not self.stopEvent.wait(1):
+                pass
+        self.join_agents()
+
+    def report_to_apfmon(self) -> None:
+        """Register the instance with APFMon when ``[apfmon] active`` and the helper exists."""
+        if not _cfg("apfmon", "active", False):
+            return
+        try:
+            from pandaharvester.harvestermisc.apfmon import Apfmon
+        except ImportError:
+            _logger.debug("apfmon helper not available: skipped")
+            return
+        try:
+            apf_mon = Apfmon(self.queueConfigMapper)
+            apf_mon.create_factory()
+            apf_mon.create_labels()
+        except Exception:
+            core_utils.dump_error_message(_logger)
+
+    # ------------------------------------------------------------ stopping
+    def join_agents(self, timeout: float | None = None) -> list[Any]:
+        """Wait for the agents to finish their cycle; returns those still running after ``timeout``."""
+        if timeout is None:
+            timeout = float(_cfg("master", "stopTimeout", 300))
+        deadline = time.monotonic() + timeout
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        alive = [thread for thread in self.threads if thread.is_alive()]
+        for thread in alive:
+            _logger.warning(f"{thread.name} still busy {timeout:.0f} s after the stop request: abandoned")
+        return alive
+
+    def shutdown(self) -> None:
+        """Release process locks and close the DB connections (after the agents stopped)."""
+        self.stopEvent.set()
+        for thread in self.threads:
+            if not thread.is_alive() and hasattr(thread, "release_process_locks"):
+                thread.release_process_locks()
+        try:
+            self.dbProxy.release_process_lock("master", self.lockOwner)
+        except Exception:
+            core_utils.dump_error_message(_logger)
+        for name in ("close", "close_all", "cleanup"):
+            closer = getattr(self.dbProxy, name, None)
+            if callable(closer):
+                try:
+                    closer()
+                except Exception:
+                    core_utils.dump_error_message(_logger)
+                break
+
+
+def run_master(options: Any, daemon_mode: bool, pid_file: Any) -> int:
+    """Run the master in this process (already daemonised if required); returns the exit code."""
+    from pandaharvester.harvesterbody import master_cli
+    from pandaharvester.harvesterbody.signals import SignalHandlers
+
+    _logger.info(f"start : version = {panda_pkg_info.release_version}, last_commit = {commit_timestamp.timestamp}")
+    stop_event = threading.Event()
+    profiler = master_cli.Profiler(options.profileOutput, options.profileMode, _logger)
+
+    def forced_exit() -> None:
+        profiler.dump()
+        if pid_file is not None:
+            pid_file.release()
+
+    if daemon_mode and threading.current_thread() is threading.main_thread():
+        SignalHandlers(stop_event, _logger, on_forced_exit=forced_exit).install()
+    try:
+        master = Master(single_mode=options.singleMode, stop_event=stop_event, daemon_mode=daemon_mode,
+                        pid_file=pid_file.path if pid_file is not None else None)
+    except Exception as exc:
+        core_utils.dump_error_message(_logger)
+        print(f"ERROR: harvester failed to start: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    profiler.enable()
+    try:
+        master.start()
+    finally:
+        profiler.dump()
+        if daemon_mode:
+            master.shutdown()
+    if daemon_mode:
+        _logger.info("terminated")
+    return 0
+
+
+def main(daemon_mode: bool = True, argv: list[str] | None = None) -> int:
+    """Entry point of ``panda_harvester``; returns the process exit code."""
+    from pandaharvester.harvesterbody import master_cli
+
+    options = master_cli.parse_options(argv)
+    if options.showVersion:
+        print(f"Version : {panda_pkg_info.release_version}")
+        print(f"Last commit : {commit_timestamp.timestamp}")
+        return 0
+    directory = master_cli.configure_logging()
+    pid_file = master_cli.PidFile(options.pid) if options.pid else None
+    if pid_file is not None:
+        refusal = pid_file.check_free()
+        if refusal is not None:
+            print(refusal, file=sys.stderr)
+            return 1
+    try:
+        identity = master_cli.resolve_identity()
+    except Exception as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
+    if options.memLogging:
+        master_cli.enable_memory_logging()
+    if options.hostNameFile is not None:
+        with open(options.hostNameFile, "w") as stream:
+            stream.write(socket.getfqdn())
+    if options.rotateLog:
+        core_utils.do_log_rollover()
+    detach = daemon_mode and not options.foreground
+    context = master_cli.daemon_context(identity, directory) if detach else _nullcontext()
+    with context:
+        if not detach:
+            master_cli.switch_identity(identity)
+        if pid_file is not None:
+            try:
+                pid_file.acquire()
+            except master_cli.PidFileBusy as exc:
+                print(exc, file=sys.stderr)
+                return 1
+        try:
+            return run_master(options, daemon_mode, pid_file)
+        finally:
+            if pid_file is not None:
+                pid_file.release()
+
+
+def _nullcontext() -> Any:
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Monitor: checks live workers in bulk and writes their new state and their jobs' back.
+
+One cycle: ``get_workers_to_update`` locks up to ``[monitor] maxWorkers`` workers due for a
+check (``checkInterval``) grouped by queue and config; for each group the
+:class:`~pandaharvester.harvesterbody.monitor_checks.WorkerChecker` asks the plugin and the
+messenger; then per worker chunk the jobs get the workers' news
+(``update_job_attributes_with_workers``) and ``update_jobs_workers`` writes jobs and workers in
+one transaction; finally the messenger acknowledges the files and events it reported.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pandaharvester.harvesterbody.agent_base import AgentBase
+from pandaharvester.harvesterbody.monitor_checks import FINAL_MONITOR_STATES, CheckResult, WorkerChecker
+from pandaharvester.harvesterconfig import harvester_config
+from pandaharvester.harvestercore import core_utils
+from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
+from pandaharvester.harvestercore.pilot_errors import PilotErrors
+from pandaharvester.harvestercore.plugin_factory import PluginFactory
+from pandaharvester.harvestercore.work_spec import WorkSpec
+
+_logger = core_utils.setup_logger("monitor")
+
+
+class Monitor(AgentBase):
+    """Checks workers; see the module docstring for one cycle."""
+
+    cfg_section = "monitor"
+
+    def __init__(self, queue_config_mapper: Any, single_mode: bool = False):
+        AgentBase.__init__(self, single_mode)
+        self.queueConfigMapper = queue_config_mapper
+        self.dbProxy = DBProxy()
+        self.pluginFactory = PluginFactory()
+
+    def run_cycle(self) -> bool:
+        cfg = harvester_config.monitor
+        locked_by = f"monitor-{self.get_pid()}"
+        worker_map = self.dbProxy.get_workers_to_update(cfg.maxWorkers, cfg.checkInterval, cfg.lockInterval,
+                                                        locked_by) or {}
+        n_workers = 0
+        for queue_name, by_config in worker_map.items():
+            for config_id, chunks in by_config.items():
+                n_workers += sum(len(chunk) for chunk in chunks)
+                try:
+                    self.monitor_agent_core(locked_by, queue_name, chunks, config_id=config_id)
+                except Exception:
+                    core_utils.dump_error_message(self.make_logger(_logger, f"queueName={queue_name}",
+                                                                   method_name="run_cycle"))
+        return n_workers >= cfg.maxWorkers
+
+    def monitor_agent_core(self, locked_by: str, queue_name: str, chunks: list[list[WorkSpec]],
+                           from_fifo: bool = False, config_id: int | None = None) -> bool:
+        """Check the worker chunks of one queue and write the results back; False on failure."""
+        log = self.make_logger(_logger, f"id={locked_by} queueName={queue_name}", method_name="monitor_agent_core")
+        if not self.queueConfigMapper.has_queue(queue_name, config_id):
+            log.error(f"no queue config for configID={config_id}; workers left for a later cycle")
+            return False
+        queue_config = self.queueConfigMapper.get_queue(queue_name, config_id)
+        monitor_plugin = self.pluginFactory.get_plugin(queue_config.monitor)
+        messenger = self.pluginFactory.get_plugin(queue_config.messenger)
+        workers = [w for chunk in chunks for w in chunk]
+        log.debug(f"checking {len(workers)} workers")
+        checker = WorkerChecker(self, self.dbProxy, queue_config, monitor_plugin, messenger, log)
+        results = checker.check(workers)
+        for chunk in chunks:
+            self.write_back(chunk, results, messenger, locked_by, log)
+        return True
+
+    def write_back(self, chunk: list[WorkSpec], results: dict[int, CheckResult], messenger: Any, locked_by: str,
+                   log: Any) -> None:
+        """Apply the results to one worker chunk and its jobs, then store them in one transaction."""
+        jobs = None
+        panda_ids_list = []
+        events_list = []
+        files_map: dict[int, Any] = {}
+        for work_spec in chunk:
+            result = results[work_spec.workerID]
+            self.apply_result(work_spec, result)
+            if work_spec.hasJob == 1 and jobs is None:
+                jobs = self.dbProxy.get_jobs_with_worker_id(work_spec.workerID, None, only_running=True, slim=True)
+            panda_ids_list.append(result.panda_ids)
+            if result.events_to_update:
+                events_list.append(result.events_to_update)
+            if result.files_to_stage_out:
+                files_map[work_spec.workerID] = result.files_to_stage_out
+            self.make_logger(_logger, f"workerID={work_spec.workerID}", method_name="write_back").debug(
+                f"status {result.old_status} -> {result.new_status} (monitored {result.mon_status}) "
+                f"diag={result.diag!r} files={len(result.files_to_stage_out)}")
+        if jobs:
+            core_utils.update_job_attributes_with_workers(chunk[0].mapType, jobs, chunk, files_map, events_list)
+        if not self.dbProxy.update_jobs_workers(jobs, chunk, locked_by, panda_ids_list):
+            ids = [w.workerID for w in chunk]
+            log.warning(f"workerIDs={ids} not updated: already final or locked by another thread "
+                        f"(raise [monitor] lockInterval if this repeats)")
+            return
+        if events_list or files_map:
+            for work_spec in chunk:
+                ok, message = self.call_plugin(log, messenger, "acknowledge_events_files", work_spec, default=None)
+                if not ok:
+                    log.error(f"workerID={work_spec.workerID} failed to acknowledge files/events: {message}")
+
+    @staticmethod
+    def apply_result(work_spec: WorkSpec, result: CheckResult) -> None:
+        """Copy one worker's check result into its spec."""
+        work_spec.set_status(result.new_status)
+        work_spec.set_work_attributes(result.work_attributes)
+        work_spec.set_dialog_message(result.diag)
+        if result.is_checked:
+            work_spec.checkTime = core_utils.naive_utcnow()
+        if result.mon_status == WorkSpec.ST_failed and not work_spec.has_pilot_error() and work_spec.errorCode is None:
+            work_spec.set_pilot_error(PilotErrors.GENERALERROR, result.diag)
+        elif result.mon_status == WorkSpec.ST_cancelled and not work_spec.has_pilot_error() \
+                and work_spec.errorCode is None:
+            work_spec.set_pilot_error(PilotErrors.PANDAKILL, result.diag)
+        if result.mon_status in FINAL_MONITOR_STATES:
+            work_spec.set_work_params({"finalMonStatus": result.mon_status})
+        if result.events_request_params:
+            work_spec.eventsRequest = WorkSpec.EV_requestEvents
+            work_spec.eventsRequestParams = result.events_request_params
+        if result.n_jobs_to_refill is not None:
+            work_spec.nJobsToReFill = result.n_jobs_to_refill

@@ -1,0 +1,196 @@
+"""What the Monitor learns about each worker in one cycle.
+
+:class:`WorkerChecker` calls the monitor plugin once for all workers of a queue, asks the
+messenger what each worker reported (attributes, output files, events, kill requests,
+heartbeat) and decides the worker's new status. It writes nothing to the DB except kill
+marks; :mod:`monitor` writes the results back in one batch.
+
+Status rules for a worker the plugin says is final (finished/failed/cancelled):
+
+- while it still has output files or events to report, it is held in running (or idle), so
+  the files/events are recorded first;
+- then the messenger's ``post_processing`` runs once (unless the status is a no-heartbeat one
+  or the queue is a true-pilot queue); ``None`` from it means "not yet": held again until
+  ``[monitor] postProcessTimeout`` minutes have passed;
+- then the final status is written.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from typing import Any
+
+from pandaharvester.harvesterconfig import harvester_config
+from pandaharvester.harvestercore import core_utils
+from pandaharvester.harvestercore.pilot_errors import PilotErrors
+from pandaharvester.harvestercore.work_spec import WorkSpec
+
+FINAL_MONITOR_STATES = (WorkSpec.ST_finished, WorkSpec.ST_failed, WorkSpec.ST_cancelled)
+
+
+@dataclass
+class CheckResult:
+    """Everything the Monitor learnt about one worker in this cycle."""
+
+    old_status: str | None
+    new_status: str | None = None
+    mon_status: str | None = None
+    diag: str = ""
+    work_attributes: dict | None = None
+    files_to_stage_out: dict = field(default_factory=dict)
+    events_to_update: Any = field(default_factory=list)
+    events_request_params: dict = field(default_factory=dict)
+    panda_ids: list = field(default_factory=list)
+    n_jobs_to_refill: int | None = None
+    is_checked: bool = True
+
+
+class WorkerChecker:
+    """Checks the workers of one queue (see the module docstring)."""
+
+    def __init__(self, agent: Any, db_proxy: Any, queue_config: Any, monitor_plugin: Any, messenger: Any,
+                 log: Any):
+        self.agent = agent
+        self.dbProxy = db_proxy
+        self.queue_config = queue_config
+        self.plugin = monitor_plugin
+        self.messenger = messenger
+        self.log = log
+        monitor_cfg = harvester_config.monitor
+        self.check_timeout = getattr(monitor_plugin, "checkTimeout", None) or getattr(monitor_cfg, "checkTimeout", None)
+        self.queue_time_limit = getattr(monitor_cfg, "workerQueueTimeLimit", 172800)
+        self.post_process_timeout = getattr(monitor_cfg, "postProcessTimeout", 0)
+        try:
+            self.heartbeat_limit = int(queue_config.messenger["worker_heartbeat"])
+        except (AttributeError, KeyError, TypeError, ValueError):
+            self.heartbeat_limit = None
+
+    # ------------------------------------------------------------------ entry point
+    def check(self, workers: list[WorkSpec]) -> dict[int, CheckResult]:
+        """One :class:`CheckResult` per workerID."""
+        results: dict[int, CheckResult] = {}
+        to_check: list[WorkSpec] = []
+        post_process_only: list[tuple[WorkSpec, str]] = []
+        for work_spec in workers:
+            result = CheckResult(old_status=work_spec.status)
+            results[work_spec.workerID] = result
+            has_final, final_status = work_spec.get_work_params("finalMonStatus")
+            if has_final and final_status:
+                post_process_only.append((work_spec, final_status))
+            elif work_spec.hasJob == 0 and work_spec.mapType != WorkSpec.MT_NoJob:
+                # late binding: the worker becomes ready once it asks for a job
+                result.new_status = result.mon_status = (
+                    WorkSpec.ST_ready if self.messenger.job_requested(work_spec) else work_spec.status)
+            else:
+                if work_spec.nJobsToReFill in (0, None):
+                    result.n_jobs_to_refill = self.messenger.job_requested(work_spec) or None
+                to_check.append(work_spec)
+        checked = self.call_plugin(to_check)
+        for work_spec, (status, diag) in list(zip(to_check, checked)) + [(w, (s, "")) for w, s in post_process_only]:
+            self.interpret(work_spec, status, diag or "", results[work_spec.workerID])
+        return results
+
+    def call_plugin(self, workers: list[WorkSpec]) -> list[tuple[str | None, str]]:
+        """(status, diag) per worker from the monitor plugin; (None, why) for all when it fails."""
+        if not workers:
+            return []
+        ok, reply = self.agent.call_plugin(self.log, self.plugin, "check_workers", workers)
+        if ok:
+            try:
+                status_ok, statuses = reply
+                if not status_ok:
+                    return [(None, f"monitor plugin failed: {statuses}")] * len(workers)
+                statuses = list(statuses)
+                if len(statuses) == len(workers):
+                    return [(s, d) for s, d in statuses]
+                reply = f"check_workers returned {len(statuses)} results for {len(workers)} workers"
+            except (TypeError, ValueError) as exc:
+                reply = f"check_workers returned {reply!r}, not (bool, [(status, diag)]): {exc}"
+        self.log.error(reply)
+        return [(None, str(reply))] * len(workers)
+
+    # ------------------------------------------------------------------ one worker
+    def interpret(self, work_spec: WorkSpec, status: str | None, diag: str, result: CheckResult) -> None:
+        now = core_utils.naive_utcnow()
+        worker_id = work_spec.workerID
+        if status is None:
+            status, diag = self.unchecked(work_spec, diag, now, result)
+        elif status not in WorkSpec.ST_LIST:
+            diag = f"monitor plugin returned unknown status {status!r}; kept {work_spec.status}. {diag}"
+            self.log.error(f"workerID={worker_id} {diag}")
+            status, result.is_checked = work_spec.status, False
+        if self.messenger.kill_requested(work_spec):
+            self.log.info(f"workerID={worker_id} kill requested by the worker")
+            self.dbProxy.mark_workers_to_kill_by_workerids([worker_id])
+        if work_spec.status == WorkSpec.ST_submitted and work_spec.submitTime is not None and \
+                now > work_spec.submitTime + datetime.timedelta(seconds=self.queue_time_limit):
+            diag = f"Killed by Harvester due to worker queuing longer than {self.queue_time_limit} s. {diag}"
+            self.log.info(f"workerID={worker_id} {diag}")
+            self.dbProxy.mark_workers_to_kill_by_workerids([worker_id])
+            work_spec.set_pilot_error(PilotErrors.FAILEDBYSERVER, diag)
+            work_spec.set_pilot_closed()
+        if self.heartbeat_limit and not self.messenger.is_alive(work_spec, self.heartbeat_limit):
+            diag = f"Killed by Harvester due to worker heartbeat expired. {diag}"
+            self.log.info(f"workerID={worker_id} {diag}")
+            self.dbProxy.mark_workers_to_kill_by_workerids([worker_id])
+            work_spec.set_pilot_error(PilotErrors.FAILEDBYSERVER, diag)
+        self.collect_reports(work_spec, result)
+        result.mon_status = status
+        result.new_status = self.hold_until_reported(work_spec, status, result)
+        result.diag = diag
+
+    def unchecked(self, work_spec: WorkSpec, diag: str, now: datetime.datetime,
+                  result: CheckResult) -> tuple[str, str]:
+        """The plugin could not tell: keep the status, or cancel after checkTimeout of failures."""
+        result.is_checked = False
+        self.log.warning(f"workerID={work_spec.workerID} failed to check: {diag}")
+        if work_spec.checkTime is not None and self.check_timeout is not None and \
+                now - work_spec.checkTime > datetime.timedelta(seconds=self.check_timeout):
+            diag = f"Killed by Harvester due to consecutive worker check failures. {diag}"
+            self.dbProxy.mark_workers_to_kill_by_workerids([work_spec.workerID])
+            work_spec.set_pilot_error(PilotErrors.FAILEDBYSERVER, diag)
+            return WorkSpec.ST_cancelled, diag
+        return work_spec.status, diag
+
+    def collect_reports(self, work_spec: WorkSpec, result: CheckResult) -> None:
+        """What the worker wrote for Harvester: attributes, files, events, PandaIDs."""
+        messenger = self.messenger
+        result.work_attributes = messenger.get_work_attributes(work_spec)
+        result.files_to_stage_out = messenger.get_files_to_stage_out(work_spec) or {}
+        if work_spec.eventsRequest in (WorkSpec.EV_useEvents, WorkSpec.EV_requestEvents):
+            result.events_to_update = messenger.events_to_update(work_spec) or []
+        if work_spec.eventsRequest == WorkSpec.EV_useEvents:
+            result.events_request_params = messenger.events_requested(work_spec) or {}
+        if work_spec.mapType == WorkSpec.MT_NoJob:
+            result.panda_ids = messenger.get_panda_ids(work_spec) or []
+
+    def hold_until_reported(self, work_spec: WorkSpec, status: str, result: CheckResult) -> str:
+        """The status to write now: a final status waits for files, events and post-processing."""
+        if status not in FINAL_MONITOR_STATES:
+            return status
+        holding = WorkSpec.ST_running if work_spec.status == WorkSpec.ST_running else WorkSpec.ST_idle
+        if result.files_to_stage_out or result.events_to_update:
+            work_spec.trigger_next_lookup()
+            return holding
+        if work_spec.is_post_processed():
+            return status
+        force = bool(getattr(self.messenger, "forcePostProcessing", False))
+        if force or (not self.queue_config.is_no_heartbeat_status(status) and not self.queue_config.truePilot):
+            jobs = self.dbProxy.get_jobs_with_worker_id(work_spec.workerID, None, True, only_running=True, slim=True)
+            done = self.messenger.post_processing(work_spec, jobs, work_spec.mapType)
+            if done is None and not self.post_process_timed_out(work_spec):
+                work_spec.trigger_next_lookup()
+                return holding
+        work_spec.post_processed()
+        return status
+
+    def post_process_timed_out(self, work_spec: WorkSpec) -> bool:
+        """True when post-processing may not be retried any more (postProcessTimeout minutes; 0 = no retry)."""
+        if self.post_process_timeout <= 0:
+            return True
+        if work_spec.endTime is None:
+            work_spec.set_end_time()
+            return False
+        limit = core_utils.naive_utcnow() - datetime.timedelta(minutes=self.post_process_timeout)
+        return work_spec.endTime <= limit

@@ -1,0 +1,211 @@
+"""Propagator: reports jobs, workers, worker statistics, service metrics and dialogs to PanDA.
+
+Jobs come from ``get_jobs_to_propagate``: a running job is due every ``updateInterval``
+seconds (the 30-minute heartbeat), a job whose state changed is due at once
+(``trigger_propagation``). Everything goes in bulk (``nJobsInBulk``, ``nWorkersInBulk``). A job
+PanDA acknowledged in a final state is never sent again (``propagatorTime`` unset, subStatus
+``done``); a ``tobekilled`` command in the reply marks the job's workers to kill.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from typing import Any
+
+from pandaharvester.harvesterbody.agent_base import AgentBase
+from pandaharvester.harvesterconfig import harvester_config
+from pandaharvester.harvestercore import core_utils
+from pandaharvester.harvestercore.command_spec import CommandSpec
+from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
+from pandaharvester.harvestercore.pilot_errors import PilotErrors
+
+_logger = core_utils.setup_logger("propagator")
+
+STATS_PERIOD = 300
+METRICS_PERIOD = 300
+# statuses whose heartbeat a true-pilot queue without its own noHeartbeat list suppresses
+_TRUE_PILOT_SUPPRESSED = ["running", "transferring", "finished", "failed"]
+
+
+class Propagator(AgentBase):
+    """Reports to PanDA; see the module docstring."""
+
+    cfg_section = "propagator"
+
+    def __init__(self, communicator: Any, queue_config_mapper: Any, single_mode: bool = False):
+        AgentBase.__init__(self, single_mode)
+        self.dbProxy = DBProxy()
+        self.communicator = communicator
+        self.queueConfigMapper = queue_config_mapper
+        self._last_stats_update: float | None = None
+        self._last_metrics_update: datetime.datetime | None = None
+
+    def bootstrap(self) -> None:
+        self.dbProxy.clean_service_metrics()
+
+    def run_cycle(self) -> bool:
+        cfg = harvester_config.propagator
+        locked_by = f"propagator-{self.get_pid()}"
+        n_jobs = self.propagate_jobs(locked_by)
+        n_workers = self.propagate_workers()
+        self.process_commands()
+        self.report_worker_stats()
+        self.report_service_metrics()
+        self.send_dialogs()
+        return n_jobs >= cfg.maxJobs or n_workers >= cfg.maxWorkers
+
+    # ------------------------------------------------------------------ jobs
+    def propagate_jobs(self, locked_by: str) -> int:
+        cfg = harvester_config.propagator
+        log = self.make_logger(_logger, f"id={locked_by}", method_name="propagate_jobs")
+        jobs = self.dbProxy.get_jobs_to_propagate(cfg.maxJobs, cfg.lockInterval, cfg.updateInterval, locked_by) or []
+        log.debug(f"got {len(jobs)} jobs")
+        suppressed: dict[str, list[str]] = {}
+        for chunk in core_utils.create_shards(jobs, cfg.nJobsInBulk):
+            to_skip, to_check, to_update = [], [], []
+            for job in chunk:
+                states = suppressed.setdefault(job.computingSite, self._no_heartbeat_states(job))
+                if job.get_status() in states and not job.not_suppress_heartbeat():
+                    (to_check if job.status == "running" else to_skip).append(job)
+                else:
+                    to_update.append(job)
+            replies = [{"StatusCode": 0, "command": None} for _ in to_skip]
+            replies += list(self.communicator.check_jobs(to_check)) if to_check else []
+            replies += list(self.communicator.update_jobs(to_update, locked_by)) if to_update else []
+            for job, reply in zip(to_skip + to_check + to_update, replies):
+                self.record_job_reply(job, reply or {}, job in to_update, locked_by)
+        return len(jobs)
+
+    def _no_heartbeat_states(self, job: Any) -> list[str]:
+        queue_config = self.queueConfigMapper.get_queue(job.computingSite, job.configID)
+        return queue_config.get_no_heartbeat_status() if queue_config else list(_TRUE_PILOT_SUPPRESSED)
+
+    def record_job_reply(self, job: Any, reply: dict, was_sent: bool, locked_by: str) -> None:
+        """Store what PanDA answered for one job and release its propagator lock."""
+        log = self.make_logger(_logger, f"PandaID={job.PandaID}", method_name="record_job_reply")
+        if reply.get("StatusCode") != 0:
+            # left locked: it becomes due again after lockInterval, so nothing is lost
+            log.error(f"failed to update status={job.status}: {reply.get('ErrorDiag', reply)}")
+            return
+        log.debug(f"{'updated' if was_sent else 'skipped'} status={job.status} subStatus={job.subStatus}")
+        job.propagatorLock = None
+        if job.is_final_status() and job.status == job.get_status():
+            job.propagatorTime = None
+            job.subStatus = "done"
+            job.modificationTime = core_utils.naive_utcnow()
+        elif job.is_final_status() and not job.all_events_done():
+            job.trigger_propagation()
+        else:
+            command = reply.get("command")
+            if self._no_events_left(job, log):
+                command = "tobekilled"
+            if command == "tobekilled":
+                self.kill_job(job, log)
+        self.dbProxy.update_job(job, {"propagatorLock": locked_by}, update_out_file=True)
+
+    def _no_events_left(self, job: Any, log: Any) -> bool:
+        """Event-service jobs still starting: PanDA has no event left for them."""
+        if job.status != "starting" or "eventService" not in (job.jobParams or {}) or job.subStatus == "submitted":
+            return False
+        ok, n_events = self.communicator.check_event_availability(job)
+        if ok and n_events is not None:
+            job.nRemainingEvents = n_events
+        if ok and n_events == 0:
+            log.info("to be killed: no event left in PanDA")
+            return True
+        return False
+
+    def kill_job(self, job: Any, log: Any) -> None:
+        """PanDA asked to kill the job: kill its workers, or cancel it when it has none."""
+        n_workers = self.dbProxy.mark_workers_to_kill_by_pandaid(job.PandaID)
+        log.info(f"kill requested by PanDA: {n_workers} workers marked to kill")
+        if not n_workers:
+            job.status = "cancelled"
+            job.subStatus = "killed"
+            job.set_pilot_error(PilotErrors.PANDAKILL, PilotErrors.pilot_error_msg.get(PilotErrors.PANDAKILL, "killed"))
+            job.stateChangeTime = core_utils.naive_utcnow()
+            job.trigger_propagation()
+
+    # ------------------------------------------------------------------ workers
+    def propagate_workers(self) -> int:
+        cfg = harvester_config.propagator
+        log = self.make_logger(_logger, f"id={self.get_pid()}", method_name="propagate_workers")
+        workers = self.dbProxy.get_workers_to_propagate(cfg.maxWorkers, cfg.updateInterval) or []
+        for chunk in core_utils.create_shards(workers, cfg.nWorkersInBulk):
+            replies, message = self.communicator.update_workers(chunk)
+            if replies is None:
+                log.error(f"failed to update {len(chunk)} workers: {message}")
+                continue
+            for work_spec, ok in zip(chunk, replies):
+                if not ok:
+                    log.error(f"workerID={work_spec.workerID} failed to update status={work_spec.status}")
+                    continue
+                self.upload_logs(work_spec, log)
+                if work_spec.is_final_status():
+                    work_spec.disable_propagation()
+                self.dbProxy.update_worker(work_spec, {"workerID": work_spec.workerID})
+        return len(workers)
+
+    def upload_logs(self, work_spec: Any, log: Any) -> None:
+        """Send new parts of the worker's local log files to PanDA's cache."""
+        for path, offset, size, remote_name in work_spec.get_log_files_to_upload():
+            try:
+                with open(path, "rb") as stream:
+                    ok, message = self.communicator.upload_file(remote_name, stream, offset, size)
+            except OSError as exc:
+                ok, message = False, str(exc)
+            if ok:
+                work_spec.update_log_files_to_upload(path, offset + size)
+            else:
+                log.warning(f"workerID={work_spec.workerID} log {path} not uploaded: {message}")
+
+    # ------------------------------------------------------------------ statistics, metrics, dialogs
+    def process_commands(self) -> None:
+        for command in self.dbProxy.get_commands_for_receiver("propagator") or []:
+            if command.command.startswith(CommandSpec.COM_reportWorkerStats):
+                site_name = command.command.split(":")[-1]
+                self._send_worker_stats(site_name, self.dbProxy.get_worker_stats(site_name), "command")
+
+    def report_worker_stats(self) -> None:
+        if self._last_stats_update and time.time() - self._last_stats_update <= STATS_PERIOD:
+            return
+        stats = self.dbProxy.get_worker_stats_bulk(self.queueConfigMapper.get_active_ups_queues())
+        for site_name, site_stats in (stats or {}).items():
+            if self._send_worker_stats(site_name, site_stats, "bulk"):
+                self._last_stats_update = time.time()
+
+    def _send_worker_stats(self, site_name: str, stats: Any, how: str) -> bool:
+        log = self.make_logger(_logger, f"site={site_name}", method_name="report_worker_stats")
+        if not stats:
+            log.debug(f"no worker statistics to report ({how})")
+            return False
+        ok, message = self.communicator.update_worker_stats(site_name, stats)
+        if not ok:
+            log.error(f"failed to update worker statistics ({how}): {message}")
+        return bool(ok)
+
+    def report_service_metrics(self) -> None:
+        now = core_utils.naive_utcnow()
+        if self._last_metrics_update and now - self._last_metrics_update <= datetime.timedelta(seconds=METRICS_PERIOD):
+            return
+        metrics = self.dbProxy.get_service_metrics(self._last_metrics_update)
+        if not metrics:
+            self._last_metrics_update = now
+            return
+        ok, message = self.communicator.update_service_metrics(metrics)
+        if ok:
+            self._last_metrics_update = now
+        else:
+            _logger.error(f"failed to update service metrics: {message}")
+
+    def send_dialogs(self) -> None:
+        cfg = harvester_config.propagator
+        dialogs = self.dbProxy.get_dialog_messages_to_send(getattr(cfg, "maxDialogs", 50), cfg.lockInterval) or []
+        if not dialogs:
+            return
+        ok, message = self.communicator.send_dialog_messages(dialogs)
+        if ok:
+            self.dbProxy.delete_dialog_messages([d.diagID for d in dialogs])
+        else:
+            _logger.error(f"failed to send {len(dialogs)} dialog messages: {message}")

@@ -1,0 +1,189 @@
+"""Sweeper: kills workers that must go and cleans up workers that are done.
+
+One cycle: turn PanDA's ``KILL_WORKERS`` / ``SYNC_WORKERS_KILL`` commands into kill marks;
+kill the marked workers with the queue's sweeper plugin (``kill_workers`` in bulk when the
+plugin has it, else ``kill_worker`` one by one); after the grace periods
+(``keepFinished``/``keepFailed``/``keepCancelled``/``keepMissed``/``keepPending`` hours) sweep
+final workers (``sweep_worker`` + messenger ``clean_up``) and delete them with their old jobs;
+every ``diskCleanUpInterval`` hours, free space in the ``diskHighWatermark`` directories.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from pandaharvester.harvesterbody.agent_base import AgentBase
+from pandaharvester.harvesterconfig import harvester_config
+from pandaharvester.harvestercore import core_utils
+from pandaharvester.harvestercore.command_spec import CommandSpec
+from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
+from pandaharvester.harvestercore.plugin_factory import PluginFactory
+
+_logger = core_utils.setup_logger("sweeper")
+
+
+def _flatten(items: list) -> list:
+    """Workers come as a list, or a list of worker chunks: give a flat list."""
+    flat = []
+    for item in items:
+        flat.extend(item if isinstance(item, (list, tuple)) else [item])
+    return flat
+
+
+class Sweeper(AgentBase):
+    """Kills and cleans up workers; see the module docstring."""
+
+    cfg_section = "sweeper"
+
+    def __init__(self, queue_config_mapper: Any, single_mode: bool = False):
+        AgentBase.__init__(self, single_mode)
+        self.dbProxy = DBProxy()
+        self.queueConfigMapper = queue_config_mapper
+        self.pluginFactory = PluginFactory()
+        self._last_disk_cleanup = 0.0
+
+    def run_cycle(self) -> bool:
+        self.process_kill_commands()
+        n_killed = self.kill_marked_workers()
+        self.clean_up_workers()
+        self.clean_up_disk()
+        return n_killed >= harvester_config.sweeper.maxWorkers
+
+    # ------------------------------------------------------------------ kill
+    def process_kill_commands(self) -> None:
+        log = self.make_logger(_logger, f"id={self.get_pid()}", method_name="process_kill_commands")
+        for command in self.dbProxy.get_commands_for_receiver("sweeper") or []:
+            params = command.params
+            if command.command == CommandSpec.COM_killWorkers:
+                n_marked = self.dbProxy.mark_workers_to_kill_by_query(params or {})
+            elif command.command == CommandSpec.COM_syncWorkersKill:
+                n_marked = self.dbProxy.mark_workers_to_kill_by_workerids(params or [])
+            else:
+                log.warning(f"ignored unknown command {command.command!r}")
+                continue
+            log.info(f"{command.command} params={params}: {n_marked} workers marked to kill")
+
+    def kill_marked_workers(self) -> int:
+        cfg = harvester_config.sweeper
+        worker_map = self.dbProxy.get_workers_to_kill(cfg.maxWorkers, cfg.checkInterval) or {}
+        n_workers = 0
+        for queue_name, by_config in worker_map.items():
+            for config_id, workers in by_config.items():
+                workers = _flatten(workers)
+                n_workers += len(workers)
+                queue_config = self.queueConfigMapper.get_queue(queue_name, config_id)
+                log = self.make_logger(_logger, f"queueName={queue_name}", method_name="kill_marked_workers")
+                if queue_config is None:
+                    log.error(f"no queue config for configID={config_id}: {len(workers)} workers not killed")
+                    continue
+                self.kill_workers(self.pluginFactory.get_plugin(queue_config.sweeper), workers, log)
+        return n_workers
+
+    def kill_workers(self, sweeper: Any, workers: list, log: Any) -> list[tuple[bool, str]]:
+        """Kill with the plugin; one (bool, diag) per worker, never raising."""
+        if hasattr(sweeper, "kill_workers"):
+            ok, replies = self.call_plugin(log, sweeper, "kill_workers", workers)
+            if not ok:
+                replies = [(False, replies)] * len(workers)
+        else:
+            replies = []
+            for work_spec in workers:
+                ok, reply = self.call_plugin(log, sweeper, "kill_worker", work_spec)
+                replies.append(reply if ok else (False, reply))
+        for work_spec, (ok, diag) in zip(workers, replies):
+            level = log.info if ok else log.error
+            level(f"workerID={work_spec.workerID} batchID={work_spec.batchID} kill {'done' if ok else 'failed'} {diag}")
+        return list(replies)
+
+    # ------------------------------------------------------------------ clean up
+    def _keep_hours(self) -> dict[str, float]:
+        cfg = harvester_config.sweeper
+        return {"finished": cfg.keepFinished, "failed": cfg.keepFailed, "cancelled": cfg.keepCancelled,
+                "missed": getattr(cfg, "keepMissed", 24), "pending": getattr(cfg, "keepPending", 24)}
+
+    def clean_up_workers(self) -> None:
+        keep = self._keep_hours()
+        worker_map = self.dbProxy.get_workers_for_cleanup(harvester_config.sweeper.maxWorkers, keep) or {}
+        for queue_name, by_config in worker_map.items():
+            for config_id, workers in by_config.items():
+                log = self.make_logger(_logger, f"queueName={queue_name}", method_name="clean_up_workers")
+                queue_config = self.queueConfigMapper.get_queue(queue_name, config_id)
+                if queue_config is None:
+                    log.error(f"no queue config for configID={config_id}: workers kept")
+                    continue
+                sweeper = self.pluginFactory.get_plugin(queue_config.sweeper)
+                messenger = self.pluginFactory.get_plugin(queue_config.messenger)
+                for work_spec in _flatten(workers):
+                    self.sweep_one(sweeper, messenger, work_spec, log)
+        self.dbProxy.delete_old_jobs(max(keep.values()) + 1)
+        self.dbProxy.delete_orphaned_job_info()
+
+    def sweep_one(self, sweeper: Any, messenger: Any, work_spec: Any, log: Any) -> bool:
+        """Kill (again, in case), sweep and clean up one worker; delete it when all went well."""
+        self.kill_workers(sweeper, [work_spec], log)
+        ok, reply = self.call_plugin(log, sweeper, "sweep_worker", work_spec)
+        swept, diag = reply if ok else (False, reply)
+        if not swept:
+            log.error(f"workerID={work_spec.workerID} sweep failed: {diag}; retried next cycle")
+            return False
+        ok, reply = self.call_plugin(log, messenger, "clean_up", work_spec, default=(None, "skipped"))
+        cleaned, diag = reply if ok else (False, reply)
+        if cleaned is False:
+            log.error(f"workerID={work_spec.workerID} messenger clean-up failed: {diag}; retried next cycle")
+            return False
+        self.dbProxy.delete_worker(work_spec.workerID)
+        log.info(f"workerID={work_spec.workerID} swept and deleted")
+        return True
+
+    def clean_up_disk(self) -> None:
+        """Delete files no active job needs from directories above their high watermark."""
+        cfg = harvester_config.sweeper
+        interval_h = getattr(cfg, "diskCleanUpInterval", None)
+        watermarks = getattr(cfg, "diskHighWatermark", None)
+        if not interval_h or not watermarks or time.time() - self._last_disk_cleanup < interval_h * 3600:
+            return
+        if not self.acquire_process_lock("sweeper", interval_h * 3600):
+            return
+        self._last_disk_cleanup = time.time()
+        log = self.make_logger(_logger, f"id={self.get_pid()}", method_name="clean_up_disk")
+        entries = watermarks if isinstance(watermarks, list) else str(watermarks).split(",")
+        active = None
+        for entry in entries:
+            directory, _sep, limit = entry.strip().partition("|")
+            try:
+                limit_bytes = float(limit) * 1024 ** 3
+            except ValueError:
+                log.error(f"[sweeper] diskHighWatermark entry {entry!r} is not 'dir|GB': skipped")
+                continue
+            files = self._files_oldest_first(directory)
+            used = sum(size for _mtime, size, _path in files)
+            if used <= limit_bytes:
+                continue
+            if active is None:
+                active = set(self.dbProxy.get_all_active_input_files() or [])
+            for _mtime, size, path in files:
+                if used <= limit_bytes:
+                    break
+                if path in active or os.path.basename(path) in active:
+                    continue
+                try:
+                    os.remove(path)
+                    used -= size
+                except OSError as exc:
+                    log.warning(f"cannot delete {path}: {exc}")
+            log.info(f"{directory}: {used / 1024 ** 3:.2f} GB used after clean-up (limit {limit} GB)")
+
+    @staticmethod
+    def _files_oldest_first(directory: str) -> list[tuple[float, int, str]]:
+        found = []
+        for root, _dirs, names in os.walk(directory):
+            for name in names:
+                path = os.path.join(root, name)
+                try:
+                    stat = os.stat(path)
+                except OSError:
+                    continue
+                found.append((stat.st_mtime, stat.st_size, path))
+        return sorted(found)

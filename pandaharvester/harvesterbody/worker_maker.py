@@ -1,0 +1,86 @@
+"""Turns job chunks into WorkSpecs with the queue's worker-maker plugin (used by the Submitter)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pandaharvester.harvestercore import core_utils
+from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
+from pandaharvester.harvestercore.plugin_factory import PluginFactory
+
+_logger = core_utils.setup_logger("worker_maker")
+
+
+class WorkerMaker:
+    """Calls the ``workerMaker`` plugin of a queue and numbers the new workers."""
+
+    def __init__(self) -> None:
+        self.pluginFactory = PluginFactory()
+        self.dbProxy = DBProxy()
+
+    def get_plugin(self, queue_config: Any) -> Any:
+        """The worker-maker plugin of ``queue_config``."""
+        return self.pluginFactory.get_plugin(queue_config.workerMaker)
+
+    def make_workers(self, jobchunk_list: list[list[Any]], queue_config: Any, n_ready: int, job_type: str,
+                     resource_type: str, prod_source_label: str = "ANY", maker: Any = None
+                     ) -> tuple[list[tuple[Any, list[Any]]], list[list[Any]]]:
+        """Return ``(okChunks, ngChunks)``: ``[(WorkSpec, jobs)]`` and the chunks no worker was made for.
+
+        The first ``n_ready`` chunks go to workers already in the ``ready`` state (late binding);
+        the others get new workers whose ids come from the ``SEQ_workerID`` sequence.
+        """
+        log = core_utils.make_logger(_logger, f"queue={queue_config.queueName}", method_name="make_workers")
+        maker = maker or self.get_plugin(queue_config)
+        if maker is None:
+            log.error("no workerMaker plugin configured: no worker made")
+            return [], jobchunk_list
+        ok_chunks: list[tuple[Any, list[Any]]] = []
+        ng_chunks: list[list[Any]] = []
+        ready_workers = self.dbProxy.get_ready_workers(queue_config.queueName, n_ready) if n_ready > 0 else []
+        for index, job_chunk in enumerate(jobchunk_list):
+            if index < len(ready_workers):
+                ok_chunks.append((ready_workers[index], job_chunk))
+                continue
+            try:
+                work_spec = maker.make_worker(job_chunk, queue_config, job_type, resource_type,
+                                              prod_source_label=prod_source_label)
+            except TypeError:
+                # makers written for older signatures take no prod_source_label
+                work_spec = maker.make_worker(job_chunk, queue_config, job_type, resource_type)
+            except Exception:
+                core_utils.dump_error_message(log)
+                work_spec = None
+            if work_spec is None:
+                ng_chunks.append(job_chunk)
+                continue
+            work_spec.workerID = self.dbProxy.get_next_seq_number("SEQ_workerID")
+            work_spec.isNew = True
+            ok_chunks.append((work_spec, job_chunk))
+        log.debug(f"made {len(ok_chunks)} workers, {len(ng_chunks)} chunks failed")
+        return ok_chunks, ng_chunks
+
+    def _ask(self, queue_config: Any, maker: Any, method: str, *args: Any, default: Any = None) -> Any:
+        maker = maker or self.get_plugin(queue_config)
+        if maker is None:
+            return default
+        return getattr(maker, method)(*args)
+
+    def get_num_jobs_per_worker(self, queue_config: Any, n_workers: int, job_type: str, resource_type: str,
+                                maker: Any = None) -> int:
+        return self._ask(queue_config, maker, "get_num_jobs_per_worker", n_workers, default=1)
+
+    def get_num_workers_per_job(self, queue_config: Any, n_workers: int, job_type: str, resource_type: str,
+                                maker: Any = None) -> int:
+        return self._ask(queue_config, maker, "get_num_workers_per_job", n_workers, default=1)
+
+    def num_ready_resources(self, queue_config: Any, job_type: str, resource_type: str, maker: Any = None) -> int:
+        return self._ask(queue_config, maker, "num_ready_resources", default=0)
+
+    def get_max_workers_per_job_in_total(self, queue_config: Any, job_type: str, resource_type: str,
+                                         maker: Any = None) -> int | None:
+        return self._ask(queue_config, maker, "get_max_workers_per_job_in_total", default=None)
+
+    def get_max_workers_per_job_per_cycle(self, queue_config: Any, job_type: str, resource_type: str,
+                                          maker: Any = None) -> int | None:
+        return self._ask(queue_config, maker, "get_max_workers_per_job_per_cycle", default=None)

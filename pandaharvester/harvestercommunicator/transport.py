@@ -1,0 +1,184 @@
+"""HTTP transports: one small interface, two implementations (requests, pycurl).
+
+A transport sends one :class:`HttpRequest` and returns an :class:`HttpResponse` for any HTTP
+status; it raises :class:`TransportError` when no complete HTTP reply arrived (connection
+refused or reset, TLS failure, timeout). Retries, JSON decoding and auth decisions are not its
+business (see ``http_client``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from typing import Protocol
+
+
+@dataclasses.dataclass
+class HttpRequest:
+    """One request, fully prepared (the URL already holds any query string)."""
+
+    method: str  # "GET" or "POST"
+    url: str
+    headers: dict[str, str]
+    body: bytes | None = None  # raw POST body (JSON)
+    files: dict[str, tuple[str, bytes]] | None = None  # multipart fields: name -> (filename, content)
+    timeout: float = 180.0
+    verify: str | bool = True  # CA bundle path, True = system CAs, False = no check
+    cert: tuple[str, str] | None = None  # (certificate, key) for TLS client auth
+
+
+@dataclasses.dataclass
+class HttpResponse:
+    """A complete HTTP reply."""
+
+    status_code: int
+    content: bytes
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        """The body decoded as UTF-8 (undecodable bytes replaced)."""
+        return self.content.decode("utf-8", errors="replace")
+
+
+class TransportError(Exception):
+    """No complete HTTP reply: connection, TLS or timeout failure."""
+
+    def __init__(self, message: str, timeout: bool = False) -> None:
+        super().__init__(message)
+        self.timeout = timeout
+
+
+class Transport(Protocol):
+    """What a transport offers."""
+
+    name: str
+
+    def send(self, request: HttpRequest) -> HttpResponse: ...
+
+    def close(self) -> None: ...
+
+
+class RequestsTransport:
+    """Transport on ``requests`` (the default)."""
+
+    name = "requests"
+
+    def __init__(self) -> None:
+        import requests
+
+        self._requests = requests
+        self._session = requests.Session()
+        self._session.trust_env = True
+
+    def send(self, request: HttpRequest) -> HttpResponse:
+        requests = self._requests
+        try:
+            reply = self._session.request(
+                request.method, request.url, data=request.body, files=request.files, headers=request.headers,
+                timeout=request.timeout, verify=request.verify, cert=request.cert, allow_redirects=False,
+            )
+            content = reply.content  # read the whole body inside the try: a cut body is a transport error
+        except requests.exceptions.Timeout as exc:
+            raise TransportError(f"timeout after {request.timeout}s: {_short(exc)}", timeout=True) from None
+        except (requests.exceptions.RequestException, OSError) as exc:
+            raise TransportError(f"{type(exc).__name__}: {_short(exc)}") from None
+        return HttpResponse(reply.status_code, content, dict(reply.headers))
+
+    def close(self) -> None:
+        self._session.close()
+
+
+class PycurlTransport:
+    """Transport on ``pycurl`` (libcurl); select it with ``[pandacon] transport = pycurl``."""
+
+    name = "pycurl"
+
+    def __init__(self) -> None:
+        import pycurl
+
+        self._pycurl = pycurl
+
+    def send(self, request: HttpRequest) -> HttpResponse:
+        pycurl = self._pycurl
+        body = io.BytesIO()
+        headers: dict[str, str] = {}
+
+        def on_header(line: bytes) -> None:
+            text = line.decode("iso-8859-1").strip()
+            if text.upper().startswith("HTTP/"):
+                headers.clear()  # a new status line (100 Continue, redirects) starts a new header set
+            elif ":" in text:
+                key, value = text.split(":", 1)
+                headers[key.strip()] = value.strip()
+
+        curl = pycurl.Curl()
+        try:
+            curl.setopt(pycurl.URL, request.url)
+            curl.setopt(pycurl.NOSIGNAL, 1)
+            curl.setopt(pycurl.TIMEOUT_MS, max(1, int(request.timeout * 1000)))
+            curl.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(request.timeout * 1000)))
+            curl.setopt(pycurl.WRITEDATA, body)
+            curl.setopt(pycurl.HEADERFUNCTION, on_header)
+            # "Expect:" stops libcurl from waiting for a 100-continue the server never sends
+            header_lines = [f"{k}: {v}" for k, v in request.headers.items()] + ["Expect:"]
+            curl.setopt(pycurl.HTTPHEADER, header_lines)
+            if request.method == "POST" and request.files:
+                fields = [(name, (pycurl.FORM_BUFFER, filename, pycurl.FORM_BUFFERPTR, content))
+                          for name, (filename, content) in request.files.items()]
+                curl.setopt(pycurl.HTTPPOST, fields)
+            elif request.method == "POST":
+                curl.setopt(pycurl.POST, 1)
+                curl.setopt(pycurl.POSTFIELDS, request.body or b"")
+            elif request.method == "GET":
+                curl.setopt(pycurl.HTTPGET, 1)
+            else:
+                curl.setopt(pycurl.CUSTOMREQUEST, request.method)
+            if request.url.lower().startswith("https://"):
+                if request.verify is False:
+                    curl.setopt(pycurl.SSL_VERIFYPEER, 0)
+                    curl.setopt(pycurl.SSL_VERIFYHOST, 0)
+                else:
+                    curl.setopt(pycurl.SSL_VERIFYPEER, 1)
+                    curl.setopt(pycurl.SSL_VERIFYHOST, 2)
+                    if isinstance(request.verify, str):
+                        curl.setopt(pycurl.CAINFO, request.verify)
+                if request.cert is not None:
+                    curl.setopt(pycurl.SSLCERT, request.cert[0])
+                    curl.setopt(pycurl.SSLCERTTYPE, "PEM")
+                    curl.setopt(pycurl.SSLKEY, request.cert[1])
+                    curl.setopt(pycurl.SSLKEYTYPE, "PEM")
+            try:
+                curl.perform()
+            except pycurl.error as exc:
+                code = exc.args[0] if exc.args else None
+                message = exc.args[1] if len(exc.args) > 1 else str(exc)
+                timed_out = code == pycurl.E_OPERATION_TIMEDOUT
+                prefix = f"timeout after {request.timeout}s" if timed_out else f"pycurl error {code}"
+                raise TransportError(f"{prefix}: {message}", timeout=timed_out) from None
+            status = int(curl.getinfo(pycurl.RESPONSE_CODE))
+        finally:
+            curl.close()
+        return HttpResponse(status, body.getvalue(), headers)
+
+    def close(self) -> None:
+        pass
+
+
+_TRANSPORTS = {"requests": RequestsTransport, "pycurl": PycurlTransport}
+
+
+def make_transport(name: str = "requests") -> Transport:
+    """A new transport by name (``requests`` or ``pycurl``)."""
+    try:
+        factory = _TRANSPORTS[name.lower()]
+    except KeyError:
+        from pandaharvester.errors import ConfigError
+
+        raise ConfigError(f"[pandacon] transport = {name!r} is unknown: use one of {', '.join(_TRANSPORTS)}") from None
+    return factory()
+
+
+def _short(exc: BaseException, limit: int = 500) -> str:
+    text = str(exc)
+    return text if len(text) <= limit else text[:limit] + "..."

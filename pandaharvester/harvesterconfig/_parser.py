@@ -1,0 +1,263 @@
+"""Reading panda_harvester.cfg: where it lives, how its sources are merged, how values convert.
+
+Sources, later ones winning key by key:
+
+1. the cfg file: ``$HARVESTER_CONFIG_FILE`` when set (it must exist), else the first of
+   ``$PANDA_HOME/etc/panda/panda_harvester.cfg`` and ``/etc/panda/panda_harvester.cfg``;
+2. the instance config downloaded from ``$HARVESTER_INSTANCE_CONFIG_URL`` (file://, http://,
+   https://), which overrides and extends the file (it may also stand alone);
+3. the JSON configmap ``$PANDA_HOME/etc/configmap/panda_harvester_configmap.json``,
+   ``{section: {key: value}}``, which may add sections.
+
+Raw strings are converted by :func:`convert_value`. Nothing here keeps state: the module API
+in ``harvester_config`` calls :func:`load` and keeps the result.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import re
+import socket
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from pandaharvester.errors import ConfigError
+
+CFG_FILE_NAME = "panda_harvester.cfg"
+CONFIGMAP_RELPATH = os.path.join("etc", "configmap", "panda_harvester_configmap.json")
+ENV_CONFIG_FILE = "HARVESTER_CONFIG_FILE"
+ENV_CONFIG_URL = "HARVESTER_INSTANCE_CONFIG_URL"
+URL_TIMEOUT = 30.0
+MAX_HARVESTER_ID_LENGTH = 50
+
+# ``$$`` (a literal dollar), ``${NAME}`` or ``$NAME``. ``$(TITLE)`` (the FIFO file-name
+# placeholder) and a lone ``$`` match none of these and stay as written.
+_ENV_RE = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+_INT_RE = re.compile(r"[+-]?\d+")
+_FLOAT_RE = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?\d+[eE][+-]?\d+")
+_LITERALS = {"True": True, "False": False, "None": None}
+# values kept as strings whatever they look like
+_VERBATIM_KEYS = {("master", "harvester_id")}
+
+
+@dataclass
+class RawConfig:
+    """What :func:`read_sources` found: raw values per section plus provenance."""
+
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    files_read: list[str] = field(default_factory=list)
+    searched: list[str] = field(default_factory=list)
+
+
+def make_parser() -> configparser.ConfigParser:
+    """A ConfigParser as the cfg needs it: case-kept keys, no ``%`` interpolation."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    return parser
+
+
+def candidate_paths(env: Mapping[str, str]) -> list[Path]:
+    """Paths searched, in order, for the cfg file when ``HARVESTER_CONFIG_FILE`` is unset."""
+    paths = []
+    if env.get("PANDA_HOME"):
+        paths.append(Path(env["PANDA_HOME"]) / "etc" / "panda" / CFG_FILE_NAME)
+    paths.append(Path("/etc/panda") / CFG_FILE_NAME)
+    return paths
+
+
+def find_cfg_file(env: Mapping[str, str]) -> tuple[Path | None, list[str]]:
+    """The cfg file to read (or None) and the list of places looked at."""
+    explicit = env.get(ENV_CONFIG_FILE)
+    if explicit:
+        path = Path(explicit).expanduser().absolute()
+        if not path.is_file():
+            raise ConfigError(f"{ENV_CONFIG_FILE}={explicit} does not name a readable file: "
+                              f"fix the path or unset {ENV_CONFIG_FILE} to use $PANDA_HOME/etc/panda/{CFG_FILE_NAME}")
+        return path, [str(path)]
+    searched = []
+    for path in candidate_paths(env):
+        searched.append(str(path))
+        if path.is_file():
+            return path, searched
+    return None, searched
+
+
+def fetch_url(url: str, timeout: float = URL_TIMEOUT) -> str:
+    """Download the instance config at ``url`` (file://, http://, https://) as text."""
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme not in ("file", "http", "https"):
+        raise ConfigError(f"{ENV_CONFIG_URL}={url}: unsupported URL scheme {scheme!r}: use file://, http:// or https://")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (scheme checked)
+            data = response.read()
+    except urllib.error.HTTPError as exc:
+        raise ConfigError(f"failed to download the instance config from {ENV_CONFIG_URL}={url}: "
+                          f"HTTP {exc.code} {exc.reason}") from exc
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"failed to download the instance config from {ENV_CONFIG_URL}={url}: {exc}") from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"the instance config from {ENV_CONFIG_URL}={url} is not UTF-8 text: {exc}") from exc
+
+
+def _read_configmap(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        with open(path, encoding="utf-8") as stream:
+            data = json.load(stream)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the configmap {path}: {exc}: fix or remove the file") from exc
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ConfigError(f"the configmap {path} must hold a JSON object {{section: {{key: value}}}}")
+    return data
+
+
+def read_sources(env: Mapping[str, str]) -> RawConfig:
+    """Read every source (file, instance URL, configmap) into one raw mapping.
+
+    Raises :class:`ConfigError` when nothing can be read or a source is broken.
+    """
+    raw = RawConfig()
+    parser = make_parser()
+    path, raw.searched = find_cfg_file(env)
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as stream:
+                parser.read_file(stream, source=str(path))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read {path}: {exc}") from exc
+        except configparser.Error as exc:
+            raise ConfigError(f"{path} is not a valid cfg file: {exc}") from exc
+        raw.files_read.append(str(path))
+    url = env.get(ENV_CONFIG_URL)
+    if url:
+        text = fetch_url(url)
+        try:
+            parser.read_string(text, source=url)
+        except configparser.Error as exc:
+            raise ConfigError(f"the instance config from {ENV_CONFIG_URL}={url} is not a valid cfg file: {exc}") from exc
+        raw.files_read.append(url)
+    if not raw.files_read:
+        raise ConfigError(
+            f"no {CFG_FILE_NAME} found; searched: {', '.join(raw.searched)}. "
+            f"Set PANDA_HOME so that $PANDA_HOME/etc/panda/{CFG_FILE_NAME} exists, or set "
+            f"{ENV_CONFIG_FILE}=/path/to/{CFG_FILE_NAME} (start from etc/panda_harvester.cfg.rpmnew)")
+    for section in parser.sections():
+        raw.sections[section] = dict(parser.items(section, raw=True))
+    if env.get("PANDA_HOME"):
+        cm_path = Path(env["PANDA_HOME"]) / CONFIGMAP_RELPATH
+        if cm_path.is_file():
+            for section, values in _read_configmap(cm_path).items():
+                raw.sections.setdefault(section, {}).update(values)
+            raw.files_read.append(str(cm_path))
+    return raw
+
+
+def short_hostname() -> str:
+    """This host's name without the domain (what ``$HOSTNAME`` means in the cfg)."""
+    return socket.gethostname().split(".")[0]
+
+
+def expand_env(text: str, env: Mapping[str, str], section: str, key: str) -> str:
+    """Replace ``${VAR}``/``$VAR`` by environment values; ``$$`` gives a literal ``$``.
+
+    ``$HOSTNAME`` is the short host name (shells rarely export it). A variable that is not
+    set raises :class:`ConfigError` naming the section, the key and the variable.
+    """
+    if "$" not in text:
+        return text
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group(1):
+            return "$"
+        name = match.group(2) or match.group(3)
+        if name == "HOSTNAME":
+            return short_hostname()
+        if name not in env:
+            raise ConfigError(f"[{section}] {key} uses the environment variable ${{{name}}} which is not set: "
+                              f"export {name} before starting harvester, or write $$ for a literal '$'")
+        return env[name]
+
+    return _ENV_RE.sub(substitute, text)
+
+
+def _expand_nested(obj: Any, env: Mapping[str, str], section: str, key: str) -> Any:
+    if isinstance(obj, str):
+        return expand_env(obj, env, section, key)
+    if isinstance(obj, list):
+        return [_expand_nested(item, env, section, key) for item in obj]
+    if isinstance(obj, dict):
+        return {k: _expand_nested(v, env, section, key) for k, v in obj.items()}
+    return obj
+
+
+def _looks_like_json(text: str) -> bool:
+    stripped = text.strip()
+    return (stripped.startswith("[") and stripped.endswith("]")) or (stripped.startswith("{") and stripped.endswith("}"))
+
+
+def convert_scalar(text: str) -> Any:
+    """``True``/``False``/``None`` → bool/None, integers → int, decimals → float, else the text."""
+    if text in _LITERALS:
+        return _LITERALS[text]
+    if _INT_RE.fullmatch(text):
+        return int(text)
+    if _FLOAT_RE.fullmatch(text):
+        return float(text)
+    return text
+
+
+def convert_value(section: str, key: str, value: Any, env: Mapping[str, str]) -> Any:
+    """Turn one raw value into what ``harvester_config.<section>.<key>`` returns.
+
+    Strings: environment variables expanded; a multi-line value that is a JSON list/object is
+    parsed (strings inside it expanded); any other multi-line value becomes the list of its
+    stripped non-empty lines; a single-line value goes through :func:`convert_scalar`.
+    Non-string values (from the JSON configmap) keep their type, strings inside expanded.
+    """
+    if not isinstance(value, str):
+        return _expand_nested(value, env, section, key)
+    if (section, key) in _VERBATIM_KEYS:
+        return expand_env(value, env, section, key)
+    if "\n" in value:
+        if _looks_like_json(value):
+            try:
+                parsed = json.loads(value)
+            except ValueError as exc:
+                raise ConfigError(f"[{section}] {key} looks like JSON but does not parse: {exc}: "
+                                  f"fix the JSON (continuation lines must be indented)") from exc
+            return _expand_nested(parsed, env, section, key)
+        return [expand_env(line.strip(), env, section, key) for line in value.split("\n") if line.strip()]
+    return convert_scalar(expand_env(value, env, section, key))
+
+
+def validate_harvester_id(value: Any, sources: str) -> None:
+    """``[master] harvester_id``: non-empty, at most 50 characters, no whitespace."""
+    text = str(value)
+    problem = None
+    if not text:
+        problem = "is empty"
+    elif len(text) > MAX_HARVESTER_ID_LENGTH:
+        problem = f"is {len(text)} characters long (at most {MAX_HARVESTER_ID_LENGTH} allowed)"
+    elif any(ch.isspace() for ch in text):
+        problem = "contains whitespace"
+    if problem:
+        raise ConfigError(f"[master] harvester_id = {text!r} in {sources} {problem}: set it to the id registered "
+                          f"in the PanDA server (≤ {MAX_HARVESTER_ID_LENGTH} characters, no spaces)")
+
+
+def load(env: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Read all sources and convert every value: ``({section: {key: value}}, files_read)``."""
+    raw = read_sources(env)
+    converted: dict[str, dict[str, Any]] = {}
+    for section, values in raw.sections.items():
+        converted[section] = {key: convert_value(section, key, value, env) for key, value in values.items()}
+    master = converted.get("master", {})
+    if "harvester_id" in master:
+        validate_harvester_id(master["harvester_id"], ", ".join(raw.files_read))
+    return converted, raw.files_read

@@ -1,0 +1,301 @@
+"""DB engines: the only place that knows which database sits behind ``DBProxy``.
+
+Modules above this one write SQL in a neutral style: ``:name`` binds, ``LIMIT n``, plain
+``INSERT``/``UPDATE``/``DELETE``. The engine turns binds into what its driver expects, opens
+transactions the way its database needs (SQLite: ``BEGIN IMMEDIATE`` for anything that takes a
+lock; a later MariaDB engine: ``SELECT ... FOR UPDATE``), builds the engine-specific statements
+(insert-or-ignore, column types) and retries "database is busy" errors with back-off.
+
+Only SQLite is available in this version; ``[db] engine = mariadb`` raises a ``DBError`` that
+says so.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import random
+import re
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Sequence
+
+from pandaharvester.errors import DBError
+
+from ..log_utils import setup_logger
+
+_logger = setup_logger("db_proxy")
+
+# chunk size of ``IN (...)`` lists and executemany batches
+IN_CHUNK = 500
+MANY_CHUNK = 5000
+
+_TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+_BUSY_MARKERS = ("database is locked", "database is busy", "database table is locked")
+
+
+@dataclass
+class DBSettings:
+    """What an engine needs to open the DB; built from ``[db]`` by :func:`settings_from_config`."""
+
+    engine: str = "sqlite"
+    database_filename: str = ""
+    n_connections: int = 10
+    busy_timeout: float = 30.0
+    verbose: bool = False
+
+
+def settings_from_config() -> DBSettings:
+    """Read the ``[db]`` section of the cfg (at call time, never cached)."""
+    from pandaharvester.harvesterconfig import harvester_config
+
+    section = harvester_config.db
+    return DBSettings(
+        engine=str(getattr(section, "engine", "sqlite") or "sqlite").strip().lower(),
+        database_filename=str(getattr(section, "database_filename", "") or ""),
+        n_connections=int(getattr(section, "nConnections", 10) or 10),
+        busy_timeout=float(getattr(section, "busyTimeout", 30) or 30),
+        verbose=bool(getattr(section, "verbose", False)),
+    )
+
+
+def is_busy_error(exc: BaseException) -> bool:
+    """True for SQLite's transient "database is locked/busy" errors."""
+    return isinstance(exc, sqlite3.OperationalError) and any(m in str(exc).lower() for m in _BUSY_MARKERS)
+
+
+def _adapt(value: Any) -> Any:
+    # datetimes are stored as fixed-width text so that string comparison is time comparison
+    if isinstance(value, datetime.datetime):
+        return value.strftime(_TS_FORMAT)
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def _convert_timestamp(raw: bytes) -> datetime.datetime | None:
+    text = raw.decode()
+    for fmt in (_TS_FORMAT, "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S"):
+        try:
+            return datetime.datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+    return None
+
+
+# "timestamp" columns come back as datetimes (a superset of the stdlib converter: also accepts the
+# ISO "T" form, and gives None instead of raising on a malformed value)
+sqlite3.register_converter("timestamp", _convert_timestamp)
+
+
+class SQLiteEngine:
+    """SQLite (stdlib ``sqlite3``): WAL, busy timeout, ``BEGIN IMMEDIATE`` for writers.
+
+    One engine object per DB file; each ``DBProxy`` owns one connection made by :meth:`connect`
+    and uses it from one thread at a time.
+    """
+
+    name = "sqlite"
+    ts_type = "timestamp"
+
+    def __init__(self, settings: DBSettings):
+        self.settings = settings
+        self.path = settings.database_filename
+        if not self.path:
+            raise DBError("[db] database_filename is empty: set it to the path of the Harvester SQLite file "
+                          "in panda_harvester.cfg")
+        self.busy_timeout = max(float(settings.busy_timeout), 0.1)
+        # statements captured by tests (EXPLAIN QUERY PLAN checks); None = off
+        self.capture: list[str] | None = None
+
+    # ------------------------------------------------------------ connection
+    def _prepare_file(self) -> None:
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(directory):
+            raise DBError(f"directory of the DB file {self.path} does not exist: create {directory} "
+                          f"or change [db] database_filename")
+        if not os.path.exists(self.path):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+                os.close(fd)
+            except OSError as exc:
+                raise DBError(f"cannot create the DB file {self.path}: {exc.strerror}; make {directory} "
+                              f"writable for the harvester user or change [db] database_filename") from exc
+        elif not os.access(self.path, os.R_OK | os.W_OK):
+            raise DBError(f"the DB file {self.path} is not readable and writable by this user: fix its "
+                          f"ownership/permissions (chmod 600, owned by the harvester user)")
+
+    def connect(self, read_only: bool = False) -> sqlite3.Connection:
+        """Open a connection with WAL and the busy timeout; DBError naming the path on failure."""
+        if not read_only:
+            self._prepare_file()
+        try:
+            if read_only:
+                uri = "file:" + os.path.abspath(self.path) + "?mode=ro"
+                con = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout,
+                                      detect_types=sqlite3.PARSE_DECLTYPES, check_same_thread=False,
+                                      isolation_level=None)
+            else:
+                con = sqlite3.connect(self.path, timeout=self.busy_timeout,
+                                      detect_types=sqlite3.PARSE_DECLTYPES, check_same_thread=False,
+                                      isolation_level=None)
+            con.row_factory = sqlite3.Row
+            con.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            if not read_only:
+                self._retry(lambda: con.execute("PRAGMA journal_mode = WAL").fetchone(), "journal_mode")
+                con.execute("PRAGMA synchronous = NORMAL")
+            # touch the schema: a corrupt file fails here, not in the middle of an agent cycle
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.DatabaseError as exc:
+            if is_busy_error(exc):
+                raise DBError(f"the DB file {self.path} stayed locked for {self.busy_timeout} s while "
+                              f"opening it: another process holds a long transaction") from exc
+            raise DBError(f"cannot use the DB file {self.path}: {exc}. If the file is corrupt, stop "
+                          f"harvester, move it away (or restore a backup) and restart: the tables are "
+                          f"re-created at start-up") from exc
+        if not read_only:
+            try:
+                os.chmod(self.path, 0o600)
+            except OSError:
+                pass
+        return con
+
+    # ------------------------------------------------------------ SQL helpers
+    @staticmethod
+    def binds(varmap: dict[str, Any] | None) -> dict[str, Any]:
+        """``{":name": value}`` → the driver's mapping (datetimes as fixed-width text)."""
+        if not varmap:
+            return {}
+        return {(k[1:] if k[:1] == ":" else k): _adapt(v) for k, v in varmap.items()}
+
+    @staticmethod
+    def row_values(values: Sequence[Any]) -> list[Any]:
+        return [_adapt(v) for v in values]
+
+    def insert_sql(self, table: str, columns: Sequence[str], ignore: bool = False) -> str:
+        """Positional INSERT for ``columns`` (``INSERT OR IGNORE`` when ``ignore``)."""
+        verb = "INSERT OR IGNORE" if ignore else "INSERT"
+        return f"{verb} INTO {table} ({','.join(columns)}) VALUES ({','.join('?' * len(columns))})"
+
+    def column_type(self, spec_type: str) -> str:
+        """Spec attribute type (``integer primary key``, ``varchar(500)``, ``timestamp``...) → DDL."""
+        spec_type = spec_type.split("/")[0].strip()
+        low = spec_type.lower()
+        if low.startswith("varchar"):
+            return "text"
+        if low.startswith("timestamp"):
+            return self.ts_type
+        return re.sub("auto_increment", "autoincrement", spec_type, flags=re.I)
+
+    def table_columns(self, cur: sqlite3.Cursor, table: str) -> dict[str, str]:
+        rows = cur.execute(f"PRAGMA table_info({table})").fetchall()
+        return {row[1]: row[2] for row in rows}
+
+    def table_exists(self, cur: sqlite3.Cursor, table: str) -> bool:
+        row = cur.execute("SELECT name FROM sqlite_master WHERE type='table' AND name=:n", {"n": table}).fetchone()
+        return row is not None
+
+    def index_names(self, cur: sqlite3.Cursor, table: str) -> set[str]:
+        rows = cur.execute("SELECT name FROM sqlite_master WHERE type='index' AND tbl_name=:n", {"n": table}).fetchall()
+        return {row[0] for row in rows}
+
+    def explain(self, cur: sqlite3.Cursor, sql: str, varmap: dict[str, Any] | None = None) -> list[str]:
+        """The query plan lines of ``sql`` (used by the index tests)."""
+        rows = cur.execute("EXPLAIN QUERY PLAN " + sql, self.binds(varmap)).fetchall()
+        return [row[-1] for row in rows]
+
+    # ------------------------------------------------------------ execution with retries
+    def _retry(self, func: Any, what: str) -> Any:
+        """Run ``func`` again on busy errors with exponential back-off, up to the busy timeout."""
+        deadline = time.monotonic() + self.busy_timeout
+        attempt = 0
+        while True:
+            try:
+                return func()
+            except sqlite3.OperationalError as exc:
+                if not is_busy_error(exc):
+                    raise
+                attempt += 1
+                if time.monotonic() >= deadline:
+                    _logger.error(f"{what}: {self.path} still busy after {attempt} attempts "
+                                  f"({self.busy_timeout} s); giving up: {exc}")
+                    raise DBError(f"the DB file {self.path} stayed locked for {self.busy_timeout} s "
+                                  f"({what}): another process or thread holds a long transaction; raise "
+                                  f"[db] busyTimeout or find the stuck process") from exc
+                delay = min(0.05 * (2 ** min(attempt, 6)), 2.0) * random.uniform(0.5, 1.0)
+                _logger.warning(f"{what}: {self.path} busy ({exc}); retry {attempt} in {delay:.2f} s")
+                time.sleep(delay)
+
+    def begin(self, con: sqlite3.Connection, write: bool) -> None:
+        """Open a transaction: ``BEGIN IMMEDIATE`` takes the write lock now (so SELECT-then-UPDATE
+        inside it is atomic across threads and processes); readers use a deferred BEGIN."""
+        stmt = "BEGIN IMMEDIATE" if write else "BEGIN"
+        self._retry(lambda: con.execute(stmt), stmt)
+
+    def execute(self, cur: sqlite3.Cursor, sql: str, varmap: dict[str, Any] | Sequence[Any] | None = None
+                ) -> sqlite3.Cursor:
+        if self.capture is not None:
+            self.capture.append(sql)
+        if isinstance(varmap, dict) or varmap is None:
+            return cur.execute(sql, self.binds(varmap))
+        return cur.execute(sql, self.row_values(varmap))
+
+    def executemany(self, cur: sqlite3.Cursor, sql: str, rows: Iterable[Any]) -> int:
+        """executemany in batches; returns the total number of rows changed."""
+        if self.capture is not None:
+            self.capture.append(sql)
+        total = 0
+        batch: list[Any] = []
+
+        def flush() -> int:
+            cur.executemany(sql, batch)
+            return max(cur.rowcount, 0)
+
+        for row in rows:
+            batch.append(self.binds(row) if isinstance(row, dict) else self.row_values(row))
+            if len(batch) >= MANY_CHUNK:
+                total += flush()
+                batch = []
+        if batch:
+            total += flush()
+        return total
+
+
+def make_engine(settings: DBSettings) -> SQLiteEngine:
+    """The engine for ``settings.engine``; a clear DBError for anything not available."""
+    if settings.engine in ("sqlite", "sqlite3", ""):
+        return SQLiteEngine(settings)
+    if settings.engine in ("mariadb", "mysql"):
+        raise DBError("[db] engine = mariadb is not available in this version of harvester (it comes with a "
+                      "later release); set [db] engine = sqlite")
+    raise DBError(f"[db] engine = {settings.engine!r} is unknown: use sqlite")
+
+
+_engines: dict[tuple[str, str, float], SQLiteEngine] = {}
+_engines_lock = threading.Lock()
+
+
+def get_engine(settings: DBSettings | None = None) -> SQLiteEngine:
+    """Shared engine object per (engine, file, timeout)."""
+    settings = settings or settings_from_config()
+    key = (settings.engine, os.path.abspath(settings.database_filename) if settings.database_filename else "",
+           float(settings.busy_timeout))
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = make_engine(settings)
+            _engines[key] = engine
+        return engine
+
+
+@contextmanager
+def no_capture(engine: SQLiteEngine) -> Iterator[None]:
+    saved = engine.capture
+    engine.capture = None
+    try:
+        yield
+    finally:
+        engine.capture = saved

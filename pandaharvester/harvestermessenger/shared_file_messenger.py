@@ -1,0 +1,591 @@
+"""Messenger over a shared file system: the reference worker <-> Harvester protocol.
+
+Each worker has an access point (a directory, ``workspec.get_access_point()``; for MultiJobs
+workers one sub-directory per PandaID). Harvester and the worker exchange JSON files there;
+names come from ``[payload_interaction]`` (see :mod:`.base_messenger`):
+
+Harvester writes                          the worker writes
+- jobSpecFile {PandaID: jobParams}        - workerAttributesFile {attr: value} (jobStatus, ...)
+- xmlPoolCatalogFile (input PFC)          - jobReportFile (any JSON; becomes job metaData)
+- pandaIDsFile [PandaID, ...]             - eventStatusDumpJsonFile {PandaID: [file/event dicts]}
+- eventRangesFile {PandaID: [ranges]}     - jobRequestFile {"nJobs": n}
+                                          - eventRequestFile {PandaID: params}
+                                          - updateEventsFile {PandaID: [event dicts]}
+                                          - killWorkerFile, heartbeatFile (presence / mtime)
+
+Files this side reads and must not lose are renamed to ``<name>.read`` before parsing and only
+removed or archived once consumed; a file that does not parse is kept and retried next cycle
+with an error naming the file and the worker. Files written here are written atomically
+(temporary file + ``os.replace``) so a worker never reads half a file.
+"""
+
+from __future__ import annotations
+
+import datetime
+import fnmatch
+import json
+import os
+import re
+import shutil
+import tarfile
+import uuid
+from typing import Any
+from urllib.parse import urlencode
+
+from pandaharvester.harvestercore import core_utils, log_utils, time_utils
+from pandaharvester.harvestercore.work_spec import WorkSpec
+
+from .base_messenger import BaseMessenger
+
+_logger = log_utils.setup_logger("shared_file_messenger")
+
+# the worker may leave the path of a task-level work dir here (on-site merging)
+TASK_WORKDIR_PATH_FILE = "task_workdir_path.txt"
+# job attributes made during post-processing
+POST_PROCESS_ATTRS_FILE = "post_process_job_attrs.json"
+# suffix of a file taken for reading but not yet acknowledged
+SUFFIX_READ = ".read"
+# files that go into a log tarball
+LOG_PATTERNS = ("*.log", "*.txt", "*.xml", "*.json", "log*")
+
+
+def set_logger(master_logger: Any) -> None:
+    """Replace the module logger (used by the middleware bots)."""
+    global _logger
+    _logger = master_logger
+
+
+def write_json_atomic(path: str, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` through a temporary file and ``os.replace``."""
+    tmp_path = f"{path}.tmp.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    try:
+        with open(tmp_path, "w") as stream:
+            json.dump(data, stream)
+        os.replace(tmp_path, path)
+    finally:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
+    tmp_path = f"{path}.tmp.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    try:
+        with open(tmp_path, "w") as stream:
+            stream.write(text)
+        os.replace(tmp_path, path)
+    finally:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+
+
+def read_json_file(path: str, tmp_log: Any, worker_id: Any) -> tuple[bool, Any]:
+    """(True, data) when ``path`` parses, (False, None) with a logged error otherwise."""
+    try:
+        with open(path) as stream:
+            return True, json.load(stream)
+    except Exception as exc:
+        tmp_log.error(f"cannot read JSON file {path} written by workerID={worker_id}: {type(exc).__name__}: {exc}; "
+                      "the file is kept and read again next cycle (corrupt or still being written)")
+        return False, None
+
+
+def make_log_tarball(dir_name: str, tar_path: str, max_depth: int | None = None,
+                     extra_patterns: list[str] | None = None, exclude: tuple[str, ...] = ()) -> int:
+    """Pack files of ``dir_name`` matching the log patterns into the gzipped tar ``tar_path``.
+
+    Returns the number of files packed. Paths inside the tarball are relative to ``dir_name``.
+    """
+    patterns = list(LOG_PATTERNS) + list(extra_patterns or [])
+    tar_abs = os.path.abspath(tar_path)
+    members = []
+    base_depth = dir_name.rstrip(os.sep).count(os.sep)
+    for root, dirs, files in os.walk(dir_name):
+        depth = root.rstrip(os.sep).count(os.sep) - base_depth + 1
+        if max_depth is not None and depth >= max_depth:
+            dirs[:] = []
+        for name in files:
+            path = os.path.join(root, name)
+            if os.path.abspath(path) == tar_abs or name in exclude or ".tmp." in name:
+                continue
+            if any(fnmatch.fnmatch(name, patt) for patt in patterns):
+                members.append(path)
+    tmp_path = f"{tar_path}.tmp.{uuid.uuid4().hex[:8]}"
+    with tarfile.open(tmp_path, "w:gz") as tar:
+        for path in members:
+            try:
+                tar.add(path, arcname=os.path.relpath(path, dir_name))
+            except OSError:
+                continue  # vanished meanwhile
+    os.replace(tmp_path, tar_path)
+    return len(members)
+
+
+def scan_files_in_dir(dir_name: str, patterns: list[str] | None = None,
+                      zip_patterns: list[str] | None = None) -> list[dict]:
+    """Describe leftover event-service outputs in ``dir_name`` (regex patterns on file names)."""
+    file_list = []
+    for root, _dirs, filenames in os.walk(dir_name):
+        for filename in filenames:
+            is_zipped = bool(zip_patterns) and any(re.search(p, filename) for p in zip_patterns)
+            if not is_zipped and patterns and not any(re.search(p, filename) for p in patterns):
+                continue
+            pfn = os.path.join(root, filename)
+            base = {"path": pfn, "fsize": os.stat(pfn).st_size, "guid": str(uuid.uuid4()),
+                    "chksum": core_utils.calc_adler32(pfn), "eventStatus": "finished"}
+            if is_zipped:
+                with tarfile.open(pfn) as tar:
+                    lfns = [os.path.basename(info.name) for info in tar.getmembers()]
+                base["type"] = "zip_output"
+            else:
+                lfns = [filename]
+                base["type"] = "es_output"
+            for lfn in lfns:
+                file_list.append(dict(base, eventRangeID=lfn.split(".")[-1]))
+    return file_list
+
+
+def _make_pool_file_catalog(jobspec_list: list) -> str:
+    try:
+        from pandaharvester.harvestercore.spec_utils import make_pool_file_catalog
+    except ImportError:
+        make_pool_file_catalog = core_utils.make_pool_file_catalog  # type: ignore[attr-defined]
+    return make_pool_file_catalog(jobspec_list)
+
+
+class SharedFileMessenger(BaseMessenger):
+    """Worker <-> Harvester communication through JSON files in the worker's access point."""
+
+    def __init__(self, **kwarg: Any) -> None:
+        self.jobSpecFileFormat = "json"
+        self.stripJobParams = False
+        self.scanInPostProcess = False
+        self.leftOverPatterns: list[str] | None = None
+        self.leftOverZipPatterns: list[str] | None = None
+        self.postProcessInSubDir = False
+        self.outputSubDir: str | None = None
+        self.subTarballName: str | None = None
+        self.maxWorkersForZip: int | None = None
+        BaseMessenger.__init__(self, **kwarg)
+
+    def _log(self, workspec: Any, method_name: str) -> Any:
+        return self.make_logger(_logger, f"workerID={workspec.workerID}", method_name=method_name)
+
+    # ------------------------------------------------------------------ access points
+    def get_access_point(self, workspec: Any, panda_id: Any) -> str:
+        """The worker's access point, or its ``<PandaID>`` sub-directory for MultiJobs workers."""
+        if workspec.mapType == WorkSpec.MT_MultiJobs:
+            return os.path.join(workspec.get_access_point(), str(panda_id))
+        return workspec.get_access_point()
+
+    def get_task_access_point(self, workspec: Any, jobspec: Any) -> str | None:
+        """Task-level work directory (on-site merging), or None."""
+        path_file = os.path.join(self.get_access_point(workspec, jobspec.PandaID), TASK_WORKDIR_PATH_FILE)
+        if os.path.exists(path_file):
+            with open(path_file) as stream:
+                return stream.read().strip()
+        if jobspec.jobParams and "onSiteMerging" in jobspec.jobParams:
+            return os.path.join(self.taskWorkBaseDir, str(jobspec.taskID))
+        return None
+
+    def setup_access_points(self, workspec_list: list) -> bool:
+        """Make each worker's access point (fresh for new workers) and per-job sub-directories."""
+        try:
+            for workspec in workspec_list:
+                access_point = workspec.get_access_point()
+                if os.path.exists(access_point) and getattr(workspec, "isNew", False):
+                    shutil.rmtree(access_point, ignore_errors=True)
+                os.makedirs(access_point, exist_ok=True)
+                for jobspec in workspec.get_jobspec_list() or []:
+                    sub_access_point = self.get_access_point(workspec, jobspec.PandaID)
+                    if sub_access_point != access_point:
+                        os.makedirs(sub_access_point, exist_ok=True)
+                    task_dir = self.get_task_access_point(workspec, jobspec)
+                    if task_dir:
+                        os.makedirs(task_dir, exist_ok=True)
+                        write_text_atomic(os.path.join(sub_access_point, TASK_WORKDIR_PATH_FILE), task_dir)
+            return True
+        except Exception:
+            core_utils.dump_error_message(self.make_logger(_logger, method_name="setup_access_points"))
+            return False
+
+    # ------------------------------------------------------------------ jobs
+    def feed_jobs(self, workspec: Any, jobspec_list: list) -> bool:
+        """Write the job description, the input PFC and input symlinks; then the PandaIDs file."""
+        tmp_log = self._log(workspec, "feed_jobs")
+        ret_val = True
+        try:
+            pfc = _make_pool_file_catalog(jobspec_list)
+        except Exception:
+            core_utils.dump_error_message(tmp_log)
+            return False
+        panda_ids = []
+        for jobspec in jobspec_list:
+            access_point = self.get_access_point(workspec, jobspec.PandaID)
+            spec_path = os.path.join(access_point, self.jobSpecFileName)
+            tmp_log.debug(f"feeding PandaID={jobspec.PandaID} to {spec_path}")
+            try:
+                os.makedirs(access_point, exist_ok=True)
+                job_params = jobspec.get_job_params(self.stripJobParams)
+                if self.jobSpecFileFormat == "cgi":
+                    write_text_atomic(spec_path, urlencode(job_params))
+                else:
+                    write_json_atomic(spec_path, {jobspec.PandaID: job_params})
+                write_text_atomic(os.path.join(access_point, self.xmlPoolCatalogFileName), pfc)
+                for filespec in jobspec.inFiles:
+                    if not filespec.path:
+                        continue
+                    dst_path = os.path.join(access_point, filespec.lfn)
+                    if filespec.path != dst_path:
+                        if os.path.lexists(dst_path):
+                            os.unlink(dst_path)
+                        os.symlink(filespec.path, dst_path)
+                panda_ids.append(jobspec.PandaID)
+            except Exception:
+                core_utils.dump_error_message(tmp_log)
+                ret_val = False
+        try:
+            write_json_atomic(os.path.join(workspec.get_access_point(), self.pandaIDsFile), panda_ids)
+        except Exception:
+            core_utils.dump_error_message(tmp_log)
+            ret_val = False
+        try:
+            os.remove(os.path.join(workspec.get_access_point(), self.jsonJobRequestFileName))
+        except FileNotFoundError:
+            pass
+        tmp_log.debug(f"done with {len(panda_ids)} jobs ret={ret_val}")
+        return ret_val
+
+    def job_requested(self, workspec: Any) -> int | bool:
+        """Jobs asked for in the job request file (1 if it does not parse); False if no request."""
+        tmp_log = self._log(workspec, "job_requested")
+        path = os.path.join(workspec.get_access_point(), self.jsonJobRequestFileName)
+        if not os.path.exists(path):
+            return False
+        ok, data = read_json_file(path, tmp_log, workspec.workerID)
+        try:
+            n_jobs = int(data["nJobs"]) if ok else 1
+        except Exception:
+            tmp_log.warning(f"no usable nJobs in {path}; requesting 1 job")
+            n_jobs = 1
+        tmp_log.debug(f"requesting {n_jobs} jobs")
+        return n_jobs
+
+    def get_panda_ids(self, workspec: Any) -> list:
+        """PandaIDs listed by the worker (pull mode)."""
+        tmp_log = self._log(workspec, "get_panda_ids")
+        path = os.path.join(workspec.get_access_point(), self.pandaIDsFile)
+        if not os.path.exists(path):
+            return []
+        ok, data = read_json_file(path, tmp_log, workspec.workerID)
+        return list(data) if ok and isinstance(data, list) else []
+
+    # ------------------------------------------------------------------ worker reports
+    def get_work_attributes(self, workspec: Any) -> dict:
+        """{PandaID: attributes}: worker attributes + job report (as metaData) + post-processing attrs."""
+        tmp_log = self._log(workspec, "get_work_attributes")
+        all_attrs: dict = {}
+        for panda_id in workspec.pandaid_list or []:
+            access_point = self.get_access_point(workspec, panda_id)
+            attrs: dict = {}
+            path = os.path.join(access_point, self.jsonAttrsFileName)
+            if os.path.exists(path):
+                ok, data = read_json_file(path, tmp_log, workspec.workerID)
+                if ok and isinstance(data, dict):
+                    attrs = data
+                elif ok:
+                    tmp_log.error(f"{path} of workerID={workspec.workerID} is not a JSON object; ignored")
+            path = os.path.join(access_point, self.jsonJobReport)
+            if os.path.exists(path):
+                ok, data = read_json_file(path, tmp_log, workspec.workerID)
+                if ok:
+                    attrs["metaData"] = data
+            path = os.path.join(access_point, POST_PROCESS_ATTRS_FILE)
+            if os.path.exists(path):
+                ok, data = read_json_file(path, tmp_log, workspec.workerID)
+                if ok and isinstance(data, dict):
+                    attrs.update(data)
+            all_attrs[panda_id] = attrs
+        return all_attrs
+
+    def _take_for_reading(self, path: str, tmp_log: Any) -> str | None:
+        """Rename ``path`` to ``path.read`` (unless one is pending); the name to read or None."""
+        read_path = path + SUFFIX_READ
+        if os.path.exists(read_path):
+            return read_path
+        if not os.path.exists(path):
+            return None
+        try:
+            os.rename(path, read_path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            tmp_log.error(f"cannot rename {path} to {read_path}: {exc}")
+            return None
+        return read_path
+
+    def get_files_to_stage_out(self, workspec: Any) -> dict:
+        """{PandaID: {lfn: [file dicts]}} from the event status dump; event outputs also become
+        event updates for :meth:`events_to_update`."""
+        tmp_log = self._log(workspec, "get_files_to_stage_out")
+        file_dict: dict = {}
+        for panda_id in workspec.pandaid_list or []:
+            access_point = self.get_access_point(workspec, panda_id)
+            read_path = self._take_for_reading(os.path.join(access_point, self.jsonOutputsFileName), tmp_log)
+            if read_path is None:
+                continue
+            ok, load_dict = read_json_file(read_path, tmp_log, workspec.workerID)
+            if not ok:
+                continue
+            if not isinstance(load_dict, dict) or not all(isinstance(v, list) for v in load_dict.values()):
+                tmp_log.error(f"{read_path} of workerID={workspec.workerID} is not {{PandaID: [file dicts]}}; "
+                              "removed")
+                os.remove(read_path)
+                continue
+            n_data, events = self._collect_files(load_dict, file_dict, tmp_log)
+            if events:
+                self._add_event_updates(access_point, events)
+            if n_data == 0:
+                os.remove(read_path)
+            tmp_log.debug(f"got {n_data} entries for PandaID={panda_id}")
+        return file_dict
+
+    @staticmethod
+    def _collect_files(load_dict: dict, file_dict: dict, tmp_log: Any) -> tuple[int, dict]:
+        n_data = 0
+        events: dict = {}
+        size_map: dict = {}
+        chksum_map: dict = {}
+        for key, entries in load_dict.items():
+            panda_id = int(key)
+            for info in entries:
+                try:
+                    n_data += 1
+                    event_range_id = info.get("eventRangeID")
+                    if "path" in info:
+                        pfn = info["path"]
+                        lfn = os.path.basename(pfn)
+                        if pfn not in size_map:
+                            size_map[pfn] = info["fsize"] if "fsize" in info else os.stat(pfn).st_size
+                        if pfn not in chksum_map:
+                            chksum_map[pfn] = info["chksum"] if "chksum" in info else core_utils.calc_adler32(pfn)
+                        entry = {"path": pfn, "fsize": size_map[pfn], "type": info["type"],
+                                 "guid": info.get("guid") or str(uuid.uuid4()), "chksum": chksum_map[pfn]}
+                        if info["type"] in ("log", "output", "checkpoint"):
+                            entry["isZip"] = 0
+                        elif info["type"] == "zip_output":
+                            entry["isZip"] = 1
+                        elif "isZip" in info:
+                            entry["isZip"] = info["isZip"]
+                        file_dict.setdefault(panda_id, {}).setdefault(lfn, []).append(entry)
+                        if info["type"] not in ("es_output", "zip_output"):
+                            continue
+                        entry["eventRangeID"] = event_range_id
+                    events.setdefault(panda_id, []).append(
+                        {"eventRangeID": event_range_id, "eventStatus": info["eventStatus"]})
+                except Exception:
+                    core_utils.dump_error_message(tmp_log)
+        return n_data, events
+
+    def _add_event_updates(self, access_point: str, events: dict) -> None:
+        """Merge ``events`` into the (not yet taken) event update file."""
+        path = os.path.join(access_point, self.jsonEventsUpdateFileName)
+        merged: dict = {}
+        if os.path.exists(path):
+            try:
+                with open(path) as stream:
+                    merged = json.load(stream)
+            except Exception:
+                merged = {}
+        for panda_id, items in events.items():
+            merged.setdefault(str(panda_id), []).extend(items)
+        write_json_atomic(path, merged)
+
+    # ------------------------------------------------------------------ events
+    def events_requested(self, workspec: Any) -> dict:
+        """{PandaID: params} from the event request file ({} if none or unreadable)."""
+        tmp_log = self._log(workspec, "events_requested")
+        path = os.path.join(workspec.get_access_point(), self.jsonEventsRequestFileName)
+        if not os.path.exists(path):
+            return {}
+        ok, data = read_json_file(path, tmp_log, workspec.workerID)
+        return data if ok and isinstance(data, dict) else {}
+
+    def feed_events(self, workspec: Any, events_dict: dict) -> bool:
+        """Write event ranges ({PandaID: [ranges]}) and drop the event request."""
+        tmp_log = self._log(workspec, "feed_events")
+        ret_val = True
+        try:
+            if workspec.mapType == WorkSpec.MT_MultiJobs:
+                for panda_id, ranges in events_dict.items():
+                    path = os.path.join(self.get_access_point(workspec, panda_id), self.jsonEventsFeedFileName)
+                    write_json_atomic(path, {panda_id: ranges})
+            else:
+                write_json_atomic(os.path.join(workspec.get_access_point(), self.jsonEventsFeedFileName), events_dict)
+        except Exception:
+            core_utils.dump_error_message(tmp_log)
+            ret_val = False
+        try:
+            os.remove(os.path.join(workspec.get_access_point(), self.jsonEventsRequestFileName))
+        except FileNotFoundError:
+            pass
+        return ret_val
+
+    def events_to_update(self, workspec: Any) -> dict:
+        """{PandaID: [event dicts]} from the event update file (taken as ``.read`` until acknowledged)."""
+        tmp_log = self._log(workspec, "events_to_update")
+        ret_dict: dict = {}
+        for panda_id in workspec.pandaid_list or []:
+            access_point = self.get_access_point(workspec, panda_id)
+            read_path = self._take_for_reading(os.path.join(access_point, self.jsonEventsUpdateFileName), tmp_log)
+            if read_path is None:
+                continue
+            ok, data = read_json_file(read_path, tmp_log, workspec.workerID)
+            if not ok:
+                continue
+            n_data = 0
+            if isinstance(data, dict):
+                for key, items in data.items():
+                    ret_dict[int(key)] = items
+                    n_data += len(items)
+            if n_data == 0:
+                os.remove(read_path)
+        return ret_dict
+
+    def acknowledge_events_files(self, workspec: Any) -> None:
+        """Archive the ``.read`` event-update and output files once their content is stored."""
+        stamp = time_utils.naive_utcnow().strftime("%Y-%m-%d_%H_%M_%S.%f")
+        for panda_id in workspec.pandaid_list or []:
+            access_point = self.get_access_point(workspec, panda_id)
+            for name in (self.jsonEventsUpdateFileName, self.jsonOutputsFileName):
+                read_path = os.path.join(access_point, name + SUFFIX_READ)
+                try:
+                    os.rename(read_path, f"{read_path}.{stamp}")
+                except FileNotFoundError:
+                    pass
+
+    # ------------------------------------------------------------------ end of worker
+    def filter_log_tgz(self, name: str) -> bool:
+        """True for names that belong in a log tarball."""
+        return any(fnmatch.fnmatch(name, patt) for patt in LOG_PATTERNS)
+
+    def post_processing(self, workspec: Any, jobspec_list: list, map_type: str) -> bool | None:
+        """Make the log tarball of jobs without one, collect leftovers; None on error (retry)."""
+        tmp_log = self._log(workspec, "post_processing")
+        try:
+            for jobspec in jobspec_list:
+                file_list: list[dict] = []
+                orig_access_point = self.get_access_point(workspec, jobspec.PandaID)
+                access_point = orig_access_point
+                if self.postProcessInSubDir:
+                    access_point = os.path.join(access_point, str(jobspec.PandaID))
+                if not any(f.fileType == "log" for f in jobspec.outFiles):
+                    log_path = os.path.join(access_point, jobspec.get_logfile_info()["lfn"])
+                    if map_type == WorkSpec.MT_MultiWorkers:
+                        log_path += f"._{workspec.workerID}"
+                    n_files = make_log_tarball(access_point, log_path, exclude=(self.jobSpecFileName,))
+                    tmp_log.debug(f"made {log_path} with {n_files} files")
+                    file_list.append({"path": log_path, "type": "log", "isZip": 0})
+                if self.scanInPostProcess:
+                    file_list += self._scan_leftovers(jobspec, access_point)
+                task_dir = self.get_task_access_point(workspec, jobspec)
+                if task_dir:
+                    file_list += self._read_task_state(jobspec, task_dir, access_point, tmp_log)
+                if file_list:
+                    path = os.path.join(orig_access_point, self.jsonOutputsFileName)
+                    write_json_atomic(path, {jobspec.PandaID: file_list})
+            return True
+        except Exception:
+            core_utils.dump_error_message(tmp_log)
+            return None
+
+    def _scan_leftovers(self, jobspec: Any, access_point: str) -> list[dict]:
+        sub_dirs = [os.path.join(access_point, n) for n in os.listdir(access_point)
+                    if os.path.isdir(os.path.join(access_point, n))]
+        if self.outputSubDir is not None:
+            sub_dirs = [os.path.join(d, self.outputSubDir) for d in sub_dirs
+                        if os.path.isdir(os.path.join(d, self.outputSubDir))]
+        pattern_sets = []
+        for raw in (self.leftOverPatterns, self.leftOverZipPatterns):
+            patterns: list[str] = []
+            for patt in raw or []:
+                patt = patt.replace("%PANDAID", str(jobspec.PandaID)).replace("%TASKID", str(jobspec.taskID))
+                if "%OUTPUT_FILE" in patt:
+                    log_lfn = jobspec.get_logfile_info()["lfn"]
+                    patterns += [patt.replace("%OUTPUT_FILE", name)
+                                 for name in jobspec.get_output_file_attributes() if name != log_lfn]
+                else:
+                    patterns.append(patt)
+            pattern_sets.append(patterns)
+        found: list[dict] = []
+        for sub_dir in sub_dirs:
+            found += scan_files_in_dir(sub_dir, pattern_sets[0], pattern_sets[1])
+        return found
+
+    def _read_task_state(self, jobspec: Any, task_dir: str, access_point: str, tmp_log: Any) -> list[dict]:
+        found: list[dict] = []
+        done_inputs: set = set()
+        state_path = os.path.join(task_dir, self.taskWorkStateFile)
+        if os.path.exists(state_path):
+            with open(state_path) as stream:
+                state = json.load(stream)
+            seen: set = set()
+            for in_lfn, outputs in state.get("merged", {}).items():
+                for out_lfn, info in outputs.items():
+                    if out_lfn in seen:
+                        continue
+                    seen.add(out_lfn)
+                    pfn = info["path"]
+                    info.setdefault("fsize", os.stat(pfn).st_size)
+                    info["type"] = "output"
+                    info.setdefault("guid", str(uuid.uuid4()))
+                    info.setdefault("chksum", core_utils.calc_adler32(pfn))
+                    found.append(info)
+                done_inputs.add(in_lfn)
+        skipped = [f.lfn for f in jobspec.inFiles if f.lfn not in done_inputs]
+        write_json_atomic(os.path.join(access_point, POST_PROCESS_ATTRS_FILE), {"skippedInputs": skipped})
+        tmp_log.debug(f"{len(found)} outputs from task state, {len(skipped)} inputs skipped")
+        return found
+
+    # ------------------------------------------------------------------ liveness
+    def kill_requested(self, workspec: Any) -> bool:
+        """True when the worker left the kill request file."""
+        return os.path.exists(os.path.join(workspec.get_access_point(), self.killWorkerFile))
+
+    def is_alive(self, workspec: Any, time_limit: float) -> bool | None:
+        """Heartbeat file younger than ``time_limit`` minutes: True; older: False; unknown: None."""
+        tmp_log = self._log(workspec, "is_alive")
+        path = os.path.join(workspec.get_access_point(), self.heartbeatFile)
+        now = time_utils.naive_utcnow()
+        limit = datetime.timedelta(minutes=time_limit)
+        try:
+            mtime = time_utils.naive_utcfromtimestamp(os.path.getmtime(path))
+        except FileNotFoundError:
+            if not workspec.startTime or now - workspec.startTime < limit:
+                return True  # not started yet, or too young to have a heartbeat
+            tmp_log.debug("no heartbeat file")
+            return None
+        except OSError:
+            return None
+        if now - mtime > limit:
+            tmp_log.debug(f"heartbeat too old: {mtime}")
+            return False
+        return True
+
+    def clean_up(self, workspec: Any) -> tuple[bool | None, str]:
+        """Remove the worker's access point: (True, "") done, (None, "") already gone, (False, err)."""
+        tmp_log = self._log(workspec, "clean_up")
+        access_point = workspec.get_access_point()
+        if not os.path.exists(access_point):
+            return None, ""
+        if not os.path.isdir(access_point):
+            err = f"{access_point} is not a directory"
+            tmp_log.error(err)
+            return False, err
+        try:
+            shutil.rmtree(access_point)
+        except Exception as exc:
+            err = f"failed to remove directory {access_point} : {exc}"
+            tmp_log.error(err)
+            return False, err
+        return True, ""

@@ -1,0 +1,292 @@
+"""Harvester instances as PanDA sees them: heartbeats, workers, commands, statistics, metrics."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+from typing import Any
+
+from .store import Store, now
+
+MESSAGE_DATABASE = "database error in the PanDA server"
+
+# instance-table columns a heartbeat may set (anything else is a database error, as on the real server)
+HEARTBEAT_COLUMNS = {"startTime", "sw_version", "commit_stamp", "description", "owner", "hostName", "lastUpdate", "status", "commands"}
+
+KNOWN_COMMANDS = ("KILL_WORKERS", "SET_N_WORKERS_JOBTYPE", "REPORT_WORKER_STATS", "SYNC_WORKERS_KILL", "RELOAD_CONFIG")
+
+
+class Instances:
+    """Operations on instance, worker and command rows."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # ----------------------------------------------------------- heartbeat
+    def heartbeat(self, harvester_id: str, data: Any, owner: str, host: str) -> tuple[bool, str]:
+        """Record a heartbeat. An unknown instance is created but the reply is a failure."""
+        if isinstance(data, str):
+            try:
+                data = json.loads(data) if data else {}
+            except ValueError:
+                return False, MESSAGE_DATABASE
+        data = data or {}
+        if not isinstance(data, dict):
+            return False, MESSAGE_DATABASE
+        t = now()
+        with self.store.write() as con:
+            row = con.execute("SELECT * FROM instances WHERE harvester_id=?", (harvester_id,)).fetchone()
+            if row is None:
+                con.execute(
+                    "INSERT INTO instances(harvester_id, owner, host, first_seen, last_heartbeat, n_heartbeats, data, command_sites)"
+                    " VALUES(?,?,?,?,NULL,0,'{}','[]')",
+                    (harvester_id, owner, host, t),
+                )
+                return False, MESSAGE_DATABASE
+            if set(data) - HEARTBEAT_COLUMNS:
+                return False, MESSAGE_DATABASE
+            stored = json.loads(row["data"] or "{}")
+            sites = json.loads(row["command_sites"] or "[]")
+            for key, value in data.items():
+                if key == "commands":
+                    for item in value or []:
+                        if isinstance(item, dict):
+                            entry = [item.get("command"), item.get("computingSite"), item.get("resourceType")]
+                            if entry not in sites:
+                                sites.append(entry)
+                else:
+                    stored[key] = value
+            con.execute(
+                "UPDATE instances SET owner=?, host=?, last_heartbeat=?, n_heartbeats=n_heartbeats+1, data=?, command_sites=?"
+                " WHERE harvester_id=?",
+                (owner, host, t, json.dumps(stored), json.dumps(sites), harvester_id),
+            )
+        return True, ""
+
+    # ------------------------------------------------------------- workers
+    def update_workers(self, harvester_id: str, workers: list) -> list[bool]:
+        """Upsert workers by (harvester_id, workerID); one bool per worker."""
+        t = now()
+        out = []
+        with self.store.write() as con:
+            for w in workers:
+                if not isinstance(w, dict) or w.get("workerID") is None:
+                    out.append(False)
+                    continue
+                try:
+                    worker_id = int(w["workerID"])
+                except (TypeError, ValueError):
+                    out.append(False)
+                    continue
+                pandaids = w.get("pandaid_list") or []
+                con.execute(
+                    "INSERT INTO workers(harvester_id, worker_id, status, computing_site, resource_type, job_type, n_core, n_jobs,"
+                    " batch_id, pandaid_list, data, n_updates, last_update) VALUES(?,?,?,?,?,?,?,?,?,?,?,1,?)"
+                    " ON CONFLICT(harvester_id, worker_id) DO UPDATE SET status=excluded.status,"
+                    " computing_site=excluded.computing_site, resource_type=excluded.resource_type, job_type=excluded.job_type,"
+                    " n_core=excluded.n_core, n_jobs=excluded.n_jobs, batch_id=excluded.batch_id,"
+                    " pandaid_list=excluded.pandaid_list,"
+                    " n_updates=workers.n_updates + (workers.data IS NOT excluded.data), data=excluded.data,"
+                    " last_update=excluded.last_update",
+                    (harvester_id, worker_id, w.get("status"), w.get("computingSite"), w.get("resourceType"), w.get("jobType"),
+                     w.get("nCore"), w.get("nJobs"), None if w.get("batchID") is None else str(w.get("batchID")),
+                     json.dumps(pandaids), json.dumps(w, sort_keys=True), t),
+                )
+                out.append(True)
+        return out
+
+    def current_worker_id(self, harvester_id: str) -> int | None:
+        """Largest workerID reported by the instance, None when it has none."""
+        return self.store.scalar("SELECT MAX(worker_id) FROM workers WHERE harvester_id=?", (harvester_id,))
+
+    # ------------------------------------------------------------ commands
+    def add_command(self, harvester_id: str, command: str, params: Any = None, ack_requested: bool = True) -> int:
+        """Queue a command for an instance."""
+        base = command.split(":")[0]
+        if base not in KNOWN_COMMANDS:
+            raise ValueError(f"unknown command {command!r}; known: {', '.join(KNOWN_COMMANDS)}")
+        with self.store.write() as con:
+            cur = con.execute(
+                "INSERT INTO commands(harvester_id, command, params, ack_requested, status, creation_time) VALUES(?,?,?,?, 'new', ?)",
+                (harvester_id, command, json.dumps(params), int(bool(ack_requested)), now()),
+            )
+            return int(cur.lastrowid)
+
+    def acquire_commands(self, harvester_id: str, n_commands: int) -> list[dict]:
+        """Return up to ``n_commands`` new commands and mark them sent (no ack → removed)."""
+        with self.store.write() as con:
+            rows = con.execute(
+                "SELECT * FROM commands WHERE harvester_id=? AND status='new' ORDER BY command_id LIMIT ?",
+                (harvester_id, max(0, int(n_commands))),
+            ).fetchall()
+            t = now()
+            out = []
+            for r in rows:
+                if r["ack_requested"]:
+                    con.execute("UPDATE commands SET status='sent', sent_time=? WHERE command_id=?", (t, r["command_id"]))
+                else:
+                    con.execute("DELETE FROM commands WHERE command_id=?", (r["command_id"],))
+                out.append({
+                    "command_id": r["command_id"],
+                    "command": r["command"],
+                    "params": json.loads(r["params"]) if r["params"] else None,
+                    "ack_requested": bool(r["ack_requested"]),
+                    "creation_date": datetime.datetime.utcfromtimestamp(r["creation_time"]).strftime("%Y-%m-%d %H:%M:%S"),
+                })
+        return out
+
+    def ack_commands(self, command_ids: list) -> int:
+        """Remove acknowledged commands; unknown ids are ignored (idempotent)."""
+        ids = []
+        for c in command_ids:
+            try:
+                ids.append(int(c))
+            except (TypeError, ValueError):
+                raise ValueError(f"bad command id {c!r}") from None
+        with self.store.write() as con:
+            return con.executemany("DELETE FROM commands WHERE command_id=?", [(i,) for i in ids]).rowcount
+
+    # --------------------------------------------------------- queue depth
+    def set_queue_depth(self, site: str, n: int, resource_type: str = "ANY", job_type: str = "ANY",
+                        harvester_id: str | None = None, command: bool = True) -> dict:
+        """Set the number of jobs/workers wanted at ``site``; notify instances with SET_N_WORKERS_JOBTYPE."""
+        n = int(n)
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        with self.store.write() as con:
+            con.execute("INSERT OR REPLACE INTO queue_depth VALUES(?,?,?,?,?)", (site, job_type, resource_type, n, now()))
+        targets: list[str] = []
+        if command:
+            targets = [harvester_id] if harvester_id else self.instances_serving(site)
+            params = {job_type: {resource_type: n}}
+            for hid in targets:
+                self.add_command(hid, f"SET_N_WORKERS_JOBTYPE:{site}", params)
+        return {"site": site, "n": n, "resource_type": resource_type, "job_type": job_type, "notified": targets}
+
+    def queue_depths(self) -> dict:
+        """{site: {job_type: {resource_type: n}}}."""
+        out: dict = {}
+        for r in self.store.query("SELECT * FROM queue_depth ORDER BY site"):
+            out.setdefault(r["site"], {}).setdefault(r["job_type"], {})[r["resource_type"]] = r["n"]
+        return out
+
+    def instances_serving(self, site: str) -> list[str]:
+        """Instances that asked for commands about ``site``, list it in their config, or report workers there."""
+        found: set[str] = set()
+        for r in self.store.query("SELECT harvester_id, command_sites FROM instances"):
+            if any(entry[1] == site for entry in json.loads(r["command_sites"] or "[]")):
+                found.add(r["harvester_id"])
+        for r in self.store.query("SELECT harvester_id, queues FROM instance_configs"):
+            if site in json.loads(r["queues"] or "[]"):
+                found.add(r["harvester_id"])
+        for r in self.store.query("SELECT DISTINCT harvester_id FROM workers WHERE computing_site=?", (site,)):
+            found.add(r["harvester_id"])
+        return sorted(found)
+
+    # ---------------------------------------------------------- statistics
+    def report_worker_stats(self, harvester_id: str, panda_queue: str, statistics: Any) -> None:
+        """Store the worker statistics an instance reported for a queue (replaces the previous report)."""
+        if isinstance(statistics, str):
+            statistics = json.loads(statistics)
+        if not isinstance(statistics, dict):
+            raise ValueError("statistics must be a JSON object")
+        with self.store.write() as con:
+            con.execute("INSERT OR REPLACE INTO worker_stats VALUES(?,?,?,?)", (harvester_id, panda_queue, json.dumps(statistics), now()))
+
+    def worker_statistics(self) -> dict:
+        """{site: {harvester_id: {job_type: {resource_type: {status: n}}}}} (reports, else worker rows)."""
+        out: dict = {}
+        reported = set()
+        for r in self.store.query("SELECT * FROM worker_stats"):
+            reported.add((r["harvester_id"], r["panda_queue"]))
+            out.setdefault(r["panda_queue"], {})[r["harvester_id"]] = json.loads(r["statistics"])
+        for r in self.store.query(
+            "SELECT harvester_id, computing_site, job_type, resource_type, status, COUNT(*) AS n FROM workers"
+            " GROUP BY harvester_id, computing_site, job_type, resource_type, status"
+        ):
+            if (r["harvester_id"], r["computing_site"]) in reported:
+                continue
+            node = out.setdefault(r["computing_site"], {}).setdefault(r["harvester_id"], {})
+            node = node.setdefault(r["job_type"] or "ANY", {}).setdefault(r["resource_type"] or "ANY", {})
+            node[r["status"]] = node.get(r["status"], 0) + r["n"]
+        return out
+
+    # ------------------------------------------------- metrics and dialogs
+    def add_service_metrics(self, harvester_id: str, metrics: Any) -> int:
+        """Store service metrics (list of [creation_time, hostname, metrics] or dicts); duplicates ignored."""
+        if isinstance(metrics, str):
+            metrics = json.loads(metrics)
+        if not isinstance(metrics, list):
+            metrics = [metrics]
+        n = 0
+        with self.store.write() as con:
+            for item in metrics:
+                text = json.dumps(item, sort_keys=True, default=str)
+                digest = hashlib.sha256(text.encode()).hexdigest()[:32]
+                ctime, host = (item[0], item[1]) if isinstance(item, list) and len(item) >= 2 else (None, None)
+                if isinstance(item, dict):
+                    ctime, host = item.get("creation_time"), item.get("hostname")
+                n += con.execute(
+                    "INSERT OR IGNORE INTO service_metrics VALUES(?,?,?,?,?,?)",
+                    (harvester_id, digest, None if ctime is None else str(ctime), host, text, now()),
+                ).rowcount
+        return n
+
+    def add_dialogs(self, harvester_id: str, dialogs: Any) -> int:
+        """Store dialog messages keyed by diagID; duplicates ignored."""
+        if isinstance(dialogs, str):
+            dialogs = json.loads(dialogs)
+        n = 0
+        with self.store.write() as con:
+            for d in dialogs or []:
+                if not isinstance(d, dict):
+                    raise ValueError("each dialog must be a JSON object")
+                key = d.get("diagID")
+                if key is None:
+                    key = hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:32]
+                n += con.execute("INSERT OR IGNORE INTO dialogs VALUES(?,?,?,?)", (harvester_id, str(key), json.dumps(d, default=str), now())).rowcount
+        return n
+
+    # ------------------------------------------------------ instance config
+    def set_instance_config(self, harvester_id: str, queues: list | None = None, cfg: str | None = None, queue_config: dict | None = None) -> dict:
+        """Set (parts of) the config served to an instance."""
+        with self.store.write() as con:
+            row = con.execute("SELECT * FROM instance_configs WHERE harvester_id=?", (harvester_id,)).fetchone()
+            cur = dict(row) if row else {"queues": "[]", "cfg": None, "queue_config": None}
+            if queues is not None:
+                cur["queues"] = json.dumps(list(queues))
+            if cfg is not None:
+                cur["cfg"] = cfg
+            if queue_config is not None:
+                cur["queue_config"] = json.dumps(queue_config)
+            con.execute("INSERT OR REPLACE INTO instance_configs VALUES(?,?,?,?)", (harvester_id, cur["queues"], cur["cfg"], cur["queue_config"]))
+        return self.instance_config(harvester_id)
+
+    def instance_config(self, harvester_id: str) -> dict | None:
+        """{"queues": [...], "cfg": str|None, "queue_config": dict|None} or None."""
+        rows = self.store.query("SELECT * FROM instance_configs WHERE harvester_id=?", (harvester_id,))
+        if not rows:
+            return None
+        r = rows[0]
+        return {"queues": json.loads(r["queues"] or "[]"), "cfg": r["cfg"], "queue_config": json.loads(r["queue_config"]) if r["queue_config"] else None}
+
+    def render_cfg(self, harvester_id: str) -> str | None:
+        """The panda_harvester.cfg text for HARVESTER_INSTANCE_CONFIG_URL."""
+        conf = self.instance_config(harvester_id)
+        if conf is None:
+            return None
+        if conf["cfg"]:
+            return conf["cfg"]
+        lines = ["[master]", f"harvester_id = {harvester_id}", "", "[qconf]", "queueList ="]
+        lines += [f"  {q}" for q in conf["queues"]]
+        return "\n".join(lines) + "\n"
+
+    def render_queue_config(self, harvester_id: str) -> dict | None:
+        """The queue config JSON for an instance (explicit one, else a minimal one per queue)."""
+        conf = self.instance_config(harvester_id)
+        if conf is None:
+            return None
+        if conf["queue_config"] is not None:
+            return conf["queue_config"]
+        return {q: {"queueStatus": "online", "prodSourceLabel": "managed", "siteName": q} for q in conf["queues"]}
