@@ -64,6 +64,10 @@ class AgentBase(threading.Thread):
         """Use ``stop_event`` (shared by all agents of the master) to stop this thread."""
         self.stopEvent = stop_event
 
+    def set_single_mode(self, single_mode: bool) -> None:
+        """Run one cycle only (True) or loop until stopped (False)."""
+        self.singleMode = single_mode
+
     def terminated(self, wait_interval: float, randomize: bool = True) -> bool:
         """Sleep ``wait_interval`` s on the stop event; True when the agent must stop.
 

@@ -103,6 +103,7 @@ class Master:
         self.daemonMode = daemon_mode
         self.pidFile = pid_file
         self.threads: list[Any] = []
+        self.signalHandlers: Any = None  # set by run_master: queued signals are acted on in the waits
         self.lockOwner = core_utils.get_pid()
         self.communicatorPool = CommunicatorPool()
         self.queueConfigMapper = QueueConfigMapper()
@@ -137,8 +138,10 @@ class Master:
             return []
         n_threads = int(_cfg(entry.section, "nThreads", 1)) if entry.threaded else 1
         started = []
-        for _ in range(n_threads):
+        for index in range(n_threads):
             thread = agent_class(*[self.resource(arg) for arg in entry.args], single_mode=self.singleMode, **entry.extra)
+            if n_threads > 1:
+                thread.name = f"{entry.cls}-{index + 1}"
             thread.set_stop_event(self.stopEvent)
             if entry.pre_execute is not None:
                 try:
@@ -167,9 +170,15 @@ class Master:
         if not self.daemonMode:
             return
         if not self.singleMode:
-            while not self.stopEvent.wait(1):
-                pass
+            while not self.stopEvent.is_set():
+                self.poll_signals()
+                self.stopEvent.wait(0.2)
         self.join_agents()
+
+    def poll_signals(self) -> None:
+        """Act on signals queued by the handlers (stop, SIGHUP, SIGUSR1)."""
+        if self.signalHandlers is not None:
+            self.signalHandlers.process_pending()
 
     def report_to_apfmon(self) -> None:
         """Register the instance with APFMon when ``[apfmon] active`` and the helper exists."""
@@ -194,7 +203,10 @@ class Master:
             timeout = float(_cfg("master", "stopTimeout", 300))
         deadline = time.monotonic() + timeout
         for thread in self.threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            while thread.is_alive() and time.monotonic() < deadline:
+                self.poll_signals()
+                thread.join(min(0.2, max(0.0, deadline - time.monotonic())))
+        self.poll_signals()
         alive = [thread for thread in self.threads if thread.is_alive()]
         for thread in alive:
             _logger.warning(f"{thread.name} still busy {timeout:.0f} s after the stop request: abandoned")
@@ -234,8 +246,10 @@ def run_master(options: Any, daemon_mode: bool, pid_file: Any) -> int:
         if pid_file is not None:
             pid_file.release()
 
+    handlers = None
     if daemon_mode and threading.current_thread() is threading.main_thread():
-        SignalHandlers(stop_event, _logger, on_forced_exit=forced_exit).install()
+        handlers = SignalHandlers(stop_event, _logger, on_forced_exit=forced_exit)
+        handlers.install()
     try:
         master = Master(single_mode=options.singleMode, stop_event=stop_event, daemon_mode=daemon_mode,
                         pid_file=pid_file.path if pid_file is not None else None)
@@ -243,6 +257,7 @@ def run_master(options: Any, daemon_mode: bool, pid_file: Any) -> int:
         core_utils.dump_error_message(_logger)
         print(f"ERROR: harvester failed to start: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    master.signalHandlers = handlers
     profiler.enable()
     try:
         master.start()

@@ -5,10 +5,15 @@
   signal while stopping exits at once (after removing the pid file).
 - SIGHUP: close every Harvester log file so the next line reopens it (log rotation).
 - SIGUSR1: write the stack of every thread to the master log.
+
+The handlers themselves only queue the signal: logging or taking locks inside a handler can
+re-enter a half-written log stream. The master's main loop calls :meth:`process_pending`
+(several times a second) to act on them.
 """
 
 from __future__ import annotations
 
+import collections
 import os
 import signal
 import sys
@@ -32,37 +37,42 @@ def format_thread_stacks() -> str:
 
 
 class SignalHandlers:
-    """Installs the master's handlers; must be created in the main thread."""
+    """Installs the master's handlers (main thread only) and acts on queued signals."""
 
     def __init__(self, stop_event: threading.Event, logger: Any,
                  on_forced_exit: Callable[[], None] | None = None) -> None:
         self.stop_event = stop_event
         self.logger = logger
         self.on_forced_exit = on_forced_exit
+        self.pending: collections.deque[int] = collections.deque()
+        self.stop_requested = False
 
     def install(self) -> None:
         """Register the handlers for the stop signals, SIGHUP and SIGUSR1."""
-        for sig in STOP_SIGNALS:
-            signal.signal(sig, self.handle_stop)
-        signal.signal(signal.SIGHUP, self.handle_hup)
-        signal.signal(signal.SIGUSR1, self.handle_usr1)
+        for sig in STOP_SIGNALS + (signal.SIGHUP, signal.SIGUSR1):
+            signal.signal(sig, self.handle)
 
-    def handle_stop(self, signum: int, _frame: Any) -> None:
-        """First stop signal: set the stop event. Second one: exit now."""
-        name = signal.Signals(signum).name
-        if self.stop_event.is_set():
-            self.logger.warning(f"got {name} again while stopping: exiting at once")
-            if self.on_forced_exit is not None:
-                self.on_forced_exit()
-            os._exit(1)
-        self.logger.info(f"got {name}: stopping after the current cycles")
-        self.stop_event.set()
+    def handle(self, signum: int, _frame: Any) -> None:
+        """The handler proper: queue the signal; a repeated stop signal exits now."""
+        if signum in STOP_SIGNALS:
+            if self.stop_requested:
+                os.write(2, f"got {signal.Signals(signum).name} again while stopping: exiting at once\n".encode())
+                if self.on_forced_exit is not None:
+                    self.on_forced_exit()
+                os._exit(1)
+            self.stop_requested = True
+        self.pending.append(signum)
 
-    def handle_hup(self, _signum: int, _frame: Any) -> None:
-        """Reopen the log files (after logrotate moved them)."""
-        core_utils.reopen_log_files()
-        self.logger.info("got SIGHUP: reopened log files")
-
-    def handle_usr1(self, _signum: int, _frame: Any) -> None:
-        """Dump the stack of every thread to the master log."""
-        self.logger.info("got SIGUSR1: stacks of all threads\n" + format_thread_stacks())
+    def process_pending(self) -> None:
+        """Act on the queued signals (called from the main loop, outside the handler)."""
+        while self.pending:
+            signum = self.pending.popleft()
+            name = signal.Signals(signum).name
+            if signum in STOP_SIGNALS:
+                self.logger.info(f"got {name}: stopping after the current cycles")
+                self.stop_event.set()
+            elif signum == signal.SIGHUP:
+                core_utils.reopen_log_files()
+                self.logger.info("got SIGHUP: reopened log files")
+            elif signum == signal.SIGUSR1:
+                self.logger.info("got SIGUSR1: stacks of all threads\n" + format_thread_stacks())

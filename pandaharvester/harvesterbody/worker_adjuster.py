@@ -10,8 +10,9 @@ The rules, in order, for one (queue, job type, resource type) slot:
 
 1. nothing when the queue is offline/standby/maintenance in PanDA, has no queue config, or
    its throttler says so;
-2. in ``runMode == "slave"`` PanDA sets the number (``SET_N_WORKERS_JOBTYPE`` → pq_table
-   ``nNewWorkers``); zero means none;
+2. in ``runMode == "slave"`` PanDA sets the queue depth (``SET_N_WORKERS_JOBTYPE`` → pq_table
+   ``nNewWorkers``): the number of workers it wants queued, so new workers fill the queue up to
+   it (the original added that many every cycle, bounded only by the limits); zero means none;
 3. nothing when the queued workers reach ``nQueueLimitWorker``, all workers reach
    ``maxWorkers``, or queued cores/memory reach their limits;
 4. otherwise fill the queue up to its limit; pull queues (``mapType == "NoJob"``) are limited
@@ -134,7 +135,8 @@ class WorkerAdjuster:
             return 0
         target = queue_limit if queue_limit > 0 else None
         if panda_defined is not None:
-            target = min(panda_defined + n_queue, target) if target is not None else panda_defined + n_queue
+            # the number PanDA sets is the depth: how many workers it wants queued
+            target = min(panda_defined, target) if target is not None else panda_defined
         elif queue_config.mapType == "NoJob":
             activated = self._n_activated_limit(queue_name, job_stats, counts)
             if activated is not None:

@@ -115,14 +115,18 @@ class PandaHttpClient:
 
     # ------------------------------------------------------------------ sending
     def request(self, method: str, path: str, data: Any = None, files: dict | None = None,
-                cert: tuple | None = None, base_url: str | None = None, raw: bool = False) -> tuple[bool, Any]:
+                cert: tuple | None = None, base_url: str | None = None, raw: bool = False,
+                caller: str | None = None) -> tuple[bool, Any]:
         """Send one API call with retries; ``(True, envelope)`` or ``(False, error text)``.
 
-        With ``raw`` the success value is the reply's bytes instead of decoded JSON.
+        With ``raw`` the success value is the reply's bytes instead of decoded JSON; ``caller``
+        (the communicator method, with ``useInspect``) prefixes the request id in log lines.
         """
         if method not in METHODS:
             raise ValueError(f"unsupported method {method!r}: use one of {METHODS}")
         exec_id = uuid.uuid4().hex[:12]
+        if caller:
+            exec_id = f"{caller}/{exec_id}"
         tmp_log = core_utils.make_logger(self.logger, f"exec={exec_id}", method_name=f"{method.lower()}_ssl")
         try:
             settings = self.settings()

@@ -24,11 +24,11 @@ SECRET_KEYS = frozenset(
     )
 )
 
-_KEY_ALTERNATION = "|".join(sorted({
-    "authorization", "auth_token", "auth_token_str", "access_token", "refresh_token", "id_token",
-    "token", "token_key", "tokenKey", "user_proxy", "userProxy", "proxy", "private_key", "public_key",
-    "password", "passphrase", "secret", "client_secret", "cookie",
-}, key=len, reverse=True))
+_KEY_ALTERNATION = "|".join((
+    r"authorization", r"auth_?token(?:_?str)?", r"access_?token", r"refresh_?token", r"id_?token",
+    r"token_?key", r"token", r"user_?proxy", r"proxy", r"private_?key", r"public_?key", r"key_?pair",
+    r"password", r"passphrase", r"client_?secret", r"secret", r"cookie",
+))
 
 _PEM = re.compile(r"-----BEGIN [^-\r\n]{1,64}-----.*?(?:-----END [^-\r\n]{1,64}-----|$)", re.DOTALL)
 _BEARER = re.compile(r"(?i)\b(bearer)(\s+|%20|\+)[A-Za-z0-9._~+/=\-]+")
@@ -61,10 +61,11 @@ class Redactor:
     """Masks known secrets and secret-looking text. Thread-safe; secrets can be added at run time."""
 
     MIN_SECRET_LENGTH = 6
+    MAX_SECRETS = 64  # the oldest are forgotten first (renewed tokens, proxies)
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._lock = threading.Lock()
-        self._secrets: set[str] = set()
+        self._secrets: dict[str, None] = {}
         for secret in secrets:
             self.add_secret(secret)
 
@@ -76,7 +77,10 @@ class Redactor:
         if len(secret) < self.MIN_SECRET_LENGTH:
             return
         with self._lock:
-            self._secrets.add(secret)
+            self._secrets.pop(secret, None)
+            self._secrets[secret] = None
+            while len(self._secrets) > self.MAX_SECRETS:
+                del self._secrets[next(iter(self._secrets))]
 
     def text(self, value: Any) -> str:
         """``str(value)`` with every secret masked."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import uuid
 from typing import Protocol
 
 
@@ -68,17 +69,18 @@ class RequestsTransport:
         import requests
 
         self._requests = requests
-        self._session = requests.Session()
-        self._session.trust_env = True
 
     def send(self, request: HttpRequest) -> HttpResponse:
         requests = self._requests
         try:
-            reply = self._session.request(
-                request.method, request.url, data=request.body, files=request.files, headers=request.headers,
-                timeout=request.timeout, verify=request.verify, cert=request.cert, allow_redirects=False,
-            )
-            content = reply.content  # read the whole body inside the try: a cut body is a transport error
+            # one session per request, as requests go with "Connection: close": a pooled
+            # connection the server already closed would fail the next request
+            with requests.Session() as session:
+                reply = session.request(
+                    request.method, request.url, data=request.body, files=request.files, headers=request.headers,
+                    timeout=request.timeout, verify=request.verify, cert=request.cert, allow_redirects=False,
+                )
+                content = reply.content  # read the whole body here: a cut body is a transport error
         except requests.exceptions.Timeout as exc:
             raise TransportError(f"timeout after {request.timeout}s: {_short(exc)}", timeout=True) from None
         except (requests.exceptions.RequestException, OSError) as exc:
@@ -86,7 +88,7 @@ class RequestsTransport:
         return HttpResponse(reply.status_code, content, dict(reply.headers))
 
     def close(self) -> None:
-        self._session.close()
+        pass
 
 
 class PycurlTransport:
@@ -124,9 +126,11 @@ class PycurlTransport:
             header_lines = [f"{k}: {v}" for k, v in request.headers.items()] + ["Expect:"]
             curl.setopt(pycurl.HTTPHEADER, header_lines)
             if request.method == "POST" and request.files:
-                fields = [(name, (pycurl.FORM_BUFFER, filename, pycurl.FORM_BUFFERPTR, content))
-                          for name, (filename, content) in request.files.items()]
-                curl.setopt(pycurl.HTTPPOST, fields)
+                content_type, form = encode_multipart(request.files)
+                header_lines.append(f"Content-Type: {content_type}")
+                curl.setopt(pycurl.HTTPHEADER, header_lines)
+                curl.setopt(pycurl.POST, 1)
+                curl.setopt(pycurl.POSTFIELDS, form)
             elif request.method == "POST":
                 curl.setopt(pycurl.POST, 1)
                 curl.setopt(pycurl.POSTFIELDS, request.body or b"")
@@ -163,6 +167,20 @@ class PycurlTransport:
 
     def close(self) -> None:
         pass
+
+
+def encode_multipart(files: dict[str, tuple[str, bytes]]) -> tuple[str, bytes]:
+    """``(content type, body)`` of a multipart/form-data upload of ``files``."""
+    boundary = uuid.uuid4().hex
+    parts = []
+    for name, (filename, content) in files.items():
+        safe_name = filename.replace('"', "_").replace("\r", "_").replace("\n", "_")
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{safe_name}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n".encode() + content + b"\r\n"
+        )
+    parts.append(f"--{boundary}--\r\n".encode())
+    return f"multipart/form-data; boundary={boundary}", b"".join(parts)
 
 
 _TRANSPORTS = {"requests": RequestsTransport, "pycurl": PycurlTransport}

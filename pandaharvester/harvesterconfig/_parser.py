@@ -91,7 +91,8 @@ def fetch_url(url: str, timeout: float = URL_TIMEOUT) -> str:
     """Download the instance config at ``url`` (file://, http://, https://) as text."""
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme not in ("file", "http", "https"):
-        raise ConfigError(f"{ENV_CONFIG_URL}={url}: unsupported URL scheme {scheme!r}: use file://, http:// or https://")
+        raise ConfigError(f"{ENV_CONFIG_URL}={url}: unsupported URL scheme {scheme!r}: "
+                          "use file://, http:// or https://")
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (scheme checked)
             data = response.read()
@@ -140,7 +141,8 @@ def read_sources(env: Mapping[str, str]) -> RawConfig:
         try:
             parser.read_string(text, source=url)
         except configparser.Error as exc:
-            raise ConfigError(f"the instance config from {ENV_CONFIG_URL}={url} is not a valid cfg file: {exc}") from exc
+            raise ConfigError(f"the instance config from {ENV_CONFIG_URL}={url} "
+                              f"is not a valid cfg file: {exc}") from exc
         raw.files_read.append(url)
     if not raw.files_read:
         raise ConfigError(
@@ -198,7 +200,7 @@ def _expand_nested(obj: Any, env: Mapping[str, str], section: str, key: str) -> 
 
 def _looks_like_json(text: str) -> bool:
     stripped = text.strip()
-    return (stripped.startswith("[") and stripped.endswith("]")) or (stripped.startswith("{") and stripped.endswith("}"))
+    return (stripped[:1], stripped[-1:]) in (("[", "]"), ("{", "}"))
 
 
 def convert_scalar(text: str) -> Any:
@@ -216,8 +218,9 @@ def convert_value(section: str, key: str, value: Any, env: Mapping[str, str]) ->
     """Turn one raw value into what ``harvester_config.<section>.<key>`` returns.
 
     Strings: environment variables expanded; a multi-line value that is a JSON list/object is
-    parsed (strings inside it expanded); any other multi-line value becomes the list of its
-    stripped non-empty lines; a single-line value goes through :func:`convert_scalar`.
+    parsed (strings inside it expanded; invalid JSON is an error); any other multi-line value
+    becomes the list of its stripped non-empty lines; a one-line JSON list/object is parsed
+    when it is valid JSON; any other one-line value goes through :func:`convert_scalar`.
     Non-string values (from the JSON configmap) keep their type, strings inside expanded.
     """
     if not isinstance(value, str):
@@ -233,6 +236,11 @@ def convert_value(section: str, key: str, value: Any, env: Mapping[str, str]) ->
                                   f"fix the JSON (continuation lines must be indented)") from exc
             return _expand_nested(parsed, env, section, key)
         return [expand_env(line.strip(), env, section, key) for line in value.split("\n") if line.strip()]
+    if _looks_like_json(value):
+        try:
+            return _expand_nested(json.loads(value), env, section, key)
+        except ValueError:
+            pass  # a one-line value such as "[abc]" that is not JSON stays text
     return convert_scalar(expand_env(value, env, section, key))
 
 

@@ -76,7 +76,8 @@ class ConfigSection:
         return len(self.__dict__)
 
     def __repr__(self) -> str:
-        return f"<ConfigSection [{self._name}] {self.to_dict(masked=True)!r}>"
+        masked = {k: mask_value(k, v) for k, v in self.__dict__.items()}
+        return f"<ConfigSection [{self._name}] {masked!r}>"
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key``, or ``default`` when the cfg does not set it."""

@@ -31,7 +31,7 @@ __all__ = ["ConfigSection", "reload", "dump", "sections", "get_section", "ensure
 
 # names served by this module itself; a cfg section of one of these names is refused
 _LAZY_ATTRS = ("files_read", "config_dict")
-_RESERVED = frozenset(_LAZY_ATTRS) | frozenset(__all__) | {"ConfigSection"}
+_RESERVED = frozenset(_LAZY_ATTRS) | frozenset(__all__) | {"annotations"}
 
 
 class _Loaded:
@@ -126,7 +126,7 @@ def get_section(name: str) -> ConfigSection:
 
 
 def _config_dict(state: _Loaded) -> dict[str, dict[str, _Any]]:
-    return {name: section.to_dict(masked=True) for name, section in state.sections.items()}
+    return {name: {k: _mask_value(k, v) for k, v in vars(section).items()} for name, section in state.sections.items()}
 
 
 def dump(stream: _TextIO | None = None) -> str:
@@ -136,8 +136,9 @@ def dump(stream: _TextIO | None = None) -> str:
     lines = [f"# read from: {', '.join(state.files_read)}"]
     for name, section in state.sections.items():
         lines.append(f"\n[{name}]")
-        for key, value in section.items():
-            lines.append(f"{key} = {_render(_mask_value(key, value))}")
+        for key, value in vars(section).items():
+            text = _render(_mask_value(key, value))
+            lines.append(f"{key} =" + (text if text.startswith("\n") or not text else " " + text))
     text = "\n".join(lines) + "\n"
     if stream is not None:
         stream.write(text)

@@ -341,3 +341,11 @@ def prod_source_label_to_pilot_type(prod_source_label: str | None) -> str:
 def md5_hex(text: str) -> str:
     """MD5 hex digest of a text (checksums of queue-config dumps)."""
     return hashlib.md5(text.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- spec-aware helpers (spec_utils)
+from .spec_utils import (  # noqa: E402,F401  (re-exported names)
+    get_output_file_report,
+    make_pool_file_catalog,
+    update_job_attributes_with_workers,
+)

@@ -211,7 +211,8 @@ class QueueBuilder:
         merged.pop("isTemplateQueue", None)
         origin = ",".join(layer.tag for layer in present)
         if template_name:
-            from_tags = [tag for tag, lay in (("RT", remote_layer), ("LT", local_layer)) if template_name in lay.templates]
+            from_tags = [tag for tag, lay in (("RT", remote_layer), ("LT", local_layer))
+                         if template_name in lay.templates]
             origin += f" (template {template_name} from {','.join(from_tags)})"
         result.origins[name] = origin
         self.debug(f"queue {name} comes from {origin}")

@@ -114,7 +114,8 @@ def check_plugins(qc: QueueConfig, source: str | None, import_check: bool) -> li
             errors.append(_err(qc, role, f"plugin section must be a dict with 'module' and 'name', "
                                          f"got {type(value).__name__} {value!r}", source))
             continue
-        missing = [field for field in ("module", "name") if not isinstance(value.get(field), str) or not value.get(field)]
+        missing = [field for field in ("module", "name")
+                   if not isinstance(value.get(field), str) or not value.get(field)]
         if missing:
             errors.append(_err(qc, role, f"plugin section lacks {' and '.join(repr(m) for m in missing)} "
                                          "(dotted module path and class name)", source))

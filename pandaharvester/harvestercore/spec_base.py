@@ -18,7 +18,7 @@ import base64
 import json
 import pickle
 from collections.abc import Mapping
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar
 
 __all__ = ["SpecBase", "PythonObjectEncoder", "as_python_object", "encode_blob", "decode_blob"]
 
@@ -70,11 +70,16 @@ def as_python_object(dct: dict) -> Any:
 # one shared encoder/decoder: they hold only configuration, so they are thread safe
 _ENCODER = PythonObjectEncoder()
 _DECODER = json.JSONDecoder(object_hook=as_python_object)
+_PLAIN_DECODER = json.JSONDecoder()
 
 
 def encode_blob(value: Any) -> str:
     """JSON text stored in a blob column (``None`` becomes ``"null"``, as in the original)."""
     return _ENCODER.encode(value)
+
+
+def _encode_value(value: Any) -> str:
+    return "null" if value is None else _ENCODER.encode(value)
 
 
 def decode_blob(value: Any) -> Any:
@@ -89,7 +94,10 @@ def decode_blob(value: Any) -> Any:
     if not isinstance(value, str):
         return value
     try:
-        return _DECODER.decode(value)
+        # the object hook costs a Python call per JSON object: use it only when needed
+        if NON_JSON_KEY in value:
+            return _DECODER.decode(value)
+        return _PLAIN_DECODER.decode(value)
     except ValueError:
         return value
 
@@ -126,7 +134,10 @@ class SpecBase:
     _defaults: ClassVar[dict[str, Any]] = {}
     _slim_skip: ClassVar[frozenset[str]] = frozenset()
     _slim_columns: ClassVar[tuple[str, ...]] = ()
-    _value_plan: ClassVar[tuple[tuple[str, bool, bool], ...]] = ()
+    _bind_keys: ClassVar[tuple[str, ...]] = ()
+    _zero_set: ClassVar[frozenset[str]] = frozenset()
+    _zero_index: ClassVar[tuple[int, ...]] = ()
+    _blob_index: ClassVar[tuple[int, ...]] = ()
     _names_cache: ClassVar[dict[tuple[str | None, bool], str]] = {}
     _bind_values: ClassVar[str] = "VALUES()"
 
@@ -168,7 +179,10 @@ class SpecBase:
         cls._defaults = {n: (0 if n in zero else None) for n in names}
         cls._slim_skip = slim_skip
         cls._slim_columns = tuple(n for n in names if n not in slim_skip)
-        cls._value_plan = tuple((n, n in blobs, n in zero) for n in names)
+        cls._bind_keys = tuple(":" + n for n in names)
+        cls._zero_set = frozenset(zero)
+        cls._zero_index = tuple(i for i, n in enumerate(names) if n in zero)
+        cls._blob_index = tuple(i for i, n in enumerate(names) if n in blobs)
         cls._names_cache = {}
         cls._bind_values = "VALUES(" + ",".join(":" + n for n in names) + ")"
 
@@ -260,33 +274,37 @@ class SpecBase:
         ``slim`` is true. Blob columns are JSON-decoded; with ``slim`` the columns listed in
         ``skipAttrsToSlim`` are set to None.
         """
-        if hasattr(values, "_asdict"):
-            values = values._asdict()
         d = self.__dict__
-        blobs = self.serializedAttrs
-        if isinstance(values, Mapping) or (hasattr(values, "keys") and not isinstance(values, (list, tuple))):
-            if not isinstance(values, Mapping):  # e.g. sqlite3.Row
-                values = dict(zip(values.keys(), values))
-            names: Iterable[str] = self.attributes
-            items = ((n, values[n]) for n in names if not (slim and n in self._slim_skip))
-        else:
-            seq = values if isinstance(values, (list, tuple)) else tuple(values)
-            if len(seq) == len(self.attributes):
-                names = self.attributes
-            elif len(seq) == len(self._slim_columns):
-                names = self._slim_columns
+        if type(values) is tuple or type(values) is list:  # namedtuples go by name below
+            n_values = len(values)
+            if n_values == len(self.attributes):
+                d.update(zip(self.attributes, values))
+            elif n_values == len(self._slim_columns):
+                d.update(zip(self._slim_columns, values))
+                slim = True
             else:
                 raise ValueError(
-                    f"{type(self).__name__}.pack: got {len(seq)} values, expected "
+                    f"{type(self).__name__}.pack: got {n_values} values, expected "
                     f"{len(self.attributes)} (all columns) or {len(self._slim_columns)} (slim columns)"
                 )
-            items = zip(names, seq)
-        for name, value in items:
-            if slim and name in self._slim_skip:
-                value = None
-            elif value is not None and name in blobs:
-                value = decode_blob(value)
-            d[name] = value
+        else:
+            if hasattr(values, "_asdict"):
+                values = values._asdict()
+            elif not isinstance(values, Mapping):
+                if hasattr(values, "keys"):  # sqlite3.Row and similar
+                    values = dict(zip(values.keys(), values))
+                else:  # any other iterable: a row in column order
+                    self.pack(tuple(values), slim=slim)
+                    return
+            skip = self._slim_skip if slim else ()
+            for name in self.attributes:
+                if name not in skip:
+                    d[name] = values[name]
+        # JSON-decode the blob columns that hold something
+        for name in self.serializedAttrs:
+            value = d[name]
+            if value is not None and not (slim and name in self._slim_skip):
+                d[name] = None if value == "null" else decode_blob(value)
         if slim:
             for name in self._slim_skip:
                 d[name] = None
@@ -303,35 +321,51 @@ class SpecBase:
             return
         self.__dict__[key] = decoded
 
+    def _changed_in_order(self) -> list[str]:
+        changed = self.changedAttrs
+        return [n for n in self.attributes if n in changed] if changed else []
+
     def values_list(self, only_changed: bool = False) -> list[Any]:
         """Column values in column order (only changed ones if asked); blobs as JSON text."""
         d = self.__dict__
-        changed = self.changedAttrs
+        if not only_changed:
+            out = list(map(d.get, self.attributes))
+            for i in self._zero_index:
+                if out[i] is None:
+                    out[i] = 0
+            for i in self._blob_index:
+                out[i] = _encode_value(out[i])
+            return out
+        zero, blobs = self._zero_set, self.serializedAttrs
         out = []
-        for name, is_blob, is_zero in self._value_plan:
-            if only_changed and name not in changed:
-                continue
+        for name in self._changed_in_order():
             val = d.get(name)
-            if val is None and is_zero:
+            if val is None and name in zero:
                 val = 0
-            if is_blob:
-                val = _ENCODER.encode(val)
+            elif name in blobs:
+                val = _encode_value(val)
             out.append(val)
         return out
 
     def values_map(self, only_changed: bool = False) -> dict[str, Any]:
         """``{":column": value}`` bind map (only changed columns if asked); blobs as JSON text."""
         d = self.__dict__
-        changed = self.changedAttrs
+        if not only_changed:
+            out = dict(zip(self._bind_keys, map(d.get, self.attributes)))
+            for name in self.zeroAttrs:
+                if out[":" + name] is None:
+                    out[":" + name] = 0
+            for name in self.serializedAttrs:
+                out[":" + name] = _encode_value(d.get(name))
+            return out
+        zero, blobs = self._zero_set, self.serializedAttrs
         out = {}
-        for name, is_blob, is_zero in self._value_plan:
-            if only_changed and name not in changed:
-                continue
+        for name in self._changed_in_order():
             val = d.get(name)
-            if val is None and is_zero:
+            if val is None and name in zero:
                 val = 0
-            if is_blob:
-                val = _ENCODER.encode(val)
+            elif name in blobs:
+                val = _encode_value(val)
             out[":" + name] = val
         return out
 

@@ -197,6 +197,8 @@ class WorkSpec(SpecBase):
             value = None
             if name in self._column_set or name in self.__dict__:
                 value = str(getattr(self, name))
+            elif hasattr(type(self), name) and not callable(getattr(type(self), name)):
+                value = str(getattr(self, name))
             elif name == "harvesterID":
                 value = _harvester_id()
             else:

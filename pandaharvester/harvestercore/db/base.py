@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from pandaharvester.errors import DBError
 
+from .. import core_utils
 from ..log_utils import dump_error_message, make_logger, setup_logger
 from . import schema
 from .engine import IN_CHUNK, is_busy_error
@@ -78,6 +79,14 @@ def db_method(default: Any = None, token: Callable[..., str] | None = None) -> C
         return wrapper  # type: ignore[return-value]
 
     return decorator
+
+
+def dynamic_plugin_change() -> bool:
+    """``[master] dynamic_plugin_change`` (True, the original's default, when no cfg is loaded)."""
+    try:
+        return core_utils.dynamic_plugin_change()
+    except Exception:
+        return True
 
 
 def chunks(values: Sequence[Any] | Iterable[Any], size: int = IN_CHUNK) -> Iterator[list[Any]]:
@@ -160,12 +169,8 @@ class DBModule:
         cls = schema.spec_class(table)
         sql = f"SELECT {cls.column_names(slim=slim)} FROM {table} WHERE {where} {suffix}"
         rows = self._exec(sql, varmap).fetchall()
-        result = []
-        for row in rows:
-            spec = cls()
-            spec.pack(row, slim=slim) if slim else spec.pack(row)
-            result.append(spec)
-        return result
+        make = cls.from_values
+        return [make(tuple(row), slim=slim) for row in rows]
 
     def _select_specs_in(self, table: str, column: str, values: Sequence[Any], extra: str = "",
                          varmap: dict[str, Any] | None = None, slim: bool = False) -> list[Any]:

@@ -12,7 +12,17 @@ from .store import Store, now
 MESSAGE_DATABASE = "database error in the PanDA server"
 
 # instance-table columns a heartbeat may set (anything else is a database error, as on the real server)
-HEARTBEAT_COLUMNS = {"startTime", "sw_version", "commit_stamp", "description", "owner", "hostName", "lastUpdate", "status", "commands"}
+HEARTBEAT_COLUMNS = {
+    "startTime",
+    "sw_version",
+    "commit_stamp",
+    "description",
+    "owner",
+    "hostName",
+    "lastUpdate",
+    "status",
+    "commands",
+}
 
 KNOWN_COMMANDS = ("KILL_WORKERS", "SET_N_WORKERS_JOBTYPE", "REPORT_WORKER_STATS", "SYNC_WORKERS_KILL", "RELOAD_CONFIG")
 
@@ -89,9 +99,20 @@ class Instances:
                     " pandaid_list=excluded.pandaid_list,"
                     " n_updates=workers.n_updates + (workers.data IS NOT excluded.data), data=excluded.data,"
                     " last_update=excluded.last_update",
-                    (harvester_id, worker_id, w.get("status"), w.get("computingSite"), w.get("resourceType"), w.get("jobType"),
-                     w.get("nCore"), w.get("nJobs"), None if w.get("batchID") is None else str(w.get("batchID")),
-                     json.dumps(pandaids), json.dumps(w, sort_keys=True), t),
+                    (
+                        harvester_id,
+                        worker_id,
+                        w.get("status"),
+                        w.get("computingSite"),
+                        w.get("resourceType"),
+                        w.get("jobType"),
+                        w.get("nCore"),
+                        w.get("nJobs"),
+                        None if w.get("batchID") is None else str(w.get("batchID")),
+                        json.dumps(pandaids),
+                        json.dumps(w, sort_keys=True),
+                        t,
+                    ),
                 )
                 out.append(True)
         return out
@@ -124,16 +145,22 @@ class Instances:
             out = []
             for r in rows:
                 if r["ack_requested"]:
-                    con.execute("UPDATE commands SET status='sent', sent_time=? WHERE command_id=?", (t, r["command_id"]))
+                    con.execute(
+                        "UPDATE commands SET status='sent', sent_time=? WHERE command_id=?", (t, r["command_id"])
+                    )
                 else:
                     con.execute("DELETE FROM commands WHERE command_id=?", (r["command_id"],))
-                out.append({
-                    "command_id": r["command_id"],
-                    "command": r["command"],
-                    "params": json.loads(r["params"]) if r["params"] else None,
-                    "ack_requested": bool(r["ack_requested"]),
-                    "creation_date": datetime.datetime.utcfromtimestamp(r["creation_time"]).strftime("%Y-%m-%d %H:%M:%S"),
-                })
+                out.append(
+                    {
+                        "command_id": r["command_id"],
+                        "command": r["command"],
+                        "params": json.loads(r["params"]) if r["params"] else None,
+                        "ack_requested": bool(r["ack_requested"]),
+                        "creation_date": datetime.datetime.fromtimestamp(r["creation_time"], datetime.UTC).strftime(
+                            "%Y-%m-%d %H:%M:%S"
+                        ),
+                    }
+                )
         return out
 
     def ack_commands(self, command_ids: list) -> int:
@@ -148,14 +175,23 @@ class Instances:
             return con.executemany("DELETE FROM commands WHERE command_id=?", [(i,) for i in ids]).rowcount
 
     # --------------------------------------------------------- queue depth
-    def set_queue_depth(self, site: str, n: int, resource_type: str = "ANY", job_type: str = "ANY",
-                        harvester_id: str | None = None, command: bool = True) -> dict:
+    def set_queue_depth(
+        self,
+        site: str,
+        n: int,
+        resource_type: str = "ANY",
+        job_type: str = "ANY",
+        harvester_id: str | None = None,
+        command: bool = True,
+    ) -> dict:
         """Set the number of jobs/workers wanted at ``site``; notify instances with SET_N_WORKERS_JOBTYPE."""
         n = int(n)
         if n < 0:
             raise ValueError("n must be >= 0")
         with self.store.write() as con:
-            con.execute("INSERT OR REPLACE INTO queue_depth VALUES(?,?,?,?,?)", (site, job_type, resource_type, n, now()))
+            con.execute(
+                "INSERT OR REPLACE INTO queue_depth VALUES(?,?,?,?,?)", (site, job_type, resource_type, n, now())
+            )
         targets: list[str] = []
         if command:
             targets = [harvester_id] if harvester_id else self.instances_serving(site)
@@ -190,9 +226,12 @@ class Instances:
         if isinstance(statistics, str):
             statistics = json.loads(statistics)
         if not isinstance(statistics, dict):
-            raise ValueError("statistics must be a JSON object")
+            raise TypeError("statistics must be a JSON object")
         with self.store.write() as con:
-            con.execute("INSERT OR REPLACE INTO worker_stats VALUES(?,?,?,?)", (harvester_id, panda_queue, json.dumps(statistics), now()))
+            con.execute(
+                "INSERT OR REPLACE INTO worker_stats VALUES(?,?,?,?)",
+                (harvester_id, panda_queue, json.dumps(statistics), now()),
+            )
 
     def worker_statistics(self) -> dict:
         """{site: {harvester_id: {job_type: {resource_type: {status: n}}}}} (reports, else worker rows)."""
@@ -241,15 +280,20 @@ class Instances:
         with self.store.write() as con:
             for d in dialogs or []:
                 if not isinstance(d, dict):
-                    raise ValueError("each dialog must be a JSON object")
+                    raise TypeError("each dialog must be a JSON object")
                 key = d.get("diagID")
                 if key is None:
                     key = hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:32]
-                n += con.execute("INSERT OR IGNORE INTO dialogs VALUES(?,?,?,?)", (harvester_id, str(key), json.dumps(d, default=str), now())).rowcount
+                n += con.execute(
+                    "INSERT OR IGNORE INTO dialogs VALUES(?,?,?,?)",
+                    (harvester_id, str(key), json.dumps(d, default=str), now()),
+                ).rowcount
         return n
 
     # ------------------------------------------------------ instance config
-    def set_instance_config(self, harvester_id: str, queues: list | None = None, cfg: str | None = None, queue_config: dict | None = None) -> dict:
+    def set_instance_config(
+        self, harvester_id: str, queues: list | None = None, cfg: str | None = None, queue_config: dict | None = None
+    ) -> dict:
         """Set (parts of) the config served to an instance."""
         with self.store.write() as con:
             row = con.execute("SELECT * FROM instance_configs WHERE harvester_id=?", (harvester_id,)).fetchone()
@@ -260,7 +304,10 @@ class Instances:
                 cur["cfg"] = cfg
             if queue_config is not None:
                 cur["queue_config"] = json.dumps(queue_config)
-            con.execute("INSERT OR REPLACE INTO instance_configs VALUES(?,?,?,?)", (harvester_id, cur["queues"], cur["cfg"], cur["queue_config"]))
+            con.execute(
+                "INSERT OR REPLACE INTO instance_configs VALUES(?,?,?,?)",
+                (harvester_id, cur["queues"], cur["cfg"], cur["queue_config"]),
+            )
         return self.instance_config(harvester_id)
 
     def instance_config(self, harvester_id: str) -> dict | None:
@@ -269,7 +316,11 @@ class Instances:
         if not rows:
             return None
         r = rows[0]
-        return {"queues": json.loads(r["queues"] or "[]"), "cfg": r["cfg"], "queue_config": json.loads(r["queue_config"]) if r["queue_config"] else None}
+        return {
+            "queues": json.loads(r["queues"] or "[]"),
+            "cfg": r["cfg"],
+            "queue_config": json.loads(r["queue_config"]) if r["queue_config"] else None,
+        }
 
     def render_cfg(self, harvester_id: str) -> str | None:
         """The panda_harvester.cfg text for HARVESTER_INSTANCE_CONFIG_URL."""

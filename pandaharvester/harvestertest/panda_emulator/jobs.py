@@ -152,13 +152,41 @@ class Jobs:
             for panda_id in range(first, first + n_jobs):
                 spec = make_job_spec(panda_id, task_id, jobset_id, site, opts, self.seed)
                 rows.append(
-                    (panda_id, task_id, jobset_id, site, status, label, spec["resource_type"], opts.get("job_type", "managed"),
-                     spec["coreCount"], spec["attemptNr"], json.dumps(spec), t, t, t)
+                    (
+                        panda_id,
+                        task_id,
+                        jobset_id,
+                        site,
+                        status,
+                        label,
+                        spec["resource_type"],
+                        opts.get("job_type", "managed"),
+                        spec["coreCount"],
+                        spec["attemptNr"],
+                        json.dumps(spec),
+                        t,
+                        t,
+                        t,
+                    )
                 )
                 lfn, guid = spec["inFiles"].split(",")[0], spec["GUID"].split(",")[0]
                 for k in range(n_events):
                     er_id = f"{task_id}-{panda_id}-{panda_id % 100000}-{k + 1}-{spec['attemptNr']}"
-                    ranges.append((er_id, panda_id, task_id, jobset_id, k + 1, k + 1, lfn, guid, spec["scopeIn"].split(",")[0], "ready", t))
+                    ranges.append(
+                        (
+                            er_id,
+                            panda_id,
+                            task_id,
+                            jobset_id,
+                            k + 1,
+                            k + 1,
+                            lfn,
+                            guid,
+                            spec["scopeIn"].split(",")[0],
+                            "ready",
+                            t,
+                        )
+                    )
             con.executemany(
                 "INSERT INTO jobs(panda_id, task_id, jobset_id, site, status, prod_source_label, resource_type, job_type,"
                 " core_count, attempt_nr, spec, creation_time, modification_time, state_change_time)"
@@ -183,9 +211,17 @@ class Jobs:
             return con.execute(sql, args).rowcount
 
     # ----------------------------------------------------------- dispatch
-    def acquire(self, site: str, n_jobs: int, prod_source_label: str | None, node: str | None,
-                harvester_id: str | None, worker_id: Any, resource_type: str | None = None,
-                job_type: str | None = None) -> list[dict]:
+    def acquire(
+        self,
+        site: str,
+        n_jobs: int,
+        prod_source_label: str | None,
+        node: str | None,
+        harvester_id: str | None,
+        worker_id: Any,
+        resource_type: str | None = None,
+        job_type: str | None = None,
+    ) -> list[dict]:
         """Dispatch up to ``n_jobs`` activated jobs of ``site``: they become ``sent``."""
         n_jobs = max(0, min(int(n_jobs or 1), 10000))
         sql = "SELECT panda_id, spec FROM jobs WHERE site=? AND status='activated' AND command='NULL'"
@@ -280,7 +316,14 @@ class Jobs:
             if row is None:
                 out.append({"job_id": raw, "status": "not found", "attempt_number": 0, "command": "NULL"})
             else:
-                out.append({"job_id": panda_id, "status": row["status"], "attempt_number": row["attempt_nr"], "command": row["command"] or "NULL"})
+                out.append(
+                    {
+                        "job_id": panda_id,
+                        "status": row["status"],
+                        "attempt_number": row["attempt_nr"],
+                        "command": row["command"] or "NULL",
+                    }
+                )
         return out
 
     def kill(self, panda_id: int) -> dict:
@@ -291,7 +334,10 @@ class Jobs:
             if row is None:
                 raise KeyError(f"PandaID={panda_id} not found")
             if row["status"] in ("defined", "activated"):
-                con.execute("UPDATE jobs SET status='cancelled', command='tobekilled', state_change_time=?, n_changes=n_changes+1 WHERE panda_id=?", (t, panda_id))
+                con.execute(
+                    "UPDATE jobs SET status='cancelled', command='tobekilled', state_change_time=?, n_changes=n_changes+1 WHERE panda_id=?",
+                    (t, panda_id),
+                )
                 return {"panda_id": panda_id, "status": "cancelled"}
             if row["status"] in FINAL_STATES:
                 return {"panda_id": panda_id, "status": row["status"]}
@@ -322,8 +368,14 @@ class Jobs:
                 [(t, r["event_range_id"]) for r in rows],
             )
         return [
-            {"eventRangeID": r["event_range_id"], "startEvent": r["start_event"], "lastEvent": r["last_event"],
-             "LFN": r["lfn"], "GUID": r["guid"], "scope": r["scope"]}
+            {
+                "eventRangeID": r["event_range_id"],
+                "startEvent": r["start_event"],
+                "lastEvent": r["last_event"],
+                "LFN": r["lfn"],
+                "GUID": r["guid"],
+                "scope": r["scope"],
+            }
             for r in rows
         ]
 
@@ -363,7 +415,10 @@ class Jobs:
         if panda_id is not None:
             n = self.store.scalar("SELECT COUNT(*) FROM event_ranges WHERE panda_id=? AND status='ready'", (panda_id,))
         else:
-            n = self.store.scalar("SELECT COUNT(*) FROM event_ranges WHERE jobset_id=? AND task_id=? AND status='ready'", (jobset_id, task_id))
+            n = self.store.scalar(
+                "SELECT COUNT(*) FROM event_ranges WHERE jobset_id=? AND task_id=? AND status='ready'",
+                (jobset_id, task_id),
+            )
         return int(n or 0)
 
 

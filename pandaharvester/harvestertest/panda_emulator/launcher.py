@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import requests
 
@@ -118,7 +118,7 @@ class EmulatorProcess:
         cmd += self.extra_args
         return cmd
 
-    def start(self) -> "EmulatorProcess":
+    def start(self) -> EmulatorProcess:
         """Start the process and wait until it answers."""
         if self.proc is not None and self.proc.poll() is None:
             return self
@@ -127,15 +127,16 @@ class EmulatorProcess:
             ready.unlink()
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
-        log = open(self.log_file, "ab")
-        try:
-            self.proc = subprocess.Popen(self._command(), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        finally:
-            log.close()
+        with open(self.log_file, "ab") as log:
+            self.proc = subprocess.Popen(
+                self._command(), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise EmulatorError(f"emulator exited with code {self.proc.returncode}; see {self.log_file}:\n{self._log_tail()}")
+                raise EmulatorError(
+                    f"emulator exited with code {self.proc.returncode}; see {self.log_file}:\n{self._log_tail()}"
+                )
             if ready.exists():
                 try:
                     info = json.loads(ready.read_text())
@@ -151,7 +152,9 @@ class EmulatorProcess:
                         return self
             time.sleep(0.05)
         self.stop()
-        raise EmulatorError(f"emulator did not answer within {self.startup_timeout}s; see {self.log_file}:\n{self._log_tail()}")
+        raise EmulatorError(
+            f"emulator did not answer within {self.startup_timeout}s; see {self.log_file}:\n{self._log_tail()}"
+        )
 
     def _log_tail(self, n: int = 4000) -> str:
         try:
@@ -185,7 +188,7 @@ class EmulatorProcess:
             proc.kill()
             proc.wait(5)
 
-    def restart(self) -> "EmulatorProcess":
+    def restart(self) -> EmulatorProcess:
         """Stop and start again on the same state file, port and certificates."""
         self.stop()
         return self.start()
@@ -195,10 +198,10 @@ class EmulatorProcess:
         """True while the process runs."""
         return self.proc is not None and self.proc.poll() is None
 
-    def __enter__(self) -> "EmulatorProcess":
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     # -------------------------------------------------------------- clients
@@ -220,8 +223,7 @@ class EmulatorProcess:
     def admin(self, method: str, path: str, payload: dict | None = None) -> Any:
         """Call an admin endpoint ``/emulator/<path>`` and return the decoded JSON."""
         path = path.lstrip("/")
-        if path.startswith("emulator/"):
-            path = path[len("emulator/") :]
+        path = path.removeprefix("emulator/")
         url = f"{self.url}/emulator/{path}"
         kw = self.request_kwargs()
         if method.upper() == "GET":
@@ -285,7 +287,13 @@ class EmulatorProcess:
         """Mark a job tobekilled (a not-yet-dispatched job is cancelled at once)."""
         return self._data("POST", "kill_job", {"panda_id": panda_id})
 
-    def set_instance_config(self, harvester_id: str, queues: list[str] | None = None, cfg: str | None = None, queue_config: dict | None = None) -> dict:
+    def set_instance_config(
+        self,
+        harvester_id: str,
+        queues: list[str] | None = None,
+        cfg: str | None = None,
+        queue_config: dict | None = None,
+    ) -> dict:
         """Set the instance config served to ``HARVESTER_INSTANCE_CONFIG_URL`` and the queue config JSON."""
         payload = {"harvester_id": harvester_id, "queues": queues, "cfg": cfg, "queue_config": queue_config}
         return self._data("POST", "instance_config", payload)

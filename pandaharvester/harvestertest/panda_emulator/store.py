@@ -1,4 +1,4 @@
-"""SQLite state of the emulator: one file, WAL, one connection per thread, one write lock.
+"""SQLite state of the emulator: one file, WAL, a small connection pool, one write lock.
 
 Everything the emulator knows lives here so that a restart on the same file loses nothing.
 Row helpers return plain dicts; JSON columns are decoded by the callers that need them.
@@ -11,9 +11,10 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -75,27 +76,41 @@ class Store:
         if not self.path.exists():
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
             os.close(fd)
-        self._local = threading.local()
+        self._idle: list[sqlite3.Connection] = []
+        self._pool_lock = threading.Lock()
         self._lock = threading.RLock()
-        with self.write() as con:
+        with self._lock, self._conn() as con:
             con.executescript(SCHEMA)
 
-    def _con(self) -> sqlite3.Connection:
-        con = getattr(self._local, "con", None)
-        if con is None:
-            con = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            con.row_factory = sqlite3.Row
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA synchronous=NORMAL")
-            con.execute("PRAGMA busy_timeout=30000")
-            self._local.con = con
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        con.row_factory = sqlite3.Row
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=NORMAL")
+        con.execute("PRAGMA busy_timeout=30000")
         return con
+
+    @contextmanager
+    def _conn(self) -> Iterator[sqlite3.Connection]:
+        """Borrow a pooled connection (request threads are short-lived, connections are not)."""
+        with self._pool_lock:
+            con = self._idle.pop() if self._idle else None
+        if con is None:
+            con = self._connect()
+        try:
+            yield con
+        finally:
+            with self._pool_lock:
+                if len(self._idle) < 16:
+                    self._idle.append(con)
+                    con = None
+            if con is not None:
+                con.close()
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction under the process-wide write lock."""
-        with self._lock:
-            con = self._con()
+        with self._lock, self._conn() as con:
             con.execute("BEGIN IMMEDIATE")
             try:
                 yield con
@@ -107,11 +122,13 @@ class Store:
 
     def query(self, sql: str, args: tuple | list = ()) -> list[dict]:
         """Run a read query; rows as dicts."""
-        return [dict(r) for r in self._con().execute(sql, args).fetchall()]
+        with self._conn() as con:
+            return [dict(r) for r in con.execute(sql, args).fetchall()]
 
     def scalar(self, sql: str, args: tuple | list = ()) -> Any:
         """First column of the first row, or None."""
-        row = self._con().execute(sql, args).fetchone()
+        with self._conn() as con:
+            row = con.execute(sql, args).fetchone()
         return None if row is None else row[0]
 
     # ---------------------------------------------------------------- ids
@@ -135,11 +152,11 @@ class Store:
         con.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, json.dumps(value)))
 
     def close(self) -> None:
-        """Close this thread's connection."""
-        con = getattr(self._local, "con", None)
-        if con is not None:
+        """Close the pooled connections."""
+        with self._pool_lock:
+            idle, self._idle = self._idle, []
+        for con in idle:
             con.close()
-            self._local.con = None
 
 
 def now() -> float:

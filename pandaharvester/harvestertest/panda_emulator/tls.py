@@ -35,7 +35,9 @@ def _key() -> ec.EllipticCurvePrivateKey:
 
 
 def _key_pem(key) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def _name(cn: str, ou: str | None = None) -> x509.Name:
@@ -53,7 +55,7 @@ def _load_ca(cert_dir: Path):
 
 
 def _issue(ca_cert, ca_key, subject: x509.Name, key, *, server: bool, days: int = 30) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -65,7 +67,11 @@ def _issue(ca_cert, ca_key, subject: x509.Name, key, *, server: bool, days: int 
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
     )
     if server:
-        sans = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.IPAddress(ipaddress.ip_address("::1"))]
+        sans = [
+            x509.DNSName("localhost"),
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            x509.IPAddress(ipaddress.ip_address("::1")),
+        ]
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
         builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
     else:
@@ -80,7 +86,7 @@ def ensure_pki(cert_dir: Path) -> dict[str, str]:
     os.chmod(cert_dir, 0o700)
     if not ((cert_dir / "ca.pem").exists() and (cert_dir / "ca.key").exists()):
         key = _key()
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         name = _name("PanDA Emulator CA")
         cert = (
             x509.CertificateBuilder()
@@ -115,7 +121,9 @@ def ensure_pki(cert_dir: Path) -> dict[str, str]:
     }
 
 
-def make_client_cert(cert_dir: Path, name: str, cn: str, ou: str | None = None, *, self_signed: bool = False) -> tuple[str, str]:
+def make_client_cert(
+    cert_dir: Path, name: str, cn: str, ou: str | None = None, *, self_signed: bool = False
+) -> tuple[str, str]:
     """Issue a client certificate ``<name>.pem``/``<name>.key`` with the given CN (and OU).
 
     ``self_signed=True`` makes a certificate NOT signed by the emulator CA (for negative tests).
@@ -126,7 +134,7 @@ def make_client_cert(cert_dir: Path, name: str, cn: str, ou: str | None = None, 
     subject = _name(cn, ou)
     if self_signed:
         ca_cert = x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         cert = (
             ca_cert.public_key(key.public_key())
             .serial_number(x509.random_serial_number())
@@ -158,7 +166,13 @@ def peer_dn(cert: dict | None) -> str | None:
     if not cert:
         return None
     parts = []
-    short = {"organizationName": "O", "organizationalUnitName": "OU", "commonName": "CN", "countryName": "C", "domainComponent": "DC"}
+    short = {
+        "organizationName": "O",
+        "organizationalUnitName": "OU",
+        "commonName": "CN",
+        "countryName": "C",
+        "domainComponent": "DC",
+    }
     for rdn in cert.get("subject", ()):
         for key, value in rdn:
             parts.append(f"/{short.get(key, key)}={value}")

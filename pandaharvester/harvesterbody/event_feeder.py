@@ -1,0 +1,76 @@
+"""EventFeeder: gets event ranges from PanDA for workers that asked and feeds them via the messenger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pandaharvester.harvesterbody.agent_base import AgentBase
+from pandaharvester.harvesterconfig import harvester_config
+from pandaharvester.harvestercore import core_utils
+from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
+from pandaharvester.harvestercore.plugin_factory import PluginFactory
+from pandaharvester.harvestercore.work_spec import WorkSpec
+
+_logger = core_utils.setup_logger("event_feeder")
+
+
+class EventFeeder(AgentBase):
+    """One cycle: workers with ``eventsRequest == EV_requestEvents`` get their event ranges."""
+
+    cfg_section = "eventfeeder"
+
+    def __init__(self, communicator: Any, queue_config_mapper: Any, single_mode: bool = False):
+        AgentBase.__init__(self, single_mode)
+        self.dbProxy = DBProxy()
+        self.communicator = communicator
+        self.queueConfigMapper = queue_config_mapper
+        self.pluginFactory = PluginFactory()
+
+    def run_cycle(self) -> bool:
+        cfg = harvester_config.eventfeeder
+        locked_by = f"eventfeeder-{self.get_pid()}"
+        worker_map = self.dbProxy.get_workers_to_feed_events(cfg.maxWorkers, cfg.lockInterval, locked_by) or {}
+        n_workers = 0
+        for queue_name, workers in worker_map.items():
+            log = self.make_logger(_logger, f"queueName={queue_name}", method_name="run_cycle")
+            queue_config = self.queueConfigMapper.get_queue(queue_name)
+            if queue_config is None:
+                log.error("no queue config for the queue: events not fed")
+                continue
+            messenger = self.pluginFactory.get_plugin(queue_config.messenger)
+            for work_spec in workers:
+                n_workers += 1
+                try:
+                    self.feed_worker(work_spec, queue_config, messenger, locked_by)
+                except Exception:
+                    core_utils.dump_error_message(log)
+        return n_workers >= cfg.maxWorkers
+
+    def feed_worker(self, work_spec: WorkSpec, queue_config: Any, messenger: Any, locked_by: str) -> None:
+        """Fetch and feed the event ranges one worker asked for."""
+        log = self.make_logger(_logger, f"workerID={work_spec.workerID}", method_name="feed_worker")
+        if not self.dbProxy.lock_worker_again_to_feed_events(work_spec.workerID, locked_by):
+            log.debug("skipped: locked by another thread")
+            return
+        ok, events = self.communicator.get_event_ranges(work_spec.eventsRequestParams,
+                                                        getattr(queue_config, "scatteredEvents", False),
+                                                        work_spec.get_access_point())
+        if not ok:
+            log.error(f"failed to get event ranges: {events}; retried next cycle")
+            return
+        fed_ok, diag = self.call_plugin(log, messenger, "feed_events", work_spec, events)
+        if not fed_ok or diag is False:
+            log.error(f"failed to feed events: {diag}; retried next cycle")
+            return
+        n_ranges = sum(len(ranges) for ranges in events.values())
+        log.info(f"fed {n_ranges} event ranges for PandaIDs={list(events)}")
+        if work_spec.mapType == WorkSpec.MT_MultiWorkers:
+            for panda_id, ranges in events.items():
+                requested = (work_spec.eventsRequestParams or {}).get(panda_id, {}).get("nRanges", 0)
+                if len(ranges) < requested:
+                    self.dbProxy.disable_multi_workers(panda_id)
+        work_spec.eventsRequest = WorkSpec.EV_useEvents
+        work_spec.eventsRequestParams = None
+        work_spec.eventFeedTime = None
+        work_spec.eventFeedLock = None
+        self.dbProxy.update_worker(work_spec, {"eventFeedLock": locked_by})

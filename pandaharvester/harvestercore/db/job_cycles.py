@@ -1,0 +1,418 @@
+"""The job queries agents run every cycle: pick eligible jobs and lock them in one transaction.
+
+Pattern (the heart of the data layer): inside one write transaction (``BEGIN IMMEDIATE`` on
+SQLite, so no other thread or process can write in between) select the eligible ids in the
+agent's order with ``LIMIT``, set the lock columns (owner + time) on exactly those rows with one
+``UPDATE ... IN (...)``, read them back, commit. A row is eligible again when unlocked and its
+time column is older than the agent's check interval, or when its lock is older than the lock
+interval, so a crash between lock and update loses nothing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from typing import Any, Sequence
+
+from .. import core_utils
+from ..log_utils import make_logger, setup_logger
+from ..time_utils import naive_utcnow
+from . import schema
+from .base import DBModule, db_method, in_binds
+
+_logger = setup_logger("db_proxy")
+
+MAX_EVENTS_PER_PROPAGATION = 10000
+_FINAL_EVENT = ("finished", "failed")
+
+
+def _lock_condition(time_col: str, lock_col: str, with_lock: bool, without_lock: bool) -> str:
+    """Eligibility on (time column, lock column); ``:lockTimeLimit``/``:updateTimeLimit`` binds."""
+    terms = [f"{time_col} IS NULL"]
+    if with_lock:
+        terms.append(f"({time_col}<:lockTimeLimit AND {lock_col} IS NOT NULL)")
+    if without_lock:
+        terms.append(f"({time_col}<:updateTimeLimit AND {lock_col} IS NULL)")
+    return "(" + " OR ".join(terms) + ")"
+
+
+class JobCyclesMixin(DBModule):
+    """get_jobs_to_propagate, get_jobs_in_sub_status, get_jobs_for_stage_out, update_job_for_stage_out,
+    get_job_chunks_for_workers, get_num_jobs_to_fetch."""
+
+    def _lock_ids(self, table: str, id_col: str, ids: Sequence[Any], sets: str, cond: str,
+                  varmap: dict[str, Any]) -> None:
+        self._update_in(f"UPDATE {table} SET {sets} WHERE {id_col} IN ({{ids}}) AND {cond}", list(ids), varmap)
+
+    # ------------------------------------------------------------ job fetcher
+    @db_method(dict)
+    def get_num_jobs_to_fetch(self, n_queues: int, interval: float, queue_config_mapper: Any = None) -> dict[str, int]:
+        """{queueName: number of jobs to fetch} for up to ``n_queues`` queues not looked at within
+        ``interval`` s; those queues get jobFetchTime=now (so other threads skip them)."""
+        now = naive_utcnow()
+        limit = now - datetime.timedelta(seconds=interval)
+        result: dict[str, int] = {}
+        with self._tx():
+            rows = self._exec("SELECT queueName,nQueueLimitJob,nQueueLimitJobRatio,nQueueLimitJobMax,nQueueLimitJobMin "
+                              "FROM pq_table WHERE jobFetchTime IS NULL OR jobFetchTime<:limit "
+                              "ORDER BY jobFetchTime, resourceType", {":limit": limit}).fetchall()
+            seen: set[str] = set()
+            for queue_name, n_limit, ratio, n_max, n_min in rows:
+                if queue_name in seen:
+                    continue
+                if queue_config_mapper is not None and not queue_config_mapper.has_queue(queue_name):
+                    continue
+                seen.add(queue_name)
+                self._exec("UPDATE pq_table SET jobFetchTime=:now WHERE queueName=:q", {":now": now, ":q": queue_name})
+                counts = dict(self._exec("SELECT status, COUNT(*) FROM job_table WHERE computingSite=:q "
+                                         "AND status IN ('starting','running') GROUP BY status",
+                                         {":q": queue_name}).fetchall())
+                n_queue = counts.get("starting", 0)
+                if ratio is not None and ratio > 0:
+                    n_limit = int(counts.get("running", 0) * ratio / 100)
+                    n_limit = max(n_limit, 1 if n_min is None else n_min)
+                    if n_max is not None:
+                        n_limit = min(n_limit, n_max)
+                if n_limit is not None and n_queue < n_limit:
+                    result[queue_name] = n_limit - n_queue
+                if len(seen) >= n_queues:
+                    break
+        make_logger(_logger, method_name="get_num_jobs_to_fetch").debug(f"got {result}")
+        return result
+
+    # ------------------------------------------------------------ propagator
+    @db_method(list)
+    def get_jobs_to_propagate(self, max_jobs: int, lock_interval: float, update_interval: float,
+                              locked_by: str) -> list[Any]:
+        """Jobs whose status must be sent to PanDA (with their final events and checkpoint files).
+
+        Eligible: propagatorTime set, and unlocked for ``update_interval`` s (heartbeat) or locked
+        for more than ``lock_interval`` s. ``trigger_propagation`` moves propagatorTime back so
+        the job goes out at the next cycle."""
+        now = naive_utcnow()
+        varmap = {":lockTimeLimit": now - datetime.timedelta(seconds=lock_interval),
+                  ":updateTimeLimit": now - datetime.timedelta(seconds=update_interval)}
+        varmap[":maxLimit"] = max(varmap[":lockTimeLimit"], varmap[":updateTimeLimit"])
+        cond = ("propagatorTime IS NOT NULL AND propagatorTime<:maxLimit AND "
+                "((propagatorTime<:lockTimeLimit AND propagatorLock IS NOT NULL) OR "
+                "(propagatorTime<:updateTimeLimit AND propagatorLock IS NULL))")
+        with self._tx():
+            ids = [r[0] for r in self._exec(f"SELECT PandaID FROM job_table WHERE {cond} ORDER BY propagatorTime "
+                                            f"LIMIT {int(max_jobs)}", varmap).fetchall()]
+            # avoid one bulk update carrying too many events
+            n_events = dict(self._ids_in("SELECT PandaID, COUNT(*) FROM event_table WHERE PandaID IN ({ids}) "
+                                         "AND subStatus IN ('finished','failed') GROUP BY PandaID", ids))
+            kept, total = [], 0
+            for pid in ids:
+                if total > MAX_EVENTS_PER_PROPAGATION:
+                    break
+                kept.append(pid)
+                total += n_events.get(pid, 0)
+            self._lock_ids("job_table", "PandaID", kept, "propagatorTime=:now,propagatorLock=:lockedBy", cond,
+                           dict(varmap, **{":now": now, ":lockedBy": locked_by}))
+            jobs = self._select_specs_in("job_table", "PandaID", kept)
+            self._attach_events(jobs)
+            self._attach_files(jobs, "AND fileType='checkpoint' AND status='renewed'", adder="add_out_file")
+        order = {pid: i for i, pid in enumerate(kept)}
+        jobs.sort(key=lambda j: order[j.PandaID])
+        for job in jobs:
+            job.propagatorLock = locked_by
+        make_logger(_logger, f"thr={locked_by}", method_name="get_jobs_to_propagate").debug(f"got {len(jobs)} jobs")
+        return jobs
+
+    def _attach_events(self, jobs: Sequence[Any]) -> None:
+        """Add finished/failed events (with their zip files) to each job."""
+        by_id = {job.PandaID: job for job in jobs}
+        if not by_id:
+            return
+        events = self._select_specs_in("event_table", "PandaID", list(by_id), "AND subStatus IN ('finished','failed')")
+        file_ids = {e.fileID for e in events if e.fileID is not None}
+        zip_of = dict(self._ids_in("SELECT fileID, zipFileID FROM file_table WHERE fileID IN ({ids})", list(file_ids)))
+        zip_ids = {z for z in zip_of.values() if z is not None}
+        zip_files = {f.fileID: f for f in self._select_specs_in("file_table", "fileID", list(zip_ids))}
+        for event in events:
+            zip_spec = None
+            if event.fileID is not None:
+                if event.fileID not in zip_of:
+                    continue
+                zip_id = zip_of[event.fileID]
+                if zip_id is not None:
+                    zip_spec = zip_files.get(zip_id)
+            by_id[event.PandaID].add_event(event, zip_spec)
+
+    # ------------------------------------------------------------ preparator and friends
+    @db_method(list)
+    def get_jobs_in_sub_status(self, sub_status: str, max_jobs: int, time_column: str | None = None,
+                               lock_column: str | None = None, interval_without_lock: float | None = None,
+                               interval_with_lock: float | None = None, locked_by: str | None = None,
+                               new_sub_status: str | None = None, max_files_per_job: int | None = None,
+                               ng_file_status_list: Sequence[str] | None = None) -> list[Any]:
+        """Jobs in ``sub_status`` eligible by (time_column, lock_column), locked by ``locked_by``,
+        with their input (or aux-input) files not in ``ng_file_status_list``."""
+        job_cls = schema.spec_class("job_table")
+        schema.check_column_names("job_table", job_cls, [c for c in (time_column, lock_column) if c])
+        if locked_by is not None and (time_column is None or lock_column is None):
+            raise ValueError("get_jobs_in_sub_status: locking needs time_column and lock_column")
+        now = naive_utcnow()
+        varmap: dict[str, Any] = {":subStatus": sub_status}
+        if interval_with_lock is not None:
+            varmap[":lockTimeLimit"] = now - datetime.timedelta(seconds=interval_with_lock)
+        if interval_without_lock is not None:
+            varmap[":updateTimeLimit"] = now - datetime.timedelta(seconds=interval_without_lock)
+        cond = "subStatus=:subStatus"
+        if time_column is not None:
+            cond += " AND " + _lock_condition(time_column, lock_column or "lockedBy", interval_with_lock is not None,
+                                              interval_without_lock is not None)
+        tmp_log = make_logger(_logger, None if locked_by is None else f"id={locked_by}",
+                              method_name="get_jobs_in_sub_status")
+        with self._tx(write=locked_by is not None):
+            if max_jobs > 0 and new_sub_status is not None:
+                cvm = {":subStatus": sub_status, ":newSubStatus": new_sub_status}
+                busy = f"({lock_column} IS NOT NULL AND subStatus=:subStatus"
+                if time_column is not None and interval_with_lock is not None:
+                    busy += f" AND {time_column} IS NOT NULL AND {time_column}>:lockTimeLimit"
+                    cvm[":lockTimeLimit"] = varmap[":lockTimeLimit"]
+                busy += ") OR subStatus=:newSubStatus"
+                (n_processing,) = self._exec(f"SELECT COUNT(*) FROM job_table WHERE {busy}", cvm).fetchone()
+                if n_processing >= max_jobs:
+                    tmp_log.debug(f"enough jobs {n_processing} are being processed in {new_sub_status} state")
+                    return []
+                max_jobs -= n_processing
+            order = f"ORDER BY {time_column}" if time_column else ""
+            ids = [r[0] for r in self._exec(f"SELECT PandaID FROM job_table WHERE {cond} {order} "
+                                            f"LIMIT {int(max_jobs)}", varmap).fetchall()]
+            if locked_by is not None:
+                self._lock_ids("job_table", "PandaID", ids, f"{time_column}=:now,{lock_column}=:lockedBy", cond,
+                               dict(varmap, **{":now": now, ":lockedBy": locked_by}))
+            jobs = self._select_specs_in("job_table", "PandaID", ids)
+            order_map = {pid: i for i, pid in enumerate(ids)}
+            jobs.sort(key=lambda j: order_map[j.PandaID])
+            for job in jobs:
+                if locked_by is not None:
+                    job.lockedBy = locked_by
+                    setattr(job, time_column, now)
+                fvm: dict[str, Any] = {":PandaID": job.PandaID}
+                fvm[":type"] = "input" if job.auxInput in (None, job.AUX_hasAuxInput, job.AUX_allTriggered) else "aux_input"
+                where = "PandaID=:PandaID AND fileType=:type"
+                if ng_file_status_list:
+                    where += f" AND status NOT IN ({in_binds('ng', list(ng_file_status_list), fvm)})"
+                suffix = f"LIMIT {int(max_files_per_job)}" if max_files_per_job else ""
+                for file_spec in self._select_specs("file_table", where, fvm, suffix=suffix):
+                    job.add_in_file(file_spec)
+        tmp_log.debug(f"got {len(jobs)} jobs")
+        return jobs
+
+    # ------------------------------------------------------------ stager
+    @db_method(list)
+    def get_jobs_for_stage_out(self, max_jobs: int, interval_without_lock: float, interval_with_lock: float,
+                               locked_by: str, sub_status: str, has_out_file_flag: int,
+                               bad_has_out_file_flag_list: Sequence[int] | None = None,
+                               max_files_per_job: int | None = None) -> list[Any]:
+        """Jobs to trigger/check/zip output for, locked with stagerTime/stagerLock, with their output
+        files in the status matching ``has_out_file_flag`` (attemptNr incremented) and workers."""
+        job_cls = schema.spec_class("job_table")
+        now = naive_utcnow()
+        varmap: dict[str, Any] = {":subStatus": sub_status, ":hasOutFile": has_out_file_flag,
+                                  ":lockTimeLimit": now - datetime.timedelta(seconds=interval_with_lock),
+                                  ":updateTimeLimit": now - datetime.timedelta(seconds=interval_without_lock)}
+        cond = "(subStatus=:subStatus OR hasOutFile=:hasOutFile)"
+        if bad_has_out_file_flag_list:
+            cond += f" AND (hasOutFile IS NULL OR hasOutFile NOT IN " \
+                    f"({in_binds('bad', list(bad_has_out_file_flag_list), varmap)}))"
+        cond += " AND " + _lock_condition("stagerTime", "stagerLock", True, True)
+        status_of = {job_cls.HO_hasOutput: "defined", job_cls.HO_hasZipOutput: "zipping",
+                     job_cls.HO_hasPostZipOutput: "post_zipping"}
+        file_status = status_of.get(has_out_file_flag, "transferring")
+        with self._tx():
+            ids = [r[0] for r in self._exec(f"SELECT PandaID FROM job_table WHERE {cond} ORDER BY stagerTime "
+                                            f"LIMIT {int(max_jobs)}", varmap).fetchall()]
+            self._lock_ids("job_table", "PandaID", ids, "stagerTime=:now,stagerLock=:lockedBy", cond,
+                           dict(varmap, **{":now": now, ":lockedBy": locked_by}))
+            jobs = self._select_specs_in("job_table", "PandaID", ids, slim=True)
+            order_map = {pid: i for i, pid in enumerate(ids)}
+            jobs.sort(key=lambda j: order_map[j.PandaID])
+            for job in jobs:
+                job.stagerLock = locked_by
+                job.stagerTime = now
+                if job.jobParamsExtForLog is None:
+                    row = self._exec("SELECT jobParams FROM job_table WHERE PandaID=:id", {":id": job.PandaID}).fetchone()
+                    if row is not None and row[0] is not None:
+                        job.set_blob_attribute("jobParams", row[0])
+                    if isinstance(job.jobParams, dict):
+                        job.get_output_file_attributes()
+                        job.get_logfile_info()
+                suffix = f"LIMIT {int(max_files_per_job)}" if max_files_per_job else ""
+                files = self._select_specs("file_table", "PandaID=:PandaID AND status=:status AND fileType NOT IN "
+                                           "('input','aux_input','checkpoint')",
+                                           {":PandaID": job.PandaID, ":status": file_status}, suffix=suffix)
+                for file_spec in files:
+                    file_spec.attemptNr = (file_spec.attemptNr or 0) + 1
+                    job.add_out_file(file_spec)
+                self._update_in("UPDATE file_table SET attemptNr=attemptNr+1 WHERE fileID IN ({ids})",
+                                [f.fileID for f in files])
+                if has_out_file_flag in (job_cls.HO_hasZipOutput, job_cls.HO_hasPostZipOutput):
+                    zipped = {f.fileID: f for f in files}
+                    for assoc in self._select_specs_in("file_table", "zipFileID", list(zipped),
+                                                       "AND fileType NOT IN ('input','aux_input','checkpoint')"):
+                        zipped[assoc.zipFileID].add_associated_file(assoc)
+                job.add_workspec_list(self.get_workers_with_job_id(job.PandaID, use_commit=False))
+        make_logger(_logger, f"thr={locked_by}", method_name="get_jobs_for_stage_out").debug(f"got {len(jobs)} jobs")
+        return jobs
+
+    @db_method(None)
+    def update_job_for_stage_out(self, jobspec: Any, update_event_status: bool, locked_by: str) -> str | None:
+        """Write stage-out results of a job still locked by ``locked_by``; returns the new subStatus,
+        None when the lock was lost (or on error)."""
+        job_cls = type(jobspec)
+        tmp_log = make_logger(_logger, f"PandaID={jobspec.PandaID} subStatus={jobspec.subStatus} thr={locked_by}",
+                              method_name="update_job_for_stage_out")
+        ev_sql = ("UPDATE event_table SET eventStatus=:st,subStatus=:st WHERE eventRangeID IN ({ids}) "
+                  "AND eventStatus<>'failed' AND subStatus<>'done'")
+        with self._tx():
+            n = self._exec("UPDATE job_table SET stagerTime=:now WHERE PandaID=:id AND stagerLock=:lockedBy",
+                           {":now": naive_utcnow(), ":id": jobspec.PandaID, ":lockedBy": locked_by}).rowcount
+            if n == 0:
+                tmp_log.debug("skip since locked by another")
+                return None
+            out_files = list(jobspec.outFiles)
+            self._update_specs_bulk("file_table", out_files, "fileID")
+            if update_event_status:
+                for file_spec in out_files:
+                    range_ids = []
+                    if file_spec.eventRangeID is not None:
+                        range_ids.append(file_spec.eventRangeID)
+                    if file_spec.isZip == 1:
+                        range_ids += [r[0] for r in self._exec(
+                            "SELECT eventRangeID FROM file_table WHERE PandaID=:id AND zipFileID=:z",
+                            {":id": file_spec.PandaID, ":z": file_spec.fileID}).fetchall() if r[0] is not None]
+                    self._update_in(ev_sql, range_ids, {":st": file_spec.status})
+            counts = dict((status, cnt) for cnt, status in self._exec(
+                "SELECT COUNT(*), status FROM file_table WHERE PandaID=:id GROUP BY status",
+                {":id": jobspec.PandaID}).fetchall())
+            jobspec.stagerLock = None
+            if "zipping" in counts:
+                jobspec.hasOutFile = job_cls.HO_hasZipOutput
+            elif "post_zipping" in counts:
+                jobspec.hasOutFile = job_cls.HO_hasPostZipOutput
+            elif "defined" in counts:
+                jobspec.hasOutFile = job_cls.HO_hasOutput
+            elif "transferring" in counts:
+                jobspec.hasOutFile = job_cls.HO_hasTransfer
+            else:
+                jobspec.hasOutFile = job_cls.HO_noOutput
+            if jobspec.subStatus == "to_transfer":
+                if jobspec.hasOutFile not in (job_cls.HO_hasOutput, job_cls.HO_hasZipOutput, job_cls.HO_hasPostZipOutput):
+                    jobspec.subStatus = "transferring"
+                jobspec.stagerTime = None
+            elif jobspec.subStatus == "transferring" and jobspec.hasOutFile == job_cls.HO_noOutput:
+                jobspec.trigger_propagation()
+                if "failed" in counts:
+                    jobspec.status = "failed"
+                    jobspec.subStatus = "failed_to_stage_out"
+                else:
+                    jobspec.subStatus = "staged"
+                    jobspec.reset_out_file()
+                    for file_spec in self._select_specs("file_table", "PandaID=:id AND status='finished' AND "
+                                                        "fileType IN ('output','log')", {":id": jobspec.PandaID}):
+                        jobspec.add_out_file(file_spec)
+                    jobspec.outputFilesToReport = core_utils.get_output_file_report(jobspec)
+            self._update_changes("job_table", jobspec, "PandaID=:id_key AND stagerLock=:lockedBy_key",
+                                 {":id_key": jobspec.PandaID, ":lockedBy_key": locked_by}, skip=("PandaID",))
+        jobspec.reset_changed_list()
+        for file_spec in out_files:
+            file_spec.reset_changed_list()
+        tmp_log.debug("done")
+        return jobspec.subStatus
+
+    # ------------------------------------------------------------ submitter
+    @db_method(list)
+    def get_job_chunks_for_workers(self, queue_name: str, n_workers: int, n_ready: int,
+                                   n_jobs_per_worker: int | None, n_workers_per_job: int | None,
+                                   use_job_late_binding: bool, check_interval: float, lock_interval: float,
+                                   locked_by: str, allow_job_mixture: bool = False,
+                                   max_workers_per_job_in_total: int | None = None,
+                                   max_workers_per_job_per_cycle: int | None = None) -> list[list[Any]]:
+        """Chunks of jobs to make workers from, highest priority first; the jobs taken get
+        submitterTime/lockedBy. A job is reused across chunks for OneToMany (n_workers_per_job)."""
+        tmp_log = make_logger(_logger, f"queue={queue_name}", method_name="get_job_chunks_for_workers")
+        if n_jobs_per_worker is None and not n_workers_per_job:
+            n_jobs_per_worker = 1
+        if n_jobs_per_worker is not None:
+            max_jobs = (n_workers + n_ready) * n_jobs_per_worker
+        else:
+            max_jobs = math.ceil((n_workers + n_ready) / n_workers_per_job)
+        now = naive_utcnow()
+        varmap = {":s1": "prepared", ":s2": "queued", ":s3": "submitted", ":s4": "running", ":queueName": queue_name,
+                  ":lockTimeLimit": now - datetime.timedelta(seconds=lock_interval),
+                  ":checkTimeLimit": now - datetime.timedelta(seconds=check_interval)}
+        cond = ("computingSite=:queueName AND (subStatus IN (:s1,:s2) OR (subStatus IN (:s3,:s4) "
+                "AND nWorkers IS NOT NULL AND nWorkersLimit IS NOT NULL AND nWorkers<nWorkersLimit "
+                "AND moreWorkers IS NULL AND (maxWorkersInTotal IS NULL OR nWorkersInTotal IS NULL "
+                "OR nWorkersInTotal<maxWorkersInTotal))) AND (submitterTime IS NULL "
+                "OR (submitterTime<:lockTimeLimit AND lockedBy IS NOT NULL) "
+                "OR (submitterTime<:checkTimeLimit AND lockedBy IS NULL))")
+        chunk_list: list[list[Any]] = []
+        taken: list[Any] = []
+        with self._tx():
+            if n_jobs_per_worker is not None and n_jobs_per_worker > 1:
+                (n_available,) = self._exec(f"SELECT COUNT(*) FROM job_table WHERE {cond}", varmap).fetchone()
+                max_jobs = int(min(max_jobs, n_available) / n_jobs_per_worker) * n_jobs_per_worker
+            if max_jobs == 0:
+                tmp_log.debug("skip due to maxJobs=0")
+                return []
+            ids = [r[0] for r in self._exec(f"SELECT PandaID FROM job_table WHERE {cond} "
+                                            f"ORDER BY currentPriority DESC, taskID, PandaID", varmap).fetchall()]
+            chunk: list[Any] = []
+            n_seen = 0
+            done = False
+            for start in range(0, len(ids), 200):
+                batch_ids = ids[start:start + 200]
+                jobs = {j.PandaID: j for j in self._select_specs_in("job_table", "PandaID", batch_ids)}
+                for pid in batch_ids:
+                    job = jobs[pid]
+                    n_seen += 1
+                    if chunk and chunk[0].taskID != job.taskID and not allow_job_mixture:
+                        chunk_list.append(chunk)
+                        chunk = []
+                    if not (len(chunk_list) >= n_ready and job.subStatus == "queued"):
+                        taken.append(job)
+                        chunk.append(job)
+                        if n_jobs_per_worker is not None and len(chunk) >= n_jobs_per_worker:
+                            chunk_list.append(chunk)
+                            chunk = []
+                        elif n_workers_per_job is not None:
+                            if job.nWorkersLimit is None:
+                                job.nWorkersLimit = n_workers_per_job
+                            if max_workers_per_job_in_total is not None:
+                                job.maxWorkersInTotal = max_workers_per_job_in_total
+                            n_multi = min(job.nWorkersLimit - (job.nWorkers or 0), n_workers - len(chunk_list))
+                            if job.maxWorkersInTotal is not None and job.nWorkersInTotal is not None:
+                                n_multi = min(n_multi, job.maxWorkersInTotal - job.nWorkersInTotal)
+                            if max_workers_per_job_per_cycle is not None:
+                                n_multi = min(n_multi, max_workers_per_job_per_cycle)
+                            chunk_list += [chunk] * max(n_multi, 0)
+                            chunk = []
+                        if len(chunk_list) >= n_workers:
+                            done = True
+                    if done or n_seen >= max_jobs:
+                        done = True
+                        break
+                if done:
+                    break
+            in_chunks = {id(j) for c in chunk_list for j in c}
+            taken = [j for j in taken if id(j) in in_chunks]
+            self._lock_ids("job_table", "PandaID", [j.PandaID for j in taken], "submitterTime=:now,lockedBy=:lockedBy",
+                           cond, dict(varmap, **{":now": now, ":lockedBy": locked_by}))
+            files = self._select_specs_in("file_table", "PandaID", [j.PandaID for j in taken],
+                                          "AND fileType IN ('input','aux_input')")
+            by_id = {j.PandaID: j for j in taken}
+            for file_spec in files:
+                by_id[file_spec.PandaID].add_in_file(file_spec)
+            for job in taken:
+                job.lockedBy = locked_by
+        tmp_log.debug(f"got {len(chunk_list)} job chunks")
+        return chunk_list
+
+    # provided by other mixins
+    get_workers_with_job_id: Any
+    _attach_files: Any

@@ -1,0 +1,253 @@
+"""Jobs: insert, read, update, release, delete, stats (job_table with its files and events)."""
+
+from __future__ import annotations
+
+import datetime
+from collections import defaultdict
+from typing import Any, Iterable, Sequence
+
+from ..log_utils import make_logger, setup_logger
+from ..time_utils import naive_utcnow
+from . import schema
+from .base import DBModule, chunks, db_method, in_binds
+
+_logger = setup_logger("db_proxy")
+
+JOB_CHILD_TABLES = ("file_table", "event_table", "jw_table")
+
+
+class JobsMixin(DBModule):
+    """Job CRUD; the lock-taking job queries are in :mod:`job_cycles`."""
+
+    # ------------------------------------------------------------ helpers
+    def _delete_jobs(self, panda_ids: Sequence[int], with_job: bool = True) -> int:
+        """Delete jobs and their files/events/relations; returns the number of jobs deleted."""
+        n = 0
+        if with_job:
+            n = self._update_in("DELETE FROM job_table WHERE PandaID IN ({ids})", panda_ids)
+        for table in JOB_CHILD_TABLES:
+            self._update_in(f"DELETE FROM {table} WHERE PandaID IN ({{ids}})", panda_ids)
+        return n
+
+    def _update_specs_bulk(self, table: str, specs: Iterable[Any], key: str) -> int:
+        """UPDATE the changed attributes of many specs; one executemany per set of changed columns."""
+        cls = schema.spec_class(table)
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        for spec in specs:
+            varmap = dict(spec.values_map(only_changed=True))
+            varmap.pop(f":{key}", None)
+            if not varmap:
+                continue
+            schema.check_map(table, cls, varmap)
+            varmap[f":{key}_key"] = getattr(spec, key)
+            groups[tuple(sorted(varmap))].append(varmap)
+        n = 0
+        for names, rows in groups.items():
+            sets = ",".join(f"{k[1:]}={k}" for k in names if k != f":{key}_key")
+            n += self._many(f"UPDATE {table} SET {sets} WHERE {key}=:{key}_key", rows)
+        return n
+
+    def _attach_files(self, jobs: Sequence[Any], where_extra: str = "", varmap: dict[str, Any] | None = None,
+                      adder: str = "add_file") -> None:
+        """Read the files of ``jobs`` in chunks and add them to each job with ``adder``."""
+        by_id = {job.PandaID: job for job in jobs}
+        if not by_id:
+            return
+        for spec in self._select_specs_in("file_table", "PandaID", list(by_id), where_extra, varmap):
+            getattr(by_id[spec.PandaID], adder)(spec)
+
+    # ------------------------------------------------------------ insert / read
+    @db_method(False)
+    def insert_jobs(self, jobspec_list: Sequence[Any]) -> bool:
+        """Insert jobs with their input files (replacing any job with the same PandaID)."""
+        make_logger(_logger, method_name="insert_jobs").debug(f"{len(jobspec_list)} jobs")
+        with self._tx():
+            ids = [job.PandaID for job in jobspec_list]
+            existing = [r[0] for r in self._ids_in("SELECT PandaID FROM job_table WHERE PandaID IN ({ids})", ids)]
+            if existing:
+                self._delete_jobs(existing)
+            self._insert_specs("job_table", jobspec_list)
+            self._insert_specs("file_table", [f for job in jobspec_list for f in job.inFiles])
+        for job in jobspec_list:
+            job.reset_changed_list()
+        return True
+
+    @db_method(None)
+    def get_job(self, panda_id: int) -> Any:
+        """JobSpec with all its files, or None."""
+        with self._tx(write=False):
+            jobs = self._select_specs("job_table", "PandaID=:PandaID", {":PandaID": panda_id})
+            if not jobs:
+                return None
+            self._attach_files(jobs)
+        return jobs[0]
+
+    @db_method(None)
+    def get_jobs(self) -> list[Any] | None:
+        """Every job in the table (without files)."""
+        with self._tx(write=False):
+            return self._select_specs("job_table", "PandaID IS NOT NULL")
+
+    @db_method(None)
+    def update_job(self, jobspec: Any, criteria: dict[str, Any] | None = None, update_in_file: bool = False,
+                   update_out_file: bool = False) -> int | None:
+        """Write the changed attributes of a job (and its events/files); returns the rows updated."""
+        tmp_log = make_logger(_logger, f"PandaID={jobspec.PandaID} subStatus={jobspec.subStatus}",
+                              method_name="update_job")
+        where_map: dict[str, Any] = {":PandaID_key": jobspec.PandaID}
+        where = "PandaID=:PandaID_key" + self._criteria("job_table", criteria, where_map)
+        with self._tx():
+            n_row = self._update_changes("job_table", jobspec, where, where_map, skip=("PandaID",))
+            if n_row is None:
+                n_row = len(self._exec(f"SELECT PandaID FROM job_table WHERE {where}", where_map).fetchall())
+            if n_row > 0:
+                self._update_specs_bulk("event_table", jobspec.events, "eventRangeID")
+                if update_in_file:
+                    self._update_specs_bulk("file_table", jobspec.inFiles, "fileID")
+                elif jobspec.is_final_status():
+                    self._exec("UPDATE file_table SET status=:status WHERE PandaID=:PandaID "
+                               "AND fileType IN (:t1,:t2)", {":status": "done", ":PandaID": jobspec.PandaID,
+                                                             ":t1": "input", ":t2": "aux_input"})
+                if update_out_file:
+                    self._update_specs_bulk("file_table", jobspec.outFiles, "fileID")
+                if jobspec.subStatus == "done":
+                    self._exec("UPDATE file_table SET todelete=1 WHERE PandaID=:PandaID",
+                               {":PandaID": jobspec.PandaID})
+        jobspec.reset_changed_list()
+        for spec in list(jobspec.events) + list(jobspec.inFiles if update_in_file else []) + \
+                list(jobspec.outFiles if update_out_file else []):
+            spec.reset_changed_list()
+        tmp_log.debug(f"done with {n_row}")
+        return n_row
+
+    @db_method(False)
+    def insert_files(self, jobspec_list: Sequence[Any]) -> bool:
+        """Insert the output files of the jobs."""
+        with self._tx():
+            self._insert_specs("file_table", [f for job in jobspec_list for f in job.outFiles])
+        return True
+
+    # ------------------------------------------------------------ locks
+    @db_method(False)
+    def release_jobs(self, panda_ids: Sequence[int], locked_by: str) -> bool:
+        """Clear lockedBy of the jobs still locked by ``locked_by``."""
+        with self._tx():
+            n = self._update_in("UPDATE job_table SET lockedBy=NULL WHERE PandaID IN ({ids}) AND lockedBy=:lockedBy",
+                                list(panda_ids), {":lockedBy": locked_by})
+        make_logger(_logger, method_name="release_jobs").debug(f"released {n} jobs")
+        return True
+
+    @db_method(False)
+    def lock_job_again(self, panda_id: int, time_column: str, lock_column: str, locked_by: str) -> bool:
+        """Refresh ``time_column`` if ``lock_column`` still holds ``locked_by``; False otherwise."""
+        schema.check_column_names("job_table", schema.spec_class("job_table"), [time_column, lock_column])
+        tmp_log = make_logger(_logger, f"PandaID={panda_id}", method_name="lock_job_again")
+        with self._tx():
+            row = self._exec(f"SELECT {lock_column},{time_column} FROM job_table WHERE PandaID=:id",
+                             {":id": panda_id}).fetchone()
+            if row is None:
+                tmp_log.debug("not found")
+                return False
+            if row[0] != locked_by:
+                tmp_log.debug(f"locked by another {row[0]} at {row[1]}")
+                return False
+            self._exec(f"UPDATE job_table SET {time_column}=:now WHERE PandaID=:id",
+                       {":now": naive_utcnow(), ":id": panda_id})
+        return True
+
+    @db_method(False)
+    def increment_submission_attempt(self, panda_id: int, new_number: int) -> bool:
+        with self._tx():
+            self._exec("UPDATE job_table SET submissionAttempts=:n WHERE PandaID=:id", {":n": new_number, ":id": panda_id})
+        return True
+
+    @db_method(None)
+    def disable_multi_workers(self, panda_id: int) -> int | None:
+        """No more workers for a OneToMany job; returns the rows updated."""
+        with self._tx():
+            return self._exec("UPDATE job_table SET moreWorkers=0 WHERE PandaID=:id AND nWorkers IS NOT NULL "
+                              "AND nWorkersLimit IS NOT NULL AND nWorkers>0", {":id": panda_id}).rowcount
+
+    # ------------------------------------------------------------ clean-up
+    @db_method(False)
+    def delete_old_jobs(self, timeout: float) -> bool:
+        """Delete jobs done (and reported) more than ``timeout`` hours ago, with files/events/relations."""
+        now = naive_utcnow()
+        with self._tx():
+            ids = [r[0] for r in self._exec(
+                "SELECT PandaID FROM job_table WHERE subStatus=:done AND propagatorTime IS NULL "
+                "AND ((modificationTime IS NOT NULL AND modificationTime<:t1) "
+                "OR (modificationTime IS NULL AND creationTime<:t2))",
+                {":done": "done", ":t1": now - datetime.timedelta(hours=timeout),
+                 ":t2": now - datetime.timedelta(hours=timeout * 2)}).fetchall()]
+            n = self._delete_jobs(ids)
+        make_logger(_logger, f"timeout={timeout}", method_name="delete_old_jobs").debug(f"deleted {n} jobs")
+        return True
+
+    @db_method(False)
+    def delete_orphaned_job_info(self) -> bool:
+        """Delete files/events/relations whose job is gone."""
+        with self._tx():
+            for table in JOB_CHILD_TABLES:
+                n = self._exec(f"DELETE FROM {table} WHERE PandaID IS NOT NULL AND "
+                               f"NOT EXISTS (SELECT 1 FROM job_table j WHERE j.PandaID={table}.PandaID)").rowcount
+                if n:
+                    make_logger(_logger, method_name="delete_orphaned_job_info").debug(f"deleted {n} rows from {table}")
+        return True
+
+    # ------------------------------------------------------------ with workers
+    @db_method(list)
+    def get_jobs_with_worker_id(self, worker_id: int, locked_by: str | None, with_file: bool = False,
+                                only_running: bool = False, slim: bool = False) -> list[Any]:
+        """Jobs of a worker (locked by ``locked_by`` when given), with files when ``with_file``."""
+        now = naive_utcnow()
+        with self._tx(write=locked_by is not None):
+            ids = [r[0] for r in self._exec("SELECT PandaID FROM jw_table WHERE workerID=:w", {":w": worker_id}).fetchall()]
+            jobs = self._select_specs_in("job_table", "PandaID", ids, slim=slim)
+            order = {pid: i for i, pid in enumerate(ids)}
+            jobs.sort(key=lambda j: order.get(j.PandaID, 0))
+            if only_running:
+                jobs = [j for j in jobs if j.subStatus in ("running", "submitted", "queued", "idle")]
+            for job in jobs:
+                job.lockedBy = locked_by
+                if slim and job.jobParamsExtForLog is None:
+                    # old jobs without the extracted output/log parameters
+                    row = self._exec("SELECT jobParams FROM job_table WHERE PandaID=:id", {":id": job.PandaID}).fetchone()
+                    if row is not None and row[0] is not None:
+                        job.set_blob_attribute("jobParams", row[0])
+                    if isinstance(job.jobParams, dict):
+                        job.get_output_file_attributes()
+                        job.get_logfile_info()
+            if locked_by is not None:
+                self._update_in("UPDATE job_table SET modificationTime=:now,lockedBy=:lockedBy WHERE PandaID IN ({ids})",
+                                [j.PandaID for j in jobs], {":now": now, ":lockedBy": locked_by})
+            if with_file:
+                self._attach_files(jobs, "AND zipFileID IS NULL")
+        return jobs
+
+    # ------------------------------------------------------------ stats
+    @db_method(None)
+    def get_job_stats_full(self, filter_site_list: Sequence[str] | None = None) -> dict | None:
+        """{site: {resourceType: {"jobs": {status: n}, "cores": {status: n}}}}."""
+        varmap: dict[str, Any] = {}
+        sql = "SELECT status, computingSite, resourceType, nCore, COUNT(*) FROM job_table "
+        if filter_site_list is not None:
+            sql += f"WHERE computingSite IN ({in_binds('site', list(filter_site_list), varmap)}) "
+        sql += "GROUP BY status, computingSite, resourceType, nCore"
+        with self._tx(write=False):
+            rows = self._exec(sql, varmap).fetchall()
+        result: dict[str, Any] = {}
+        for status, site, resource_type, n_core, cnt in rows:
+            if resource_type:
+                resource_type = str(resource_type)
+            else:
+                resource_type = "MCORE" if n_core and n_core > 1 else "SCORE"
+            n_core = n_core or 1
+            entry = result.setdefault(str(site), {}).setdefault(
+                resource_type, {"jobs": {"running": 0, "starting": 0}, "cores": {"running": 0, "starting": 0}})
+            entry["jobs"][str(status)] = entry["jobs"].get(str(status), 0) + cnt
+            entry["cores"][str(status)] = entry["cores"].get(str(status), 0) + n_core * cnt
+        return result
+
+
+__all__ = ["JobsMixin", "chunks"]

@@ -1,0 +1,301 @@
+"""Writes that touch jobs and workers together: register/insert workers, the monitor's update."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from .. import core_utils
+from ..log_utils import make_logger, setup_logger
+from ..time_utils import naive_utcnow
+from . import schema
+from .base import DBModule, db_method
+
+_logger = setup_logger("db_proxy")
+
+FINAL_WORKER = ("cancelled", "finished", "failed", "missed")
+
+
+class JobsWorkersMixin(DBModule):
+    """register_worker, insert_workers, update_jobs_workers."""
+
+    def _active_workers_of_job(self, panda_id: int) -> set[int]:
+        return {r[0] for r in self._exec("SELECT DISTINCT t.workerID FROM jw_table t, work_table w WHERE t.PandaID=:p "
+                                         "AND w.workerID=t.workerID AND w.status IN ('submitted','running','idle')",
+                                         {":p": panda_id}).fetchall()}
+
+    def _insert_relations(self, worker_id: int, panda_ids: Sequence[int]) -> None:
+        """Insert the missing (PandaID, workerID) relations."""
+        if not panda_ids:
+            return
+        have = {r[0] for r in self._ids_in("SELECT PandaID FROM jw_table WHERE workerID=:w AND PandaID IN ({ids})",
+                                           list(panda_ids), {":w": worker_id})}
+        rel_cls = schema.spec_class("jw_table")
+        rows = []
+        for pid in dict.fromkeys(panda_ids):
+            if pid in have:
+                continue
+            rel = rel_cls()
+            rel.PandaID = pid
+            rel.workerID = worker_id
+            rows.append(rel)
+        self._insert_specs("jw_table", rows)
+
+    # ------------------------------------------------------------ submitter
+    @db_method(False)
+    def insert_workers(self, workspec_list: Sequence[Any], locked_by: str) -> bool:
+        """Insert new workers as ``pending`` (before submission; orphans are removed after lockInterval)."""
+        cls = schema.spec_class("work_table")
+        names = cls.column_names().split(",")
+        i_mod, i_status = names.index("modificationTime"), names.index("status")
+        now = naive_utcnow()
+        rows = []
+        for workspec in workspec_list:
+            if not workspec.isNew:
+                continue
+            values = list(workspec.values_list())
+            values[i_mod] = now
+            values[i_status] = cls.ST_pending
+            schema.check_row("work_table", cls, names, values)
+            rows.append(values)
+        with self._tx():
+            self._many(self._engine.insert_sql("work_table", names), rows)
+        return True
+
+    @db_method(False)
+    def register_worker(self, workspec: Any, jobspec_list: Sequence[Any] | None, locked_by: str) -> bool:
+        """Insert (or update) a submitted worker, bind its jobs and update them, in one transaction."""
+        work_cls = type(workspec)
+        tmp_log = make_logger(_logger, f"batchID={workspec.batchID}", method_name="register_worker")
+        with self._tx():
+            is_new = False
+            if workspec.isNew:
+                is_new = self._exec("SELECT 1 FROM work_table WHERE workerID=:w",
+                                    {":w": workspec.workerID}).fetchone() is None
+            if is_new:
+                self._insert_specs("work_table", [workspec])
+                self._exec("UPDATE pq_table SET nNewWorkers=nNewWorkers-1 WHERE queueName=:q AND "
+                           "nNewWorkers IS NOT NULL AND nNewWorkers>0", {":q": workspec.computingSite})
+            else:
+                self._update_changes("work_table", workspec, "workerID=:w_key", {":w_key": workspec.workerID},
+                                     skip=("workerID",))
+            related = []
+            for job in jobspec_list or []:
+                worker_ids = self._active_workers_of_job(job.PandaID)
+                worker_ids.add(workspec.workerID)
+                if job.subStatus in ("submitted", "running"):
+                    job.nWorkers = len(worker_ids)
+                    job.nWorkersInTotal = (job.nWorkersInTotal or 0) + 1 if job.nWorkersInTotal is not None \
+                        else job.nWorkers
+                elif workspec.status == work_cls.ST_missed:
+                    # do not touch the job while other workers are active on it
+                    if len(worker_ids) > 1:
+                        continue
+                    core_utils.update_job_attributes_with_workers(workspec.mapType, [job], [workspec], {}, {})
+                    job.trigger_propagation()
+                    if workspec.hasJob == 1:
+                        job.nWorkers = len(worker_ids)
+                        job.nWorkersInTotal = (job.nWorkersInTotal + 1) if job.nWorkersInTotal is not None \
+                            else job.nWorkers
+                elif workspec.hasJob == 1:
+                    job.subStatus = "submitted"
+                    job.nWorkers = len(worker_ids)
+                    job.nWorkersInTotal = (job.nWorkersInTotal + 1) if job.nWorkersInTotal is not None \
+                        else job.nWorkers
+                else:
+                    job.subStatus = "queued"
+                self._update_changes("job_table", job, "PandaID=:p_key AND lockedBy=:lb_key",
+                                     {":p_key": job.PandaID, ":lb_key": locked_by}, skip=("PandaID",))
+                if job.subStatus in ("submitted", "running"):
+                    related.append(job.PandaID)
+            self._insert_relations(workspec.workerID, related)
+        workspec.reset_changed_list()
+        for job in jobspec_list or []:
+            job.reset_changed_list()
+        tmp_log.debug(f"registered workerID={workspec.workerID} with {len(jobspec_list or [])} jobs")
+        return True
+
+    # ------------------------------------------------------------ monitor
+    @db_method(False)
+    def update_jobs_workers(self, jobspec_list: Sequence[Any] | None, workspec_list: Sequence[Any], locked_by: str,
+                            panda_ids_list: Sequence[Sequence[int]] | None = None) -> bool:
+        """Write what the monitor learned: jobs (new output files, zip groups, events) and workers
+        (only while still locked by ``locked_by`` and not final in the DB); False if a worker's
+        lock was lost."""
+        now = naive_utcnow()
+        work_cls = schema.spec_class("work_table")
+        ok = True
+        with self._tx():
+            if jobspec_list is not None:
+                multi = bool(workspec_list) and workspec_list[0].mapType == work_cls.MT_MultiWorkers
+                for job in jobspec_list:
+                    self._update_job_from_workers(job, multi, now)
+            for idx, worker in enumerate(workspec_list):
+                tmp_log = make_logger(_logger, f"workerID={worker.workerID}", method_name="update_jobs_workers")
+                worker.lockedBy = None
+                if worker.status == work_cls.ST_running and worker.startTime is None:
+                    worker.startTime = now
+                elif worker.is_final_status():
+                    if worker.startTime is None:
+                        worker.startTime = now
+                    if worker.endTime is None:
+                        worker.endTime = now
+                if not worker.nextLookup:
+                    if worker.has_updated_attributes():
+                        worker.modificationTime = now
+                else:
+                    worker.nextLookup = False
+                n = self._update_changes(
+                    "work_table", worker,
+                    "workerID=:w_key AND lockedBy=:lb_key AND status NOT IN ('cancelled','finished','failed','missed')",
+                    {":w_key": worker.workerID, ":lb_key": locked_by}, skip=("workerID",))
+                if n == 0:
+                    tmp_log.warning(f"not updated: lock lost (not locked by {locked_by} any more) or already final")
+                    ok = False
+                if panda_ids_list is not None and len(panda_ids_list) > idx:
+                    self._insert_relations(worker.workerID, list(panda_ids_list[idx]))
+        for spec in list(jobspec_list or []) + list(workspec_list):
+            spec.reset_changed_list()
+        return ok
+
+    def _update_job_from_workers(self, job: Any, multi: bool, now: Any) -> None:
+        job_cls = type(job)
+        file_cls = schema.spec_class("file_table")
+        tmp_log = make_logger(_logger, f"PandaID={job.PandaID}", method_name="update_jobs_workers")
+        if self._exec("SELECT status FROM job_table WHERE PandaID=:p", {":p": job.PandaID}).fetchone() is None:
+            tmp_log.warning("job not in the DB any more; skipped")
+            return
+        active: set[int] = set()
+        if multi:
+            active = self._active_workers_of_job(job.PandaID)
+            job.nWorkers = len(active)
+        all_lfns = dict(self._exec("SELECT lfn, fileID FROM file_table WHERE PandaID=:p AND fileType<>'input'",
+                                   {":p": job.PandaID}).fetchall())
+        file_id_map: dict[Any, int] = {}
+        zip_rows: dict[str, Any] = {}
+        n_files = 0
+        for file_spec in job.outFiles:
+            if file_spec.lfn not in all_lfns:
+                if job.zipPerMB is None or file_spec.isZip in (0, 1):
+                    if file_spec.fileType != "checkpoint":
+                        file_spec.status = "defined"
+                        job.hasOutFile = job_cls.HO_hasOutput
+                    else:
+                        file_spec.status = "renewed"
+                else:
+                    file_spec.status = "pending"
+                file_spec.fileID = self._insert_spec("file_table", file_spec)
+                n_files += 1
+                if file_spec.eventRangeID is not None:
+                    file_id_map[file_spec.eventRangeID] = file_spec.fileID
+                if file_spec.isZip == 1:
+                    self._exec("UPDATE file_table SET zipFileID=:z WHERE fileID=:f",
+                               {":z": file_spec.fileID, ":f": file_spec.fileID})
+            elif file_spec.isZip == 1 and file_spec.eventRangeID is not None:
+                # an extra row carrying the eventRangeID, pointing at the existing zip file
+                exists = self._exec("SELECT 1 FROM file_table WHERE PandaID=:p AND lfn=:l AND eventRangeID=:e",
+                                    {":p": file_spec.PandaID, ":l": file_spec.lfn,
+                                     ":e": file_spec.eventRangeID}).fetchone()
+                if exists is None:
+                    if file_spec.lfn not in zip_rows:
+                        zip_rows[file_spec.lfn] = self._select_specs("file_table", "PandaID=:p AND lfn=:l",
+                                                                     {":p": file_spec.PandaID, ":l": file_spec.lfn},
+                                                                     suffix="LIMIT 1")[0]
+                    file_spec.status = "zipped"
+                    file_spec.zipFileID = zip_rows[file_spec.lfn].zipFileID
+                    file_id_map[file_spec.eventRangeID] = self._insert_spec("file_table", file_spec)
+                    n_files += 1
+            elif file_spec.fileType == "checkpoint":
+                self._exec("UPDATE file_table SET status='renewed', zipFileID=NULL WHERE fileID=:f",
+                           {":f": all_lfns[file_spec.lfn]})
+        if n_files:
+            tmp_log.debug(f"inserted {n_files} files")
+        if job.zipPerMB is not None and not (job.zipPerMB == 0 and job.subStatus != "to_transfer"):
+            self._make_zip_groups(job, active, file_cls)
+        self._write_events(job, file_id_map)
+        if job.has_updated_attributes():
+            job.lockedBy = None
+            job.modificationTime = now
+            self._update_changes("job_table", job, "PandaID=:p_key", {":p_key": job.PandaID}, skip=("PandaID",))
+
+    def _make_zip_groups(self, job: Any, active: set[int], file_cls: type) -> None:
+        """Group pending output files into zip files (by provenance/worker, up to zipPerMB)."""
+        limit = job.zipPerMB * 1024 * 1024
+        groups = []
+        rows = self._exec("SELECT SUM(fsize), provenanceID, workerID FROM file_table WHERE PandaID=:p AND "
+                          "status='pending' AND fileType<>'input' GROUP BY provenanceID, workerID",
+                          {":p": job.PandaID}).fetchall()
+        for total, provenance, worker in rows:
+            ready = job.subStatus == "to_transfer" or (job.zipPerMB > 0 and (total or 0) > limit) or \
+                (worker is not None and worker not in active)
+            if not ready:
+                continue
+            varmap: dict[str, Any] = {":p": job.PandaID}
+            sql = "SELECT fileID, fsize, lfn FROM file_table WHERE PandaID=:p AND status='pending' AND fileType<>'input'"
+            sql += " AND provenanceID IS NULL" if provenance is None else " AND provenanceID=:prov"
+            sql += " AND workerID IS NULL" if worker is None else " AND workerID=:wid"
+            if provenance is not None:
+                varmap[":prov"] = provenance
+            if worker is not None:
+                varmap[":wid"] = worker
+            sub, size = [], 0
+            for file_id, fsize, lfn in self._exec(sql, varmap).fetchall():
+                fsize = fsize or 0
+                if job.zipPerMB > 0 and size > 0 and size + fsize > limit:
+                    groups.append(sub)
+                    sub, size = [], 0
+                size += fsize
+                sub.append((file_id, lfn))
+            if sub and (job.subStatus == "to_transfer" or (job.zipPerMB > 0 and size > limit)
+                        or (worker is not None and worker not in active)):
+                groups.append(sub)
+        for sub in groups:
+            zip_spec = file_cls()
+            zip_spec.status = "zipping"
+            zip_spec.lfn = "panda." + sub[0][-1] + ".zip"
+            zip_spec.scope = "panda"
+            zip_spec.fileType = "zip_output"
+            zip_spec.PandaID = job.PandaID
+            zip_spec.taskID = job.taskID
+            zip_spec.isZip = 1
+            zip_id = self._insert_spec("file_table", zip_spec)
+            self._many("UPDATE file_table SET status='zipped', zipFileID=:z WHERE fileID=:f",
+                       [{":z": zip_id, ":f": file_id} for file_id, _lfn in sub])
+        if groups:
+            job.hasOutFile = type(job).HO_hasZipOutput
+
+    def _write_events(self, job: Any, file_id_map: dict[Any, int]) -> None:
+        """Insert new events and update running ones (done ones are left alone)."""
+        if not job.events:
+            return
+        running, done = set(), set()
+        for range_id, status in self._exec("SELECT eventRangeID, eventStatus FROM event_table WHERE PandaID=:p "
+                                           "AND eventRangeID IS NOT NULL", {":p": job.PandaID}).fetchall():
+            (running if status == "running" else done).add(range_id)
+        file_stat = dict(self._exec("SELECT eventRangeID, status FROM file_table WHERE PandaID=:p AND "
+                                    "eventRangeID IS NOT NULL", {":p": job.PandaID}).fetchall())
+        inserts, updates = [], []
+        for event in job.events:
+            if event.eventRangeID in done:
+                continue
+            if event.eventStatus == "finished":
+                stat = file_stat.get(event.eventRangeID)
+                if event.eventRangeID not in file_stat or stat == "finished":
+                    event.subStatus = "finished"
+                elif stat == "failed":
+                    event.eventStatus = "failed"
+                    event.subStatus = "failed"
+                else:
+                    event.subStatus = "transferring"
+            else:
+                event.subStatus = event.eventStatus
+            if event.eventRangeID in file_id_map:
+                event.fileID = file_id_map[event.eventRangeID]
+            if event.eventRangeID not in running:
+                inserts.append(event)
+            else:
+                updates.append({":es": event.eventStatus, ":ss": event.subStatus, ":p": job.PandaID,
+                                ":e": event.eventRangeID})
+        self._insert_specs("event_table", inserts)
+        if updates:
+            self._many("UPDATE event_table SET eventStatus=:es, subStatus=:ss WHERE PandaID=:p AND eventRangeID=:e",
+                       updates)

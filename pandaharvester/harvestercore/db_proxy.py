@@ -1,0 +1,82 @@
+"""``DBProxy``: the one entry point agents and tools use for the Harvester DB.
+
+Every public method keeps the original's name, arguments and return shape; the work is done by
+one module per concern under :mod:`pandaharvester.harvestercore.db` (see ``docs/db.md``).
+Agents normally go through :class:`~pandaharvester.harvestercore.db_proxy_pool.DBProxyPool`,
+which lends a proxy per call; a proxy must be used by one thread at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from .db.commands import CommandsMixin
+from .db.engine import DBSettings, get_engine, settings_from_config
+from .db.files import FilesMixin
+from .db.infra import InfraMixin
+from .db.job_cycles import JobCyclesMixin
+from .db.jobs import JobsMixin
+from .db.jobs_workers import JobsWorkersMixin
+from .db.queues import QueuesMixin
+from .db.service import ServiceMixin
+from .db.stats import StatsMixin
+from .db.worker_cycles import WorkerCyclesMixin
+from .db.workers import WorkersMixin
+from .log_utils import setup_logger
+
+_logger = setup_logger("db_proxy")
+
+# table names, as module attributes like the original's
+commandTableName = "command_table"
+jobTableName = "job_table"
+workTableName = "work_table"
+fileTableName = "file_table"
+cacheTableName = "cache_table"
+eventTableName = "event_table"
+seqNumberTableName = "seq_table"
+pandaQueueTableName = "pq_table"
+jobWorkerTableName = "jw_table"
+processLockTableName = "lock_table"
+diagTableName = "diag_table"
+queueConfigDumpTableName = "qcdump_table"
+serviceMetricsTableName = "sm_table"
+
+
+class DBProxy(InfraMixin, JobsMixin, JobCyclesMixin, WorkersMixin, WorkerCyclesMixin, JobsWorkersMixin,
+              FilesMixin, QueuesMixin, StatsMixin, CommandsMixin, ServiceMixin):
+    """One connection to the Harvester DB with all of the original's DB methods.
+
+    ``settings`` (keyword only) overrides the ``[db]`` section, for tools and benchmarks that run
+    without a cfg.
+    """
+
+    def __init__(self, thr_name: Any = None, read_only: bool = False, *, settings: DBSettings | None = None):
+        self.thrName = thr_name if thr_name is not None else threading.current_thread().ident
+        self.read_only = read_only
+        self.settings = settings or settings_from_config()
+        self._engine = get_engine(self.settings)
+        self._con = self._engine.connect(read_only=read_only)
+        self.cur = self._con.cursor()
+        self._depth = 0
+        self._write_tx = False
+        self.verbLog = _logger if self.settings.verbose else None
+
+    @property
+    def engine(self) -> Any:
+        """The engine object (SQL dialect, file path)."""
+        return self._engine
+
+    def close(self) -> None:
+        """Close the connection (rolls back an open transaction)."""
+        try:
+            self._abort()
+            self._con.close()
+        except Exception:  # closing twice or after a fork is harmless
+            pass
+
+    def __del__(self) -> None:
+        try:
+            self._con.close()
+        except Exception:
+            pass

@@ -1,0 +1,109 @@
+"""``DBProxyPool``: a process-wide pool of ``[db] nConnections`` DBProxy objects.
+
+Any method call on the pool borrows one proxy for the duration of the call (``DBProxyMethod``),
+so many agent threads share a bounded number of connections and each connection is used by one
+thread at a time. Agents import it as ``DBProxyPool as DBProxy``. The pool is a singleton per
+(DB file, read-only flag, process): a cfg pointing at another file gets its own pool, and a
+forked child never reuses its parent's connections.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from typing import Any
+
+from .db.engine import DBSettings, settings_from_config
+from .db_proxy import DBProxy
+from .log_utils import setup_logger
+
+_logger = setup_logger("db_proxy_pool")
+
+
+class DBProxyMethod:
+    """A callable that runs ``method_name`` on a proxy borrowed from the pool."""
+
+    def __init__(self, method_name: str, pool: "DBProxyPool"):
+        self.methodName = method_name
+        self.pool = pool
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        proxy = self.pool.get()
+        try:
+            return getattr(proxy, self.methodName)(*args, **kwargs)
+        finally:
+            self.pool.put(proxy)
+
+
+class DBProxyPool:
+    """Singleton pool of DBProxy objects; attribute access gives a :class:`DBProxyMethod`."""
+
+    _instances: dict[tuple[Any, ...], "DBProxyPool"] = {}
+    _lock = threading.Lock()
+
+    def __new__(cls, read_only: bool = False, settings: DBSettings | None = None) -> "DBProxyPool":
+        settings = settings or settings_from_config()
+        key = (settings.engine, os.path.abspath(settings.database_filename) if settings.database_filename else "",
+               bool(read_only), os.getpid())
+        with cls._lock:
+            instance = cls._instances.get(key)
+            if instance is None:
+                instance = object.__new__(cls)
+                instance._setup(settings, read_only)
+                cls._instances[key] = instance
+            return instance
+
+    def __init__(self, read_only: bool = False, settings: DBSettings | None = None):
+        # all set up once in __new__
+        pass
+
+    def _setup(self, settings: DBSettings, read_only: bool) -> None:
+        self.settings = settings
+        self.read_only = read_only
+        self.size = max(1, int(settings.n_connections))
+        self.pool: queue.LifoQueue[DBProxy] = queue.LifoQueue()
+        self._made = 0
+        self._made_lock = threading.Lock()
+
+    def get(self) -> DBProxy:
+        """Borrow a proxy (made on demand up to the pool size, else wait for one)."""
+        try:
+            return self.pool.get_nowait()
+        except queue.Empty:
+            pass
+        with self._made_lock:
+            if self._made < self.size:
+                self._made += 1
+                try:
+                    return DBProxy(read_only=self.read_only, settings=self.settings)
+                except Exception:
+                    self._made -= 1
+                    raise
+        return self.pool.get()
+
+    def put(self, proxy: DBProxy) -> None:
+        """Give a proxy back (an open transaction left by a raw execute() is rolled back)."""
+        if proxy._depth:
+            _logger.warning("a proxy came back with an open transaction; rolled back")
+            proxy.rollback()
+        self.pool.put(proxy)
+
+    def __getattr__(self, name: str) -> DBProxyMethod:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if not callable(getattr(DBProxy, name, None)):
+            raise AttributeError(f"DBProxy has no method {name!r}")
+        return DBProxyMethod(name, self)
+
+    @classmethod
+    def reset(cls) -> None:
+        """Close every pooled connection and forget the pools (tests, re-configuration)."""
+        with cls._lock:
+            for instance in cls._instances.values():
+                while True:
+                    try:
+                        instance.pool.get_nowait().close()
+                    except queue.Empty:
+                        break
+            cls._instances.clear()

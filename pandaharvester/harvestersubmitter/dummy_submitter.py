@@ -1,0 +1,241 @@
+"""Dummy submitter: each worker is a real local process running the dummy pilot.
+
+``submit_workers`` starts ``harvestertest/dummy_pilot.py`` detached (own session and process
+group) in the worker's access point; batchID is the pilot's PID. The pilot identity (PID,
+process group, process start time) is recorded in ``dummy_pilot_process.json`` in the access
+point and in workAttributes, so the monitor and the sweeper can tell the pilot from a process
+that reused its PID. The helpers here are shared with ``DummyMonitor`` and ``DummySweeper``.
+
+Queue-config attributes: ``sleepTime`` (seconds the pilot runs, alias ``workerRunTime``),
+``heartbeatInterval``, ``outputFileSize`` (bytes per output file), ``failureRate`` (0..1,
+deterministic per workerID), ``failWorkerIDs`` (list), ``failureExitCode``, ``instantMode``
+(no process: the pilot's work is done inside ``submit_workers`` and the worker is finished at
+once; for benchmarks), ``uploadLogs`` (False stores file:// URLs for stdout/stderr instead of
+scheduling their upload), ``pilotModule`` (module of the pilot script).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import psutil
+
+from pandaharvester.harvestercore import core_utils, log_utils
+from pandaharvester.harvestercore.plugin_base import PluginBase
+
+_logger = log_utils.setup_logger("dummy_submitter")
+
+PROCESS_FILE = "dummy_pilot_process.json"
+STATUS_FILE = "dummy_pilot_status.json"
+CONFIG_FILE = "dummy_pilot_conf.json"
+STDOUT_FILE = "dummy_pilot.stdout"
+STDERR_FILE = "dummy_pilot.stderr"
+DEFAULT_PILOT_MODULE = "pandaharvester.harvestertest.dummy_pilot"
+
+# pilots started by this process, kept so that finished ones are reaped (no zombies)
+_children: dict[int, subprocess.Popen] = {}
+_children_lock = threading.Lock()
+_counter = itertools.count(1)
+
+
+# ---------------------------------------------------------------------------- process helpers
+def reap_children() -> None:
+    """Collect the exit status of pilots started here that have ended."""
+    with _children_lock:
+        for pid, proc in list(_children.items()):
+            if proc.poll() is not None:
+                del _children[pid]
+
+
+def read_json(path: str) -> Any:
+    """Parsed JSON of ``path``; None if missing. Raises ValueError if it does not parse."""
+    try:
+        with open(path) as stream:
+            text = stream.read()
+    except FileNotFoundError:
+        return None
+    return json.loads(text)
+
+
+def write_json(path: str, data: Any) -> None:
+    """Atomic JSON write (temporary file + ``os.replace``)."""
+    tmp = f"{path}.tmp.{os.getpid()}.{threading.get_ident()}"
+    with open(tmp, "w") as stream:
+        json.dump(data, stream)
+    os.replace(tmp, path)
+
+
+def read_process_record(access_point: str) -> dict | None:
+    """The pilot identity written at submission, or None. Raises ValueError if corrupt."""
+    return read_json(os.path.join(access_point, PROCESS_FILE))
+
+
+def process_create_time(pid: int) -> float | None:
+    """Start time (epoch) of process ``pid``, None if it does not exist."""
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
+        return None
+
+
+def pilot_is_alive(record: dict | None) -> bool:
+    """True while the recorded pilot runs (same PID *and* start time, not a zombie)."""
+    if not record or record.get("instant") or not record.get("pid"):
+        return False
+    reap_children()
+    pid = int(record["pid"])
+    try:
+        proc = psutil.Process(pid)
+        if record.get("createTime") is not None and abs(proc.create_time() - float(record["createTime"])) > 1.0:
+            return False  # the PID now belongs to another process
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def terminate_pilot(record: dict | None, grace_period: float = 3.0) -> tuple[bool, str]:
+    """SIGTERM then (after ``grace_period`` s) SIGKILL the pilot's process group. Idempotent."""
+    if not pilot_is_alive(record):
+        return True, "already gone"
+    assert record is not None
+    pid = int(record["pid"])
+    pgid = int(record.get("pgid") or pid)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return True, "already gone"
+        except PermissionError as exc:
+            return False, f"cannot signal process group {pgid} of pilot PID={pid}: {exc}"
+        deadline = time.monotonic() + (grace_period if sig == signal.SIGTERM else 5.0)
+        while time.monotonic() < deadline:
+            if not pilot_is_alive(record):
+                return True, f"pilot PID={pid} ended after {sig.name}"
+            time.sleep(0.05)
+    return False, f"pilot PID={pid} still alive after SIGKILL"
+
+
+def pilot_script_path(module_name: str = DEFAULT_PILOT_MODULE) -> str:
+    """File path of the pilot script (it is run by path, so it needs no package on sys.path)."""
+    spec = importlib.util.find_spec(module_name)
+    if spec is None or not spec.origin:
+        raise FileNotFoundError(f"pilot module {module_name!r} not found; check the submitter's pilotModule")
+    return spec.origin
+
+
+# ---------------------------------------------------------------------------- plugin
+class DummySubmitter(PluginBase):
+    """Starts one dummy pilot process per worker (or fakes it at once in instant mode)."""
+
+    def __init__(self, **kwarg: Any) -> None:
+        self.sleepTime = 3.0
+        self.heartbeatInterval = 1.0
+        self.outputFileSize = 1024
+        self.failureRate = 0.0
+        self.failWorkerIDs: list[int] = []
+        self.failureExitCode = 65
+        self.instantMode = False
+        self.uploadLogs = True
+        self.requestEvents = False
+        self.pilotModule = DEFAULT_PILOT_MODULE
+        PluginBase.__init__(self, **kwarg)
+        if "workerRunTime" in kwarg and "sleepTime" not in kwarg:
+            self.sleepTime = kwarg["workerRunTime"]
+
+    def should_fail(self, workspec: Any) -> bool:
+        """Deterministic failure knob: listed workerIDs, or a hash of workerID below failureRate."""
+        worker_id = workspec.workerID
+        if worker_id is not None and int(worker_id) in {int(i) for i in self.failWorkerIDs or []}:
+            return True
+        rate = float(self.failureRate or 0)
+        if rate <= 0:
+            return False
+        key = int(worker_id) if worker_id is not None else next(_counter)
+        return ((key * 2654435761) % 2**32) / 2**32 < rate
+
+    def _pilot_conf(self, workspec: Any, fail: bool) -> dict[str, Any]:
+        from pandaharvester.harvestermessenger.base_messenger import payload_file_names
+
+        return {"sleepTime": float(self.sleepTime), "heartbeatInterval": float(self.heartbeatInterval),
+                "outputFileSize": int(self.outputFileSize), "fail": fail, "failureExitCode": int(self.failureExitCode),
+                "workerID": workspec.workerID, "mapType": workspec.mapType, "requestEvents": bool(self.requestEvents),
+                "instant": bool(self.instantMode), "fileNames": payload_file_names()}
+
+    def submit_workers(self, workspec_list: list) -> list[tuple[bool, str]]:
+        """Start a pilot per worker; sets batchID (the PID), submissionHost and log files."""
+        tmp_log = self.make_logger(_logger, method_name="submit_workers")
+        tmp_log.debug(f"start nWorkers={len(workspec_list)} instantMode={self.instantMode}")
+        reap_children()
+        ret_list = []
+        for workspec in workspec_list:
+            try:
+                ret_list.append(self._submit_one(workspec))
+            except Exception as exc:
+                core_utils.dump_error_message(tmp_log)
+                ret_list.append((False, f"dummy pilot could not be started: {type(exc).__name__}: {exc}"))
+        tmp_log.debug("done")
+        return ret_list
+
+    def _submit_one(self, workspec: Any) -> tuple[bool, str]:
+        tmp_log = self.make_logger(_logger, f"workerID={workspec.workerID}", method_name="submit_workers")
+        access_point = workspec.get_access_point()
+        if not access_point:
+            return False, "worker has no accessPoint: set messenger.accessPoint in the queue config"
+        for jobspec in workspec.get_jobspec_list() or []:
+            tmp_log.debug(f"PandaID={jobspec.PandaID} nCore={workspec.nCore} minRamCount={workspec.minRamCount}")
+        os.makedirs(access_point, exist_ok=True)
+        fail = self.should_fail(workspec)
+        conf = self._pilot_conf(workspec, fail)
+        write_json(os.path.join(access_point, CONFIG_FILE), conf)
+        workspec.submissionHost = socket.gethostname()
+        workspec.nodeID = workspec.submissionHost
+        if self.instantMode:
+            return self._run_instant(workspec, access_point, conf)
+        stdout_path = os.path.join(access_point, STDOUT_FILE)
+        stderr_path = os.path.join(access_point, STDERR_FILE)
+        command = [sys.executable, pilot_script_path(self.pilotModule), "--access-point", access_point,
+                   "--config", os.path.join(access_point, CONFIG_FILE)]
+        with open(stdout_path, "ab") as out, open(stderr_path, "ab") as err:
+            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=access_point,
+                                    start_new_session=True, close_fds=True)
+        with _children_lock:
+            _children[proc.pid] = proc
+        record = {"pid": proc.pid, "pgid": proc.pid, "createTime": process_create_time(proc.pid),
+                  "submitTime": time.time(), "host": workspec.submissionHost, "instant": False,
+                  "stdout": stdout_path, "stderr": stderr_path, "fail": fail}
+        write_json(os.path.join(access_point, PROCESS_FILE), record)
+        workspec.batchID = str(proc.pid)
+        workspec.set_work_attributes({"dummyPilotPid": proc.pid, "dummyPilotCreateTime": record["createTime"]})
+        self._set_log_files(workspec, stdout_path, stderr_path, tmp_log)
+        tmp_log.debug(f"started pilot PID={proc.pid} sleepTime={self.sleepTime} fail={fail}")
+        return True, ""
+
+    def _run_instant(self, workspec: Any, access_point: str, conf: dict[str, Any]) -> tuple[bool, str]:
+        pilot_module = importlib.import_module(self.pilotModule)
+        pilot = pilot_module.DummyPilot(access_point, conf, log=lambda _text: None)
+        pilot.run()
+        workspec.batchID = f"instant-{workspec.workerID if workspec.workerID is not None else next(_counter)}"
+        write_json(os.path.join(access_point, PROCESS_FILE),
+                   {"pid": None, "instant": True, "submitTime": time.time(), "fail": conf["fail"]})
+        return True, ""
+
+    def _set_log_files(self, workspec: Any, stdout_path: str, stderr_path: str, tmp_log: Any) -> None:
+        if self.uploadLogs:
+            try:
+                workspec.set_log_file("stdout", stdout_path)
+                workspec.set_log_file("stderr", stderr_path)
+                return
+            except Exception as exc:  # no cfg for the cache URL: fall back to local URLs
+                tmp_log.debug(f"log upload not available ({exc}); using file:// URLs")
+        workspec.set_work_attributes({"stdOut": f"file://{stdout_path}", "stdErr": f"file://{stderr_path}"})

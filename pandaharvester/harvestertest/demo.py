@@ -1,0 +1,194 @@
+"""The README's run command: a whole Harvester flow on one machine, shown as it happens.
+
+Starts the bundled PanDA emulator (HTTP, its own SQLite state) with a task of jobs for a push
+queue and a queue depth for a pull queue, starts the Harvester daemon (SQLite, dummy plugins
+whose workers are real local processes) as a separate process, prints the flow every few
+seconds, and stops both once every job is final in PanDA and the pull workers are done.
+
+    python -m pandaharvester.harvestertest.demo [--jobs N] [--pull-workers N] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pandaharvester.harvestertest import instance
+from pandaharvester.harvestertest.panda_emulator.launcher import start_emulator
+
+HARVESTER_ID = "demo-harvester"
+PUSH_QUEUE = "DEMO_PUSH"
+PULL_QUEUE = "DEMO_PULL"
+FINAL_JOB_STATES = ("finished", "failed", "closed", "cancelled")
+
+
+def queue_config(home: Path, worker_seconds: float) -> dict[str, Any]:
+    """A push queue (one job per worker) and a unified pull queue (pseudo-queues per resource type)."""
+    plugins = {
+        "preparator": {"name": "DummyPreparator", "module": "pandaharvester.harvesterpreparator.dummy_preparator"},
+        "stager": {"name": "DummyStager", "module": "pandaharvester.harvesterstager.dummy_stager"},
+        "submitter": {"name": "DummySubmitter", "module": "pandaharvester.harvestersubmitter.dummy_submitter",
+                      "sleepTime": worker_seconds},
+        "monitor": {"name": "DummyMonitor", "module": "pandaharvester.harvestermonitor.dummy_monitor"},
+        "sweeper": {"name": "DummySweeper", "module": "pandaharvester.harvestersweeper.dummy_sweeper"},
+        "workerMaker": {"name": "SimpleWorkerMaker", "module": "pandaharvester.harvesterworkermaker.simple_worker_maker"},
+    }
+    messenger = {"name": "SharedFileMessenger", "module": "pandaharvester.harvestermessenger.shared_file_messenger",
+                 "accessPoint": str(home / "workers" / "${workerID}")}
+    push = {"queueStatus": "online", "prodSourceLabel": "managed", "mapType": "OneToOne",
+            "nQueueLimitJob": 20, "nQueueLimitWorker": 20, "maxWorkers": 40, "messenger": messenger, **plugins}
+    pull = {"queueStatus": "online", "prodSourceLabel": "managed", "mapType": "NoJob", "runMode": "slave",
+            "nQueueLimitWorker": 10, "maxWorkers": 20, "messenger": messenger, **plugins}
+    queues = {PUSH_QUEUE: push}
+    for resource_type in ("SCORE", "MCORE"):
+        queues[f"{PULL_QUEUE}/{resource_type}"] = dict(pull, resourceType=resource_type)
+    return queues
+
+
+def cfg_overrides(base_url: str) -> dict[str, dict[str, Any]]:
+    """Short intervals so the demo moves in seconds, not the production minutes."""
+    fast = {"sleepTime": 1, "lockInterval": 60, "checkInterval": 1}
+    overrides = instance.emulator_overrides(base_url)
+    overrides.update({
+        "master": {"harvester_id": HARVESTER_ID},
+        "qconf": {"queueList": "ALL", "updateInterval": 5, "checkInterval": 1},
+        "jobfetcher": {"nThreads": 1, "sleepTime": 1, "lookupTime": 1, "maxJobs": 50},
+        "submitter": {"nThreads": 1, "sleepTime": 1, "lookupTime": 1, "queueLockInterval": 30, "lockInterval": 60,
+                      "checkInterval": 1},
+        "monitor": {"nThreads": 1, **fast},
+        "propagator": {"nThreads": 1, "sleepTime": 1, "lockInterval": 60, "updateInterval": 1800},
+        "preparator": {"nThreads": 1, **fast, "triggerInterval": 1},
+        "stager": {"nThreads": 1, **fast, "triggerInterval": 1, "zipInterval": 1},
+        "eventfeeder": {"nThreads": 1, "sleepTime": 1, "lockInterval": 60},
+        "sweeper": {"nThreads": 1, "sleepTime": 5, "checkInterval": 1},
+        "commandmanager": {"sleepTime": 1},
+        "cacher": {"sleepTime": 5, "refreshInterval": 1},
+        "service_monitor": {"active": False},
+        "credmanager": {"sleepTime": 60},
+    })
+    return overrides
+
+
+class Demo:
+    """Runs and reports one demo (see the module docstring)."""
+
+    def __init__(self, workdir: Path, n_jobs: int, n_pull_workers: int, worker_seconds: float, timeout: float):
+        self.home = workdir.resolve()
+        self.n_jobs = n_jobs
+        self.n_pull_workers = n_pull_workers
+        self.worker_seconds = worker_seconds
+        self.timeout = timeout
+        self.emulator: Any = None
+        self.daemon: subprocess.Popen | None = None
+
+    def prepare(self) -> None:
+        if self.home.exists():
+            shutil.rmtree(self.home)
+        (self.home / "logs").mkdir(parents=True)
+        self.emulator = start_emulator(self.home / "emulator")
+        instance.write_cfg(self.home, cfg_overrides(self.emulator.base_url), harvester_id=HARVESTER_ID)
+        instance.write_queue_config(self.home, queue_config(self.home, self.worker_seconds))
+        self.emulator.add_task(PUSH_QUEUE, self.n_jobs)
+        for resource_type in ("SCORE", "MCORE"):
+            self.emulator.set_queue_depth(PULL_QUEUE, self.n_pull_workers, resource_type=resource_type,
+                                          harvester_id=HARVESTER_ID)
+        print(f"emulator at {self.emulator.base_url}; {self.n_jobs} jobs for {PUSH_QUEUE}, "
+              f"queue depth {self.n_pull_workers} for {PULL_QUEUE}")
+
+    def start_daemon(self) -> None:
+        env = dict(os.environ, PANDA_HOME=str(self.home))
+        command = [sys.executable, "-m", "pandaharvester.harvesterbody.master", "--foreground",
+                   "--pid", str(self.home / "panda_harvester.pid")]
+        with open(self.home / "logs" / "daemon.out", "wb") as out:
+            self.daemon = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        print(f"harvester daemon pid {self.daemon.pid}, logs in {self.home / 'logs'}")
+
+    def counts(self) -> tuple[dict[str, int], dict[str, int], int]:
+        """Jobs by status in PanDA, workers by status reported by this instance, finished pull workers."""
+        jobs: dict[str, int] = {}
+        for job in self.emulator.jobs(site=PUSH_QUEUE):
+            jobs[job["status"]] = jobs.get(job["status"], 0) + 1
+        workers: dict[str, int] = {}
+        pull_done = 0
+        for worker in self.emulator.workers(harvester_id=HARVESTER_ID):
+            workers[worker["status"]] = workers.get(worker["status"], 0) + 1
+            if str(worker.get("computingSite", "")).startswith(PULL_QUEUE) and worker["status"] == "finished":
+                pull_done += 1
+        return jobs, workers, pull_done
+
+    def cycle_times(self) -> str:
+        """Last 'done : took X sec' per agent log."""
+        found = []
+        for log_file in sorted((self.home / "logs").glob("panda-*.log")):
+            last = None
+            with open(log_file, errors="replace") as stream:
+                for line in stream:
+                    match = re.search(r"took ([0-9.]+) sec", line)
+                    if match and " run " in line:
+                        last = match.group(1)
+            if last is not None:
+                found.append(f"{log_file.stem[6:]}={float(last):.2f}s")
+        return " ".join(found)
+
+    def watch(self) -> bool:
+        start = time.time()
+        while time.time() - start < self.timeout:
+            time.sleep(3)
+            if self.daemon.poll() is not None:
+                print(f"the daemon exited with {self.daemon.returncode}; see {self.home / 'logs'}")
+                return False
+            jobs, workers, pull_done = self.counts()
+            n_final = sum(jobs.get(s, 0) for s in FINAL_JOB_STATES)
+            print(f"[{time.time() - start:5.1f}s] jobs {json.dumps(jobs, sort_keys=True)} "
+                  f"workers {json.dumps(workers, sort_keys=True)}")
+            print(f"         cycles: {self.cycle_times()}")
+            if n_final >= self.n_jobs and pull_done >= self.n_pull_workers:
+                return True
+        print(f"not done within {self.timeout:.0f} s")
+        return False
+
+    def stop(self) -> None:
+        if self.daemon is not None and self.daemon.poll() is None:
+            self.daemon.send_signal(signal.SIGTERM)
+            try:
+                self.daemon.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.daemon.kill()
+        if self.emulator is not None:
+            self.emulator.stop()
+
+    def run(self) -> int:
+        started = time.time()
+        try:
+            self.prepare()
+            self.start_daemon()
+            done = self.watch()
+        finally:
+            self.stop()
+        print(f"demo {'completed' if done else 'FAILED'} in {time.time() - started:.1f} s; "
+              f"state and logs kept in {self.home}")
+        return 0 if done else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=20, help="jobs in the push queue's task (default 20)")
+    parser.add_argument("--pull-workers", type=int, default=4, help="queue depth PanDA sets for the pull queue")
+    parser.add_argument("--worker-seconds", type=float, default=3, help="how long each dummy worker runs")
+    parser.add_argument("--workdir", type=Path, default=Path("var/demo"), help="instance home (wiped first)")
+    parser.add_argument("--timeout", type=float, default=100, help="give up after this many seconds")
+    args = parser.parse_args(argv)
+    return Demo(args.workdir, args.jobs, args.pull_workers, args.worker_seconds, args.timeout).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

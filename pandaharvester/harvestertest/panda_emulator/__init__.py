@@ -1,0 +1,1 @@
+"""A PanDA server emulator (API v1) for tests, demos and benchmarks; see docs/emulator.md."""

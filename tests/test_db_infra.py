@@ -1,0 +1,172 @@
+"""DB infrastructure: tables, schema upgrade, file safety, bad input, transactions, engines."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+
+import pytest
+
+from pandaharvester.errors import DBError
+from pandaharvester.harvestercore.db import schema
+from pandaharvester.harvestercore.db.engine import DBSettings, make_engine
+from pandaharvester.harvestercore.db_proxy import DBProxy
+from pandaharvester.harvestercore.work_spec import WorkSpec
+from test_db_fixtures import db_home, insert_workers, make_job, make_worker, proxy  # noqa: F401
+
+
+def test_make_tables_creates_every_table_and_index(proxy):
+    cur = proxy.execute("SELECT name FROM sqlite_master WHERE type='table'")
+    tables = {r[0] for r in cur.fetchall()}
+    proxy.commit()
+    assert set(schema.TABLES) <= tables
+    for table in schema.TABLES:
+        assert proxy.check_table(schema.spec_class(table), table) == []
+    cur = proxy.execute("SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='work_table'")
+    indexes = {r[0] for r in cur.fetchall()}
+    proxy.commit()
+    assert "idx_status_work_table" in indexes and "idxh_work_status_mod" in indexes
+    # sequences made, and a second make_tables keeps them
+    assert proxy.get_next_seq_number("SEQ_workerID") == 2
+    proxy.make_tables(None, None)
+    assert proxy.get_next_seq_number("SEQ_workerID") == 3
+
+
+def test_db_file_is_created_0600(proxy):
+    mode = stat.S_IMODE(os.stat(proxy.engine.path).st_mode)
+    assert mode == 0o600
+
+
+def test_schema_upgrade_keeps_rows_and_adds_columns(db_home):
+    path = str(db_home / "harvester.db")
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE work_table (workerID integer primary key, status text, computingSite text)")
+    con.executemany("INSERT INTO work_table VALUES (?,?,?)", [(1, "running", "Q1"), (2, "submitted", "Q2")])
+    con.execute("CREATE TABLE pq_table (queueName text, uniqueName text primary key)")
+    con.execute("INSERT INTO pq_table VALUES ('Q1', 'Q1:ANY:ANY')")
+    con.commit()
+    con.close()
+    proxy = DBProxy()
+    assert proxy.check_table(WorkSpec, "work_table", get_missing=True)
+    proxy.make_tables(None, None)
+    assert proxy.check_table(WorkSpec, "work_table") == []
+    worker = proxy.get_worker_with_id(1)
+    assert worker.status == "running" and worker.computingSite == "Q1" and worker.configID is None
+    assert proxy.get_worker_with_id(2).computingSite == "Q2"
+    # the new columns work, and old pq rows got jobType='ANY'
+    worker.configID = 7
+    assert proxy.update_worker(worker) == 1
+    assert proxy.get_worker_with_id(1).configID == 7
+    cur = proxy.execute("SELECT jobType FROM pq_table")
+    assert [r[0] for r in cur.fetchall()] == ["ANY"]
+    proxy.commit()
+    cur = proxy.execute("SELECT name FROM sqlite_master WHERE type='index' AND name='idx_lastUpdate_work_table'")
+    assert cur.fetchone() is not None
+    proxy.commit()
+    proxy.close()
+
+
+def test_corrupt_db_file_gives_dberror_naming_path(db_home):
+    path = db_home / "harvester.db"
+    path.write_bytes(b"this is not a sqlite database at all" * 100)
+    with pytest.raises(DBError) as err:
+        DBProxy()
+    assert str(path) in str(err.value) and "move it away" in str(err.value)
+
+
+def test_unwritable_db_file_gives_dberror(db_home):
+    if os.geteuid() == 0:
+        pytest.skip("root can write any file")
+    path = db_home / "harvester.db"
+    path.write_bytes(b"")
+    os.chmod(path, 0o400)
+    with pytest.raises(DBError) as err:
+        DBProxy()
+    assert str(path) in str(err.value)
+
+
+def test_missing_directory_gives_dberror(tmp_path):
+    settings = DBSettings(database_filename=str(tmp_path / "nodir" / "h.db"))
+    with pytest.raises(DBError, match="does not exist"):
+        DBProxy(settings=settings)
+
+
+def test_mariadb_engine_is_not_available_yet(tmp_path):
+    with pytest.raises(DBError, match="not available in this version"):
+        make_engine(DBSettings(engine="mariadb", database_filename=str(tmp_path / "x")))
+    with pytest.raises(DBError, match="unknown"):
+        make_engine(DBSettings(engine="oracle", database_filename=str(tmp_path / "x")))
+
+
+def test_bad_values_and_unknown_columns_raise(proxy):
+    worker = make_worker(1)
+    insert_workers(proxy, [worker])
+    worker.nCore = "eight"
+    with pytest.raises(DBError, match="work_table.nCore"):
+        proxy.update_worker(worker)
+    worker.reset_changed_list()
+    worker.diagMessage = "x" * 501
+    with pytest.raises(DBError, match="diagMessage"):
+        proxy.update_worker(worker)
+    worker.reset_changed_list()
+    worker.status = "running"
+    with pytest.raises(DBError, match="no column 'noSuchColumn'"):
+        proxy.update_worker(worker, criteria={"noSuchColumn": 1})
+    with pytest.raises(DBError, match="no column"):
+        proxy.update_panda_queue_attribute("bogus", 1, queue_name="Q1")
+    with pytest.raises(DBError, match="no column"):
+        proxy.lock_job_again(1, "bogusTime", "lockedBy", "me")
+    # nothing was written by the failed calls
+    assert proxy.get_worker_with_id(1).status == "submitted"
+
+
+def test_one_transaction_per_update_rolls_back_on_error(proxy):
+    good = make_job(1)
+    bad = make_job(2)
+    bad.nCore = "many"
+    with pytest.raises(DBError):
+        proxy.insert_jobs([good, bad])
+    assert proxy.get_job(1) is None
+    cur = proxy.execute("SELECT COUNT(*) FROM file_table")
+    assert cur.fetchone()[0] == 0
+    proxy.commit()
+
+
+def test_sqlite_errors_return_the_original_default(proxy, caplog):
+    job = make_job(5)
+    assert proxy.insert_jobs([job])
+    # a duplicate primary key inside one statement: logged, False, nothing half-written
+    assert proxy.insert_files([job]) is True
+    dup = make_worker(9)
+    insert_workers(proxy, [dup])
+    assert proxy.insert_workers([make_worker(9)], "x") is False
+    assert "UNIQUE constraint failed" in caplog.text
+
+
+def test_raw_execute_commit_rollback(proxy):
+    proxy.execute("INSERT INTO seq_table (numberName, curVal) VALUES (:n, :v)", {":n": "SEQ_test", ":v": 5})
+    proxy.rollback()
+    assert proxy.get_next_seq_number("SEQ_test") is None
+    proxy.executemany("INSERT INTO seq_table (numberName, curVal) VALUES (:n, :v)",
+                      [{":n": "SEQ_a", ":v": 1}, {":n": "SEQ_b", ":v": 2}])
+    proxy.commit()
+    assert proxy.get_next_seq_number("SEQ_b") == 3
+    # original-style SQL with FOR UPDATE / INSERT IGNORE is accepted
+    cur = proxy.execute("SELECT curVal FROM seq_table WHERE numberName=:n FOR UPDATE", {":n": "SEQ_a"})
+    assert cur.fetchone()[0] == 1
+    proxy.commit()
+
+
+def test_busy_db_is_retried_then_reported(db_home, caplog):
+    settings = DBSettings(database_filename=str(db_home / "busy.db"), busy_timeout=0.3)
+    holder = DBProxy(settings=settings)
+    holder.make_table(schema.spec_class("seq_table"), "seq_table")
+    waiter = DBProxy(settings=settings)
+    assert waiter.add_seq_number("SEQ_x", 1)
+    holder.execute("UPDATE seq_table SET curVal=curVal+1 WHERE numberName=:n", {":n": "SEQ_x"})
+    with pytest.raises(DBError, match="stayed locked"):
+        waiter.get_next_seq_number("SEQ_x")
+    assert "busy" in caplog.text
+    holder.commit()
+    assert waiter.get_next_seq_number("SEQ_x") == 3

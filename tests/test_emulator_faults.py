@@ -1,0 +1,232 @@
+"""PanDA server emulator: every fault kind, determinism with a seed, start-time settings."""
+# ruff: noqa: F811  (pytest fixtures imported from pytest_fixtures are redefined as arguments)
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import requests
+
+from pandaharvester.harvestertest.panda_emulator.faults import FaultConfig
+from pandaharvester.harvestertest.panda_emulator.launcher import start_emulator
+from pandaharvester.harvestertest.panda_emulator.pytest_fixtures import emulator  # noqa: F401
+
+J = {"Accept": "application/json"}
+UPDATE = "pilot/update_jobs_bulk"
+
+
+def _dispatch_one(emu):
+    pid = emu.add_task("SITE_F", 1)[0]
+    r = requests.post(
+        f"{emu.base_url}/pilot/acquire_jobs",
+        json={"site_name": "SITE_F", "n_jobs": 1, "prod_source_label": "managed"},
+        headers=J,
+        timeout=10,
+    )
+    assert r.json()["success"]
+    return pid
+
+
+def _finish(emu, pid, timeout=10):
+    return requests.post(
+        f"{emu.base_url}/{UPDATE}",
+        json={"job_list": [{"job_id": pid, "job_status": "finished"}]},
+        headers=J,
+        timeout=timeout,
+    )
+
+
+def _job(emu, pid):
+    return emu.jobs(panda_ids=[pid])[0]
+
+
+@pytest.mark.parametrize("kind,code", [("http500", 500), ("http503", 503)])
+def test_http_errors_not_applied(emulator, kind, code):
+    pid = _dispatch_one(emulator)
+    emulator.set_faults(rate=1.0, kinds=[kind], endpoints=[UPDATE])
+    r = _finish(emulator, pid)
+    assert r.status_code == code and r.json()["success"] is False
+    assert _job(emulator, pid)["status"] == "sent"
+    assert emulator.state()["faults"]["injected"] == {UPDATE: {kind: 1}}
+    # other endpoints unaffected
+    assert requests.get(f"{emulator.base_url}/system/is_alive", headers=J, timeout=10).json()["success"]
+
+
+def test_drop_after_commit_applied_without_reply(emulator):
+    pid = _dispatch_one(emulator)
+    emulator.set_faults(rate=1.0, kinds=["drop_after_commit"], endpoints=[UPDATE])
+    with pytest.raises(requests.exceptions.ConnectionError):
+        _finish(emulator, pid)
+    row = _job(emulator, pid)
+    assert row["status"] in ("holding", "finished") and row["n_reports"] == 1
+    deadline = time.monotonic() + 5
+    while _job(emulator, pid)["status"] != "finished" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    row = _job(emulator, pid)
+    assert row["status"] == "finished"
+    # the client retries after the lost reply: accepted, nothing changes
+    emulator.set_faults(rate=0.0)
+    assert _finish(emulator, pid).json()["data"][0] == {
+        "success": True,
+        "message": "",
+        "data": {"StatusCode": 0, "command": "NULL"},
+    }
+    again = _job(emulator, pid)
+    assert again["n_changes"] == row["n_changes"] and again["status"] == "finished" and again["n_reports"] == 2
+
+
+def test_drop_not_applied(emulator):
+    pid = _dispatch_one(emulator)
+    emulator.set_faults(rate=1.0, kinds=["drop"], endpoints=[UPDATE])
+    with pytest.raises(requests.exceptions.ConnectionError):
+        _finish(emulator, pid)
+    assert _job(emulator, pid)["status"] == "sent"
+
+
+def test_duplicate_apply_is_idempotent(emulator):
+    pid = _dispatch_one(emulator)
+    emulator.set_faults(
+        rate=1.0,
+        kinds=["duplicate_apply"],
+        endpoints=[UPDATE, "harvester/update_workers", "harvester/update_service_metrics"],
+    )
+    r = _finish(emulator, pid)
+    assert r.status_code == 200 and r.json()["data"][0]["success"] is True
+    row = _job(emulator, pid)
+    assert row["n_reports"] == 2 and row["status"] == "holding"
+    assert row["n_changes"] == 2  # activated→sent, sent→holding: the second apply changed nothing
+    w = [{"workerID": 1, "status": "running", "computingSite": "SITE_F"}]
+    requests.post(
+        f"{emulator.base_url}/harvester/update_workers", json={"harvester_id": "H", "workers": w}, headers=J, timeout=10
+    )
+    assert emulator.workers(harvester_id="H")[0]["n_updates"] == 1
+    requests.post(
+        f"{emulator.base_url}/harvester/update_service_metrics",
+        json={"harvester_id": "H", "metrics": [["t", "h", {}]]},
+        headers=J,
+        timeout=10,
+    )
+    assert emulator.state()["metrics"] == {"H": 1}
+    # never injected on non-idempotent endpoints such as acquire_jobs
+    emulator.set_faults(rate=1.0, kinds=["duplicate_apply"])
+    emulator.add_task("SITE_G", 4)
+    got = requests.post(
+        f"{emulator.base_url}/pilot/acquire_jobs",
+        json={"site_name": "SITE_G", "n_jobs": 1, "prod_source_label": "managed"},
+        headers=J,
+        timeout=10,
+    ).json()
+    assert len(got["data"]["jobs"]) == 1 and emulator.state()["jobs"]["SITE_G"] == {"activated": 3, "sent": 1}
+
+
+def test_truncated_and_double_body_applied(emulator):
+    pid = _dispatch_one(emulator)
+    emulator.set_faults(rate=1.0, kinds=["truncated_json"], endpoints=[UPDATE])
+    r = _finish(emulator, pid)
+    assert r.status_code == 200
+    with pytest.raises(ValueError):
+        r.json()
+    assert _job(emulator, pid)["status"] in ("holding", "finished")
+    emulator.set_faults(rate=1.0, kinds=["double_body"], endpoints=["harvester/update_workers"])
+    r = requests.post(
+        f"{emulator.base_url}/harvester/update_workers",
+        json={"harvester_id": "H", "workers": [{"workerID": 3, "status": "submitted"}]},
+        headers=J,
+        timeout=10,
+    )
+    assert r.status_code == 200
+    with pytest.raises(ValueError):
+        r.json()
+    half = len(r.text) // 2
+    assert r.text[:half] == r.text[half:] and json.loads(r.text[:half])["data"] == [True]
+    assert emulator.workers(harvester_id="H")[0]["n_updates"] == 1
+
+
+def test_invalid_json_not_applied(emulator):
+    pid = _dispatch_one(emulator)
+    emulator.set_faults(rate=1.0, kinds=["invalid_json"], endpoints=[UPDATE])
+    r = _finish(emulator, pid)
+    assert r.status_code == 200 and r.text.startswith("<html>")
+    assert _job(emulator, pid)["status"] == "sent"
+
+
+def test_delay_and_timeout(emulator):
+    pid = _dispatch_one(emulator)
+    emulator.set_faults(rate=1.0, kinds=["delay"], endpoints=[UPDATE], delay=0.6)
+    t0 = time.monotonic()
+    assert _finish(emulator, pid).json()["success"] is True
+    assert time.monotonic() - t0 >= 0.55
+    emulator.set_faults(rate=1.0, kinds=["timeout"], endpoints=["system/is_alive"], timeout_delay=3.0)
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        requests.get(f"{emulator.base_url}/system/is_alive", headers=J, timeout=0.5)
+    emulator.set_faults(rate=1.0, kinds=["timeout"], endpoints=["system/is_alive"], timeout_delay=0.3)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.get(f"{emulator.base_url}/system/is_alive", headers=J, timeout=5)
+
+
+def _outcomes(emu, n):
+    out = []
+    for _ in range(n):
+        try:
+            r = requests.get(f"{emu.base_url}/system/is_alive", headers=J, timeout=5)
+            out.append(r.status_code)
+        except requests.exceptions.ConnectionError:
+            out.append("dropped")
+    return out
+
+
+def test_same_seed_same_sequence(emulator):
+    settings = {"rate": 0.5, "kinds": ["http500", "http503", "drop"], "endpoints": ["system/is_alive"]}
+    emulator.set_faults(seed=7, **settings)
+    first = _outcomes(emulator, 24)
+    emulator.set_faults(seed=7, **settings)
+    second = _outcomes(emulator, 24)
+    assert second == first
+    assert len(set(first)) >= 3  # a mix of successes and several fault kinds
+    emulator.set_faults(seed=8, **settings)
+    third = _outcomes(emulator, 24)
+    assert third != first
+    injected = emulator.state()["faults"]["injected"]["system/is_alive"]
+    assert sum(injected.values()) == sum(1 for o in first + second + third if o != 200)
+    assert injected.get("drop", 0) == sum(1 for o in first + second + third if o == "dropped")
+
+
+def test_fault_config_unit():
+    a, b = FaultConfig(), FaultConfig()
+    for fc in (a, b):
+        fc.configure({"rate": 0.3, "kinds": "http500,drop_after_commit", "seed": 3})
+    seq_a = [a.decide("pilot/update_jobs_bulk") for _ in range(50)]
+    # interleaving calls to another endpoint does not change this endpoint's sequence
+    seq_b = []
+    for _ in range(50):
+        b.decide("harvester/update_workers")
+        seq_b.append(b.decide("pilot/update_jobs_bulk"))
+    assert seq_a == seq_b and 5 < sum(k is not None for k in seq_a) < 30
+    with pytest.raises(ValueError):
+        a.configure({"rate": 2})
+    with pytest.raises(ValueError):
+        a.configure({"kinds": ["nope"], "rate": 0.1})
+    with pytest.raises(ValueError):
+        a.configure({"colour": "red"})
+
+
+def test_faults_at_start_and_bad_settings(tmp_path):
+    faults = {"rate": 1.0, "kinds": ["http503"], "endpoints": ["system/is_alive"], "seed": 1}
+    with start_emulator(tmp_path / "emu", faults=faults) as emu:
+        r = requests.get(f"{emu.base_url}/system/is_alive", headers=J, timeout=5)
+        assert r.status_code == 503
+        st = emu.state()["faults"]
+        assert st["settings"]["kinds"] == ["http503"] and st["injected"] == {"system/is_alive": {"http503": 1}}
+        r = requests.post(f"{emu.url}/emulator/faults", json={"rate": 0.5, "kinds": ["bogus"]}, headers=J, timeout=5)
+        assert r.status_code == 400 and "bogus" in r.json()["message"]
+    with start_emulator(
+        tmp_path / "emu2",
+        extra_args=["--fault-rate", "1", "--fault-kinds", "http500", "--fault-endpoints", "job/get_status"],
+    ) as emu:
+        assert (
+            requests.get(f"{emu.base_url}/job/get_status", params={"job_ids": "1"}, headers=J, timeout=5).status_code
+            == 500
+        )
+        assert requests.get(f"{emu.base_url}/system/is_alive", headers=J, timeout=5).status_code == 200

@@ -1,0 +1,115 @@
+"""Queue config validation: one clear error per problem, and bad queues never take good ones down."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from pandaharvester.errors import QueueConfigError
+
+from test_queue_config_helpers import full_queue, load, make_mapper, plugin, write_json
+
+
+def only_error(mapper, queue_name=None):
+    errors = [e for e in mapper.errors if queue_name is None or e.queue_name == queue_name]
+    assert len(errors) == 1, [str(e) for e in mapper.errors]
+    assert isinstance(errors[0], QueueConfigError)
+    return errors[0]
+
+
+def test_invalid_json_names_file_line_and_column(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text('{\n  "Q": {\n    "maxWorkers": 3,,\n  }\n}\n')
+    mapper = make_mapper(path)
+    assert mapper.get_all_queues() == {}
+    error = only_error(mapper)
+    assert error.source == str(path)
+    assert "line 3 column 21" in str(error) and str(path) in str(error)
+
+
+def test_missing_local_file_is_one_error(tmp_path):
+    mapper = make_mapper(tmp_path / "absent.json")
+    assert mapper.get_all_queues() == {}
+    error = only_error(mapper)
+    assert "cannot read queue config file" in str(error) and "absent.json" in str(error)
+
+
+def test_top_level_and_entry_types(tmp_path):
+    mapper = load(tmp_path, ["not", "a", "dict"])
+    assert "top level must be a JSON object" in str(only_error(mapper))
+    mapper = load(tmp_path, {"GOOD": full_queue(), "BAD": "text"})
+    assert list(mapper.get_all_queues()) == ["GOOD"]
+    assert "must be a JSON object" in str(only_error(mapper, "BAD"))
+
+
+@pytest.mark.parametrize("attrs, key, fragment", [
+    ({"maxWorkers": "abc"}, "maxWorkers", "must be an integer (or null), got str 'abc'"),
+    ({"nQueueLimitJob": [1]}, "nQueueLimitJob", "must be an integer"),
+    ({"maxSubmissionAttempts": "x"}, "maxSubmissionAttempts", "must be an integer"),
+    ({"mapType": "OneToTwo"}, "mapType", "must be one of NoJob, OneToOne, ManyToOne, OneToMany"),
+    ({"runMode": "master"}, "runMode", "must be one of self, slave"),
+    ({"truePilot": "yes"}, "truePilot", "must be true or false"),
+    ({"useJobLateBinding": 1}, "useJobLateBinding", "must be true or false"),
+    ({"prodSourceLabel": 5}, "prodSourceLabel", "must be a string"),
+    ({"queueStatus": ["online"]}, "queueStatus", "must be a string or null"),
+    ({"getJobCriteria": "a=1,b"}, "getJobCriteria", "'b' of 'a=1,b' is not 'key=value'"),
+    ({"submitter": {"module": "x.y"}}, "submitter", "lacks 'name'"),
+    ({"monitor": {"name": "M", "extra": 1}}, "monitor", "lacks 'module'"),
+    ({"throttler": "SimpleThrottler"}, "throttler", "must be a dict with 'module' and 'name'"),
+    ({"credmanagers": [{"module": "m"}]}, "credmanagers", "list of dicts each with 'module' and 'name'"),
+    ({"submitter": plugin(middleware="nowhere")}, "submitter", "middleware 'nowhere' does not name a dict"),
+])
+def test_bad_value_gives_one_error_naming_queue_and_key(tmp_path, attrs, key, fragment):
+    mapper = load(tmp_path, {"GOOD": full_queue(), "BAD": full_queue(**attrs)})
+    assert list(mapper.get_all_queues()) == ["GOOD"]
+    error = only_error(mapper)
+    assert (error.queue_name, error.key) == ("BAD", key)
+    assert fragment in str(error) and "'BAD'" in str(error) and f"'{key}'" in str(error)
+
+
+def test_missing_mandatory_plugins_one_error_each(tmp_path):
+    entry = full_queue()
+    del entry["messenger"], entry["workerMaker"]
+    mapper = load(tmp_path, {"GOOD": full_queue(), "BAD": entry})
+    assert list(mapper.get_all_queues()) == ["GOOD"]
+    assert sorted(e.key for e in mapper.errors) == ["messenger", "workerMaker"]
+    assert all(e.queue_name == "BAD" and "mandatory plugin section" in str(e) for e in mapper.errors)
+
+
+def test_unknown_template(tmp_path):
+    mapper = load(tmp_path, {"T_TEMPLATE": full_queue(), "GOOD": {"templateQueueName": "T_TEMPLATE"},
+                             "BAD": {"templateQueueName": "NOPE"}})
+    assert list(mapper.get_all_queues()) == ["GOOD"]
+    error = only_error(mapper)
+    assert (error.queue_name, error.key) == ("BAD", "templateQueueName")
+    assert "unknown template 'NOPE' (known templates: T_TEMPLATE)" in str(error)
+
+
+def test_plugin_import_check_on_and_off(tmp_path):
+    bad = full_queue(submitter=plugin("pandaharvester.no_such_module", "Nope"),
+                     monitor=plugin("collections", "NoSuchClass"))
+    mapper = load(tmp_path, {"GOOD": full_queue(), "BAD": bad}, check_plugins=True)
+    assert list(mapper.get_all_queues()) == ["GOOD"]
+    by_key = {e.key: str(e) for e in mapper.errors}
+    assert sorted(by_key) == ["monitor", "submitter"]
+    assert "pandaharvester.no_such_module" in by_key["submitter"] and "'BAD'" in by_key["submitter"]
+    assert "has no class 'NoSuchClass'" in by_key["monitor"]
+    relaxed = load(tmp_path, {"GOOD": full_queue(), "BAD": bad}, check_plugins=False)
+    assert sorted(relaxed.get_all_queues()) == ["BAD", "GOOD"] and relaxed.errors == []
+
+
+def test_errors_are_logged(tmp_path, caplog):
+    with caplog.at_level(logging.ERROR, logger="panda.log.queue_config_mapper"):
+        load(tmp_path, {"BAD": full_queue(maxWorkers="abc")})
+    assert any("'BAD'" in record.getMessage() and "maxWorkers" in record.getMessage() for record in caplog.records)
+
+
+def test_errors_reset_on_reload(tmp_path):
+    path = write_json(tmp_path / "q.json", {"BAD": full_queue(maxWorkers="abc")})
+    mapper = make_mapper(path)
+    mapper.load_data()
+    assert len(mapper.errors) == 1
+    write_json(path, {"BAD": full_queue(maxWorkers=3)})
+    mapper.load_data(force=True)
+    assert mapper.errors == [] and mapper.has_queue("BAD")
