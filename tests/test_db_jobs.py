@@ -106,7 +106,8 @@ def test_get_jobs_in_sub_status_counts_processing_and_filters_files(proxy):
 
 
 def test_stage_out_cycle(proxy):
-    job = make_job(1, status="running", sub_status="to_transfer", hasOutFile=JobSpec.HO_hasOutput)
+    job = make_job(1, status="running", sub_status="to_transfer", hasOutFile=JobSpec.HO_hasOutput,
+                   jobParams={"logFile": "log.a", "logGUID": "guid-1", "outFiles": "out.a,log.a"})
     assert proxy.insert_jobs([job])
     job.add_out_file(_out_file(job, "out.a"))
     job.add_out_file(_out_file(job, "log.a", file_type="log"))

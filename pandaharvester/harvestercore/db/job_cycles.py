@@ -80,6 +80,10 @@ class JobCyclesMixin(DBModule):
         make_logger(_logger, method_name="get_num_jobs_to_fetch").debug(f"got {result}")
         return result
 
+    def get_num_jobs_to_fetch_old(self, n_queues: int, interval: float) -> dict[str, int]:
+        """The original's older signature of :meth:`get_num_jobs_to_fetch` (no queue config mapper)."""
+        return self.get_num_jobs_to_fetch(n_queues, interval)
+
     # ------------------------------------------------------------ propagator
     @db_method(list)
     def get_jobs_to_propagate(self, max_jobs: int, lock_interval: float, update_interval: float,
