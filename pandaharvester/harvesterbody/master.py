@@ -112,6 +112,10 @@ class Master:
 
     def make_tables(self) -> None:
         """Create/upgrade the tables, serialised between instances by process lock "master"."""
+        from pandaharvester.harvestercore.process_lock_spec import ProcessLockSpec
+
+        # the lock table must exist before the lock serialising the rest can be taken
+        self.dbProxy.make_table(ProcessLockSpec, "lock_table")
         locked = False
         for _ in range(10):
             locked = self.dbProxy.get_process_lock("master", self.lockOwner, 3)

@@ -106,7 +106,7 @@ class Propagator(AgentBase):
 
     def _no_events_left(self, job: Any, log: Any) -> bool:
         """Event-service jobs still starting: PanDA has no event left for them."""
-        if job.status != "starting" or "eventService" not in (job.jobParams or {}) or job.subStatus == "submitted":
+        if job.status != "starting" or not core_utils.job_param_flag(job, "eventService") or job.subStatus == "submitted":
             return False
         ok, n_events = self.communicator.check_event_availability(job)
         if ok and n_events is not None:

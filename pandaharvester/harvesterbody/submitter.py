@@ -163,7 +163,7 @@ class Submitter(AgentBase):
             work_spec.syncLevel = queue_config.get_synchronization_level()
             work_spec.configID = queue_config.configID
             work_spec.harvesterHost = socket.gethostname()
-            if jobs and any(key in jobs[0].jobParams for key in ("eventService", "cloneJob", "isHPO")):
+            if jobs and any(core_utils.job_param_flag(jobs[0], key) for key in ("eventService", "cloneJob", "isHPO")):
                 work_spec.eventsRequest = WorkSpec.EV_useEvents
             workers.append(work_spec)
         return workers
@@ -267,7 +267,7 @@ class Submitter(AgentBase):
                            int(job.jobParams.get("coreCount") or 1)) * queue_config.initEventsMultipler
             params[job.PandaID] = {"pandaID": job.PandaID, "taskID": job.taskID,
                                    "jobsetID": job.jobParams.get("jobsetID"), "nRanges": n_ranges}
-            if "isHPO" in job.jobParams:
+            if core_utils.job_param_flag(job, "isHPO"):
                 params[job.PandaID].update({"isHPO": True, "jobsetID": 0,
                                             "sourceURL": job.jobParams.get("sourceURL")})
         work_spec.eventsRequestParams = params

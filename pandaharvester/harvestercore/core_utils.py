@@ -346,6 +346,7 @@ def md5_hex(text: str) -> str:
 # ---------------------------------------------------------------- spec-aware helpers (spec_utils)
 from .spec_utils import (  # noqa: E402,F401  (re-exported names)
     get_output_file_report,
+    job_param_flag,
     make_pool_file_catalog,
     update_job_attributes_with_workers,
 )

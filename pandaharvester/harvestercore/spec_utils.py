@@ -250,3 +250,16 @@ def make_pool_file_catalog(jobspec_list: Iterable[JobSpec]) -> str:
             ]
     lines.append("</POOLFILECATALOG>")
     return "\n".join(lines)
+
+
+_FALSE_FLAGS = (None, False, 0, "", "0", "False", "false", "NULL", "None")
+
+
+def job_param_flag(jobspec: JobSpec, key: str) -> bool:
+    """Whether the job parameter ``key`` (``eventService``, ``cloneJob``, ``isHPO``) is set.
+
+    PanDA may send such a flag as a bool, a number or a string, and may send it as false; the
+    original tested the key's presence only, which turns every job into an event-service job
+    when a server sends ``"eventService": false``.
+    """
+    return (jobspec.jobParams or {}).get(key) not in _FALSE_FLAGS

@@ -121,7 +121,7 @@ class Demo:
         pull_done = 0
         for worker in self.emulator.workers(harvester_id=HARVESTER_ID):
             workers[worker["status"]] = workers.get(worker["status"], 0) + 1
-            if str(worker.get("computingSite", "")).startswith(PULL_QUEUE) and worker["status"] == "finished":
+            if str(worker.get("computing_site", "")).startswith(PULL_QUEUE) and worker["status"] == "finished":
                 pull_done += 1
         return jobs, workers, pull_done
 

@@ -52,6 +52,13 @@ class JobCyclesMixin(DBModule):
         now = naive_utcnow()
         limit = now - datetime.timedelta(seconds=interval)
         result: dict[str, int] = {}
+        # ask the queue config mapper BEFORE taking the write lock: it may reload and write to
+        # the DB through another connection, which would wait on this transaction forever
+        known: set[str] | None = None
+        if queue_config_mapper is not None:
+            with self._tx(write=False):
+                names = {row[0] for row in self._exec("SELECT DISTINCT queueName FROM pq_table").fetchall()}
+            known = {name for name in names if queue_config_mapper.has_queue(name)}
         with self._tx():
             rows = self._exec("SELECT queueName,nQueueLimitJob,nQueueLimitJobRatio,nQueueLimitJobMax,nQueueLimitJobMin "
                               "FROM pq_table WHERE jobFetchTime IS NULL OR jobFetchTime<:limit "
@@ -60,7 +67,7 @@ class JobCyclesMixin(DBModule):
             for queue_name, n_limit, ratio, n_max, n_min in rows:
                 if queue_name in seen:
                     continue
-                if queue_config_mapper is not None and not queue_config_mapper.has_queue(queue_name):
+                if known is not None and queue_name not in known:
                     continue
                 seen.add(queue_name)
                 self._exec("UPDATE pq_table SET jobFetchTime=:now WHERE queueName=:q", {":now": now, ":q": queue_name})

@@ -28,12 +28,14 @@ class QueuesMixin(DBModule):
         pq_cls = schema.spec_class("pq_table")
         columns = pq_cls.column_names().split(",")
         wanted = set(panda_queue_list)
+        # resolve the configs before taking the write lock (the mapper may use the DB itself)
+        configs = {name: queue_config_mapper.get_queue(name) for name in panda_queue_list}
         with self._tx():
             for (queue_name,) in self._exec("SELECT DISTINCT queueName FROM pq_table").fetchall():
                 if queue_name not in wanted:
                     self._exec("DELETE FROM pq_table WHERE queueName=:q", {":q": queue_name})
             for queue_name in panda_queue_list:
-                queue_config = queue_config_mapper.get_queue(queue_name)
+                queue_config = configs[queue_name]
                 if queue_config is None:
                     continue
                 exists = self._exec("SELECT 1 FROM pq_table WHERE queueName=:q AND resourceType=:rt AND jobType=:jt",
