@@ -22,7 +22,7 @@ HERE = "test_agents_helpers"
 _ids = itertools.count(5000)
 
 
-def plugin(kind: str, name: str | None = None, **kwargs: Any) -> dict[str, Any]:
+def plugin(kind: str, name: str | None = None, module: str = HERE, **kwargs: Any) -> dict[str, Any]:
     """Plugin dict: a dummy plugin of ``kind``, or (``name`` given) a fake class of this module."""
     dummies = {
         "preparator": ("pandaharvester.harvesterpreparator.dummy_preparator", "DummyPreparator"),
@@ -35,7 +35,7 @@ def plugin(kind: str, name: str | None = None, **kwargs: Any) -> dict[str, Any]:
     if name is None:
         module, cls = dummies[kind]
     else:
-        module, cls = HERE, name
+        cls = name
     return {"module": module, "name": cls, **kwargs}
 
 
@@ -79,6 +79,7 @@ def agent_env(fresh_home):
     state: dict[str, Any] = {}
 
     def make(queues_fn, overrides: dict | None = None):
+        clear_local_cache()
         DBProxyPool.reset()
         QueueConfigMapper.reset()
         home = fresh_home(base_overrides(overrides))
@@ -92,8 +93,19 @@ def agent_env(fresh_home):
         return home, mapper, proxy
 
     yield make
+    clear_local_cache()
     DBProxyPool.reset()
     QueueConfigMapper.reset()
+
+
+def clear_local_cache() -> None:
+    """Forget the process-local copies of cache_table rows (they outlive a test's DB)."""
+    from pandaharvester.harvestercore import core_utils
+
+    global_dict = core_utils.get_global_dict()
+    with global_dict:
+        for key in [k for k in list(global_dict.dataMap) if str(k).startswith("cache|")]:
+            del global_dict.dataMap[key]
 
 
 # ------------------------------------------------------------------ specs
@@ -114,7 +126,7 @@ def make_job(site: str, sub_status: str = "prepared", status: str = "starting", 
     job.stateChangeTime = naive_utcnow()
     job.modificationTime = naive_utcnow()
     job.jobParams = {"PandaID": job.PandaID, "coreCount": 1, "inFiles": "", "outFiles": "log.tgz",
-                     "logFile": "log.tgz", "jobsetID": 1}
+                     "logFile": "log.tgz", "logGUID": "guid-log", "jobsetID": 1}
     for i in range(n_in):
         file_spec = FileSpec()
         file_spec.PandaID = job.PandaID
@@ -139,7 +151,7 @@ def make_worker(site: str, status: str = "running", map_type: str = "OneToOne", 
     worker.modificationTime = ago(3600)
     worker.creationTime = ago(3600)
     worker.submitTime = ago(3600)
-    worker.checkTime = ago(3600)
+    worker.checkTime = ago(600)
     worker.isNew = True
     for key, value in attrs.items():
         setattr(worker, key, value)
@@ -170,7 +182,7 @@ def sql(statement: str, varmap: dict | None = None) -> list:
     db = DBProxy()
     try:
         db.execute(statement, varmap or {})
-        rows = db.cur.fetchall() if statement.lstrip().upper().startswith("SELECT") else []
+        rows = [tuple(r) for r in db.cur.fetchall()] if statement.lstrip().upper().startswith("SELECT") else []
         db.commit()
         return rows
     finally:

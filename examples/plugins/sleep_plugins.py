@@ -8,14 +8,21 @@ the queue config::
     "monitor":   {"module": "sleep_plugins", "name": "SleepMonitor"}
 """
 
-import os
 import subprocess
+import threading
+
+import psutil
 
 from pandaharvester.harvestercore import core_utils
 from pandaharvester.harvestercore.plugin_base import PluginBase
 from pandaharvester.harvestercore.work_spec import WorkSpec
 
 _logger = core_utils.setup_logger("sleep_plugins")
+
+# the "batch system's" job table: Popen objects by PID. Keeping them matters: Python reaps the
+# children of discarded Popen objects, and their exit status would be lost to the monitor.
+_processes: dict[int, subprocess.Popen] = {}
+_processes_lock = threading.Lock()
 
 
 class SleepSubmitter(PluginBase):
@@ -38,6 +45,8 @@ class SleepSubmitter(PluginBase):
                 log.error(f"cannot start {self.command}: {exc}")
                 results.append((False, f"cannot start {self.command}: {exc}"))
                 continue
+            with _processes_lock:
+                _processes[process.pid] = process
             workspec.batchID = str(process.pid)
             log.debug(f"started batchID={workspec.batchID}")
             results.append((True, ""))
@@ -52,16 +61,21 @@ class SleepMonitor(PluginBase):
         statuses = []
         for workspec in workspec_list:
             pid = int(workspec.batchID)
-            try:
-                done_pid, wait_status = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                # not our child any more (e.g. the daemon restarted): we cannot know how it ended
-                statuses.append((WorkSpec.ST_failed, f"process {pid} is gone and its exit status is unknown"))
+            with _processes_lock:
+                process = _processes.get(pid)
+            if process is None:
+                # started by an earlier daemon process: we can see it run, not how it ended
+                if psutil.pid_exists(pid):
+                    statuses.append((WorkSpec.ST_running, ""))
+                else:
+                    statuses.append((WorkSpec.ST_failed, f"process {pid} is gone and its exit status is unknown"))
                 continue
-            if done_pid == 0:
+            exit_code = process.poll()
+            if exit_code is None:
                 statuses.append((WorkSpec.ST_running, ""))
                 continue
-            exit_code = os.waitstatus_to_exitcode(wait_status)
+            with _processes_lock:
+                _processes.pop(pid, None)
             workspec.nativeExitCode = exit_code
             if exit_code == 0:
                 statuses.append((WorkSpec.ST_finished, ""))

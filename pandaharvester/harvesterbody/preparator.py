@@ -85,7 +85,7 @@ class Preparator(AgentBase):
         job.subStatus = "failed_to_prepare"
         job.preparatorTime = None
         job.stateChangeTime = core_utils.naive_utcnow()
-        job.set_pilot_error(PilotErrors.ERR_STAGEINFAILED, f"stage-in failed with {diag}")
+        job.set_pilot_error(PilotErrors.STAGEINFAILED, f"stage-in failed with {diag}")
         job.trigger_propagation()
         self._release(job, locked_by, old_sub_status)
 

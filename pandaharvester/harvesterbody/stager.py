@@ -87,7 +87,7 @@ class Stager(AgentBase):
         for file_spec in job.outFiles:
             if file_spec.status != "finished":
                 file_spec.status = "failed"
-        job.set_pilot_error(PilotErrors.ERR_STAGEOUTFAILED, f"stage-out failed with {diag}")
+        job.set_pilot_error(PilotErrors.STAGEOUTFAILED, f"stage-out failed with {diag}")
         job.trigger_propagation()
         new_sub_status = self.dbProxy.update_job_for_stage_out(job, True, locked_by)
         log.error(f"stage-out failed: {diag}; new subStatus={new_sub_status}")

@@ -11,6 +11,7 @@ import base64
 import fcntl
 import functools
 import hashlib
+import hmac
 import os
 import pickle
 import random
@@ -297,6 +298,32 @@ def set_file_permission(path: str) -> None:
         os.path.join(root, name) for root, _dirs, files in os.walk(path) for name in files]
     for target in targets:
         os.chmod(target, 0o600)
+
+
+def _string_cipher(key_phrase: str, iv: bytes) -> Any:
+    """AES in CFB-8 mode keyed by the HMAC-MD5 hex digest of ``key_phrase`` (the original's scheme)."""
+    try:
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    except ImportError as exc:  # an optional dependency: only the watcher's mail password needs it
+        raise RuntimeError("encrypt_string/decrypt_string need the 'cryptography' package: "
+                           "pip install cryptography") from exc
+    key = hmac.new(key_phrase.encode(), digestmod=hashlib.md5).hexdigest().encode()
+    return Cipher(algorithms.AES(key), modes.CFB8(iv))
+
+
+def encrypt_string(key_phrase: str, plain_text: str) -> str:
+    """Encrypt ``plain_text`` with ``key_phrase``; base64 text of IV + cipher text."""
+    iv = os.urandom(16)
+    encryptor = _string_cipher(key_phrase, iv).encryptor()
+    data = encryptor.update(plain_text.encode()) + encryptor.finalize()
+    return base64.b64encode(iv + data).decode()
+
+
+def decrypt_string(key_phrase: str, cipher_text: str | bytes) -> str:
+    """Inverse of :func:`encrypt_string` (also reads strings encrypted by the original)."""
+    raw = base64.b64decode(cipher_text)
+    decryptor = _string_cipher(key_phrase, raw[:16]).decryptor()
+    return (decryptor.update(raw[16:]) + decryptor.finalize()).decode()
 
 
 def pickle_to_text(data: Any) -> str:

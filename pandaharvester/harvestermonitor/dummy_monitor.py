@@ -3,6 +3,7 @@
 - the pilot's final status file (``dummy_pilot_status.json``) says finished/failed → that;
 - no final status and the recorded process (PID *and* start time) is alive → running;
 - no final status and the process is gone → failed, with a diag saying it vanished;
+- failed (either way) while the worker is marked to kill (``killTime`` set) → cancelled;
 - an unreadable status/record file (being written, corrupt) → None for that worker (retry).
 """
 
@@ -36,11 +37,20 @@ class DummyMonitor(PluginBase):
         for workspec in workspec_list:
             tmp_log = self.make_logger(_logger, f"workerID={workspec.workerID}", method_name="check_workers")
             try:
-                ret_list.append(self._check_one(workspec, tmp_log))
+                ret_list.append(self._killed_is_cancelled(workspec, *self._check_one(workspec, tmp_log)))
             except Exception as exc:
                 tmp_log.error(f"check failed: {type(exc).__name__}: {exc}")
                 ret_list.append((None, f"dummy monitor could not check the worker: {exc}"))
         return True, ret_list
+
+    @staticmethod
+    def _killed_is_cancelled(workspec: Any, status: str | None, diag: str) -> tuple[str | None, str]:
+        """A pilot that ended failed (SIGTERM exit, or vanished) after Harvester marked the worker to
+        kill (``killTime`` set) was killed: report it cancelled, as a batch system reports a removed job."""
+        if status == WorkSpec.ST_failed and getattr(workspec, "killTime", None) is not None:
+            workspec.nativeStatus = "killed"
+            return WorkSpec.ST_cancelled, f"killed by Harvester. {diag}".strip()
+        return status, diag
 
     def _check_one(self, workspec: Any, tmp_log: Any) -> tuple[str | None, str]:
         access_point = workspec.get_access_point()

@@ -1,0 +1,157 @@
+"""Monitor + WorkerChecker against the real DB, with fake monitor plugins and a fake messenger."""
+
+from __future__ import annotations
+
+import pytest
+
+from pandaharvester.harvesterbody.monitor import Monitor
+from pandaharvester.harvestercore.plugin_base import PluginBase
+from pandaharvester.harvestermessenger.base_messenger import BaseMessenger
+
+from test_agents_helpers import agent_env, make_job, make_worker, plugin, queue, sql, store_worker  # noqa: F401
+
+Q = "MONQ"
+
+
+class ScriptedMonitor(PluginBase):
+    """Answers ``answers[workerID]``; ``mode`` = "ok" | "short" | "raise" | "notok"."""
+
+    answers: dict = {}
+    mode = "ok"
+
+    def check_workers(self, workspec_list):
+        cls = type(self)
+        if cls.mode == "raise":
+            raise RuntimeError("batch system unreachable")
+        if cls.mode == "short":
+            return True, [("running", "")] * (len(workspec_list) - 1)
+        if cls.mode == "notok":
+            return False, "cannot talk to the scheduler"
+        return True, [cls.answers.get(w.workerID, (w.status, "")) for w in workspec_list]
+
+
+class FakeMessenger(BaseMessenger):
+    """Reports ``files[workerID]`` as outputs to stage out; post-processing always done."""
+
+    files: dict = {}
+
+    def get_files_to_stage_out(self, workspec):
+        return type(self).files.get(workspec.workerID, {})
+
+    def post_processing(self, workspec, jobspec_list, map_type):
+        return True
+
+    def feed_jobs(self, workspec, jobspec_list):
+        return True
+
+
+@pytest.fixture()
+def mon(agent_env):
+    ScriptedMonitor.answers = {}
+    ScriptedMonitor.mode = "ok"
+    FakeMessenger.files = {}
+
+    def make(overrides=None):
+        home, mapper, proxy = agent_env(lambda h: {Q: queue(
+            h, monitor=plugin("monitor", "ScriptedMonitor", __name__),
+            messenger=plugin("messenger", "FakeMessenger", __name__, accessPoint=str(h / "w" / "${workerID}")))},
+            overrides)
+        return mapper, proxy
+
+    return make
+
+
+def add_worker_with_job(proxy, status="running"):
+    job = make_job(Q, sub_status="submitted", status="running" if status == "running" else "starting")
+    assert proxy.insert_jobs([job])
+    job = proxy.get_job(job.PandaID)
+    job.lockedBy = "submitter"
+    from test_agents_helpers import set_job
+    set_job(proxy, job.PandaID, lockedBy="submitter")
+    worker = store_worker(proxy, make_worker(Q, status=status), [job])
+    set_job(proxy, job.PandaID, lockedBy=None)
+    return worker, job.PandaID
+
+
+def worker_row(worker_id):
+    return sql("SELECT status, diagMessage, checkTime, killTime FROM work_table WHERE workerID=:w",
+               {":w": worker_id})[0]
+
+
+def run(mapper):
+    agent = Monitor(mapper, single_mode=True)
+    agent.run_one_cycle()
+    return agent
+
+
+def test_status_transitions_and_job_status(mon):
+    mapper, proxy = mon()
+    w_sub, p_sub = add_worker_with_job(proxy, "submitted")
+    w_fin, p_fin = add_worker_with_job(proxy, "running")
+    w_fail, p_fail = add_worker_with_job(proxy, "running")
+    ScriptedMonitor.answers = {w_sub.workerID: ("running", ""), w_fin.workerID: ("finished", ""),
+                               w_fail.workerID: ("failed", "payload crashed")}
+    run(mapper)
+    assert worker_row(w_sub.workerID)[0] == "running"
+    assert worker_row(w_fin.workerID)[0] == "finished"
+    assert worker_row(w_fail.workerID)[:2] == ("failed", "payload crashed")
+    assert proxy.get_job(p_sub).status == "running"
+    assert proxy.get_job(p_fin).status == "finished"
+    failed = proxy.get_job(p_fail)
+    assert failed.status == "failed"
+    assert failed.has_attribute("pilotErrorCode")  # the worker's error is carried to the job
+
+
+@pytest.mark.parametrize("mode", ["short", "raise", "notok"])
+def test_bad_plugin_reply_leaves_workers_unchecked(mon, mode):
+    mapper, proxy = mon()
+    w1, p1 = add_worker_with_job(proxy, "submitted")
+    w2, _ = add_worker_with_job(proxy, "running")
+    before = {w.workerID: worker_row(w.workerID) for w in (w1, w2)}
+    ScriptedMonitor.mode = mode
+    agent = run(mapper)
+    assert agent.nCycles == 1
+    for worker_id, row in before.items():
+        now = worker_row(worker_id)
+        assert now[0] == row[0], "status changed on a failed check"
+        assert now[2] == row[2], "checkTime moved although nothing was checked"
+        assert now[3] is None
+    assert proxy.get_job(p1).status == "starting"
+
+
+def test_unknown_status_is_kept_with_diag(mon):
+    mapper, proxy = mon()
+    worker, _ = add_worker_with_job(proxy, "running")
+    ScriptedMonitor.answers = {worker.workerID: ("exploded", "")}
+    run(mapper)
+    status, diag, _check, _kill = worker_row(worker.workerID)
+    assert status == "running"
+    assert "unknown status 'exploded'" in diag
+
+
+def test_consecutive_failures_beyond_check_timeout_cancel_and_kill(mon):
+    mapper, proxy = mon({"monitor": {"checkTimeout": 60}})
+    worker, _ = add_worker_with_job(proxy, "running")  # checkTime an hour ago
+    ScriptedMonitor.mode = "raise"
+    run(mapper)
+    status, diag, _check, kill_time = worker_row(worker.workerID)
+    assert status == "cancelled"
+    assert "consecutive worker check failures" in diag
+    assert kill_time is not None
+
+
+def test_final_status_held_while_files_reported(mon):
+    mapper, proxy = mon()
+    worker, pid = add_worker_with_job(proxy, "running")
+    ScriptedMonitor.answers = {worker.workerID: ("finished", "")}
+    FakeMessenger.files = {worker.workerID: {pid: {"out.root": [{"path": "/tmp/out.root", "type": "output",
+                                                                  "fsize": 1, "chksum": "ad:1"}]}}}
+    run(mapper)
+    assert worker_row(worker.workerID)[0] == "running"
+    job = proxy.get_job(pid)
+    assert job.status == "running"
+    assert sql("SELECT COUNT(*) FROM file_table WHERE PandaID=:p AND lfn='out.root'", {":p": pid}) == [(1,)]
+    FakeMessenger.files = {}
+    sql("UPDATE work_table SET modificationTime=:t, lockedBy=NULL", {":t": worker.modificationTime})
+    run(mapper)
+    assert worker_row(worker.workerID)[0] == "finished"

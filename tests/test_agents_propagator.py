@@ -1,0 +1,183 @@
+"""JobFetcher and Propagator against the real DB and the PanDA emulator (a separate process)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from pandaharvester.harvesterbody.job_fetcher import JobFetcher
+from pandaharvester.harvesterbody.propagator import Propagator
+from pandaharvester.harvestercommunicator.panda_communicator import PandaCommunicator
+from pandaharvester.harvestertest.panda_emulator.launcher import start_emulator
+
+from test_agents_helpers import (agent_env, ago, make_job, make_worker, queue, set_job, sql,  # noqa: F401
+                                 store_worker)
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    emu = start_emulator(tmp_path_factory.mktemp("emu_agents"), seed=3)
+    yield emu
+    emu.stop()
+
+
+class CountingCommunicator(PandaCommunicator):
+    """The real communicator, counting what it sends."""
+
+    def __init__(self):
+        super().__init__()
+        self.sent_jobs: list[int] = []
+
+    def update_jobs(self, jobspec_list, id=None):
+        self.sent_jobs.extend(j.PandaID for j in jobspec_list)
+        return super().update_jobs(jobspec_list, id)
+
+
+@pytest.fixture()
+def env(agent_env, emulator):
+    def make(n_queue_limit_job=20):
+        site = f"PQ_{uuid.uuid4().hex[:8]}"
+        harvester_id = f"h-{uuid.uuid4().hex[:8]}"
+        overrides = {"pandacon": {"server_api_url_ssl": emulator.base_url, "server_api_url": emulator.base_url,
+                                  "cache_api_url_ssl": emulator.base_url, "timeout": 10, "maxRetries": 1,
+                                  "retryBackoff": 0.01, "cert_file": "", "key_file": "", "ca_cert": "",
+                                  "auth_token": ""},
+                     "master": {"harvester_id": harvester_id}}
+        home, mapper, proxy = agent_env(lambda h: {site: queue(h, nQueueLimitJob=n_queue_limit_job)}, overrides)
+        return site, mapper, proxy, CountingCommunicator()
+
+    return make
+
+
+def fetch(mapper, comm):
+    agent = JobFetcher(comm, mapper, single_mode=True)
+    agent.run_one_cycle()
+
+
+def propagate(mapper, comm):
+    agent = Propagator(comm, mapper, single_mode=True)
+    agent.run_one_cycle()
+    return agent
+
+
+def db_jobs():
+    return sql("SELECT PandaID, status, subStatus FROM job_table ORDER BY PandaID")
+
+
+# ------------------------------------------------------------------ JobFetcher
+def test_fetcher_inserts_jobs_with_input_files_up_to_limit(env, emulator):
+    site, mapper, proxy, comm = env(n_queue_limit_job=3)
+    ids = emulator.add_task(site, 5, n_files=2)
+    fetch(mapper, comm)
+    rows = db_jobs()
+    assert len(rows) == 3 and {r[0] for r in rows} <= set(ids)
+    assert all(r[1:] == ("starting", "fetched") for r in rows)
+    files = sql("SELECT PandaID, status, fileType FROM file_table")
+    assert len(files) == 6 and all(f[1] == "to_prepare" and f[2] == "input" for f in files)
+    sent = {j["panda_id"] if "panda_id" in j else j.get("PandaID") for j in emulator.jobs(site=site)
+            if j["status"] != "activated"}
+    assert len(sent) == 3
+    fetch(mapper, comm)  # the queue is full (3 starting jobs): nothing more
+    assert len(db_jobs()) == 3
+
+
+class OneBadCommunicator:
+    """get_jobs returns one malformed job among good ones."""
+
+    def __init__(self, good):
+        self.good = good
+
+    def get_jobs(self, *args, **kwargs):
+        return [{"PandaID": "not-a-number", "jobsetID": object()}] + self.good, "OK"
+
+
+def test_fetcher_skips_malformed_job_keeps_the_others(env):
+    site, mapper, proxy, _comm = env()
+    good = []
+    for i in range(2):
+        job = make_job(site, sub_status="fetched")
+        good.append(dict(job.jobParams, PandaID=900000 + i, taskID=1, inFiles="in.a,in.b", scopeIn="s,s",
+                         fsize="1,1", checksum="ad:1,ad:2", GUID="g1,g2", prodDBlocks="d,d", dispatchDblock="d,d",
+                         prodSourceLabel="managed", currentPriority=1, jobsetID=1, attemptNr=1, ddmEndPointIn="x,x"))
+    fetch(mapper, OneBadCommunicator(good))
+    assert {r[0] for r in db_jobs()} == {900000, 900001}
+
+
+# ------------------------------------------------------------------ Propagator
+def fetched(env, emulator, n=2):
+    site, mapper, proxy, comm = env()
+    emulator.add_task(site, n)
+    fetch(mapper, comm)
+    ids = [r[0] for r in db_jobs()]
+    assert len(ids) == n
+    return site, mapper, proxy, comm, ids
+
+
+def panda_status(emulator, site, pid):
+    return {j.get("PandaID", j.get("panda_id")): j["status"] for j in emulator.jobs(site=site)}[pid]
+
+
+def test_final_job_sent_once_then_done(env, emulator):
+    site, mapper, proxy, comm, (pid, other) = fetched(env, emulator)
+    set_job(proxy, pid, status="finished", subStatus="staged", propagatorTime=ago(7200),
+            propagatorLock=None)
+    propagate(mapper, comm)
+    assert pid in comm.sent_jobs
+    assert panda_status(emulator, site, pid) in ("holding", "finished")  # holding until the server finalizes
+    job = proxy.get_job(pid)
+    assert job.subStatus == "done" and job.propagatorTime is None and job.propagatorLock is None
+    comm.sent_jobs.clear()
+    propagate(mapper, comm)
+    assert pid not in comm.sent_jobs
+
+
+class FailingReplies(CountingCommunicator):
+    def update_jobs(self, jobspec_list, id=None):
+        self.sent_jobs.extend(j.PandaID for j in jobspec_list)
+        return [{"StatusCode": 99, "ErrorDiag": "server busy"} for _ in jobspec_list]
+
+
+def test_error_reply_leaves_job_for_retry(env, emulator):
+    site, mapper, proxy, comm, (pid, _other) = fetched(env, emulator)
+    set_job(proxy, pid, status="failed", subStatus="failed_to_make", propagatorTime=ago(7200))
+    bad = FailingReplies()
+    propagate(mapper, bad)
+    assert pid in bad.sent_jobs
+    job = proxy.get_job(pid)
+    assert job.subStatus == "failed_to_make" and job.propagatorTime is not None
+    assert job.propagatorLock is not None  # still locked: due again after lockInterval
+    set_job(proxy, pid, propagatorLock=None, propagatorTime=ago(7200))
+    propagate(mapper, comm)
+    assert proxy.get_job(pid).subStatus == "done"
+    assert panda_status(emulator, site, pid) in ("failed", "holding")  # PanDA holds pilot-failed jobs
+
+
+def test_tobekilled_marks_workers_or_cancels_job(env, emulator):
+    site, mapper, proxy, comm, (with_worker, without) = fetched(env, emulator)
+    set_job(proxy, with_worker, lockedBy="submitter")
+    worker = store_worker(proxy, make_worker(site, status="running"), [proxy.get_job(with_worker)])
+    set_job(proxy, with_worker, lockedBy=None)
+    for pid in (with_worker, without):
+        set_job(proxy, pid, status="running", subStatus="running", propagatorTime=ago(7200), propagatorLock=None)
+        emulator.kill_job(pid)
+    propagate(mapper, comm)
+    assert sql("SELECT killTime IS NOT NULL FROM work_table WHERE workerID=:w", {":w": worker.workerID}) == [(1,)]
+    assert proxy.get_job(with_worker).status == "running"
+    job = proxy.get_job(without)
+    assert (job.status, job.subStatus) == ("cancelled", "killed")
+
+
+def test_workers_propagated_then_disabled_when_final(env, emulator):
+    site, mapper, proxy, comm = env()
+    running = store_worker(proxy, make_worker(site, status="running"))
+    done = store_worker(proxy, make_worker(site, status="finished"))
+    sql("UPDATE work_table SET lastUpdate=:t", {":t": ago(7200)})
+    propagate(mapper, comm)
+    from pandaharvester.harvesterconfig import harvester_config
+    reported = {w["workerID"] if "workerID" in w else w.get("worker_id"): w["status"]
+                for w in emulator.workers(harvester_id=harvester_config.master.harvester_id)}
+    assert reported.get(running.workerID) == "running" and reported.get(done.workerID) == "finished"
+    rows = dict(sql("SELECT workerID, lastUpdate FROM work_table"))
+    assert rows[done.workerID] is None  # final: never propagated again
+    assert rows[running.workerID] is not None

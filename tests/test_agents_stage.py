@@ -1,0 +1,205 @@
+"""Preparator and Stager against the real DB, with the dummy plugins and scripted fakes."""
+
+from __future__ import annotations
+
+import pytest
+
+from pandaharvester.harvesterbody.preparator import Preparator
+from pandaharvester.harvesterbody.stager import Stager
+from pandaharvester.harvestercore.file_spec import FileSpec
+from pandaharvester.harvestercore.job_spec import JobSpec
+from pandaharvester.harvestercore.plugin_base import PluginBase
+
+from test_agents_helpers import agent_env, make_job, plugin, queue, set_job, sql  # noqa: F401
+
+Q = "STQ"
+
+
+class Scripted(PluginBase):
+    """Answers ``answers[method]`` (a (status, diag) tuple, or an exception to raise)."""
+
+    answers: dict = {}
+
+    def _answer(self, method, jobspec):
+        answer = Scripted.answers.get(method, (True, ""))
+        if isinstance(answer, Exception):
+            raise answer
+        if method == "check_stage_out_status" and answer[0] is True:
+            for f in jobspec.get_output_file_specs(skip_done=True):
+                f.status = "finished"
+        return answer
+
+    def trigger_preparation(self, jobspec):
+        return self._answer("trigger_preparation", jobspec)
+
+    def check_stage_in_status(self, jobspec):
+        return self._answer("check_stage_in_status", jobspec)
+
+    def resolve_input_paths(self, jobspec):
+        return self._answer("resolve_input_paths", jobspec)
+
+    def trigger_stage_out(self, jobspec):
+        return self._answer("trigger_stage_out", jobspec)
+
+    def check_stage_out_status(self, jobspec):
+        return self._answer("check_stage_out_status", jobspec)
+
+
+@pytest.fixture()
+def stage_env(agent_env):
+    Scripted.answers = {}
+
+    def make(fake=False):
+        extra = {"preparator": plugin("preparator", "Scripted", __name__),
+                 "stager": plugin("stager", "Scripted", __name__)} if fake else {}
+        # stager: a job answered None keeps its lock (as in the original) and is due again after
+        # lockInterval; 0 here so that the next cycle sees it again
+        return agent_env(lambda h: {Q: queue(h, **extra)}, {"stager": {"lockInterval": 0}})
+
+    return make
+
+
+def job_state(pid):
+    return sql("SELECT status, subStatus FROM job_table WHERE PandaID=:p", {":p": pid})[0]
+
+
+def file_states(pid, file_type="input"):
+    return sorted(r[0] for r in sql("SELECT status FROM file_table WHERE PandaID=:p AND fileType=:t",
+                                    {":p": pid, ":t": file_type}))
+
+
+def prepare(mapper):
+    agent = Preparator(None, mapper, single_mode=True)
+    agent.run_one_cycle()
+    return agent
+
+
+def fetched_job(proxy):
+    job = make_job(Q, sub_status="fetched", n_in=2)
+    assert proxy.insert_jobs([job])
+    return job.PandaID
+
+
+# ------------------------------------------------------------------ Preparator
+def test_preparator_dummy_fetched_to_prepared(stage_env):
+    home, mapper, proxy = stage_env()
+    pid = fetched_job(proxy)
+    prepare(mapper)  # trigger (then check in the same cycle is not due: checked first)
+    assert job_state(pid) == ("starting", "preparing")
+    prepare(mapper)
+    assert job_state(pid) == ("starting", "prepared")
+    assert file_states(pid) == ["ready", "ready"]
+    assert sql("SELECT lockedBy FROM job_table WHERE PandaID=:p", {":p": pid}) == [(None,)]
+
+
+def test_preparator_trigger_false_fails_job(stage_env):
+    home, mapper, proxy = stage_env(fake=True)
+    Scripted.answers = {"trigger_preparation": (False, "no replica")}
+    pid = fetched_job(proxy)
+    prepare(mapper)
+    assert job_state(pid) == ("failed", "failed_to_prepare")
+    job = proxy.get_job(pid)
+    assert "no replica" in job.get_one_attribute("pilotErrorDiag")
+    assert job.propagatorTime is not None
+
+
+def test_preparator_none_retries_and_raise_is_contained(stage_env):
+    home, mapper, proxy = stage_env(fake=True)
+    Scripted.answers = {"trigger_preparation": (None, "busy")}
+    pid = fetched_job(proxy)
+    prepare(mapper)
+    assert job_state(pid) == ("starting", "fetched")
+    assert sql("SELECT lockedBy FROM job_table WHERE PandaID=:p", {":p": pid}) == [(None,)]
+    Scripted.answers = {"trigger_preparation": RuntimeError("boom")}
+    agent = prepare(mapper)
+    assert agent.nCycles == 1 and job_state(pid) == ("starting", "fetched")
+    Scripted.answers = {}
+    prepare(mapper)
+    assert job_state(pid) == ("starting", "preparing")
+
+
+def test_preparator_check_false_and_none(stage_env):
+    home, mapper, proxy = stage_env(fake=True)
+    pid = fetched_job(proxy)
+    prepare(mapper)
+    assert job_state(pid)[1] == "preparing"
+    Scripted.answers = {"check_stage_in_status": (None, "still copying")}
+    prepare(mapper)
+    assert job_state(pid) == ("starting", "preparing")
+    Scripted.answers = {"check_stage_in_status": (False, "checksum mismatch")}
+    prepare(mapper)
+    assert job_state(pid) == ("failed", "failed_to_prepare")
+
+
+# ------------------------------------------------------------------ Stager
+def job_to_stage_out(proxy, n_out=2):
+    job = make_job(Q, sub_status="to_transfer", status="finished", n_in=0)
+    job.hasOutFile = JobSpec.HO_hasOutput
+    for i in range(n_out):
+        f = FileSpec()
+        f.PandaID = job.PandaID
+        f.lfn = f"out.{job.PandaID}.{i}"
+        f.fileType = "output" if i else "log"
+        f.status = "defined"
+        f.fsize = 1
+        f.path = f"/tmp/{f.lfn}"
+        job.add_out_file(f)
+    assert proxy.insert_jobs([job]) and proxy.insert_files([job])
+    assert file_states(job.PandaID, "output") == ["defined"]
+    return job.PandaID
+
+
+def stage(mapper):
+    agent = Stager(mapper, single_mode=True)
+    agent.run_one_cycle()
+    return agent
+
+
+def test_stager_dummy_to_transfer_transferring_staged(stage_env):
+    home, mapper, proxy = stage_env()
+    pid = job_to_stage_out(proxy)
+    stage(mapper)
+    assert job_state(pid) == ("finished", "transferring")
+    assert file_states(pid, "output") == ["transferring"]
+    stage(mapper)
+    assert job_state(pid) == ("finished", "staged")
+    assert file_states(pid, "output") == ["finished"] and file_states(pid, "log") == ["finished"]
+    assert proxy.get_job(pid).propagatorTime is not None
+
+
+def test_stager_trigger_false_fails_job(stage_env):
+    home, mapper, proxy = stage_env(fake=True)
+    pid = job_to_stage_out(proxy)
+    Scripted.answers = {"trigger_stage_out": (False, "endpoint down")}
+    stage(mapper)
+    assert file_states(pid, "output") == ["failed"]
+    # the job is not left in to_transfer for ever: it moves on and, once checked, fails
+    assert job_state(pid)[1] in ("transferring", "failed_to_stage_out")
+    stage(mapper)
+    assert job_state(pid) == ("failed", "failed_to_stage_out")
+
+
+def test_stager_check_none_then_false(stage_env):
+    home, mapper, proxy = stage_env(fake=True)
+    pid = job_to_stage_out(proxy)
+    Scripted.answers = {"check_stage_out_status": (None, "copying")}
+    stage(mapper)
+    assert job_state(pid) == ("finished", "transferring")
+    stage(mapper)
+    assert job_state(pid) == ("finished", "transferring")
+    Scripted.answers = {"check_stage_out_status": (False, "lost file")}
+    stage(mapper)
+    assert job_state(pid) == ("failed", "failed_to_stage_out")
+    assert "lost file" in proxy.get_job(pid).get_one_attribute("pilotErrorDiag")
+
+
+def test_stager_none_on_trigger_keeps_job_to_transfer(stage_env):
+    home, mapper, proxy = stage_env(fake=True)
+    pid = job_to_stage_out(proxy)
+    Scripted.answers = {"trigger_stage_out": (None, "later")}
+    stage(mapper)
+    assert job_state(pid) == ("finished", "to_transfer")
+    assert file_states(pid, "output") == ["defined"]
+    Scripted.answers = {}
+    stage(mapper)
+    assert job_state(pid) == ("finished", "transferring")

@@ -1,0 +1,150 @@
+"""Submitter + WorkerMaker against the real DB and real/fake plugins."""
+
+from __future__ import annotations
+
+import pytest
+
+from pandaharvester.harvesterbody.submitter import Submitter
+from pandaharvester.harvestercore.plugin_base import PluginBase
+
+from test_agents_helpers import agent_env, make_job, plugin, queue, sql  # noqa: F401
+
+Q = "SUBQ"
+
+
+# ------------------------------------------------------------------ fake plugins (loaded by name)
+class PartlyFailingSubmitter(PluginBase):
+    """(False, diag) for workers at odd positions, (True, "") for the others."""
+
+    def submit_workers(self, workspec_list):
+        out = []
+        for i, w in enumerate(workspec_list):
+            w.batchID = f"b{w.workerID}"
+            out.append((False, f"no slot for {w.workerID}") if i % 2 else (True, ""))
+        return out
+
+
+class RetrySubmitter(PluginBase):
+    """(None, diag): a temporary failure for every worker."""
+
+    def submit_workers(self, workspec_list):
+        return [(None, "try again later") for _ in workspec_list]
+
+
+class RaisingSubmitter(PluginBase):
+    def submit_workers(self, workspec_list):
+        raise RuntimeError("batch system exploded")
+
+
+class NoneMaker(PluginBase):
+    def make_worker(self, jobspec_list, queue_config, job_type, resource_type):
+        return None
+
+    def get_num_jobs_per_worker(self, n):
+        return 1
+
+
+def insert_jobs(proxy, n):
+    jobs = [make_job(Q) for _ in range(n)]
+    assert proxy.insert_jobs(jobs)
+    return [j.PandaID for j in jobs]
+
+
+def jobs_by_id(proxy, ids):
+    return {i: proxy.get_job(i) for i in ids}
+
+
+def workers(status=None):
+    rows = sql("SELECT workerID, status, diagMessage, computingSite, hasJob FROM work_table ORDER BY workerID")
+    return [r for r in rows if status is None or r[1] == status]
+
+
+def run(mapper):
+    agent = Submitter(mapper, single_mode=True)
+    agent.run_cycle()
+    return agent
+
+
+def test_one_to_one_binds_one_job_per_worker(agent_env):
+    home, mapper, proxy = agent_env(lambda h: {Q: queue(h, nQueueLimitWorker=3, maxWorkers=10)})
+    ids = insert_jobs(proxy, 5)
+    run(mapper)
+    rows = workers()
+    assert len(rows) == 3 and all(r[1] == "submitted" and r[4] == 1 for r in rows)
+    links = sql("SELECT PandaID, workerID FROM jw_table")
+    assert len(links) == 3 and len({p for p, _ in links}) == 3 and len({w for _, w in links}) == 3
+    bound = {p for p, _ in links}
+    for pid, job in jobs_by_id(proxy, ids).items():
+        assert job.subStatus == ("submitted" if pid in bound else "prepared"), (pid, job.subStatus)
+        assert job.lockedBy is None
+
+
+def test_false_from_plugin_misses_those_workers_and_fails_their_jobs(agent_env):
+    home, mapper, proxy = agent_env(lambda h: {Q: queue(h, nQueueLimitWorker=4, submitter=plugin("submitter", "PartlyFailingSubmitter", __name__), maxSubmissionAttempts=3)})
+    ids = insert_jobs(proxy, 4)
+    run(mapper)
+    rows = workers()
+    missed = [r for r in rows if r[1] == "missed"]
+    assert len(rows) == 4 and len(missed) == 2
+    assert all(r[2] == f"no slot for {r[0]}" for r in missed)
+    missed_ids = {r[0] for r in missed}
+    links = dict(sql("SELECT PandaID, workerID FROM jw_table"))
+    jobs = jobs_by_id(proxy, ids)
+    # (False, diag) is a permanent failure: the jobs end at once (status missed, final, reported to
+    # PanDA as failed), whatever maxSubmissionAttempts says
+    failed = [p for p, j in jobs.items() if j.status == "missed"]
+    assert len(failed) == 2
+    assert all(jobs[p].is_final_status() and jobs[p].propagatorTime is not None for p in failed)
+    ok_ids = {r[0] for r in rows} - missed_ids
+    assert all(links.get(p) in ok_ids for p in ids if p not in failed)
+    assert all(jobs[p].status == "starting" and jobs[p].subStatus == "submitted" for p in ids if p not in failed)
+
+
+def test_none_from_plugin_retries_job_until_attempts_exhausted(agent_env):
+    home, mapper, proxy = agent_env(lambda h: {Q: queue(h, nQueueLimitWorker=1, maxWorkers=1, submitter=plugin("submitter", "RetrySubmitter", __name__), maxSubmissionAttempts=2)})
+    (pid,) = insert_jobs(proxy, 1)
+    run(mapper)
+    job = proxy.get_job(pid)
+    assert job.submissionAttempts == 1
+    assert job.status == "starting" and job.subStatus == "prepared" and job.lockedBy is None
+    assert [r[1] for r in workers()] == ["missed"]
+    assert workers()[0][2] == "try again later"
+    sql("UPDATE pq_table SET submitTime=NULL, lockedBy=NULL")
+    run(mapper)
+    job = proxy.get_job(pid)
+    assert len(workers()) == 2, "the job was not picked again"
+    assert job.submissionAttempts == 2
+    assert job.status == "missed" and job.is_final_status()
+
+
+def test_raising_plugin_misses_whole_batch_and_agent_survives(agent_env):
+    home, mapper, proxy = agent_env(lambda h: {Q: queue(h, nQueueLimitWorker=3, submitter=plugin("submitter", "RaisingSubmitter", __name__))})
+    insert_jobs(proxy, 3)
+    agent = Submitter(mapper, single_mode=True)
+    agent.run_one_cycle()  # the base-class wrapper: must not raise either
+    rows = workers()
+    assert len(rows) == 3 and {r[1] for r in rows} == {"missed"}
+    assert all("RuntimeError: batch system exploded" in r[2] for r in rows)
+    assert agent.nCycles == 1
+    # the site lock was released
+    assert sql("SELECT COUNT(*) FROM pq_table WHERE lockedBy IS NOT NULL") == [(0,)]
+
+
+def test_maker_returning_none_fails_jobs(agent_env):
+    home, mapper, proxy = agent_env(lambda h: {Q: queue(h, nQueueLimitWorker=2, workerMaker=plugin("workerMaker", "NoneMaker", __name__))})
+    ids = insert_jobs(proxy, 2)
+    run(mapper)
+    assert workers() == []
+    for job in jobs_by_id(proxy, ids).values():
+        assert (job.status, job.subStatus) == ("failed", "failed_to_make")
+        assert job.lockedBy is None
+
+
+def test_nojob_makes_empty_workers(agent_env):
+    home, mapper, proxy = agent_env(lambda h: {Q: queue(h, map_type="NoJob", nQueueLimitWorker=2, maxWorkers=5)})
+    ids = insert_jobs(proxy, 2)  # jobs in the DB are not for a pull queue's workers
+    run(mapper)
+    rows = workers()
+    assert len(rows) == 2 and all(r[1] == "submitted" and r[4] == 0 for r in rows)
+    assert sql("SELECT COUNT(*) FROM jw_table") == [(0,)]
+    assert all(j.subStatus == "prepared" for j in jobs_by_id(proxy, ids).values())
