@@ -113,11 +113,12 @@ def test_value_conversion(fresh_home) -> None:
 
 def test_missing_env_var_names_section_key_and_variable(fresh_home) -> None:
     os.environ.pop("HARV_SURELY_UNSET", None)
-    fresh_home({"submitter": {"workDir": "${HARV_SURELY_UNSET}/work"}})
+    home = fresh_home({"submitter": {"workDir": "${HARV_SURELY_UNSET}/work"}})
     with pytest.raises(ConfigError) as info:
         harvester_config.submitter  # noqa: B018
     msg = str(info.value)
     assert "[submitter]" in msg and "workDir" in msg and "HARV_SURELY_UNSET" in msg
+    assert msg.startswith(f"{_cfg_path(home)}: ")  # the file that holds the value
     assert not isinstance(info.value, AttributeError)
     # the error stays until the cause is fixed and the cfg reloaded
     with pytest.raises(ConfigError):
@@ -138,9 +139,32 @@ def test_env_var_inside_json_and_list_lines_missing(fresh_home) -> None:
 
 
 def test_bad_json_is_a_config_error(fresh_home) -> None:
-    fresh_home({"monitor": {"eventBasedPlugins": '\n  [{"module": oops}]'}})
-    with pytest.raises(ConfigError, match=r"\[monitor\] eventBasedPlugins looks like JSON"):
+    home = fresh_home({"monitor": {"eventBasedPlugins": '\n  [{"module": oops}]'}})
+    with pytest.raises(ConfigError, match=r"\[monitor\] eventBasedPlugins looks like JSON") as info:
         harvester_config.monitor  # noqa: B018
+    assert str(_cfg_path(home)) in str(info.value)
+
+
+def test_conversion_errors_name_the_source_that_set_the_value(fresh_home, tmp_path) -> None:
+    os.environ.pop("HARV_SURELY_UNSET", None)
+    home = fresh_home()
+    cm = _write(home / "etc" / "configmap" / "panda_harvester_configmap.json",
+                json.dumps({"sweeper": {"diskHighWatermark": "${HARV_SURELY_UNSET}"}}))
+    harvester_config.reload()
+    with pytest.raises(ConfigError) as info:
+        harvester_config.sweeper  # noqa: B018
+    assert str(info.value).startswith(f"{cm}: [sweeper] diskHighWatermark")
+    cm.unlink()
+    remote = _write(tmp_path / "remote.cfg", "[master]\nharvester_id = has space\n[extra]\nx = $HARV_SURELY_UNSET\n")
+    os.environ["HARVESTER_INSTANCE_CONFIG_URL"] = remote.as_uri()
+    harvester_config.reload()
+    with pytest.raises(ConfigError) as info:
+        harvester_config.master  # noqa: B018
+    assert str(info.value).startswith(f"{remote.as_uri()}: [extra] x uses")
+    _write(remote, "[master]\nharvester_id = has space\n")
+    harvester_config.reload()
+    with pytest.raises(ConfigError, match=f"harvester_id = 'has space' in {remote.as_uri()} contains whitespace"):
+        harvester_config.master  # noqa: B018
 
 
 def test_convert_value_unit() -> None:
@@ -152,6 +176,25 @@ def test_convert_value_unit() -> None:
     assert _parser.convert_value("s", "k", {"a": ["$X"]}, env) == {"a": ["1"]}
     assert _parser.convert_value("s", "k", "1.", env) == 1.0
     assert _parser.convert_value("s", "k", "true", env) == "true"  # only the exact spellings convert
+
+
+def test_dollar_inside_a_secret_is_kept_as_written(fresh_home) -> None:
+    os.environ["HARV_DB_PASS"] = "from-env"
+    os.environ.pop("word", None)
+    fresh_home({"db": {"password": "pa$word$$x"}, "watcher": {"mailPassword": "${HARV_DB_PASS}"},
+                "pandacon": {"auth_token": "$HARV_DB_PASS"},
+                "credmanager": {"pluginConfigs": '\n  [{"module": "m", "client_secret": "s$cret",'
+                                                 '\n    "user": "${HARV_DB_PASS}"}]'}})
+    assert harvester_config.db.password == "pa$word$$x"  # no variable, no $$ folding: it is the password
+    assert harvester_config.watcher.mailPassword == "from-env"  # a whole-value reference is still expanded
+    assert harvester_config.pandacon.auth_token == "from-env"
+    plugin_conf = harvester_config.credmanager.pluginConfigs[0]
+    assert plugin_conf["client_secret"] == "s$cret" and plugin_conf["user"] == "from-env"
+    # a whole-value reference to an unset variable is an error naming the variable, not a value
+    os.environ.pop("HARV_DB_PASS")
+    harvester_config.reload()
+    with pytest.raises(ConfigError, match=r"\[(watcher|pandacon|credmanager)\] \w+ uses .*HARV_DB_PASS"):
+        harvester_config.db  # noqa: B018
 
 
 # ----------------------------------------------------------------------------- access errors
@@ -382,6 +425,19 @@ def test_secrets_are_masked_in_config_dict_dump_and_repr(fresh_home) -> None:
     # the real values are still there for the code that needs them
     assert harvester_config.db.password == "s3cr3t-db"
     assert harvester_config.extra.numericSecret == 123456
+
+
+def test_secrets_inside_json_values_are_masked(fresh_home) -> None:
+    fresh_home({"credmanager": {"pluginConfigs": '\n  [{"module": "m", "name": "N", "configs": {"atlas": '
+                                                 '{"client_secret": "s3cr3t-oidc", "token_file": "/t",'
+                                                 ' "keys": {"api_key": "s3cr3t-key"}}}}]'}})
+    shown = harvester_config.config_dict["credmanager"]["pluginConfigs"][0]
+    assert shown["configs"]["atlas"]["client_secret"] == MASK and shown["configs"]["atlas"]["keys"]["api_key"] == MASK
+    assert shown["module"] == "m" and shown["configs"]["atlas"]["token_file"] == MASK  # "token" in the name
+    for text in (harvester_config.dump(), repr(harvester_config.credmanager), str(harvester_config.config_dict)):
+        assert "s3cr3t" not in text
+    real = harvester_config.credmanager.pluginConfigs[0]["configs"]["atlas"]
+    assert real["client_secret"] == "s3cr3t-oidc" and real["keys"]["api_key"] == "s3cr3t-key"
 
 
 def test_dump_writes_to_stream_and_round_trips(fresh_home, tmp_path: Path) -> None:

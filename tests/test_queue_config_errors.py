@@ -113,3 +113,43 @@ def test_errors_reset_on_reload(tmp_path):
     write_json(path, {"BAD": full_queue(maxWorkers=3)})
     mapper.load_data(force=True)
     assert mapper.errors == [] and mapper.has_queue("BAD")
+
+
+def test_reload_keeps_last_good_config_of_a_queue_that_became_bad(tmp_path):
+    path = write_json(tmp_path / "q.json", {"A": full_queue(maxWorkers=3), "B": full_queue(maxWorkers=4),
+                                            "GONE": full_queue()})
+    mapper = make_mapper(path)
+    mapper.load_data()
+    good_a = mapper.get_queue("A")
+    # A is broken by an edit, GONE is removed on purpose, B changes validly
+    write_json(path, {"A": full_queue(maxWorkers="three"), "B": full_queue(maxWorkers=5)})
+    mapper.load_data(force=True)
+    assert (only_error(mapper).queue_name, only_error(mapper).key) == ("A", "maxWorkers")
+    assert mapper.get_queue("A") is good_a and mapper.get_queue("A").maxWorkers == 3
+    assert "A" in mapper.get_active_queues() and mapper.kept_previous == ["A"]
+    assert mapper.get_queue("B").maxWorkers == 5
+    assert not mapper.has_queue("GONE")  # removed from a readable file: really gone
+    # fixed: the new version replaces the kept one
+    write_json(path, {"A": full_queue(maxWorkers=6), "B": full_queue(maxWorkers=5)})
+    mapper.load_data(force=True)
+    assert mapper.errors == [] and mapper.kept_previous == []
+    assert mapper.get_queue("A").maxWorkers == 6 and mapper.get_queue("A").configID != good_a.configID
+
+
+def test_reload_keeps_every_queue_while_the_file_is_unreadable(tmp_path, caplog):
+    path = write_json(tmp_path / "q.json", {"A": full_queue(), "B": full_queue()})
+    mapper = make_mapper(path)
+    before = dict(mapper.get_all_queues())
+    path.write_text('{"A": {"maxWorkers": 3,')  # half-written by an editor
+    with caplog.at_level(logging.ERROR, logger="panda.log.queue_config_mapper"):
+        mapper.load_data(force=True)
+    error = only_error(mapper)
+    assert error.queue_name is None and "invalid JSON" in str(error) and str(path) in str(error)
+    assert mapper.get_all_queues() == before and sorted(mapper.kept_previous) == ["A", "B"]
+    assert sorted(mapper.get_active_queues()) == ["A", "B"]
+    kept_lines = [r.getMessage() for r in caplog.records if "keeping the previous one" in r.getMessage()]
+    assert len(kept_lines) == 2 and all(f"configID={before['A'].configID}" in line or
+                                        f"configID={before['B'].configID}" in line for line in kept_lines)
+    # a first load has nothing to keep
+    fresh = make_mapper(path)
+    assert fresh.get_all_queues() == {} and fresh.kept_previous == []

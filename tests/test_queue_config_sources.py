@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.server
-import importlib.util
 import json
 import threading
 
@@ -35,7 +34,8 @@ def test_relative_config_file_under_panda_home(tmp_path, monkeypatch):
 
 
 def test_settings_from_harvester_config(fresh_home):
-    harvester_config = pytest.importorskip("pandaharvester.harvesterconfig.harvester_config")
+    from pandaharvester.harvesterconfig import harvester_config
+
     home = fresh_home({"qconf": {"configFile": "home_qconf.json", "queueList": "Q1 Q2", "updateInterval": "30",
                                  "checkInterval": "60", "configFromCacher": "False"}})
     settings = QueueConfigSettings.from_harvester_config()
@@ -193,17 +193,12 @@ def test_config_ids_and_history_in_memory(tmp_path):
 
 
 def test_db_store_history(tmp_path, fresh_home):
-    if importlib.util.find_spec("pandaharvester.harvestercore.db_proxy") is None:
-        pytest.skip("harvestercore.db_proxy not written yet")
     fresh_home()
     from pandaharvester.harvestercore.db_proxy import DBProxy
     from pandaharvester.harvestercore.queue_config_store import DBConfigStore
 
     proxy = DBProxy()
-    try:
-        proxy.make_tables(None, None)
-    except Exception as exc:  # the DB helper may still be in progress
-        pytest.skip(f"DB tables cannot be made yet: {exc.__class__.__name__}: {exc}")
+    proxy.make_tables(None, None)
     name = "DBQ"
     path = write_json(tmp_path / "q.json", {name: full_queue(maxWorkers=1), "IDLE": full_queue()})
     settings = QueueConfigSettings(config_file=str(path), queue_list=[name])
@@ -229,13 +224,31 @@ def test_db_store_history(tmp_path, fresh_home):
         QueueConfigMapper.reset("db-history-2")
 
 
-def test_update_db_falls_back_to_memory_without_db_layer(tmp_path):
+def test_update_db_uses_the_db_store(tmp_path, fresh_home):
+    fresh_home()
     path = write_json(tmp_path / "q.json", {"Q": full_queue()})
-    mapper = QueueConfigMapper(update_db=True, id="fallback", check_plugins=False,
+    mapper = QueueConfigMapper(update_db=True, id="with-db", check_plugins=False,
                                settings=QueueConfigSettings(config_file=str(path)), cache_reader=lambda *a: None)
     try:
-        if importlib.util.find_spec("pandaharvester.harvestercore.db_proxy") is None:
-            assert mapper.store.persistent is False
-        assert mapper.has_queue("Q")
+        assert mapper.store.persistent is True
+    finally:
+        QueueConfigMapper.reset("with-db")
+
+
+def test_update_db_falls_back_to_memory_when_the_db_cannot_be_used(tmp_path, monkeypatch, caplog):
+    from pandaharvester.harvestercore import queue_config_store
+
+    def no_db():
+        raise ImportError("no module named db_proxy_pool")
+
+    monkeypatch.setattr(queue_config_store, "get_db_proxy", no_db)
+    path = write_json(tmp_path / "q.json", {"Q": full_queue()})
+    with caplog.at_level("WARNING", logger="panda.log.queue_config_mapper"):
+        mapper = QueueConfigMapper(update_db=True, id="fallback", check_plugins=False,
+                                   settings=QueueConfigSettings(config_file=str(path)), cache_reader=lambda *a: None)
+    try:
+        assert mapper.store.persistent is False
+        assert any("DB not available" in r.getMessage() and "db_proxy_pool" in r.getMessage() for r in caplog.records)
+        assert mapper.has_queue("Q") and isinstance(mapper.get_queue("Q").configID, int)
     finally:
         QueueConfigMapper.reset("fallback")

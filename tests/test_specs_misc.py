@@ -260,9 +260,15 @@ def test_pickle_round_trip_of_job_with_files_and_worker():
     assert not wb.has_updated_attributes()
 
 
-@pytest.mark.skipif(not ORIGINAL_PICKLES.is_dir(), reason="original pickles not available")
+def _original_pickle(name: str) -> Path:
+    """The original's pickle, read in place from ../shared (never copied into the repo)."""
+    path = ORIGINAL_PICKLES / name
+    assert path.is_file(), f"{path} missing: the tests need ../shared/reference/original-pickles/ beside the repo"
+    return path
+
+
 def test_original_workspec_pickle_loads():
-    with open(ORIGINAL_PICKLES / "workspec.pickle", "rb") as f:
+    with open(_original_pickle("workspec.pickle"), "rb") as f:
         w = pickle.load(f, encoding="latin1")
     assert type(w) is WorkSpec
     assert (w.workerID, w.status, w.batchID, w.mapType, w.nCore) == (5, "submitted", "4562339", "OneToOne", 24)
@@ -279,9 +285,8 @@ def test_original_workspec_pickle_loads():
     assert w.convert_to_propagate()["submitTime"] == "datetime/2017-03-27 08:07:39.031078"
 
 
-@pytest.mark.skipif(not ORIGINAL_PICKLES.is_dir(), reason="original pickles not available")
 def test_original_jobspec_pickle_loads():
-    with open(ORIGINAL_PICKLES / "jobspec.pickle", "rb") as f:
+    with open(_original_pickle("jobspec.pickle"), "rb") as f:
         j = pickle.load(f, encoding="latin1")
     assert type(j) is JobSpec
     assert (j.PandaID, j.status, j.subStatus, j.nCore, j.zipPerMB) == (1759473585, "failed", "done", 24, 1024)
@@ -311,6 +316,23 @@ def test_example_pickles_load_in_fresh_interpreter(name, cls):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd="/", env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [cls, "False"]
+
+
+def test_original_pickles_are_not_copied_into_the_repo():
+    originals = {_original_pickle(name).read_bytes() for name in ("jobspec.pickle", "workspec.pickle")}
+    copies = [path for path in REPO.rglob("*.pickle")
+              if ".venv" not in path.parts and path.read_bytes() in originals]
+    assert copies == [], "the original's pickles stay in ../shared; tests read them from there"
+
+
+def test_example_pickles_are_what_the_script_writes(tmp_path):
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "make_example_pickles.py"), str(tmp_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    for name in ("jobspec.pickle", "workspec.pickle"):
+        made = (tmp_path / name).read_bytes()
+        assert made == (REPO / "examples" / name).read_bytes(), \
+            f"examples/{name} is stale: run scripts/make_example_pickles.py and commit the result"
 
 
 def test_example_pickles_content():

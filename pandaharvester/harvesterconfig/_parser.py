@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from pandaharvester.errors import ConfigError
+from pandaharvester.harvesterconfig._section import is_secret_key
 
 CFG_FILE_NAME = "panda_harvester.cfg"
 CONFIGMAP_RELPATH = os.path.join("etc", "configmap", "panda_harvester_configmap.json")
@@ -52,6 +53,18 @@ class RawConfig:
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
     files_read: list[str] = field(default_factory=list)
     searched: list[str] = field(default_factory=list)
+    # (section, key) → the source (file, URL, configmap) whose value is in force
+    origins: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def origin(self, section: str, key: str) -> str:
+        """Where ``[section] key`` was set (all sources read, if unknown)."""
+        return self.origins.get((section, key)) or ", ".join(self.files_read)
+
+    def note_origin(self, parser: configparser.ConfigParser, source: str) -> None:
+        """Record ``source`` for every key ``parser`` holds."""
+        for section in parser.sections():
+            for key in parser.options(section):
+                self.origins[(section, key)] = source
 
 
 def make_parser() -> configparser.ConfigParser:
@@ -135,15 +148,19 @@ def read_sources(env: Mapping[str, str]) -> RawConfig:
         except configparser.Error as exc:
             raise ConfigError(f"{path} is not a valid cfg file: {exc}") from exc
         raw.files_read.append(str(path))
+        raw.note_origin(parser, str(path))
     url = env.get(ENV_CONFIG_URL)
     if url:
         text = fetch_url(url)
         try:
             parser.read_string(text, source=url)
+            alone = make_parser()
+            alone.read_string(text, source=url)
         except configparser.Error as exc:
             raise ConfigError(f"the instance config from {ENV_CONFIG_URL}={url} "
                               f"is not a valid cfg file: {exc}") from exc
         raw.files_read.append(url)
+        raw.note_origin(alone, url)
     if not raw.files_read:
         raise ConfigError(
             f"no {CFG_FILE_NAME} found; searched: {', '.join(raw.searched)}. "
@@ -156,6 +173,7 @@ def read_sources(env: Mapping[str, str]) -> RawConfig:
         if cm_path.is_file():
             for section, values in _read_configmap(cm_path).items():
                 raw.sections.setdefault(section, {}).update(values)
+                raw.origins.update({(section, key): str(cm_path) for key in values})
             raw.files_read.append(str(cm_path))
     return raw
 
@@ -165,14 +183,24 @@ def short_hostname() -> str:
     return socket.gethostname().split(".")[0]
 
 
-def expand_env(text: str, env: Mapping[str, str], section: str, key: str) -> str:
+def expand_env(text: str, env: Mapping[str, str], section: str, key: str, secret: bool | None = None) -> str:
     """Replace ``${VAR}``/``$VAR`` by environment values; ``$$`` gives a literal ``$``.
 
     ``$HOSTNAME`` is the short host name (shells rarely export it). A variable that is not
     set raises :class:`ConfigError` naming the section, the key and the variable.
+
+    A secret (``secret``, by default: ``key`` names a password, token, ...) is taken as written
+    unless the whole value is one reference (``password = $DB_PASSWORD``): a ``$`` inside a
+    password is part of it, and an error must not quote a piece of it.
     """
     if "$" not in text:
         return text
+    if secret is None:
+        secret = is_secret_key(key)
+    if secret:
+        whole = _ENV_RE.fullmatch(text)
+        if whole is None or whole.group(1):
+            return text
 
     def substitute(match: re.Match[str]) -> str:
         if match.group(1):
@@ -188,13 +216,15 @@ def expand_env(text: str, env: Mapping[str, str], section: str, key: str) -> str
     return _ENV_RE.sub(substitute, text)
 
 
-def _expand_nested(obj: Any, env: Mapping[str, str], section: str, key: str) -> Any:
+def _expand_nested(obj: Any, env: Mapping[str, str], section: str, key: str, secret: bool = False) -> Any:
+    """:func:`expand_env` on every string inside a JSON value; keys such as "password" are secrets."""
+    secret = secret or is_secret_key(key)
     if isinstance(obj, str):
-        return expand_env(obj, env, section, key)
+        return expand_env(obj, env, section, key, secret)
     if isinstance(obj, list):
-        return [_expand_nested(item, env, section, key) for item in obj]
+        return [_expand_nested(item, env, section, key, secret) for item in obj]
     if isinstance(obj, dict):
-        return {k: _expand_nested(v, env, section, key) for k, v in obj.items()}
+        return {k: _expand_nested(v, env, section, key, secret or is_secret_key(str(k))) for k, v in obj.items()}
     return obj
 
 
@@ -264,8 +294,13 @@ def load(env: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
     raw = read_sources(env)
     converted: dict[str, dict[str, Any]] = {}
     for section, values in raw.sections.items():
-        converted[section] = {key: convert_value(section, key, value, env) for key, value in values.items()}
+        converted[section] = {}
+        for key, value in values.items():
+            try:
+                converted[section][key] = convert_value(section, key, value, env)
+            except ConfigError as exc:
+                raise ConfigError(f"{raw.origin(section, key)}: {exc}") from exc
     master = converted.get("master", {})
     if "harvester_id" in master:
-        validate_harvester_id(master["harvester_id"], ", ".join(raw.files_read))
+        validate_harvester_id(master["harvester_id"], raw.origin("master", "harvester_id"))
     return converted, raw.files_read

@@ -19,10 +19,20 @@ def is_secret_key(key: str) -> bool:
 
 
 def mask_value(key: str, value: Any) -> Any:
-    """``value`` as it may be shown: secrets become ``********`` (empty/None/bool stay visible)."""
-    if not is_secret_key(key) or value is None or isinstance(value, bool) or value == "":
-        return value
-    return MASK
+    """``value`` as it may be shown: secrets become ``********`` (empty/None/bool stay visible).
+
+    JSON values are walked: ``{"client_secret": "x"}`` inside a list or dict is masked too.
+    Returns a copy; ``value`` itself is never changed.
+    """
+    if is_secret_key(key):
+        if value is None or isinstance(value, bool) or value == "":
+            return value
+        return MASK
+    if isinstance(value, dict):
+        return {k: mask_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_value("", item) for item in value]
+    return value
 
 
 def render_value(value: Any) -> str:

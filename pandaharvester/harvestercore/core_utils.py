@@ -57,7 +57,7 @@ class StopWatch:
     """Measures elapsed time; ``get_elapsed_time()`` gives the ``" : took X sec"`` suffix."""
 
     def __init__(self) -> None:
-        self.start_time = time.monotonic()
+        self.reset()
 
     def get_elapsed_time(self) -> str:
         return f" : took {self.get_elapsed_seconds():.3f} sec"
@@ -65,8 +65,15 @@ class StopWatch:
     def get_elapsed_seconds(self) -> float:
         return time.monotonic() - self.start_time
 
+    def get_elapsed_time_in_sec(self, precise: bool = False) -> float | int:
+        """Elapsed seconds: whole seconds, or with ``precise`` the fraction too (original API)."""
+        elapsed = self.get_elapsed_seconds()
+        return elapsed if precise else int(elapsed)
+
     def reset(self) -> None:
         self.start_time = time.monotonic()
+        # wall-clock start (naive UTC), the attribute name the original exposes
+        self.startTime = naive_utcnow()
 
 
 def get_stopwatch() -> StopWatch:
@@ -75,15 +82,16 @@ def get_stopwatch() -> StopWatch:
 
 def retry_period_sec(nth_retry: int, increment: float = 1, max_retries: int | None = None,
                      max_seconds: float | None = None, min_seconds: float = 1) -> float | bool:
-    """Seconds to wait before retry number ``nth_retry`` (linear back-off).
+    """Seconds to wait before retry number ``nth_retry`` (1, 2, ...): linear back-off.
 
-    Returns False once ``max_retries`` is exceeded, so callers can stop retrying.
+    The first retry waits ``max(min_seconds, 1)``, each further one ``increment`` more, capped
+    at ``max_seconds``. Returns False once ``nth_retry`` exceeds ``max_retries`` (None or 0:
+    no limit), so callers can stop retrying.
     """
-    nth = max(nth_retry, 1)
-    if max_retries is not None and nth > max_retries:
+    if max_retries and nth_retry > max_retries:
         return False
-    seconds = max(min_seconds, nth * increment)
-    if max_seconds is not None:
+    seconds = max(min_seconds, 1) + (max(nth_retry, 1) - 1) * increment
+    if max_seconds:
         seconds = min(seconds, max_seconds)
     return seconds
 
@@ -196,27 +204,34 @@ class SafeDict(dict):
 
 
 class DictTupleHybrid(tuple):
-    """A tuple whose items can also be read by name (``obj['name']``, ``obj.name``)."""
+    """A tuple (a DB row) whose items can also be read by column name.
 
-    def __new__(cls, iterable: Iterable[Any]) -> "DictTupleHybrid":
-        return super().__new__(cls, iterable)
+    ``set_attributes(names)`` gives the column names; then ``row._asdict()``, ``row["name"]``
+    and ``row.name`` work, and specs ``pack`` it by name like a namedtuple.
+    """
 
-    def set_attributes(self, attributes: list[str]) -> None:
-        self._attributes = list(attributes)
+    def set_attributes(self, attributes: Iterable[str]) -> None:
+        self.attributes = list(attributes)
 
-    def _index(self, key: str) -> int:
+    def _asdict(self) -> dict[str, Any]:
+        return dict(zip(self._names(), self))
+
+    def _names(self) -> list[str]:
         try:
-            return self._attributes.index(key)
-        except (AttributeError, ValueError):
-            raise KeyError(key) from None
+            return self.__dict__["attributes"]
+        except KeyError:
+            raise AttributeError("DictTupleHybrid: call set_attributes(names) first") from None
 
     def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
         if isinstance(key, str):
-            return super().__getitem__(self._index(key))
+            try:
+                return super().__getitem__(self._names().index(key))
+            except (AttributeError, ValueError):
+                raise KeyError(key) from None
         return super().__getitem__(key)
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
+        if name.startswith("_") or name == "attributes":
             raise AttributeError(name)
         try:
             return self[name]
@@ -236,15 +251,20 @@ def create_shards(input_list: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield shard
 
 
-def make_choice_list(pdpm: dict[Any, int] | None = None, default: Any = None) -> list[Any]:
-    """Expand ``{value: percent}`` into a 100-entry list for ``random.choice``."""
+def make_choice_list(pdpm: dict[Any, float] | None = None, default: Any = None) -> list[Any]:
+    """Expand ``{value: weight per mille}`` into a 1000-entry list for ``random.choice``.
+
+    Weights summing to more than 1000 are scaled down proportionally; the entries left over
+    go to ``default``. ``{"rc_test2": 50}`` thus picks rc_test2 5 % of the time.
+    """
     pdpm = pdpm or {}
+    total = sum(pdpm.values())
     choices: list[Any] = []
-    for value, percent in pdpm.items():
-        choices += [value] * int(percent)
-    if len(choices) < 100:
-        choices += [default] * (100 - len(choices))
-    return choices[:100]
+    for value, weight in pdpm.items():
+        n_entries = int(weight * 1000 / total) if total > 1000 else int(weight)
+        choices += [value] * n_entries
+    choices += [default] * (1000 - len(choices))
+    return choices
 
 
 # ---------------------------------------------------------------- files
@@ -300,15 +320,23 @@ def set_file_permission(path: str) -> None:
         os.chmod(target, 0o600)
 
 
+def convert_phrase_to_key(key_phrase: str) -> str:
+    """The cipher key derived from a key phrase: hex HMAC-MD5 of the phrase (the original's scheme)."""
+    return hmac.new(key_phrase.encode(), digestmod=hashlib.md5).hexdigest()
+
+
 def _string_cipher(key_phrase: str, iv: bytes) -> Any:
-    """AES in CFB-8 mode keyed by the HMAC-MD5 hex digest of ``key_phrase`` (the original's scheme)."""
+    """AES in CFB-8 mode keyed by :func:`convert_phrase_to_key` (what the original uses)."""
     try:
-        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
     except ImportError as exc:  # an optional dependency: only the watcher's mail password needs it
         raise RuntimeError("encrypt_string/decrypt_string need the 'cryptography' package: "
                            "pip install cryptography") from exc
-    key = hmac.new(key_phrase.encode(), digestmod=hashlib.md5).hexdigest().encode()
-    return Cipher(algorithms.AES(key), modes.CFB8(iv))
+    try:  # CFB8 moved to the "decrepit" modes in cryptography 47
+        from cryptography.hazmat.decrepit.ciphers.modes import CFB8
+    except ImportError:
+        from cryptography.hazmat.primitives.ciphers.modes import CFB8
+    return Cipher(algorithms.AES(convert_phrase_to_key(key_phrase).encode()), CFB8(iv))
 
 
 def encrypt_string(key_phrase: str, plain_text: str) -> str:
@@ -349,20 +377,14 @@ def dynamic_plugin_change() -> bool:
 
 
 # ---------------------------------------------------------------- pilot types
-_PILOT_TYPE_LABELS = {"RC": "rc_test2", "ALRB": "rc_alrb", "PT": "ptest"}
-
-
 def special_pilot_type_to_prod_source_label(pilot_type: str | None) -> str | None:
     """prodSourceLabel for a special pilot type (RC, ALRB, PT), else None."""
-    return _PILOT_TYPE_LABELS.get(pilot_type or "")
+    return PROD_SOURCE_LABEL_OF_PILOT_TYPE.get(pilot_type or "")
 
 
 def prod_source_label_to_pilot_type(prod_source_label: str | None) -> str:
-    """Pilot type for a prodSourceLabel: the inverse of the special mapping, else PR."""
-    for pilot_type, label in _PILOT_TYPE_LABELS.items():
-        if label == prod_source_label:
-            return pilot_type
-    return "PR"
+    """Pilot type of a prodSourceLabel (rc_test/rc_test2 → RC, rc_alrb → ALRB, ptest → PT), else PR."""
+    return PILOT_TYPE_OF_PROD_SOURCE_LABEL.get(prod_source_label or "", "PR")
 
 
 def md5_hex(text: str) -> str:
@@ -371,6 +393,7 @@ def md5_hex(text: str) -> str:
 
 
 # ---------------------------------------------------------------- spec-aware helpers (spec_utils)
+from .job_spec import PILOT_TYPE_OF_PROD_SOURCE_LABEL, PROD_SOURCE_LABEL_OF_PILOT_TYPE  # noqa: E402
 from .spec_utils import (  # noqa: E402,F401  (re-exported names)
     get_output_file_report,
     job_param_flag,

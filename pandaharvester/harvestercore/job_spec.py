@@ -33,8 +33,10 @@ _STRIPPED_JOB_PARAMS = frozenset(
 # error keys reported by a worker for all its jobs
 _JOB_ERROR_KEYS = ("pilotErrorCode", "pilotErrorDiag", "exeErrorCode", "exeErrorDiag")
 
-# prodSourceLabel → pilot type
-_PILOT_TYPES = {"rc_test": "RC", "rc_test2": "RC", "rc_alrb": "ALRB", "ptest": "PT"}
+# prodSourceLabel → special pilot type (anything else with a label is "PR"), and the label
+# used when a worker of a special pilot type is made without a job
+PILOT_TYPE_OF_PROD_SOURCE_LABEL = {"rc_test": "RC", "rc_test2": "RC", "rc_alrb": "ALRB", "ptest": "PT"}
+PROD_SOURCE_LABEL_OF_PILOT_TYPE = {"RC": "rc_test2", "ALRB": "rc_alrb", "PT": "ptest"}
 
 
 def _null_to_none(value: Any) -> Any:
@@ -545,8 +547,8 @@ class JobSpec(SpecBase):
         label = (self.jobParams or {}).get("prodSourceLabel")
         if label is None:
             return None
-        if label in _PILOT_TYPES:
-            return _PILOT_TYPES[label]
+        if label in PILOT_TYPE_OF_PROD_SOURCE_LABEL:
+            return PILOT_TYPE_OF_PROD_SOURCE_LABEL[label]
         return "PR" if label else None
 
     def manipulate_job_params_for_container(self) -> None:

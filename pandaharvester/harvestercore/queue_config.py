@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from pandaharvester.harvesterconfig._section import mask_value  # the cfg's secret masking
+
 from . import core_utils
 
 # map types (the values of WorkSpec.MT_*; repeated here so this module stays import-light)
@@ -153,8 +155,9 @@ class QueueConfig:
         return dict(vars(self))
 
     def __str__(self) -> str:
+        """Readable dump (``qconf dump``); values of keys such as password/token are masked."""
         lines = [self.queueName, "-" * len(self.queueName)]
-        items = sorted(vars(self).items())
+        items = sorted((key, mask_value(key, value)) for key, value in vars(self).items())
         lines += [f" {key} = {value}" for key, value in items if not isinstance(value, dict)]
         for key, value in items:
             if isinstance(value, dict):

@@ -5,6 +5,8 @@ every accessor calls :meth:`QueueConfigMapper.load_data`, which reloads at most 
 ``[qconf] checkInterval`` seconds, and only when ``updateInterval`` has passed, the local
 file changed, or another process reloaded. A bad queue is reported in ``mapper.errors`` (one
 :class:`~pandaharvester.errors.QueueConfigError` per problem) and left out; the others load.
+On a reload, a queue that was good before keeps its last good config while its new one is
+bad (or its source unreadable), so its workers are still looked after (``mapper.kept_previous``).
 
 The sources, the layering rules and the DB calls live in ``queue_config_loader``,
 ``queue_config_builder`` and ``queue_config_store``.
@@ -22,7 +24,13 @@ from pandaharvester.errors import QueueConfigError
 
 from .core_utils import SingletonWithID
 from .log_utils import make_logger, setup_logger
-from .queue_config import MT_NoJob, QueueConfig  # noqa: F401  (QueueConfig re-exported)
+from .queue_config import (  # noqa: F401  (QueueConfig re-exported)
+    MANDATORY_PLUGINS,
+    MT_NoJob,
+    QUEUE_LIMIT_ATTRS,
+    UPDATABLE_PLUGIN_ATTRS,
+    QueueConfig,
+)
 from .queue_config_builder import QueueBuilder, Resolver
 from .queue_config_loader import QueueConfigSettings, file_signature, load_sources, resolve_config_path
 from .queue_config_store import DBConfigStore, MemoryConfigStore, read_cache
@@ -48,7 +56,10 @@ class QueueConfigMapper(metaclass=SingletonWithID):
     * ``store`` — a configID store (``MemoryConfigStore``/``DBConfigStore``).
     """
 
-    mandatory_attrs = {"messenger", "monitor", "preparator", "stager", "submitter", "sweeper", "workerMaker"}
+    # the original's class attributes
+    mandatory_attrs = set(MANDATORY_PLUGINS)
+    queue_limit_attrs = set(QUEUE_LIMIT_ATTRS)
+    updatable_plugin_attrs = set(UPDATABLE_PLUGIN_ATTRS)
 
     def __init__(self, update_db: bool = True, *, id: str | None = None, check_plugins: bool = True,
                  settings: QueueConfigSettings | None = None, resolver: Resolver | None = None,
@@ -64,6 +75,7 @@ class QueueConfigMapper(metaclass=SingletonWithID):
         self.activeQueues: dict[str, QueueConfig] = {}
         self.queueConfigWithID: dict[int, QueueConfig] = {}
         self.errors: list[QueueConfigError] = []
+        self.kept_previous: list[str] = []  # queues running on their last good config
         self.origins: dict[str, str] = {}
         self.lastUpdate: float | None = None  # epoch of the last reload by this process
         self._last_update_mono: float | None = None
@@ -170,14 +182,38 @@ class QueueConfigMapper(metaclass=SingletonWithID):
         except Exception as exc:  # a DB problem must not lose the queues themselves
             tmp_log.error(f"cannot version queue configs ({exc.__class__.__name__}: {exc}); configIDs not set")
             history = self.queueConfigWithID
+        kept = self._keep_previous(queues, errors, tmp_log)
         active = {name: qc for name, qc in queues.items() if self._is_active(qc, settings, resolver, tmp_log)}
         self.queueConfig = queues
         self.activeQueues = active
         self.queueConfigWithID = history
         self.errors = errors
+        self.kept_previous = kept
         self.origins = result.origins
         self.lastUpdate = time.time()
         tmp_log.debug(f"loaded {len(queues)} queues ({len(active)} active, {len(errors)} errors)")
+
+    def _keep_previous(self, queues: dict[str, QueueConfig], errors: list[QueueConfigError], tmp_log: Any
+                       ) -> list[str]:
+        """Put back the last good config of queues this load could not build; their names.
+
+        A queue whose new definition is invalid keeps its previous version; when a whole
+        source failed (unreadable file, bad JSON, wrong top level) every queue it may have
+        held is kept. Queues simply removed from a readable config are not kept.
+        """
+        if not self.queueConfig or not errors:
+            return []
+        source_failed = any(error.queue_name is None for error in errors)
+        bad_names = {error.queue_name for error in errors if error.queue_name is not None}
+        kept = []
+        for name, previous in self.queueConfig.items():
+            if name in queues or not (source_failed or name in bad_names):
+                continue
+            queues[name] = previous
+            kept.append(name)
+            tmp_log.error(f"queue {name!r}: the new configuration could not be loaded (see the errors above); "
+                          f"keeping the previous one (configID={previous.configID}) until it is fixed")
+        return kept
 
     @staticmethod
     def _set_status(queues: dict[str, QueueConfig], settings: QueueConfigSettings, resolver: Any) -> None:
