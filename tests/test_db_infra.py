@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import shutil
 import sqlite3
 import stat
+import tempfile
+import threading
 
 import pytest
 
@@ -72,18 +76,84 @@ def test_corrupt_db_file_gives_dberror_naming_path(db_home):
     path.write_bytes(b"this is not a sqlite database at all" * 100)
     with pytest.raises(DBError) as err:
         DBProxy()
-    assert str(path) in str(err.value) and "move it away" in str(err.value)
+    assert str(path) in str(err.value) and "move the file away" in str(err.value)
 
 
-def test_unwritable_db_file_gives_dberror(db_home):
-    if os.geteuid() == 0:
-        pytest.skip("root can write any file")
+def _open_as_unprivileged(path: str) -> str:
+    """Open ``path`` with an engine as a user that is not root (the suite may run as root, who
+    may write anything): in a forked child that drops to 'nobody'. Returns the DBError text."""
+    def attempt(queue) -> None:
+        if os.geteuid() == 0:
+            os.setgid(65534)
+            os.setuid(65534)
+        try:
+            make_engine(DBSettings(database_filename=path)).connect()
+            queue.put("no error")
+        except DBError as exc:
+            queue.put(str(exc))
+        except Exception as exc:  # anything else is a failure of the test
+            queue.put(f"unexpected {exc!r}")
+
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=attempt, args=(queue,))
+    child.start()
+    message = queue.get(timeout=30)
+    child.join(timeout=30)
+    return message
+
+
+@pytest.fixture()
+def shared_dir():
+    """A directory an unprivileged user can reach (pytest's tmp_path is private to root)."""
+    path = tempfile.mkdtemp(prefix="harvester-db-", dir="/tmp")
+    os.chmod(path, 0o777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_unwritable_db_file_gives_dberror(shared_dir):
+    path = os.path.join(shared_dir, "harvester.db")
+    sqlite3.connect(path).close()
+    os.chmod(path, 0o400 if os.geteuid() != 0 else 0o600)  # root-owned 0600: not nobody's
+    message = _open_as_unprivileged(path)
+    assert path in message and "not readable and writable" in message
+
+
+def test_unwritable_db_directory_gives_dberror(shared_dir):
+    path = os.path.join(shared_dir, "harvester.db")
+    sqlite3.connect(path).close()
+    os.chmod(path, 0o666)
+    os.chmod(shared_dir, 0o555)  # WAL needs to create harvester.db-wal/-shm there
+    try:
+        message = _open_as_unprivileged(path)
+    finally:
+        os.chmod(shared_dir, 0o777)
+    assert path in message and f"directory {shared_dir}" in message and "-wal" in message
+
+
+def test_db_file_corrupted_while_running_gives_dberror(db_home):
+    """Corruption found after start-up (bad pages, valid header) is an error naming the file,
+    not a neutral value returned cycle after cycle."""
     path = db_home / "harvester.db"
-    path.write_bytes(b"")
-    os.chmod(path, 0o400)
+    proxy = DBProxy()
+    proxy.make_tables(None, None)
+    insert_workers(proxy, [make_worker(i, status="running", diagMessage="x" * 400) for i in range(1, 200)])
+    proxy.close()
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    con.close()
+    data = bytearray(path.read_bytes())
+    page = 4096
+    assert len(data) > 20 * page
+    for offset in range(len(data) // page // 2 * page, len(data), page):  # schema pages stay intact
+        data[offset:offset + page] = b"\xa5" * page
+    path.write_bytes(bytes(data))
+    proxy = DBProxy()
     with pytest.raises(DBError) as err:
-        DBProxy()
-    assert str(path) in str(err.value)
+        proxy.get_workers_to_update(100, 0, 600, "monitor")
+    assert str(path) in str(err.value) and "corrupt" in str(err.value) and "move the file away" in str(err.value)
+    proxy.close()
 
 
 def test_missing_directory_gives_dberror(tmp_path):
@@ -159,7 +229,7 @@ def test_raw_execute_commit_rollback(proxy):
 
 
 def test_busy_db_is_retried_then_reported(db_home, caplog):
-    settings = DBSettings(database_filename=str(db_home / "busy.db"), busy_timeout=0.3)
+    settings = DBSettings(database_filename=str(db_home / "busy.db"), busy_timeout=0.4)
     holder = DBProxy(settings=settings)
     holder.make_table(schema.spec_class("seq_table"), "seq_table")
     waiter = DBProxy(settings=settings)
@@ -167,6 +237,26 @@ def test_busy_db_is_retried_then_reported(db_home, caplog):
     holder.execute("UPDATE seq_table SET curVal=curVal+1 WHERE numberName=:n", {":n": "SEQ_x"})
     with pytest.raises(DBError, match="stayed locked"):
         waiter.get_next_seq_number("SEQ_x")
-    assert "busy" in caplog.text
+    # each wait is logged as a retry with its back-off, naming the file, before giving up
+    retries = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "retry" in r.getMessage()]
+    assert retries and all(settings.database_filename in m for m in retries), caplog.text
+    assert "retry 1 in" in retries[0]
     holder.commit()
     assert waiter.get_next_seq_number("SEQ_x") == 3
+
+
+def test_busy_db_wait_succeeds_once_released(db_home, caplog):
+    settings = DBSettings(database_filename=str(db_home / "busy.db"), busy_timeout=20)
+    holder = DBProxy(settings=settings)
+    holder.make_table(schema.spec_class("seq_table"), "seq_table")
+    waiter = DBProxy(settings=settings)
+    assert waiter.add_seq_number("SEQ_x", 1)
+    holder.execute("UPDATE seq_table SET curVal=curVal+10 WHERE numberName=:n", {":n": "SEQ_x"})
+    releaser = threading.Timer(2.5, holder.commit)
+    releaser.start()
+    try:
+        # waits (longer than one busy slice: retried and logged), then sees the holder's write
+        assert waiter.get_next_seq_number("SEQ_x") == 12
+    finally:
+        releaser.join()
+    assert any("retry" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
