@@ -38,8 +38,26 @@ def test_make_tables_creates_every_table_and_index(proxy):
 
 
 def test_db_file_is_created_0600(proxy):
-    mode = stat.S_IMODE(os.stat(proxy.engine.path).st_mode)
-    assert mode == 0o600
+    assert proxy.add_seq_number("SEQ_x", 1)  # a write: the WAL files exist now
+    for name in (proxy.engine.path, proxy.engine.path + "-wal", proxy.engine.path + "-shm"):
+        assert stat.S_IMODE(os.stat(name).st_mode) == 0o600, name
+
+
+def test_existing_db_file_and_wal_files_become_0600(db_home):
+    path = str(db_home / "harvester.db")
+    other = sqlite3.connect(path)
+    other.execute("PRAGMA journal_mode=WAL").fetchall()
+    other.execute("CREATE TABLE t (a integer)")
+    other.commit()
+    for name in (path, path + "-wal", path + "-shm"):
+        os.chmod(name, 0o644)
+    proxy = DBProxy()
+    proxy.make_tables(None, None)
+    assert proxy.add_seq_number("SEQ_x", 1)
+    for name in (path, path + "-wal", path + "-shm"):
+        assert stat.S_IMODE(os.stat(name).st_mode) == 0o600, name
+    proxy.close()
+    other.close()
 
 
 def test_schema_upgrade_keeps_rows_and_adds_columns(db_home):
@@ -191,6 +209,26 @@ def test_bad_values_and_unknown_columns_raise(proxy):
     assert proxy.get_worker_with_id(1).status == "submitted"
 
 
+def test_lossless_numbers_are_accepted_as_sqlite_stores_them(proxy):
+    # values from JSON (CRIC maxtime "86400", a computed 8.0 cores) fit integer columns, as
+    # they did in the original: SQLite's affinity stores them as integers
+    worker = make_worker(1)
+    insert_workers(proxy, [worker])
+    worker = proxy.get_worker_with_id(1)
+    worker.maxWalltime = "86400"
+    worker.nCore = 8.0
+    assert proxy.update_worker(worker) == 1
+    stored = proxy.get_worker_with_id(1)
+    assert (stored.maxWalltime, stored.nCore) == (86400, 8)
+    assert type(stored.maxWalltime) is int and type(stored.nCore) is int
+    for bad in (8.5, "8 cores", "8.0"):
+        worker.nCore = bad
+        with pytest.raises(DBError, match="work_table.nCore"):
+            proxy.update_worker(worker)
+        worker.reset_changed_list()
+    assert proxy.get_worker_with_id(1).nCore == 8
+
+
 def test_one_transaction_per_update_rolls_back_on_error(proxy):
     good = make_job(1)
     bad = make_job(2)
@@ -201,6 +239,25 @@ def test_one_transaction_per_update_rolls_back_on_error(proxy):
     cur = proxy.execute("SELECT COUNT(*) FROM file_table")
     assert cur.fetchone()[0] == 0
     proxy.commit()
+    # the monitor's write: a job and two workers; a bad value in the last worker undoes it all
+    assert proxy.insert_jobs([make_job(3, status="running", sub_status="running")])
+    insert_workers(proxy, [make_worker(1, status="running"), make_worker(2, status="running")])
+    got = proxy.get_workers_to_update(10, 0, 600, "mon")
+    workers = sorted((w for q in got.values() for sets in q.values() for s in sets for w in s),
+                     key=lambda w: w.workerID)
+    job = proxy.get_job(3)
+    job.subStatus = "to_transfer"
+    workers[0].status = "finished"
+    workers[1].nativeExitCode = "not a number"
+    with pytest.raises(DBError, match="nativeExitCode"):
+        proxy.update_jobs_workers([job], workers, "mon", [[3], [3]])
+    assert proxy.get_job(3).subStatus == "running"
+    assert proxy.get_worker_with_id(1).status == "running"
+    assert proxy.get_workers_with_job_id(3) == []
+    # an attribute that is no column, where the API takes column names
+    with pytest.raises(DBError, match="no column 'noSuchAttr'"):
+        proxy.lock_workers({1: {"lockedBy": "fifo", "noSuchAttr": 1}}, 600)
+    assert proxy.get_worker_with_id(1).lockedBy == "mon"
 
 
 def test_sqlite_errors_return_the_original_default(proxy, caplog):
@@ -226,6 +283,24 @@ def test_raw_execute_commit_rollback(proxy):
     cur = proxy.execute("SELECT curVal FROM seq_table WHERE numberName=:n FOR UPDATE", {":n": "SEQ_a"})
     assert cur.fetchone()[0] == 1
     proxy.commit()
+
+
+def test_raw_execute_read_then_write_as_the_original(proxy):
+    # admin scripts written for the original: SELECT, then UPDATE, then commit()
+    assert proxy.add_seq_number("SEQ_r", 1)
+    cur = proxy.execute("SELECT curVal FROM seq_table WHERE numberName=:n", {":n": "SEQ_r"})
+    assert cur.fetchone()[0] == 1
+    proxy.execute("UPDATE seq_table SET curVal=:v WHERE numberName=:n", {":v": 5, ":n": "SEQ_r"})
+    proxy.commit()
+    assert proxy.get_next_seq_number("SEQ_r") == 6
+    # a read left open does not block the next method (its own transaction)
+    proxy.execute("SELECT curVal FROM seq_table WHERE numberName=:n", {":n": "SEQ_r"}).fetchall()
+    assert proxy.get_next_seq_number("SEQ_r") == 7
+    # an open raw write transaction is joined by a method and rolled back with it
+    proxy.execute("UPDATE seq_table SET curVal=100 WHERE numberName=:n", {":n": "SEQ_r"})
+    assert proxy.get_next_seq_number("SEQ_r") == 101
+    proxy.rollback()
+    assert proxy.get_next_seq_number("SEQ_r") == 8
 
 
 def test_busy_db_is_retried_then_reported(db_home, caplog):

@@ -45,6 +45,7 @@ def db_method(default: Any = None, token: Callable[..., str] | None = None) -> C
 
         @functools.wraps(func)
         def wrapper(self: "DBModule", *args: Any, **kwargs: Any) -> Any:
+            self._end_manual_read()
             owner = self._depth == 0
             attempt = 0
             deadline = time.monotonic() + self._engine.busy_timeout
@@ -119,6 +120,7 @@ class DBModule:
     cur: sqlite3.Cursor
     _depth: int = 0
     _write_tx: bool = False
+    _manual: bool = False  # the open transaction was started by the raw execute() API
 
     def _after_error(self, name: str, exc: BaseException, default: Any) -> Any:
         """Log an error of method ``name``; DBError for an unusable file, else the neutral value."""
@@ -158,8 +160,18 @@ class DBModule:
             raise
         self._depth = 0
 
+    def _end_manual_read(self) -> None:
+        """A read-only transaction left open by raw execute() ends before a method runs (nothing to
+        commit; as in the original, where every method committed); a raw write transaction is joined."""
+        if self._manual and self._depth and not self._write_tx:
+            self._depth = 0
+            self._manual = False
+            if self._con.in_transaction:
+                self._con.execute("COMMIT")
+
     def _abort(self) -> None:
         self._depth = 0
+        self._manual = False
         if self._con.in_transaction:
             try:
                 self._con.execute("ROLLBACK")

@@ -188,10 +188,12 @@ class SQLiteEngine:
                           f"harvester, move the file away (or restore a backup) and restart: the tables are "
                           f"re-created at start-up") from exc
         if not read_only:
-            try:
-                os.chmod(self.path, 0o600)
-            except OSError:
-                pass
+            # also a file made by an older version or by hand, and its WAL companions
+            for path in (self.path, self.path + "-wal", self.path + "-shm"):
+                try:
+                    os.chmod(path, 0o600)
+                except OSError:  # a companion that does not exist (yet): SQLite copies the mode
+                    pass
         return con
 
     # ------------------------------------------------------------ SQL helpers
