@@ -100,8 +100,8 @@ class StatsMixin(DBModule):
         As the original: the site's catch-all row (siteName=site_name, resourceType 'ANY') and
         its resource-type rows. Callers pass a queue name (the worker adjuster, plugins): for a
         pseudo-queue ``SITE/RT`` (siteName SITE, resourceType RT, no catch-all row) the queue's
-        own row is used instead (the one of the queue config's resource type first), counted as
-        one resource type.
+        own row is used instead (the one of the queue config's resource type first), with the
+        queue's own resource-type rows.
         """
         row = self._exec(f"SELECT {self._LIMIT_COLS} FROM pq_table WHERE siteName=:s AND resourceType='ANY' "
                          "AND (jobType='ANY' OR jobType IS NULL)", {":s": site_name}).fetchone()
@@ -113,7 +113,11 @@ class StatsMixin(DBModule):
         row = self._exec(f"SELECT {self._LIMIT_COLS} FROM pq_table WHERE queueName=:q "
                          "ORDER BY resourceType=:rt DESC, (jobType='ANY' OR jobType IS NULL) DESC, uniqueName LIMIT 1",
                          {":q": site_name, ":rt": resource_type}).fetchone()
-        return (None if row is None else tuple(row)), 1
+        if row is None:
+            return None, 1
+        (n_rt,) = self._exec("SELECT COUNT(*) FROM pq_table WHERE queueName=:q AND resourceType!='ANY'",
+                             {":q": site_name}).fetchone()
+        return tuple(row), max(1, n_rt)
 
     @staticmethod
     def _worker_limits(row: Sequence[Any], n_running: int, n_rt: int) -> dict[str, Any]:
