@@ -303,13 +303,19 @@ def test_raw_execute_read_then_write_as_the_original(proxy):
     assert proxy.get_next_seq_number("SEQ_r") == 8
 
 
-def test_busy_db_is_retried_then_reported(db_home, caplog):
-    settings = DBSettings(database_filename=str(db_home / "busy.db"), busy_timeout=0.4)
+def _holder_and_waiter(db_home, busy_timeout: float, step: int) -> tuple[DBSettings, DBProxy, DBProxy]:
+    """Two connections to one file; the holder keeps a write transaction open (SEQ_x += step)."""
+    settings = DBSettings(database_filename=str(db_home / "busy.db"), busy_timeout=busy_timeout)
     holder = DBProxy(settings=settings)
     holder.make_table(schema.spec_class("seq_table"), "seq_table")
     waiter = DBProxy(settings=settings)
     assert waiter.add_seq_number("SEQ_x", 1)
-    holder.execute("UPDATE seq_table SET curVal=curVal+1 WHERE numberName=:n", {":n": "SEQ_x"})
+    holder.execute("UPDATE seq_table SET curVal=curVal+:d WHERE numberName=:n", {":d": step, ":n": "SEQ_x"})
+    return settings, holder, waiter
+
+
+def test_busy_db_is_retried_then_reported(db_home, caplog):
+    settings, holder, waiter = _holder_and_waiter(db_home, 0.4, 1)
     with pytest.raises(DBError, match="stayed locked"):
         waiter.get_next_seq_number("SEQ_x")
     # each wait is logged as a retry with its back-off, naming the file, before giving up
@@ -321,12 +327,7 @@ def test_busy_db_is_retried_then_reported(db_home, caplog):
 
 
 def test_busy_db_wait_succeeds_once_released(db_home, caplog):
-    settings = DBSettings(database_filename=str(db_home / "busy.db"), busy_timeout=20)
-    holder = DBProxy(settings=settings)
-    holder.make_table(schema.spec_class("seq_table"), "seq_table")
-    waiter = DBProxy(settings=settings)
-    assert waiter.add_seq_number("SEQ_x", 1)
-    holder.execute("UPDATE seq_table SET curVal=curVal+10 WHERE numberName=:n", {":n": "SEQ_x"})
+    _settings, holder, waiter = _holder_and_waiter(db_home, 20, 10)
     releaser = threading.Timer(2.5, holder.commit)
     releaser.start()
     try:
