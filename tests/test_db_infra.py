@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import shutil
 import sqlite3
 import stat
+import tempfile
+import threading
 
 import pytest
 
@@ -34,8 +38,26 @@ def test_make_tables_creates_every_table_and_index(proxy):
 
 
 def test_db_file_is_created_0600(proxy):
-    mode = stat.S_IMODE(os.stat(proxy.engine.path).st_mode)
-    assert mode == 0o600
+    assert proxy.add_seq_number("SEQ_x", 1)  # a write: the WAL files exist now
+    for name in (proxy.engine.path, proxy.engine.path + "-wal", proxy.engine.path + "-shm"):
+        assert stat.S_IMODE(os.stat(name).st_mode) == 0o600, name
+
+
+def test_existing_db_file_and_wal_files_become_0600(db_home):
+    path = str(db_home / "harvester.db")
+    other = sqlite3.connect(path)
+    other.execute("PRAGMA journal_mode=WAL").fetchall()
+    other.execute("CREATE TABLE t (a integer)")
+    other.commit()
+    for name in (path, path + "-wal", path + "-shm"):
+        os.chmod(name, 0o644)
+    proxy = DBProxy()
+    proxy.make_tables(None, None)
+    assert proxy.add_seq_number("SEQ_x", 1)
+    for name in (path, path + "-wal", path + "-shm"):
+        assert stat.S_IMODE(os.stat(name).st_mode) == 0o600, name
+    proxy.close()
+    other.close()
 
 
 def test_schema_upgrade_keeps_rows_and_adds_columns(db_home):
@@ -72,18 +94,84 @@ def test_corrupt_db_file_gives_dberror_naming_path(db_home):
     path.write_bytes(b"this is not a sqlite database at all" * 100)
     with pytest.raises(DBError) as err:
         DBProxy()
-    assert str(path) in str(err.value) and "move it away" in str(err.value)
+    assert str(path) in str(err.value) and "move the file away" in str(err.value)
 
 
-def test_unwritable_db_file_gives_dberror(db_home):
-    if os.geteuid() == 0:
-        pytest.skip("root can write any file")
+def _open_as_unprivileged(path: str) -> str:
+    """Open ``path`` with an engine as a user that is not root (the suite may run as root, who
+    may write anything): in a forked child that drops to 'nobody'. Returns the DBError text."""
+    def attempt(queue) -> None:
+        if os.geteuid() == 0:
+            os.setgid(65534)
+            os.setuid(65534)
+        try:
+            make_engine(DBSettings(database_filename=path)).connect()
+            queue.put("no error")
+        except DBError as exc:
+            queue.put(str(exc))
+        except Exception as exc:  # anything else is a failure of the test
+            queue.put(f"unexpected {exc!r}")
+
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=attempt, args=(queue,))
+    child.start()
+    message = queue.get(timeout=30)
+    child.join(timeout=30)
+    return message
+
+
+@pytest.fixture()
+def shared_dir():
+    """A directory an unprivileged user can reach (pytest's tmp_path is private to root)."""
+    path = tempfile.mkdtemp(prefix="harvester-db-", dir="/tmp")
+    os.chmod(path, 0o777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_unwritable_db_file_gives_dberror(shared_dir):
+    path = os.path.join(shared_dir, "harvester.db")
+    sqlite3.connect(path).close()
+    os.chmod(path, 0o400 if os.geteuid() != 0 else 0o600)  # root-owned 0600: not nobody's
+    message = _open_as_unprivileged(path)
+    assert path in message and "not readable and writable" in message
+
+
+def test_unwritable_db_directory_gives_dberror(shared_dir):
+    path = os.path.join(shared_dir, "harvester.db")
+    sqlite3.connect(path).close()
+    os.chmod(path, 0o666)
+    os.chmod(shared_dir, 0o555)  # WAL needs to create harvester.db-wal/-shm there
+    try:
+        message = _open_as_unprivileged(path)
+    finally:
+        os.chmod(shared_dir, 0o777)
+    assert path in message and f"directory {shared_dir}" in message and "-wal" in message
+
+
+def test_db_file_corrupted_while_running_gives_dberror(db_home):
+    """Corruption found after start-up (bad pages, valid header) is an error naming the file,
+    not a neutral value returned cycle after cycle."""
     path = db_home / "harvester.db"
-    path.write_bytes(b"")
-    os.chmod(path, 0o400)
+    proxy = DBProxy()
+    proxy.make_tables(None, None)
+    insert_workers(proxy, [make_worker(i, status="running", diagMessage="x" * 400) for i in range(1, 200)])
+    proxy.close()
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    con.close()
+    data = bytearray(path.read_bytes())
+    page = 4096
+    assert len(data) > 20 * page
+    for offset in range(len(data) // page // 2 * page, len(data), page):  # schema pages stay intact
+        data[offset:offset + page] = b"\xa5" * page
+    path.write_bytes(bytes(data))
+    proxy = DBProxy()
     with pytest.raises(DBError) as err:
-        DBProxy()
-    assert str(path) in str(err.value)
+        proxy.get_workers_to_update(100, 0, 600, "monitor")
+    assert str(path) in str(err.value) and "corrupt" in str(err.value) and "move the file away" in str(err.value)
+    proxy.close()
 
 
 def test_missing_directory_gives_dberror(tmp_path):
@@ -121,6 +209,26 @@ def test_bad_values_and_unknown_columns_raise(proxy):
     assert proxy.get_worker_with_id(1).status == "submitted"
 
 
+def test_lossless_numbers_are_accepted_as_sqlite_stores_them(proxy):
+    # values from JSON (CRIC maxtime "86400", a computed 8.0 cores) fit integer columns, as
+    # they did in the original: SQLite's affinity stores them as integers
+    worker = make_worker(1)
+    insert_workers(proxy, [worker])
+    worker = proxy.get_worker_with_id(1)
+    worker.maxWalltime = "86400"
+    worker.nCore = 8.0
+    assert proxy.update_worker(worker) == 1
+    stored = proxy.get_worker_with_id(1)
+    assert (stored.maxWalltime, stored.nCore) == (86400, 8)
+    assert type(stored.maxWalltime) is int and type(stored.nCore) is int
+    for bad in (8.5, "8 cores", "8.0"):
+        worker.nCore = bad
+        with pytest.raises(DBError, match="work_table.nCore"):
+            proxy.update_worker(worker)
+        worker.reset_changed_list()
+    assert proxy.get_worker_with_id(1).nCore == 8
+
+
 def test_one_transaction_per_update_rolls_back_on_error(proxy):
     good = make_job(1)
     bad = make_job(2)
@@ -131,6 +239,25 @@ def test_one_transaction_per_update_rolls_back_on_error(proxy):
     cur = proxy.execute("SELECT COUNT(*) FROM file_table")
     assert cur.fetchone()[0] == 0
     proxy.commit()
+    # the monitor's write: a job and two workers; a bad value in the last worker undoes it all
+    assert proxy.insert_jobs([make_job(3, status="running", sub_status="running")])
+    insert_workers(proxy, [make_worker(1, status="running"), make_worker(2, status="running")])
+    got = proxy.get_workers_to_update(10, 0, 600, "mon")
+    workers = sorted((w for q in got.values() for sets in q.values() for s in sets for w in s),
+                     key=lambda w: w.workerID)
+    job = proxy.get_job(3)
+    job.subStatus = "to_transfer"
+    workers[0].status = "finished"
+    workers[1].nativeExitCode = "not a number"
+    with pytest.raises(DBError, match="nativeExitCode"):
+        proxy.update_jobs_workers([job], workers, "mon", [[3], [3]])
+    assert proxy.get_job(3).subStatus == "running"
+    assert proxy.get_worker_with_id(1).status == "running"
+    assert proxy.get_workers_with_job_id(3) == []
+    # an attribute that is no column, where the API takes column names
+    with pytest.raises(DBError, match="no column 'noSuchAttr'"):
+        proxy.lock_workers({1: {"lockedBy": "fifo", "noSuchAttr": 1}}, 600)
+    assert proxy.get_worker_with_id(1).lockedBy == "mon"
 
 
 def test_sqlite_errors_return_the_original_default(proxy, caplog):
@@ -158,15 +285,54 @@ def test_raw_execute_commit_rollback(proxy):
     proxy.commit()
 
 
-def test_busy_db_is_retried_then_reported(db_home, caplog):
-    settings = DBSettings(database_filename=str(db_home / "busy.db"), busy_timeout=0.3)
+def test_raw_execute_read_then_write_as_the_original(proxy):
+    # admin scripts written for the original: SELECT, then UPDATE, then commit()
+    assert proxy.add_seq_number("SEQ_r", 1)
+    cur = proxy.execute("SELECT curVal FROM seq_table WHERE numberName=:n", {":n": "SEQ_r"})
+    assert cur.fetchone()[0] == 1
+    proxy.execute("UPDATE seq_table SET curVal=:v WHERE numberName=:n", {":v": 5, ":n": "SEQ_r"})
+    proxy.commit()
+    assert proxy.get_next_seq_number("SEQ_r") == 6
+    # a read left open does not block the next method (its own transaction)
+    proxy.execute("SELECT curVal FROM seq_table WHERE numberName=:n", {":n": "SEQ_r"}).fetchall()
+    assert proxy.get_next_seq_number("SEQ_r") == 7
+    # an open raw write transaction is joined by a method and rolled back with it
+    proxy.execute("UPDATE seq_table SET curVal=100 WHERE numberName=:n", {":n": "SEQ_r"})
+    assert proxy.get_next_seq_number("SEQ_r") == 101
+    proxy.rollback()
+    assert proxy.get_next_seq_number("SEQ_r") == 8
+
+
+def _holder_and_waiter(db_home, busy_timeout: float, step: int) -> tuple[DBSettings, DBProxy, DBProxy]:
+    """Two connections to one file; the holder keeps a write transaction open (SEQ_x += step)."""
+    settings = DBSettings(database_filename=str(db_home / "busy.db"), busy_timeout=busy_timeout)
     holder = DBProxy(settings=settings)
     holder.make_table(schema.spec_class("seq_table"), "seq_table")
     waiter = DBProxy(settings=settings)
     assert waiter.add_seq_number("SEQ_x", 1)
-    holder.execute("UPDATE seq_table SET curVal=curVal+1 WHERE numberName=:n", {":n": "SEQ_x"})
+    holder.execute("UPDATE seq_table SET curVal=curVal+:d WHERE numberName=:n", {":d": step, ":n": "SEQ_x"})
+    return settings, holder, waiter
+
+
+def test_busy_db_is_retried_then_reported(db_home, caplog):
+    settings, holder, waiter = _holder_and_waiter(db_home, 0.4, 1)
     with pytest.raises(DBError, match="stayed locked"):
         waiter.get_next_seq_number("SEQ_x")
-    assert "busy" in caplog.text
+    # each wait is logged as a retry with its back-off, naming the file, before giving up
+    retries = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "retry" in r.getMessage()]
+    assert retries and all(settings.database_filename in m for m in retries), caplog.text
+    assert "retry 1 in" in retries[0]
     holder.commit()
     assert waiter.get_next_seq_number("SEQ_x") == 3
+
+
+def test_busy_db_wait_succeeds_once_released(db_home, caplog):
+    _settings, holder, waiter = _holder_and_waiter(db_home, 20, 10)
+    releaser = threading.Timer(2.5, holder.commit)
+    releaser.start()
+    try:
+        # waits (longer than one busy slice: retried and logged), then sees the holder's write
+        assert waiter.get_next_seq_number("SEQ_x") == 12
+    finally:
+        releaser.join()
+    assert any("retry" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")

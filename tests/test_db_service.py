@@ -4,6 +4,7 @@ the proxy pool and the plugin-facing DBInterface."""
 from __future__ import annotations
 
 import datetime
+import os
 import threading
 
 from pandaharvester.harvestercore.command_spec import CommandSpec
@@ -143,12 +144,21 @@ def test_pool_is_a_singleton_and_lends_proxies(proxy):
 def test_db_interface(proxy):
     iface = DBInterface()
     assert proxy.refresh_cache("panda_queues.json", None, {"Q1": {}})
-    assert iface.get_cache("panda_queues.json") == {"Q1": {}}
+    # plugins get the CacheSpec, as in the original (``c = get_cache(...); c.data[...]``)
+    assert iface.get_cache("panda_queues.json").data == {"Q1": {}}
     assert iface.get_cache("missing.json") is None
     assert iface.get_object_lock("obj", 60) is True
     assert iface.get_object_lock("obj", 60) is False
     assert iface.release_object_lock("obj")
-    assert iface.get_locked_by().startswith("plugin-")
+    assert iface.get_locked_by() == f"plugin-{os.getpid()}-{threading.get_ident()}"
+    # two threads with the same name are two owners: one cannot release the other's lock
+    assert iface.get_object_lock("obj2", 60) is True
+    other = threading.Thread(target=iface.release_object_lock, args=("obj2",), name=threading.current_thread().name)
+    other.start()
+    other.join()
+    cur = proxy.execute("SELECT lockedBy FROM lock_table WHERE processName='obj2'")
+    assert cur.fetchone()[0] == iface.get_locked_by()
+    proxy.commit()
     assert iface.add_dialog_message("hello", "DEBUG", "mod")  # below minMessageLevel: not stored
     assert iface.add_dialog_message("boom", "ERROR", "mod", "id")
     assert [d.diagMessage for d in proxy.get_dialog_messages_to_send(10, 60)] == ["boom"]

@@ -136,6 +136,55 @@ def test_worker_stats_and_limits(proxy):
     assert proxy.get_num_missed_workers("Q1", {"timeLimit": ago(3600), "siteName": "Q1"}) == 1
 
 
+def _pseudo_queue(name: str, **limits):
+    site, rt = name.split("/")
+    return types.SimpleNamespace(queueName=name, siteName=site, resourceType=rt, jobType="ANY",
+                                 uniqueName=f"{name}:{rt}:ANY", **limits)
+
+
+class _Mapper:
+    def __init__(self, *configs):
+        self.queues = {c.queueName: c for c in configs}
+
+    def get_queue(self, name):
+        return self.queues.get(name)
+
+
+def test_worker_limits_of_pseudo_queues(proxy):
+    """A pseudo-queue SITE/RT has no catch-all row of its own site name: its own row's limits
+    apply (the worker adjuster asks by queue name), counted over its own workers only."""
+    score = _pseudo_queue("S/SCORE", nQueueLimitWorker=4, maxWorkers=8)
+    mcore = _pseudo_queue("S/MCORE", nQueueLimitWorker=2, maxWorkers=5, nQueueLimitWorkerRatio=50,
+                          nQueueLimitWorkerMin=1, nQueueLimitWorkerMax=3)
+    plain = types.SimpleNamespace(queueName="P", siteName="P", maxWorkers=7, nQueueLimitWorker=6)
+    mapper = _Mapper(score, mcore, plain)
+    assert proxy.fill_panda_queue_table(["S/SCORE", "S/MCORE", "P"], mapper)
+    insert_workers(proxy, [make_worker(i, status="running", site="S/MCORE", nCore=8) for i in range(1, 5)]
+                   + [make_worker(10, status="submitted", site="S/SCORE", nCore=1, minRamCount=2000)])
+    limits, stats = proxy.get_worker_limits("S/SCORE", score)
+    assert (limits["maxWorkers"], limits["nQueueLimitWorker"], limits["nQueueLimitWorkerPerRT"]) == (8, 4, 4)
+    assert stats == {"queue": {"n": 1, "core": 1, "mem": 2000}, "running": {"n": 0, "core": 0, "mem": 0}}
+    # dynamic limit of the pseudo-queue: 4 running x 50 % = 2, one resource type, capped by 2
+    limits, stats = proxy.get_worker_limits("S/MCORE", mcore)
+    assert (limits["maxWorkers"], limits["nQueueLimitWorker"], limits["nQueueLimitWorkerPerRT"]) == (5, 2, 2)
+    assert stats["running"] == {"n": 4, "core": 32, "mem": 0} and stats["queue"]["n"] == 0
+    assert proxy.get_worker_limits_old("S/MCORE") == {"maxWorkers": 5, "nQueueLimitWorker": 2,
+                                                      "nQueueLimitWorkerPerRT": 2}
+    # a plain queue keeps the original's lookup (its site's catch-all row)
+    assert proxy.get_worker_limits("P")[0]["nQueueLimitWorker"] == 6
+    # PanDA asks for a resource type the site has no pseudo-queue for: set_queue_limit clones a
+    # row; each pseudo-queue keeps the limits of its own resource type
+    assert proxy.set_queue_limit("S", {"ANY": {"SCORE": 3, "MCORE": 1, "SCORE_HIMEM": 2}})
+    cur = proxy.execute("SELECT COUNT(*) FROM pq_table WHERE siteName='S'")
+    assert cur.fetchone()[0] == 3
+    proxy.commit()
+    assert proxy.get_worker_limits("S/SCORE", score)[0]["nQueueLimitWorker"] == 4
+    assert proxy.get_worker_limits("S/MCORE", mcore)[0]["maxWorkers"] == 5
+    # the bare site name of pseudo-queues is no queue: no limits (as the original)
+    limits, _stats = proxy.get_worker_limits("S")
+    assert "maxWorkers" not in limits and proxy.get_worker_limits("NOSUCH")[0].get("maxWorkers") is None
+
+
 def test_queues_to_submit_and_queue_limits(proxy):
     _pq(proxy, queue="Q1", site="S1", nNewWorkers=0)
     insert_workers(proxy, [make_worker(1, status="running"), make_worker(2, status="submitted"),

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from e2e_helpers import daemon_run  # noqa: F401
 
 PULL = "DEMO_PULL"
@@ -73,12 +71,9 @@ def test_pull_workers_follow_queue_depth(daemon_run):  # noqa: F811
     assert run.stop() == 0
 
 
-@pytest.mark.xfail(strict=True, reason="DBProxy.get_worker_limits(queue_name) looks the limits up with "
-                   "siteName=<queue> AND resourceType='ANY' (db/stats.py _limit_row): a pseudo-queue "
-                   "'DEMO_PULL/MCORE' (siteName DEMO_PULL, resourceType MCORE) gets no limits, so "
-                   "nQueueLimitWorker/maxWorkers are ignored")
 def test_pull_depth_capped_by_nqueuelimitworker(daemon_run):  # noqa: F811
     run = _pull_run(daemon_run)
     _set_depth(run, 1, 6)
     run.start()
     _settles(run, {f"{PULL}/SCORE": 1, f"{PULL}/MCORE": LIMIT}, timeout=12, hold=3)
+    assert run.stop() == 0

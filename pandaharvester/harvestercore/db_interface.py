@@ -20,9 +20,8 @@ class DBInterface:
 
     # ------------------------------------------------------------ cache and file groups
     def get_cache(self, data_name: str) -> Any:
-        """The cached data for ``data_name`` (None when absent)."""
-        spec = self.dbProxy.get_cache(data_name)
-        return None if spec is None else spec.data
+        """The CacheSpec of ``data_name`` (its ``.data`` is the content), None when absent."""
+        return self.dbProxy.get_cache(data_name)
 
     def get_files_with_group_id(self, group_id: str) -> list[Any]:
         return self.dbProxy.get_files_with_group_id(group_id)
@@ -41,8 +40,8 @@ class DBInterface:
 
     # ------------------------------------------------------------ object locks
     def get_locked_by(self) -> str:
-        """Owner string of the calling plugin thread."""
-        return f"plugin-{os.getpid()}-{threading.current_thread().name}"
+        """Owner string of the calling plugin thread (process id and thread ident: unique)."""
+        return f"plugin-{os.getpid()}-{threading.current_thread().ident}"
 
     def get_object_lock(self, object_name: str, lock_interval: float) -> bool:
         return self.dbProxy.get_process_lock(object_name, self.get_locked_by(), lock_interval)

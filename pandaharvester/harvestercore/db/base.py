@@ -8,7 +8,9 @@ as ``None``, ``False``, ``[]`` or ``{}``) while never swallowing what the caller
 - ``DBError`` (bad input: an unknown column, a value that does not fit; an unusable DB file; a
   DB still busy after ``[db] busyTimeout``) propagates;
 - "database is locked/busy" errors roll the transaction back and run the method again with
-  back-off (each retry is logged), since every method is one transaction.
+  back-off (each retry is logged), since every method is one transaction;
+- an unusable DB file found in the middle of a run (corrupt pages, read-only file or directory,
+  disk full) becomes a ``DBError`` naming the file and what to do: retrying cannot help.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pandaharvester.errors import DBError
 from .. import core_utils
 from ..log_utils import dump_error_message, make_logger, setup_logger
 from . import schema
-from .engine import IN_CHUNK, is_busy_error
+from .engine import IN_CHUNK, file_problem, is_busy_error
 
 _logger = setup_logger("db_proxy")
 
@@ -43,6 +45,7 @@ def db_method(default: Any = None, token: Callable[..., str] | None = None) -> C
 
         @functools.wraps(func)
         def wrapper(self: "DBModule", *args: Any, **kwargs: Any) -> Any:
+            self._end_manual_read()
             owner = self._depth == 0
             attempt = 0
             deadline = time.monotonic() + self._engine.busy_timeout
@@ -58,8 +61,7 @@ def db_method(default: Any = None, token: Callable[..., str] | None = None) -> C
                         raise
                     self._abort()
                     if not is_busy_error(exc):
-                        dump_error_message(make_logger(_logger, method_name=name))
-                        return default() if callable(default) else default
+                        return self._after_error(name, exc, default)
                     attempt += 1
                     if time.monotonic() >= deadline:
                         _logger.error(f"{name}: {self._engine.path} still busy after {attempt} attempts: {exc}")
@@ -69,12 +71,11 @@ def db_method(default: Any = None, token: Callable[..., str] | None = None) -> C
                     delay = min(0.05 * (2 ** min(attempt, 6)), 2.0) * random.uniform(0.5, 1.0)
                     _logger.warning(f"{name}: DB busy ({exc}); retry {attempt} in {delay:.2f} s")
                     time.sleep(delay)
-                except Exception:
+                except Exception as exc:
                     if not owner:
                         raise
                     self._abort()
-                    dump_error_message(make_logger(_logger, method_name=name))
-                    return default() if callable(default) else default
+                    return self._after_error(name, exc, default)
 
         return wrapper  # type: ignore[return-value]
 
@@ -119,6 +120,16 @@ class DBModule:
     cur: sqlite3.Cursor
     _depth: int = 0
     _write_tx: bool = False
+    _manual: bool = False  # the open transaction was started by the raw execute() API
+
+    def _after_error(self, name: str, exc: BaseException, default: Any) -> Any:
+        """Log an error of method ``name``; DBError for an unusable file, else the neutral value."""
+        problem = file_problem(self._engine.path, exc)
+        if problem is not None:
+            _logger.error(f"{name}: {problem}")
+            raise problem from exc
+        dump_error_message(make_logger(_logger, method_name=name))
+        return default() if callable(default) else default
 
     # ------------------------------------------------------------ transactions
     @contextmanager
@@ -149,8 +160,18 @@ class DBModule:
             raise
         self._depth = 0
 
+    def _end_manual_read(self) -> None:
+        """A read-only transaction left open by raw execute() ends before a method runs (nothing to
+        commit; as in the original, where every method committed); a raw write transaction is joined."""
+        if self._manual and self._depth and not self._write_tx:
+            self._depth = 0
+            self._manual = False
+            if self._con.in_transaction:
+                self._con.execute("COMMIT")
+
     def _abort(self) -> None:
         self._depth = 0
+        self._manual = False
         if self._con.in_transaction:
             try:
                 self._con.execute("ROLLBACK")

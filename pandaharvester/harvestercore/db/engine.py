@@ -34,6 +34,7 @@ IN_CHUNK = 500
 MANY_CHUNK = 5000
 
 _TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+BUSY_SLICE = 1.0
 _BUSY_MARKERS = ("database is locked", "database is busy", "database table is locked")
 
 
@@ -60,6 +61,26 @@ def settings_from_config() -> DBSettings:
         busy_timeout=float(getattr(section, "busyTimeout", 30) or 30),
         verbose=bool(getattr(section, "verbose", False)),
     )
+
+
+_CORRUPT_MARKERS = ("malformed", "not a database", "file is encrypted")
+_UNWRITABLE_MARKERS = ("readonly database", "unable to open", "disk i/o error", "database or disk is full")
+
+
+def file_problem(path: str, exc: BaseException) -> DBError | None:
+    """A DBError naming ``path`` and what to do when ``exc`` says the DB file itself is unusable
+    (corrupt, read-only, unreadable, disk full); None for any other error."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return None
+    text = str(exc).lower()
+    if any(m in text for m in _CORRUPT_MARKERS):
+        return DBError(f"the DB file {path} is corrupt ({exc}): stop harvester, move the file away (or restore "
+                       f"a backup) and restart; the tables are re-created at start-up")
+    if any(m in text for m in _UNWRITABLE_MARKERS):
+        return DBError(f"cannot write the DB file {path} ({exc}): the file and its directory must be writable "
+                       f"by the harvester user (SQLite creates {os.path.basename(path)}-wal and -shm next to "
+                       f"it) and the disk must not be full")
+    return None
 
 
 def is_busy_error(exc: BaseException) -> bool:
@@ -108,6 +129,9 @@ class SQLiteEngine:
             raise DBError("[db] database_filename is empty: set it to the path of the Harvester SQLite file "
                           "in panda_harvester.cfg")
         self.busy_timeout = max(float(settings.busy_timeout), 0.1)
+        # SQLite's own busy handler waits at most this long per attempt; the retry loop around it
+        # (back-off, a warning per retry) runs until busy_timeout, so waits show up in the log
+        self.busy_slice = min(BUSY_SLICE, self.busy_timeout / 4)
         # statements captured by tests (EXPLAIN QUERY PLAN checks); None = off
         self.capture: list[str] | None = None
 
@@ -127,6 +151,10 @@ class SQLiteEngine:
         elif not os.access(self.path, os.R_OK | os.W_OK):
             raise DBError(f"the DB file {self.path} is not readable and writable by this user: fix its "
                           f"ownership/permissions (chmod 600, owned by the harvester user)")
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise DBError(f"the directory {directory} of the DB file {self.path} is not writable by this user: "
+                          f"SQLite creates {os.path.basename(self.path)}-wal and -shm there; make it writable "
+                          f"for the harvester user or change [db] database_filename")
 
     def connect(self, read_only: bool = False) -> sqlite3.Connection:
         """Open a connection with WAL and the busy timeout; DBError naming the path on failure."""
@@ -135,32 +163,37 @@ class SQLiteEngine:
         try:
             if read_only:
                 uri = "file:" + os.path.abspath(self.path) + "?mode=ro"
-                con = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout,
+                con = sqlite3.connect(uri, uri=True, timeout=self.busy_slice,
                                       detect_types=sqlite3.PARSE_DECLTYPES, check_same_thread=False,
                                       isolation_level=None)
             else:
-                con = sqlite3.connect(self.path, timeout=self.busy_timeout,
+                con = sqlite3.connect(self.path, timeout=self.busy_slice,
                                       detect_types=sqlite3.PARSE_DECLTYPES, check_same_thread=False,
                                       isolation_level=None)
             con.row_factory = sqlite3.Row
-            con.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            con.execute(f"PRAGMA busy_timeout = {int(self.busy_slice * 1000)}")
             if not read_only:
                 self._retry(lambda: con.execute("PRAGMA journal_mode = WAL").fetchone(), "journal_mode")
                 con.execute("PRAGMA synchronous = NORMAL")
             # touch the schema: a corrupt file fails here, not in the middle of an agent cycle
-            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            self._retry(lambda: con.execute("SELECT count(*) FROM sqlite_master").fetchone(), "opening")
         except sqlite3.DatabaseError as exc:
             if is_busy_error(exc):
                 raise DBError(f"the DB file {self.path} stayed locked for {self.busy_timeout} s while "
                               f"opening it: another process holds a long transaction") from exc
+            problem = file_problem(self.path, exc)
+            if problem is not None:
+                raise problem from exc
             raise DBError(f"cannot use the DB file {self.path}: {exc}. If the file is corrupt, stop "
-                          f"harvester, move it away (or restore a backup) and restart: the tables are "
+                          f"harvester, move the file away (or restore a backup) and restart: the tables are "
                           f"re-created at start-up") from exc
         if not read_only:
-            try:
-                os.chmod(self.path, 0o600)
-            except OSError:
-                pass
+            # also a file made by an older version or by hand, and its WAL companions
+            for path in (self.path, self.path + "-wal", self.path + "-shm"):
+                try:
+                    os.chmod(path, 0o600)
+                except OSError:  # a companion that does not exist (yet): SQLite copies the mode
+                    pass
         return con
 
     # ------------------------------------------------------------ SQL helpers

@@ -26,9 +26,11 @@ class InfraMixin(DBModule):
             self._engine.begin(self._con, write)
             self._depth = 1
             self._write_tx = write
+            self._manual = True
         elif not self._write_tx and _WRITE_RE.match(sql):
-            raise DBError("a write statement was executed after a read in the same transaction: call "
-                          "commit() first")
+            # read then write in one transaction (the original's SELECT, UPDATE, commit()): SQLite
+            # takes the write lock at this statement; a busy error here reaches the caller
+            self._write_tx = True
 
     def execute(self, sql: str, varmap: dict[str, Any] | None = None) -> Any:
         """Run one statement with ``:name`` binds inside the current (or a new) transaction.
@@ -57,6 +59,7 @@ class InfraMixin(DBModule):
     def commit(self) -> None:
         """Commit the transaction opened by :meth:`execute`."""
         self._depth = 0
+        self._manual = False
         if self._con.in_transaction:
             self._con.execute("COMMIT")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import importlib
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Iterable, Sequence
@@ -110,14 +111,22 @@ def column_map(cls: type) -> dict[str, Column]:
     return {col.name: col for col in columns_of(cls)}
 
 
+_INT_TEXT = re.compile(r"\s*[+-]?\d+\s*")
+_REAL_TEXT = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*")
+
+
 def _type_ok(col: Column, value: Any) -> bool:
+    # what SQLite's column affinity stores losslessly is accepted, as the original relied on:
+    # an integer column takes 3, 3.0 and "3" (stored as 3), not 3.5 or "three"
     kind = col.kind
     if kind == "int":
-        return isinstance(value, int)
+        if isinstance(value, float):
+            return value.is_integer()
+        return isinstance(value, int) or (isinstance(value, str) and _INT_TEXT.fullmatch(value) is not None)
     if kind == "ts":
         return isinstance(value, datetime.datetime)
     if kind == "real":
-        return isinstance(value, (int, float))
+        return isinstance(value, (int, float)) or (isinstance(value, str) and _REAL_TEXT.fullmatch(value) is not None)
     if kind == "blob":
         return isinstance(value, (str, bytes))
     if not isinstance(value, (str, int, float)):

@@ -92,10 +92,32 @@ class StatsMixin(DBModule):
                     str(resource_type), _new_counts(with_finished=False))[str(status)] = cnt
         return result
 
-    def _limit_row(self, site_name: str) -> tuple[Any, ...] | None:
-        return self._exec("SELECT maxWorkers, nQueueLimitWorker, nQueueLimitWorkerRatio, nQueueLimitWorkerMax, "
-                          "nQueueLimitWorkerMin FROM pq_table WHERE siteName=:s AND resourceType='ANY' "
-                          "AND (jobType='ANY' OR jobType IS NULL)", {":s": site_name}).fetchone()
+    _LIMIT_COLS = "maxWorkers, nQueueLimitWorker, nQueueLimitWorkerRatio, nQueueLimitWorkerMax, nQueueLimitWorkerMin"
+
+    def _limit_row(self, site_name: str, queue_config: Any = None) -> tuple[tuple[Any, ...] | None, int]:
+        """(limit columns, number of resource types) for ``site_name``.
+
+        As the original: the site's catch-all row (siteName=site_name, resourceType 'ANY') and
+        its resource-type rows. Callers pass a queue name (the worker adjuster, plugins): for a
+        pseudo-queue ``SITE/RT`` (siteName SITE, resourceType RT, no catch-all row) the queue's
+        own row is used instead (the one of the queue config's resource type first), with the
+        queue's own resource-type rows.
+        """
+        row = self._exec(f"SELECT {self._LIMIT_COLS} FROM pq_table WHERE siteName=:s AND resourceType='ANY' "
+                         "AND (jobType='ANY' OR jobType IS NULL)", {":s": site_name}).fetchone()
+        if row is not None:
+            (n_rt,) = self._exec("SELECT COUNT(*) FROM pq_table WHERE siteName=:s AND resourceType!='ANY'",
+                                 {":s": site_name}).fetchone()
+            return tuple(row), max(1, n_rt)
+        resource_type = getattr(queue_config, "resourceType", None) or "ANY"
+        row = self._exec(f"SELECT {self._LIMIT_COLS} FROM pq_table WHERE queueName=:q "
+                         "ORDER BY resourceType=:rt DESC, (jobType='ANY' OR jobType IS NULL) DESC, uniqueName LIMIT 1",
+                         {":q": site_name, ":rt": resource_type}).fetchone()
+        if row is None:
+            return None, 1
+        (n_rt,) = self._exec("SELECT COUNT(*) FROM pq_table WHERE queueName=:q AND resourceType!='ANY'",
+                             {":q": site_name}).fetchone()
+        return tuple(row), max(1, n_rt)
 
     @staticmethod
     def _worker_limits(row: Sequence[Any], n_running: int, n_rt: int) -> dict[str, Any]:
@@ -128,9 +150,7 @@ class StatsMixin(DBModule):
         """
         stats = {"queue": {"n": 0, "core": 0, "mem": 0}, "running": {"n": 0, "core": 0, "mem": 0}}
         with self._tx(write=False):
-            row = self._limit_row(site_name)
-            (n_rt,) = self._exec("SELECT COUNT(*) FROM pq_table WHERE siteName=:s AND resourceType!='ANY'",
-                                 {":s": site_name}).fetchone()
+            row, n_rt = self._limit_row(site_name, queue_config)
             for status, cnt, cores, mem in self._exec(
                     "SELECT status, COUNT(*), SUM(COALESCE(nCore,1)), SUM(COALESCE(minRamCount,0)) FROM work_table "
                     "WHERE computingSite=:s AND status IN ('submitted','pending','idle','running') GROUP BY status",
@@ -141,7 +161,7 @@ class StatsMixin(DBModule):
                 stats[key]["mem"] += mem or 0
         limits: dict[str, Any] = {}
         if row is not None:
-            limits = self._worker_limits(tuple(row), stats["running"]["n"], max(1, n_rt))
+            limits = self._worker_limits(row, stats["running"]["n"], n_rt)
         for kind, key, stat in (("Cores", "nQueueWorkerCores", "core"), ("Memory", "nQueueWorkerMemory", "mem")):
             base = getattr(queue_config, f"nQueueLimitWorker{kind}", None) if queue_config is not None else None
             ratio = getattr(queue_config, f"nQueueLimitWorker{kind}Ratio", None) if queue_config is not None else None
@@ -155,12 +175,10 @@ class StatsMixin(DBModule):
     def get_worker_limits_old(self, site_name: str) -> dict[str, Any]:
         """The single-dict form of get_worker_limits (maxWorkers, nQueueLimitWorker, nQueueLimitWorkerPerRT)."""
         with self._tx(write=False):
-            row = self._limit_row(site_name)
-            (n_rt,) = self._exec("SELECT COUNT(*) FROM pq_table WHERE siteName=:s AND resourceType!='ANY'",
-                                 {":s": site_name}).fetchone()
+            row, n_rt = self._limit_row(site_name)
             (n_running,) = self._exec("SELECT COUNT(*) FROM work_table WHERE computingSite=:s AND status='running'",
                                       {":s": site_name}).fetchone()
-        return {} if row is None else self._worker_limits(tuple(row), n_running, max(1, n_rt))
+        return {} if row is None else self._worker_limits(row, n_running, n_rt)
 
     @db_method(dict)
     def get_worker_ce_stats(self, site_name: str) -> dict[str, dict[str, int]]:
