@@ -161,3 +161,27 @@ def test_production_only_setting(tmp_path):
             f"{emu.base_url}/pilot/acquire_jobs", json=payload, headers={**J, "Authorization": "Bearer b"}, timeout=10
         ).json()
         assert ra["success"] is True and rb["success"] is False
+
+
+def test_without_cryptography_http_works_and_https_says_what_to_install(tmp_path):
+    """``cryptography`` only makes the certificates: plain HTTP must not need it."""
+    import subprocess
+    import sys
+
+    block = "import sys; sys.modules['cryptography'] = None\n"
+    http = block + (
+        "from pathlib import Path\n"
+        "from pandaharvester.harvestertest.panda_emulator.server import AuthConfig, EmulatorServer\n"
+        f"srv = EmulatorServer('127.0.0.1', 0, Path({str(tmp_path / 'a.sqlite')!r}), tls_paths=None, auth=AuthConfig())\n"
+        "srv.server_close()\n"
+        "print('http ok')\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", http], capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0 and "http ok" in ran.stdout, ran.stderr
+    https = block + (
+        "from pandaharvester.harvestertest.panda_emulator.cli import main\n"
+        f"sys.exit(main(['serve', '--https', '--port', '0', '--state-file', {str(tmp_path / 'b.sqlite')!r}]))\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", https], capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 2 and "pip install 'pandaharvester[emulator]'" in ran.stderr
+    assert "Traceback" not in ran.stderr
