@@ -383,6 +383,51 @@ def test_update_workers_retried_gives_one_row(emu_http, make_comm, kind):
     assert calls == 2 and row["worker_id"] == 5 and row["n_updates"] == 1
 
 
+@pytest.mark.parametrize("endpoint", ["event/update_event_ranges", "harvester/add_dialogs",
+                                      "harvester/update_service_metrics", "harvester/acknowledge_commands"])
+def test_other_updates_retried_after_lost_reply_apply_once(emu_http, make_comm, endpoint):
+    com, hid = make_comm(emu_http, "http", "requests")
+    site = _site()
+    (panda_id,) = emu_http.add_task(site, 1, events=2)
+    (job,), _ = com.get_jobs(site, "n", "managed", "ce", 1, None)
+    ok, ranges = com.get_event_ranges({panda_id: {"pandaID": panda_id, "taskID": job["taskID"],
+                                                  "jobsetID": job["jobsetID"], "nRanges": 1}}, False, None)
+    range_id = ranges[panda_id][0]["eventRangeID"]
+    command_id = emu_http.add_command(hid, "RELOAD_CONFIG")
+    assert [c["command_id"] for c in com.get_commands(5)] == [command_id]
+    diag = DiagSpec()
+    diag.diagID, diag.moduleName, diag.identifier, diag.messageLevel = 7, "monitor", "workerID=1", "ERROR"
+    diag.diagMessage, diag.creationTime = "boom", datetime.datetime(2026, 11, 25, 11, 0)
+    calls = {
+        "event/update_event_ranges": lambda: com.update_event_ranges(
+            [{"eventRanges": [{"eventRangeID": range_id, "eventStatus": "finished"}]}], com.make_logger()
+        )["Returns"] == [True],
+        "harvester/add_dialogs": lambda: com.send_dialog_messages([diag])[0],
+        "harvester/update_service_metrics": lambda: com.update_service_metrics(
+            [["2026-11-25 11:00:00.000000", "edge1", '{"cpu_pc": 1.0}']])[0],
+        "harvester/acknowledge_commands": lambda: com.ack_commands([command_id]),
+    }
+    kind = "drop_after_commit"
+    emu_http.set_faults(rate=0.5, kinds=[kind], endpoints=[endpoint], seed=_seed_fault_then_ok(kind, endpoint))
+    try:
+        assert calls[endpoint]() is True
+        n_calls = emu_http.state()["faults"]["calls"][endpoint]
+    finally:
+        emu_http.set_faults(rate=0)
+    assert n_calls == 2  # applied, reply lost, sent again
+    state = emu_http.state()
+    (event_row,) = [e for e in emu_http.admin("GET", "events", {"panda_id": panda_id})["data"]
+                    if e["event_range_id"] == range_id]
+    if endpoint == "event/update_event_ranges":
+        assert event_row["status"] == "finished" and event_row["n_changes"] == 2  # sent, then finished once
+    elif endpoint == "harvester/add_dialogs":
+        assert state["dialogs"][hid] == 1
+    elif endpoint == "harvester/update_service_metrics":
+        assert state["metrics"][hid] == 1
+    else:
+        assert hid not in state["commands"] and com.get_commands(5) == []
+
+
 def test_retries_are_bounded(emu_http, make_comm):
     com, _ = make_comm(emu_http, "http", "requests", maxRetries=2)
     endpoint = "harvester/update_workers"
