@@ -123,6 +123,24 @@ def test_production_role_rules(tmp_path):
             ).json()["success"]
             is False
         )
+        # the real server's production=True functions refuse it before looking at anything else
+        prod_role = {"success": False, "message": "production or pilot role required", "data": None}
+        for path, payload in (
+            ("pilot/update_jobs_bulk", {"job_list": []}),
+            ("event/acquire_event_ranges", {"job_id": 1, "jobset_id": 1}),
+            ("event/update_event_ranges", {"event_ranges": "[]"}),
+            ("harvester/acknowledge_commands", {"command_ids": [1]}),
+        ):
+            assert call(f"{emu.base_url}/{path}", payload, cert=pilot_cert) == prod_role, path
+        for path in ("metaconfig/get_resource_types", "event/get_available_event_range_count"):
+            r = requests.get(f"{emu.base_url}/{path}", headers=J, cert=pilot_cert, verify=ca, timeout=10).json()
+            assert r == prod_role, path
+        log = requests.post(f"{emu.base_url}/file_server/upload_jedi_log", files={"file": ("x.log", b"x")},
+                            headers=J, cert=pilot_cert, verify=ca, timeout=10).json()
+        assert log == prod_role
+        # ... while the other harvester functions only need a valid identity
+        assert call(f"{emu.base_url}/harvester/update_workers", {"harvester_id": "HP", "workers": []},
+                    cert=pilot_cert)["success"] is True
         # default client cert and first token: production
         assert call(acquire, managed, cert=(emu.client_cert, emu.client_key))["success"] is True
         assert (

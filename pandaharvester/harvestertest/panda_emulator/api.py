@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .instances import MESSAGE_DATABASE
-from .signatures import SIGNATURES, UPDATE_JOB, bind, check_method
+from .signatures import MESSAGE_PROD_ROLE, SIGNATURES, UPDATE_JOB, bind, check_method
 
 ALIASES = {
     "siteName": "site_name",
@@ -214,14 +214,10 @@ def get_available_event_range_count(srv, ctx: Context, p: dict) -> dict:
 
 
 def acquire_commands(srv, ctx: Context, p: dict) -> dict:
-    if not ctx.production:
-        return fail("production or pilot role required")
     return ok(srv.instances.acquire_commands(str(need(p, "harvester_id")), as_int(p, "n_commands", 1)))
 
 
 def acknowledge_commands(srv, ctx: Context, p: dict) -> dict:
-    if not ctx.production:
-        return fail("production or pilot role required")
     srv.instances.ack_commands(as_list(p, "command_ids"))
     return ok(None)
 
@@ -296,7 +292,7 @@ def _secret(srv, *parts: str) -> str:
 
 def get_proxy(srv, ctx: Context, p: dict) -> dict:
     if not ctx.production:
-        return fail("production or pilot role required")
+        return fail(MESSAGE_PROD_ROLE)
     role = p.get("role") or "production"
     body = _secret(srv, "proxy", str(role))
     return ok(
@@ -306,13 +302,13 @@ def get_proxy(srv, ctx: Context, p: dict) -> dict:
 
 def get_token_key(srv, ctx: Context, p: dict) -> dict:
     if not ctx.production:
-        return fail("production or pilot role required")
+        return fail(MESSAGE_PROD_ROLE)
     return ok({"tokenKey": _secret(srv, "token_key", str(need(p, "client_name")))})
 
 
 def get_key_pair(srv, ctx: Context, p: dict) -> dict:
     if not ctx.production:
-        return fail("production or pilot role required")
+        return fail(MESSAGE_PROD_ROLE)
     pub, priv = str(need(p, "public_key_name")), str(need(p, "private_key_name"))
     return ok({"public_key": _secret(srv, "pub", pub), "private_key": _secret(srv, "priv", priv)})
 
@@ -426,6 +422,8 @@ def dispatch(srv, module: str, function: str, ctx: Context, params: dict) -> dic
         return None
     endpoint = f"{module}/{function}"
     sig = SIGNATURES[endpoint]
+    if sig.production and not ctx.production:
+        return fail(MESSAGE_PROD_ROLE)
     error = check_method(sig, ctx.method)
     if error:
         return fail(error)

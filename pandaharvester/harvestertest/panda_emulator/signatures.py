@@ -22,18 +22,26 @@ from typing import Any
 INT, FLOAT, STR, BOOL, JSON, INT_LIST, ANY, FILE = "int", "float", "str", "bool", "json", "list[int]", "any", "file"
 
 
+MESSAGE_PROD_ROLE = "production or pilot role required"
+
+
 @dataclass(frozen=True)
 class Signature:
-    """HTTP method and ``{argument: type}`` of one API function; ``required`` have no default."""
+    """HTTP method and ``{argument: type}`` of one API function; ``required`` have no default.
+
+    ``production``: the function needs the production role (checked before anything else).
+    """
 
     method: str
     args: dict[str, str]
     required: frozenset[str] = frozenset()
+    production: bool = False
 
 
-def _sig(method: str, required: dict[str, str] | None = None, optional: dict[str, str] | None = None) -> Signature:
+def _sig(method: str, required: dict[str, str] | None = None, optional: dict[str, str] | None = None,
+         production: bool = False) -> Signature:
     required = required or {}
-    return Signature(method, {**required, **(optional or {})}, frozenset(required))
+    return Signature(method, {**required, **(optional or {})}, frozenset(required), production)
 
 
 SIGNATURES: dict[str, Signature] = {
@@ -49,19 +57,22 @@ SIGNATURES: dict[str, Signature] = {
             "job_type": STR, "via_topic": BOOL, "remaining_time": ANY,
         },
     ),
-    "pilot/update_jobs_bulk": _sig("POST", {"job_list": JSON}, {"harvester_id": STR}),
+    "pilot/update_jobs_bulk": _sig("POST", {"job_list": JSON}, {"harvester_id": STR}, production=True),
     "job/get_status": _sig("GET", {"job_ids": INT_LIST}, {"timeout": INT}),
     "event/acquire_event_ranges": _sig(
         "POST",
         {"job_id": INT, "jobset_id": INT},
         {"task_id": INT, "n_ranges": INT, "timeout": INT, "scattered": BOOL, "segment_id": INT},
+        production=True,
     ),
-    "event/update_event_ranges": _sig("POST", {"event_ranges": JSON}, {"timeout": INT, "version": INT}),
+    "event/update_event_ranges": _sig("POST", {"event_ranges": JSON}, {"timeout": INT, "version": INT},
+                                      production=True),
     "event/get_available_event_range_count": _sig(
-        "GET", {"job_id": INT, "jobset_id": INT, "task_id": INT}, {"timeout": INT}
+        "GET", {"job_id": INT, "jobset_id": INT, "task_id": INT}, {"timeout": INT}, production=True
     ),
-    "harvester/acquire_commands": _sig("POST", {"harvester_id": STR, "n_commands": INT}, {"timeout": INT}),
-    "harvester/acknowledge_commands": _sig("POST", {"command_ids": JSON}, {"timeout": INT}),
+    "harvester/acquire_commands": _sig("POST", {"harvester_id": STR, "n_commands": INT}, {"timeout": INT},
+                                       production=True),
+    "harvester/acknowledge_commands": _sig("POST", {"command_ids": JSON}, {"timeout": INT}, production=True),
     "harvester/update_workers": _sig("POST", {"harvester_id": STR, "workers": JSON}),
     "harvester/report_worker_statistics": _sig(
         "POST", {"harvester_id": STR, "panda_queue": STR, "statistics": JSON}
@@ -72,12 +83,12 @@ SIGNATURES: dict[str, Signature] = {
     "harvester/add_dialogs": _sig("POST", {"harvester_id": STR, "dialogs": JSON}),
     "statistics/active_job_stats_by_site": _sig("GET"),
     "statistics/active_job_detailed_stats_by_site": _sig("GET"),
-    "metaconfig/get_resource_types": _sig("GET"),
+    "metaconfig/get_resource_types": _sig("GET", production=True),
     "creds/get_proxy": _sig("GET", None, {"role": STR, "dn": STR}),
     "creds/get_token_key": _sig("GET", {"client_name": STR}),
     "creds/get_key_pair": _sig("GET", {"public_key_name": STR, "private_key_name": STR}),
-    "file_server/upload_jedi_log": _sig("POST", {"file": FILE}),
-    "file_server/update_jedi_log": _sig("POST", {"file": FILE}),
+    "file_server/upload_jedi_log": _sig("POST", {"file": FILE}, production=True),
+    "file_server/update_jedi_log": _sig("POST", {"file": FILE}, production=True),
     "file_server/upload_hpo_checkpoint": _sig("POST", {"file": FILE}),
     "file_server/delete_hpo_checkpoint": _sig("POST", {"task_id": STR, "sub_id": STR}),
 }
