@@ -169,15 +169,16 @@ def test_every_method(emu_http, emu_tls, make_comm, tmp_path, mode, transport):
     rows = emu.workers(harvester_id=hid)
     assert sorted(r["worker_id"] for r in rows) == [11, 12]
     assert com.get_max_worker_id() == (True, 12)
-    ok, _ = com.update_worker_stats(site, {"managed": {"SCORE": {"running": 1, "submitted": 1}}})
-    assert ok
+    reported = {"managed": {"SCORE": {"running": 1, "submitted": 1}}}
+    assert com.update_worker_stats(site, reported) == (True, "OK")
     stats, msg = com.get_worker_stats_from_panda()
-    assert msg == "OK" and isinstance(stats, dict)
+    assert msg == "OK" and stats[site][hid] == reported
     diag = DiagSpec()
     diag.moduleName, diag.identifier, diag.messageLevel = "monitor", "workerID=11", "WARNING"
     diag.diagMessage, diag.creationTime = "something odd", datetime.datetime(2026, 11, 25, 11, 0)
     assert com.send_dialog_messages([diag])[0] is True
-    assert com.update_service_metrics([{"creationTime": datetime.datetime(2026, 11, 25), "metrics": "{}"}])[0]
+    # the form the DB proxy hands over: [creation time, host, metrics JSON]
+    assert com.update_service_metrics([["2026-11-25 11:00:00.000000", "edge1", '{"cpu_pc": 3.0}']]) == (True, "OK")
     state = emu.state()
     assert state["dialogs"][hid] == 1 and state["metrics"][hid] == 1
 
@@ -202,7 +203,7 @@ def test_every_method(emu_http, emu_tls, make_comm, tmp_path, mode, transport):
     key, msg = com.get_token_key("client_a")
     assert msg == "" and len(key) == 64
     pair, err = com.get_key_pair("pub_name", "priv_name")
-    assert err is None and set(pair) == {"publicKey", "privateKey"}
+    assert err is None and set(pair) == {"public_key", "private_key"}
 
     # events
     es_site = _site()
@@ -231,7 +232,7 @@ def test_every_method(emu_http, emu_tls, make_comm, tmp_path, mode, transport):
     task_id, point_id = 77, uuid.uuid4().hex[:6]
     checkpoint = tmp_path / "cp"
     checkpoint.write_bytes(b"checkpoint-data")
-    assert com.upload_checkpoint(emu.base_url, task_id, es_id, f"hpo_cp_{task_id}_{point_id}", str(checkpoint))
+    assert com.upload_checkpoint(emu.base_url, task_id, es_id, f"{task_id}_{point_id}", str(checkpoint))
     ok, file_name = com.download_checkpoint(emu.base_url, task_id, es_id, point_id, str(tmp_path))
     assert ok and Path(file_name).read_bytes() == b"checkpoint-data"
     assert com.clear_checkpoint(emu.base_url, task_id, point_id)[0] is True
@@ -243,6 +244,44 @@ def test_every_method(emu_http, emu_tls, make_comm, tmp_path, mode, transport):
     auth_type, cert_file, _, _, token = com.get_host_specific_auth_config(emu.base_url)
     assert auth_type == ("oidc" if mode == "tls_token" else "x509")
     assert (token == TOKEN_A) if mode == "tls_token" else (token is None)
+
+
+def test_pilot_reported_attributes_reach_panda_as_api_arguments(emu_http, make_comm):
+    """jobAttributes (camelCase, ints as strings) are sent as pilot/update_job arguments the server accepts."""
+    logger = logging.getLogger("panda.log.communicator")
+    capture = _Capture()
+    logger.addHandler(capture)
+    try:
+        com, _ = make_comm(emu_http, "http", "requests")
+        site = _site()
+        (panda_id,) = emu_http.add_task(site, 1)
+        jobs, _ = com.get_jobs(site, "n", "managed", "ce", 1, None)
+        (spec,) = _jobspecs(jobs)
+        spec.set_attributes({panda_id: {"transExitCode": 0, "pilotErrorCode": 1305, "nEvents": 100, "maxRSS": 2048,
+                                        "cpuConsumptionTime": 123, "batchID": 77, "workdir": "/scratch/job"}})
+        (result,) = com.update_jobs([spec], "attrs")
+    finally:
+        logger.removeHandler(capture)
+    assert result["StatusCode"] == 0, result
+    report = _job(emu_http, panda_id)["report"]
+    assert {k: report[k] for k in ("trans_exit_code", "pilot_error_code", "n_events", "max_rss",
+                                   "cpu_consumption_time", "batch_id")} == {
+        "trans_exit_code": 0, "pilot_error_code": 1305, "n_events": 100, "max_rss": 2048,
+        "cpu_consumption_time": 123, "batch_id": "77"}
+    assert "workdir" not in report
+    assert any("workdir" in line and "not sent to PanDA" in line for line in capture.lines)
+
+
+def test_event_request_from_pilot_files(emu_http, make_comm):
+    """A worker's event request (ids as strings, extra keys) is turned into valid API arguments."""
+    com, _ = make_comm(emu_http, "http", "pycurl")
+    site = _site()
+    (panda_id,) = emu_http.add_task(site, 1, events=4)
+    (job,), _ = com.get_jobs(site, "n", "managed", "ce", 1, None)
+    request = {str(panda_id): {"pandaID": str(panda_id), "taskID": str(job["taskID"]),
+                               "jobsetID": str(job["jobsetID"]), "nRanges": "3", "coreCount": 8}}
+    ok, ranges = com.get_event_ranges(request, True, None)
+    assert ok and len(ranges[str(panda_id)]) == 3
 
 
 # ------------------------------------------------------------------ auth
@@ -306,6 +345,30 @@ def test_update_jobs_retried_and_applied_once(emu_http, make_comm, kind, transpo
     assert after["n_reports"] == before["n_reports"] + (2 if kind in APPLIED_KINDS else 1)
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("mode", ["tls_cert", "tls_token"])
+def test_retry_after_lost_reply_over_https(emu_tls, make_comm, mode, transport):
+    """drop_after_commit over TLS (the client sees an SSL EOF, not a reset): retried, applied once."""
+    com, _ = make_comm(emu_tls, mode, transport)
+    site = _site()
+    (panda_id,) = emu_tls.add_task(site, 1)
+    jobs, _ = com.get_jobs(site, "n", "managed", "ce", 1, None)
+    before = _job(emu_tls, panda_id)
+    endpoint = "pilot/update_jobs_bulk"
+    kind = "drop_after_commit"
+    injected_before = emu_tls.state()["faults"]["injected"].get(endpoint, {}).get(kind, 0)
+    emu_tls.set_faults(rate=0.5, kinds=[kind], endpoints=[endpoint], seed=_seed_fault_then_ok(kind, endpoint))
+    try:
+        (result,) = com.update_jobs(_jobspecs(jobs), "tls-faults")
+        counters = emu_tls.state()["faults"]
+    finally:
+        emu_tls.set_faults(rate=0)
+    assert result["StatusCode"] == 0
+    assert counters["calls"][endpoint] == 2 and counters["injected"][endpoint][kind] == injected_before + 1
+    after = _job(emu_tls, panda_id)
+    assert after["n_changes"] == before["n_changes"] + 1 and after["n_reports"] == before["n_reports"] + 2
+
+
 @pytest.mark.parametrize("kind", ["drop_after_commit", "http503", "double_body"])
 def test_update_workers_retried_gives_one_row(emu_http, make_comm, kind):
     com, hid = make_comm(emu_http, "http", "pycurl" if kind == "double_body" else "requests")
@@ -318,6 +381,51 @@ def test_update_workers_retried_gives_one_row(emu_http, make_comm, kind):
         emu_http.set_faults(rate=0)
     (row,) = emu_http.workers(harvester_id=hid)
     assert calls == 2 and row["worker_id"] == 5 and row["n_updates"] == 1
+
+
+@pytest.mark.parametrize("endpoint", ["event/update_event_ranges", "harvester/add_dialogs",
+                                      "harvester/update_service_metrics", "harvester/acknowledge_commands"])
+def test_other_updates_retried_after_lost_reply_apply_once(emu_http, make_comm, endpoint):
+    com, hid = make_comm(emu_http, "http", "requests")
+    site = _site()
+    (panda_id,) = emu_http.add_task(site, 1, events=2)
+    (job,), _ = com.get_jobs(site, "n", "managed", "ce", 1, None)
+    ok, ranges = com.get_event_ranges({panda_id: {"pandaID": panda_id, "taskID": job["taskID"],
+                                                  "jobsetID": job["jobsetID"], "nRanges": 1}}, False, None)
+    range_id = ranges[panda_id][0]["eventRangeID"]
+    command_id = emu_http.add_command(hid, "RELOAD_CONFIG")
+    assert [c["command_id"] for c in com.get_commands(5)] == [command_id]
+    diag = DiagSpec()
+    diag.diagID, diag.moduleName, diag.identifier, diag.messageLevel = 7, "monitor", "workerID=1", "ERROR"
+    diag.diagMessage, diag.creationTime = "boom", datetime.datetime(2026, 11, 25, 11, 0)
+    calls = {
+        "event/update_event_ranges": lambda: com.update_event_ranges(
+            [{"eventRanges": [{"eventRangeID": range_id, "eventStatus": "finished"}]}], com.make_logger()
+        )["Returns"] == [True],
+        "harvester/add_dialogs": lambda: com.send_dialog_messages([diag])[0],
+        "harvester/update_service_metrics": lambda: com.update_service_metrics(
+            [["2026-11-25 11:00:00.000000", "edge1", '{"cpu_pc": 1.0}']])[0],
+        "harvester/acknowledge_commands": lambda: com.ack_commands([command_id]),
+    }
+    kind = "drop_after_commit"
+    emu_http.set_faults(rate=0.5, kinds=[kind], endpoints=[endpoint], seed=_seed_fault_then_ok(kind, endpoint))
+    try:
+        assert calls[endpoint]() is True
+        n_calls = emu_http.state()["faults"]["calls"][endpoint]
+    finally:
+        emu_http.set_faults(rate=0)
+    assert n_calls == 2  # applied, reply lost, sent again
+    state = emu_http.state()
+    (event_row,) = [e for e in emu_http.admin("GET", "events", {"panda_id": panda_id})["data"]
+                    if e["event_range_id"] == range_id]
+    if endpoint == "event/update_event_ranges":
+        assert event_row["status"] == "finished" and event_row["n_changes"] == 2  # sent, then finished once
+    elif endpoint == "harvester/add_dialogs":
+        assert state["dialogs"][hid] == 1
+    elif endpoint == "harvester/update_service_metrics":
+        assert state["metrics"][hid] == 1
+    else:
+        assert hid not in state["commands"] and com.get_commands(5) == []
 
 
 def test_retries_are_bounded(emu_http, make_comm):
@@ -404,7 +512,7 @@ def test_verbose_logs_hold_no_secret(emu_tls, make_comm, transport):
     assert "URL=" in text and "attempt=1" in text  # verbose mode was on
     assert "exec=get_token_key/" in text  # useInspect names the calling method
     body = proxy.split("\n")[1]
-    for secret in (TOKEN_A, body, key, pair["privateKey"], pair["publicKey"]):
+    for secret in (TOKEN_A, body, key, pair["private_key"], pair["public_key"]):
         assert secret not in text
 
 

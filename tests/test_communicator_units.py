@@ -22,7 +22,8 @@ from pandaharvester.errors import CommunicatorError, ConfigError
 from pandaharvester.harvestercommunicator import settings as settings_mod
 from pandaharvester.harvestercommunicator.auth import AuthManager, HostAuth, TokenSource
 from pandaharvester.harvestercommunicator.http_client import PandaHttpClient, encode_json, encode_query
-from pandaharvester.harvestercommunicator.job_payloads import job_update_dict, normalise_job_result
+from pandaharvester.harvestercommunicator.job_payloads import job_update_dict, normalise_job_result, pilot_api_attributes
+from pandaharvester.harvestercommunicator.jobs_api import _event_ranges_of, event_request_args
 from pandaharvester.harvestercommunicator.redact import MASK, Redactor, mask_data
 from pandaharvester.harvestercommunicator.retry import RetryPolicy, is_retryable_status
 from pandaharvester.harvestercommunicator.transport import HttpRequest, TransportError, make_transport
@@ -171,6 +172,11 @@ def test_redactor_masks_tokens_pem_and_keyed_values():
     masked = mask_data({"data": {"userProxy": "P", "privateKey": "K", "n": 1}, "job_id": 3})
     assert masked == {"data": {"userProxy": MASK, "privateKey": MASK, "n": 1}, "job_id": 3}
     assert "zzzzzz" not in r.text({"auth_token": "zzzzzz"})
+    # PanDA hands pilot/user secrets over in job dicts and update_job replies
+    reply = {"StatusCode": 0, "command": "NULL", "pilotSecrets": {"KEY": "pilot-secret-value"}}
+    assert "pilot-secret-value" not in r.text(reply)
+    assert "user-secret-value" not in r.text(str({"PandaID": 1, "secrets": "user-secret-value"}))
+    assert mask_data(reply) == {"StatusCode": 0, "command": "NULL", "pilotSecrets": MASK}
 
 
 # ---------------------------------------------------------------- tokens and auth
@@ -387,3 +393,49 @@ def test_normalise_job_results():
     legacy = normalise_job_result({"content": json.dumps({"StatusCode": 0, "command": "NULL"})})
     assert legacy["StatusCode"] == 0
     assert normalise_job_result(12)["StatusCode"] == 999
+
+
+def test_pilot_attributes_become_update_job_arguments():
+    dropped: list = []
+    got = pilot_api_attributes(
+        {"transExitCode": "0", "pilotErrorCode": "1305", "nEvents": "100.0", "maxRSS": "2048", "avgRSS": "12.5",
+         "cpuConversionFactor": "1", "batchID": 123, "coreCount": 8, "workdir": "/scratch/x", "token": "t",
+         "nInputFiles": "many", "core_count": "4", "startTime": "2026-01-02 03:04:05", "pilotErrorDiag": None},
+        dropped)
+    assert got == {"trans_exit_code": 0, "pilot_error_code": 1305, "n_events": 100, "max_rss": 2048, "avg_rss": 12.5,
+                   "cpu_conversion_factor": 1, "batch_id": "123", "core_count": 4, "start_time": "2026-01-02 03:04:05"}
+    assert sorted(name for name, _, _ in dropped) == ["nInputFiles", "token", "workdir"]
+    assert ("nInputFiles", "many", "not a valid int") in dropped
+
+
+def test_event_request_args_and_reply_shapes():
+    log = logging.getLogger("panda.log.communicator")
+    args = event_request_args("42", {"pandaID": "42", "taskID": "7", "jobsetID": "9", "segment_id": 3,
+                                     "coreCount": 8}, log)
+    assert args == {"job_id": 42, "task_id": 7, "jobset_id": 9, "segment_id": 3}
+    assert event_request_args(5, {}, log) == {"job_id": 5, "jobset_id": None, "task_id": None}
+    ranges = [{"eventRangeID": "1-2-3-4-1"}]
+    assert _event_ranges_of({"StatusCode": 0, "eventRanges": ranges}) == ranges
+    assert _event_ranges_of(ranges) == ranges  # API v1 servers give the bare list
+    assert _event_ranges_of(json.dumps(ranges)) == ranges
+    assert _event_ranges_of({"StatusCode": 0, "eventRanges": json.dumps(ranges)}) == ranges
+    assert _event_ranges_of({"StatusCode": 30}) is None and _event_ranges_of("garbage") is None
+
+
+def test_communicator_copes_with_api_v1_event_reply_shapes(tiny_server, fresh_home):
+    from pandaharvester.harvestercommunicator.panda_communicator import PandaCommunicator
+
+    ranges = [{"eventRangeID": "7-42-1-1-1", "startEvent": 1, "lastEvent": 1}]
+    url, scripted = tiny_server([
+        {"success": True, "message": "", "data": ranges},
+        {"success": True, "message": "", "data": {"Returns": [True], "Commands": {"42": "tobekilled"}}},
+    ])
+    fresh_home({"pandacon": {"server_api_url_ssl": url, "cache_api_url_ssl": url, "maxRetries": 0}})
+    com = PandaCommunicator()
+    ok, got = com.get_event_ranges({42: {"pandaID": 42, "taskID": "7", "jobsetID": "9", "nRanges": 1}}, False, None)
+    assert ok and got == {42: ranges}
+    sent = json.loads(scripted.requests[0]["body"])
+    assert sent == {"job_id": 42, "task_id": 7, "jobset_id": 9, "n_ranges": 1}
+    ret = com.update_event_ranges([{"eventRanges": [{"eventRangeID": "7-42-1-1-1", "eventStatus": "finished"}]}],
+                                  com.make_logger())
+    assert ret == {"StatusCode": 0, "Returns": [True], "Commands": {"42": "tobekilled"}}

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from pandaharvester.harvestertest.panda_emulator.launcher import EmulatorError
-from pandaharvester.harvestertest.panda_emulator.pytest_fixtures import emulator  # noqa: F401
+from pandaharvester.harvestertest.panda_emulator.pytest_fixtures import emulator, emulator_tls  # noqa: F401
 
 J = {"Accept": "application/json"}
 
@@ -152,8 +152,48 @@ def test_job_lifecycle_and_idempotent_final_update(emulator):
     assert status["data"] == [
         {"job_id": pid, "status": "finished", "attempt_number": 1, "command": "NULL"},
         {"job_id": ids[2], "status": "activated", "attempt_number": 1, "command": "NULL"},
-        {"job_id": "12345", "status": "not found", "attempt_number": 0, "command": "NULL"},
+        {"job_id": 12345, "status": "not found", "attempt_number": 0, "command": "NULL"},
     ]
+
+
+def test_method_and_arguments_checked_like_the_real_server(emulator):
+    wrong_method = requests.get(f"{emulator.base_url}/pilot/acquire_jobs", params={"site_name": "X"}, headers=J,
+                                timeout=10).json()
+    assert wrong_method == {"success": False, "message": "expecting POST, received GET", "data": None}
+    assert get(emulator, "harvester/get_current_worker_id", {"harvester_id": "nobody"})["success"] is False
+    posted_get = requests.post(f"{emulator.base_url}/system/is_alive", json={}, headers=J, timeout=10).json()
+    assert posted_get["message"] == "expecting GET, received POST"
+    unexpected = post(emulator, "pilot/acquire_jobs", {"site_name": "X", "n_jobs": 1, "bogus": 1})
+    assert unexpected["message"] == "Argument error: got an unexpected keyword argument 'bogus'"
+    missing = post(emulator, "harvester/acquire_commands", {"harvester_id": "H"})
+    assert missing["message"] == "Argument error: missing a required argument: 'n_commands'"
+    # a JSON body is checked as it is; a query string is cast first
+    wrong_type = post(emulator, "harvester/acquire_commands", {"harvester_id": "H", "n_commands": "5"})
+    assert wrong_type["success"] is False and wrong_type["message"].startswith("Type error: 'n_commands'")
+    uncastable = get(emulator, "job/get_status", {"job_ids": "abc"})
+    assert uncastable["success"] is False and "could not be casted" in uncastable["message"]
+
+    ids = emulator.add_task("SITE_SIG", 3)
+    post(emulator, "pilot/acquire_jobs", {"site_name": "SITE_SIG", "n_jobs": 3, "prod_source_label": "managed"})
+    # each job of update_jobs_bulk is checked against the arguments of pilot/update_job
+    reply = post(
+        emulator,
+        "pilot/update_jobs_bulk",
+        {
+            "job_list": [
+                {"job_id": ids[0], "job_status": "running", "transExitCode": 0},
+                {"job_id": ids[1], "job_status": "running", "trans_exit_code": "0"},
+                {"job_id": ids[2], "job_status": "running", "trans_exit_code": 0, "n_events": 10, "max_rss": 1.5},
+            ]
+        },
+    )["data"]
+    assert reply[0] == {"success": False, "message": "Argument error: got an unexpected keyword argument "
+                        "'transExitCode'", "data": None}
+    assert reply[1]["success"] is False and reply[1]["message"].startswith("Type error: 'trans_exit_code'")
+    assert reply[2]["data"] == {"StatusCode": 0, "command": "NULL"}
+    rows = {r["panda_id"]: r for r in emulator.jobs(panda_ids=ids)}
+    assert [rows[i]["status"] for i in ids] == ["sent", "sent", "running"]  # rejected jobs: nothing applied
+    assert rows[ids[2]]["report"]["n_events"] == 10
 
 
 def test_failed_report_and_kill(emulator):
@@ -336,12 +376,14 @@ def test_statistics_metrics_dialogs_creds_metaconfig(emulator):
     st = emulator.state()
     assert st["metrics"] == {"H3": 1} and st["dialogs"] == {"H3": 1}
 
-    assert "userProxy" in get(emulator, "creds/get_proxy", {"role": "production"})["data"]
+    assert "user_proxy" in get(emulator, "creds/get_proxy", {"role": "production"})["data"]
     key = get(emulator, "creds/get_token_key", {"client_name": "c1"})["data"]["tokenKey"]
     assert key == get(emulator, "credential/get_token_key", {"client_name": "c1"})["data"]["tokenKey"]
     pair = get(emulator, "creds/get_key_pair", {"public_key_name": "pub", "private_key_name": "priv"})["data"]
-    assert set(pair) == {"publicKey", "privateKey"}
-    assert get(emulator, "creds/get_key_pair", {"public_key_name": "pub"})["success"] is False
+    assert set(pair) == {"public_key", "private_key"}
+    missing = get(emulator, "creds/get_key_pair", {"public_key_name": "pub"})
+    assert missing == {"success": False, "message": "Argument error: missing a required argument: 'private_key_name'",
+                       "data": None}
 
 
 def test_file_server(emulator):
@@ -349,24 +391,39 @@ def test_file_server(emulator):
     r = requests.post(
         f"{emulator.base_url}/file_server/upload_jedi_log", files={"file": ("job.log", chunk)}, headers=J, timeout=10
     )
-    assert r.json()["success"] is True
-    requests.post(
-        f"{emulator.base_url}/file_server/upload_jedi_log",
+    assert r.json()["success"] is True and r.json()["data"].endswith("/cache/jedilog/job.log")
+    # update_jedi_log appends (the real server's name for it); the chunk must be zlib-compressed
+    r2 = requests.post(
+        f"{emulator.base_url}/file_server/update_jedi_log",
         files={"file": ("job.log", zlib.compress(b"line 2\n"))},
         headers=J,
         timeout=10,
     )
-    assert requests.get(r.json()["message"], timeout=10).content == b"line 1\nline 2\n"
+    assert r2.json()["success"] is True
+    assert requests.get(r.json()["data"], timeout=10).content == b"line 1\nline 2\n"
+    raw = requests.post(
+        f"{emulator.base_url}/file_server/update_jedi_log", files={"file": ("job.log", b"plain")}, headers=J, timeout=10
+    ).json()
+    assert raw["success"] is False and "zlib" in raw["message"]
+    # checkpoints are named <task_id>_<sub_id> and stored as hpo_cp_<task_id>_<sub_id>
     r = requests.post(
         f"{emulator.base_url}/file_server/upload_hpo_checkpoint",
-        files={"file": ("hpo_cp_5_7", b"ckpt")},
+        files={"file": ("5_7", b"ckpt")},
         headers=J,
         timeout=10,
     )
-    assert r.json()["success"] is True
+    assert r.json()["success"] is True and r.json()["data"].endswith("hpo_cp_5_7")
+    bad_name = requests.post(
+        f"{emulator.base_url}/file_server/upload_hpo_checkpoint", files={"file": ("hpo_cp_5_7", b"x")}, headers=J,
+        timeout=10,
+    ).json()
+    assert bad_name == {"success": False, "message": "Failed to extract task and sub IDs", "data": None}
     assert requests.post(f"{emulator.url}/cache/hpo_cp_5_7", headers=J, timeout=10).content == b"ckpt"
-    assert post(emulator, "file_server/delete_hpo_checkpoint", {"task_id": 5, "sub_id": 7})["success"] is True
-    assert post(emulator, "file_server/delete_hpo_checkpoint", {"task_id": 5, "sub_id": 7})["success"] is False
+    # delete_hpo_checkpoint takes task_id and sub_id as strings, like the real server
+    wrong_type = post(emulator, "file_server/delete_hpo_checkpoint", {"task_id": 5, "sub_id": "7"})
+    assert wrong_type["success"] is False and wrong_type["message"].startswith("Type error: 'task_id'")
+    assert post(emulator, "file_server/delete_hpo_checkpoint", {"task_id": "5", "sub_id": "7"})["success"] is True
+    assert post(emulator, "file_server/delete_hpo_checkpoint", {"task_id": "5", "sub_id": "7"})["success"] is False
     no_file = requests.post(
         f"{emulator.base_url}/file_server/upload_jedi_log", data={"x": "1"}, headers=J, timeout=10
     ).json()
@@ -388,6 +445,36 @@ def test_instance_and_queue_config(emulator):
         "SITE_A": {"maxWorkers": 3}
     }
     assert emulator.set_queue_depth("SITE_B", 4)["notified"] == ["H9"]
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_instance_config_url_feeds_harvester_config(emulator, emulator_tls, fresh_home, monkeypatch, capsys, tmp_path,
+                                                    tls):
+    """What a site sets with the CLI is what Harvester reads through HARVESTER_INSTANCE_CONFIG_URL."""
+    from pandaharvester.harvesterconfig import harvester_config
+    from pandaharvester.harvestertest.panda_emulator.cli import main
+
+    emu = emulator_tls if tls else emulator
+    client = ["--url", emu.url] + (["--ca-cert", emu.ca_cert, "--token", emu.tokens[0]] if tls else [])
+    qc_file = tmp_path / "qc.json"
+    qc_file.write_text(json.dumps({"Q_A": {"maxWorkers": 4}}))
+    assert main(["set-instance-config", *client, "--harvester-id", "HIC", "--queue", "Q_A", "--queue", "Q_B",
+                 "--queue-config-file", str(qc_file)]) == 0
+    capsys.readouterr()
+    fresh_home()
+    if tls:  # the emulator's own CA: urllib honours SSL_CERT_FILE
+        monkeypatch.setenv("SSL_CERT_FILE", emu.ca_cert)
+    monkeypatch.setenv("HARVESTER_INSTANCE_CONFIG_URL", f"{emu.url}/emulator/instance_config/HIC/panda_harvester.cfg")
+    harvester_config.reload()
+    assert harvester_config.master.harvester_id == "HIC"
+    assert harvester_config.qconf.queueList == ["Q_A", "Q_B"]
+    assert harvester_config.master.uname  # the rest of the local cfg stays
+    qc = requests.get(f"{emu.url}/emulator/queue_config/HIC.json", timeout=10,
+                      **({"verify": emu.ca_cert} if tls else {})).json()
+    assert qc == {"Q_A": {"maxWorkers": 4}}
+    qc_file.write_text("{nope")
+    with pytest.raises(SystemExit, match="--queue-config-file is not valid JSON"):
+        main(["set-instance-config", *client, "--harvester-id", "HIC", "--queue-config-file", str(qc_file)])
 
 
 def test_cli_against_running_server_and_state_file(emulator, capsys):

@@ -123,6 +123,24 @@ def test_production_role_rules(tmp_path):
             ).json()["success"]
             is False
         )
+        # the real server's production=True functions refuse it before looking at anything else
+        prod_role = {"success": False, "message": "production or pilot role required", "data": None}
+        for path, payload in (
+            ("pilot/update_jobs_bulk", {"job_list": []}),
+            ("event/acquire_event_ranges", {"job_id": 1, "jobset_id": 1}),
+            ("event/update_event_ranges", {"event_ranges": "[]"}),
+            ("harvester/acknowledge_commands", {"command_ids": [1]}),
+        ):
+            assert call(f"{emu.base_url}/{path}", payload, cert=pilot_cert) == prod_role, path
+        for path in ("metaconfig/get_resource_types", "event/get_available_event_range_count"):
+            r = requests.get(f"{emu.base_url}/{path}", headers=J, cert=pilot_cert, verify=ca, timeout=10).json()
+            assert r == prod_role, path
+        log = requests.post(f"{emu.base_url}/file_server/upload_jedi_log", files={"file": ("x.log", b"x")},
+                            headers=J, cert=pilot_cert, verify=ca, timeout=10).json()
+        assert log == prod_role
+        # ... while the other harvester functions only need a valid identity
+        assert call(f"{emu.base_url}/harvester/update_workers", {"harvester_id": "HP", "workers": []},
+                    cert=pilot_cert)["success"] is True
         # default client cert and first token: production
         assert call(acquire, managed, cert=(emu.client_cert, emu.client_key))["success"] is True
         assert (
@@ -161,3 +179,27 @@ def test_production_only_setting(tmp_path):
             f"{emu.base_url}/pilot/acquire_jobs", json=payload, headers={**J, "Authorization": "Bearer b"}, timeout=10
         ).json()
         assert ra["success"] is True and rb["success"] is False
+
+
+def test_without_cryptography_http_works_and_https_says_what_to_install(tmp_path):
+    """``cryptography`` only makes the certificates: plain HTTP must not need it."""
+    import subprocess
+    import sys
+
+    block = "import sys; sys.modules['cryptography'] = None\n"
+    http = block + (
+        "from pathlib import Path\n"
+        "from pandaharvester.harvestertest.panda_emulator.server import AuthConfig, EmulatorServer\n"
+        f"srv = EmulatorServer('127.0.0.1', 0, Path({str(tmp_path / 'a.sqlite')!r}), tls_paths=None, auth=AuthConfig())\n"
+        "srv.server_close()\n"
+        "print('http ok')\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", http], capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0 and "http ok" in ran.stdout, ran.stderr
+    https = block + (
+        "from pandaharvester.harvestertest.panda_emulator.cli import main\n"
+        f"sys.exit(main(['serve', '--https', '--port', '0', '--state-file', {str(tmp_path / 'b.sqlite')!r}]))\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", https], capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 2 and "pip install 'pandaharvester[emulator]'" in ran.stderr
+    assert "Traceback" not in ran.stderr

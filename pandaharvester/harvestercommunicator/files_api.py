@@ -81,8 +81,9 @@ class FilesApiMixin:
     def clear_checkpoint(self, base_url: str, task_id: Any, point_id: Any) -> tuple[bool, str]:
         """Delete an HPO checkpoint from ``base_url``."""
         tmp_log = self.make_logger(f"taskID={task_id} pointID={point_id}", method_name="clear_checkpoint")
+        # the server takes both ids as strings
         ok, reply = self.request_ssl("POST", "file_server/delete_hpo_checkpoint",
-                                     {"task_id": task_id, "sub_id": point_id}, base_url=base_url)
+                                     {"task_id": str(task_id), "sub_id": str(point_id)}, base_url=base_url)
         if not ok:
             return False, self._fail(tmp_log, reply)
         success, message = _envelope(reply)

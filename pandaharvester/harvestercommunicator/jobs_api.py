@@ -22,6 +22,56 @@ def _envelope(reply: Any) -> tuple[bool, str, Any]:
     return bool(reply.get("success", False)), reply.get("message") or "", reply.get("data")
 
 
+# arguments of event/acquire_event_ranges besides job_id/jobset_id/task_id/n_ranges/scattered
+_EVENT_REQUEST_ARGS = ("segment_id", "timeout")
+_EVENT_REQUEST_ALIASES = {"taskID": "task_id", "jediTaskID": "task_id", "jobsetID": "jobset_id",
+                          "segmentID": "segment_id"}
+
+
+def _as_int(value: Any) -> Any:
+    """``value`` as an int when it is one written as a string (PanDA ids in jobParams, pilot files)."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return value
+
+
+def event_request_args(job_id: Any, request: dict, tmp_log: Any) -> dict:
+    """The ``event/acquire_event_ranges`` arguments for one worker request (pilot names mapped).
+
+    Keys the API does not take are logged and left out: the server rejects unknown arguments.
+    """
+    data: dict[str, Any] = {"job_id": _as_int(job_id)}
+    for key, value in request.items():
+        if key == "pandaID":
+            continue
+        name = _EVENT_REQUEST_ALIASES.get(key, key)
+        if name in ("task_id", "jobset_id") or name in _EVENT_REQUEST_ARGS:
+            data.setdefault(name, _as_int(value))
+        else:
+            tmp_log.debug(f"event request key {key}={str(value)[:100]!r} is not sent (no such API argument)")
+    data.setdefault("jobset_id", None)
+    data.setdefault("task_id", None)
+    return data
+
+
+def _event_ranges_of(payload: Any) -> list | None:
+    """The event ranges in an ``acquire_event_ranges`` reply (``{"StatusCode": 0, "eventRanges": [...]}``
+    or, from API v1 servers, the bare list); None when the reply is not one of those."""
+    if isinstance(payload, list):
+        return payload
+    if isinstance(payload, str):
+        try:
+            return _event_ranges_of(json.loads(payload))
+        except ValueError:
+            return None
+    if isinstance(payload, dict) and payload.get("StatusCode", 0) == 0:
+        ranges = payload.get("eventRanges") or []
+        if isinstance(ranges, str):
+            return _event_ranges_of(ranges)
+        return ranges if isinstance(ranges, list) else None
+    return None
+
+
 class JobsApiMixin:
     """``get_jobs``, ``update_jobs``, ``check_jobs``, event ranges."""
 
@@ -78,11 +128,15 @@ class JobsApiMixin:
             job_list = []
             shard_results: list[dict] | None = None
             for job_spec in shard:
+                dropped: list = []
                 try:
-                    job_list.append(job_update_dict(job_spec))
+                    job_list.append(job_update_dict(job_spec, dropped))
                 except Exception as exc:  # a broken spec must not stop the others
                     job_list.append(None)
                     log_all.error(f"cannot build the update of PandaID={getattr(job_spec, 'PandaID', None)}: {exc}")
+                for name, value, reason in dropped:
+                    log_all.warning(f"PandaID={job_spec.PandaID}: job attribute {name}={str(value)[:100]!r} "
+                                    f"not sent to PanDA ({reason})")
             to_send = [job for job in job_list if job is not None]
             error = ""
             replies: list | None = None
@@ -109,7 +163,7 @@ class JobsApiMixin:
                 else:
                     result = normalise_job_result(next(reply_iter))
                 tmp_log = self.make_logger(f"id={id} PandaID={job_spec.PandaID}", method_name="update_jobs")
-                tmp_log.debug(f"done with {result}")
+                tmp_log.debug(f"done with {self.redactor.text(result)}")  # may carry pilotSecrets
                 shard_results.append(result)
             results += shard_results
         log_all.debug("done" + sw.get_elapsed_time())
@@ -189,18 +243,16 @@ class JobsApiMixin:
             request = dict(request)
             job_id = request.get("pandaID", panda_id)
             tmp_log = self.make_logger(f"PandaID={job_id}", method_name="get_event_ranges")
-            n_ranges = int(request.pop("nRanges", 1) or 1)
+            try:
+                n_ranges = int(request.pop("nRanges", 1) or 1)
+            except (TypeError, ValueError):
+                tmp_log.error(f"nRanges={request.get('nRanges')!r} is not a number: asking for 1 range")
+                n_ranges = 1
             is_hpo = bool(request.pop("isHPO", False))
             source_url = request.pop("sourceURL", None)
-            data = {
-                "job_id": job_id,
-                "task_id": request.pop("taskID", request.pop("jediTaskID", None)),
-                "jobset_id": request.pop("jobsetID", None),
-            }
-            request.pop("pandaID", None)
+            data = event_request_args(job_id, request, tmp_log)
             if scattered:
                 data["scattered"] = True
-            data.update(request)  # any further criteria pass through
             tmp_log.debug(f"start n_ranges={n_ranges}")
             while n_ranges > 0:
                 chunk = min(chunk_default, n_ranges)
@@ -210,11 +262,11 @@ class JobsApiMixin:
                     self._fail(tmp_log, reply)
                     continue
                 success, message, payload = _envelope(reply)
-                if not success or not isinstance(payload, dict) or payload.get("StatusCode", 0) != 0:
+                ranges = _event_ranges_of(payload) if success else None
+                if ranges is None:
                     self._fail(tmp_log, message or f"unexpected data {str(payload)[:200]}")
                     break
                 ret_status = True
-                ranges = payload.get("eventRanges") or []
                 ret_value.setdefault(job_id, [])
                 for event in ranges:
                     if is_hpo and source_url and base_path:
@@ -246,9 +298,11 @@ class JobsApiMixin:
             self._fail(tmp_log, reply)
             return {"StatusCode": 999}
         success, message, ret_map = _envelope(reply)
-        if not success or not isinstance(ret_map, dict):
+        if not success or not isinstance(ret_map, dict) or not isinstance(ret_map.get("Returns", []), list):
             self._fail(tmp_log, message or f"unexpected data {str(ret_map)[:200]}")
             return {"StatusCode": 999}
+        ret_map = dict(ret_map)
+        ret_map.setdefault("StatusCode", 0)  # API v1 servers answer {"Returns": [...], "Commands": {...}}
         tmp_log.debug(f"done update_event_ranges with {ret_map}")
         return ret_map
 
@@ -257,9 +311,9 @@ class JobsApiMixin:
         tmp_log = self.make_logger(f"PandaID={jobspec.PandaID}", method_name="check_event_availability")
         job_params = getattr(jobspec, "jobParams", None) or {}
         data = {
-            "job_id": jobspec.PandaID,
-            "jobset_id": getattr(jobspec, "jobsetID", None) or job_params.get("jobsetID"),
-            "task_id": getattr(jobspec, "taskID", None),
+            "job_id": _as_int(jobspec.PandaID),
+            "jobset_id": _as_int(getattr(jobspec, "jobsetID", None) or job_params.get("jobsetID")),
+            "task_id": _as_int(getattr(jobspec, "taskID", None) or job_params.get("taskID")),
         }
         ok, reply = self.request_ssl("GET", "event/get_available_event_range_count", data)
         if not ok:

@@ -305,7 +305,7 @@ class PandaCommunicator(JobsApiMixin, FilesApiMixin, BaseCommunicator):
         if not success:
             return None, self._fail(tmp_log, message)
         if isinstance(key_pair, dict):
-            for name in ("private_key", "privateKey"):
+            for name in ("private_key", "privateKey", "public_key", "publicKey"):
                 self.redactor.add_secret(key_pair.get(name))
         tmp_log.debug("got the key pair")
         return key_pair, None

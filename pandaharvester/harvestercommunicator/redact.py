@@ -20,14 +20,15 @@ SECRET_KEYS = frozenset(
     for k in (
         "authorization", "auth_token", "auth_token_str", "access_token", "refresh_token", "id_token",
         "token", "token_key", "tokenKey", "user_proxy", "userProxy", "proxy", "private_key",
-        "public_key", "key_pair", "password", "passphrase", "secret", "client_secret", "cookie",
+        "public_key", "key_pair", "password", "passphrase", "secret", "secrets", "pilotSecrets", "client_secret",
+        "cookie",
     )
 )
 
 _KEY_ALTERNATION = "|".join((
     r"authorization", r"auth_?token(?:_?str)?", r"access_?token", r"refresh_?token", r"id_?token",
     r"token_?key", r"token", r"user_?proxy", r"proxy", r"private_?key", r"public_?key", r"key_?pair",
-    r"password", r"passphrase", r"client_?secret", r"secret", r"cookie",
+    r"password", r"passphrase", r"client_?secret", r"pilot_?secrets", r"secrets?", r"cookie",
 ))
 
 _PEM = re.compile(r"-----BEGIN [^-\r\n]{1,64}-----.*?(?:-----END [^-\r\n]{1,64}-----|$)", re.DOTALL)

@@ -2,7 +2,9 @@
 
 Each handler takes (server state, request context, params) and returns the reply envelope
 ``{"success": bool, "message": str, "data": ...}``. Parameter names are the API v1 ones
-(snake_case); the camelCase names older clients send are accepted as aliases.
+(snake_case); the camelCase names older clients send are accepted as aliases. Before a handler
+runs, :func:`dispatch` checks the HTTP method and binds the parameters to the function's
+argument list as the real server does (:mod:`.signatures`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .instances import MESSAGE_DATABASE
+from .signatures import MESSAGE_PROD_ROLE, SIGNATURES, UPDATE_JOB, bind, check_method
 
 ALIASES = {
     "siteName": "site_name",
@@ -39,6 +42,8 @@ ALIASES = {
     "jobList": "job_list",
     "eventRanges": "event_ranges",
 }
+# aliases that only one endpoint takes
+ENDPOINT_ALIASES = {"harvester/report_worker_statistics": {"siteName": "panda_queue"}}
 
 RESOURCE_TYPES = [
     {"resource_name": "SCORE", "mincore": None, "maxcore": 1, "minrampercore": None, "maxrampercore": 2000},
@@ -60,6 +65,8 @@ class Context:
     production: bool
     host: str
     files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    method: str = "POST"
+    typed: bool = True  # parameters came from a JSON body (else a query string or a form: strings)
 
 
 def ok(data: Any = None, message: str = "") -> dict:
@@ -72,12 +79,14 @@ def fail(message: str, data: Any = None) -> dict:
     return {"success": False, "message": message, "data": data}
 
 
-def normalise(params: dict) -> dict:
-    """Map camelCase aliases to the API v1 names (explicit snake_case wins)."""
+def normalise(params: dict, endpoint: str | None = None) -> dict:
+    """Map camelCase aliases to the API v1 names of ``endpoint`` (explicit snake_case wins)."""
+    sig = SIGNATURES.get(endpoint) if endpoint else None
+    aliases = {**ALIASES, **ENDPOINT_ALIASES.get(endpoint or "", {})}
     out = dict(params)
-    for old, new in ALIASES.items():
-        if old in params and new not in params:
-            out[new] = params[old]
+    for old, new in aliases.items():
+        if old in params and new not in params and (sig is None or new in sig.args):
+            out[new] = out.pop(old)
     return out
 
 
@@ -167,7 +176,17 @@ def update_jobs_bulk(srv, ctx: Context, p: dict) -> dict:
     job_list = as_json(p, "job_list")
     if not isinstance(job_list, list):
         raise ParamError("job_list must be a list")
-    return ok(srv.jobs.update_bulk(job_list, p.get("harvester_id")))
+    # the real server calls pilot/update_job with each job dict as its arguments
+    checked: list = []
+    for job in job_list:
+        if not isinstance(job, dict):
+            checked.append(fail("a job report must be a JSON object"))
+            continue
+        args, error = bind(UPDATE_JOB, job, typed=True)
+        checked.append(fail(error) if args is None else args)
+    valid = [job for job in checked if "success" not in job]
+    results = iter(srv.jobs.update_bulk(valid, p.get("harvester_id")))
+    return ok([job if "success" in job else next(results) for job in checked])
 
 
 def get_status(srv, ctx: Context, p: dict) -> dict:
@@ -195,14 +214,10 @@ def get_available_event_range_count(srv, ctx: Context, p: dict) -> dict:
 
 
 def acquire_commands(srv, ctx: Context, p: dict) -> dict:
-    if not ctx.production:
-        return fail("production or pilot role required")
     return ok(srv.instances.acquire_commands(str(need(p, "harvester_id")), as_int(p, "n_commands", 1)))
 
 
 def acknowledge_commands(srv, ctx: Context, p: dict) -> dict:
-    if not ctx.production:
-        return fail("production or pilot role required")
     srv.instances.ack_commands(as_list(p, "command_ids"))
     return ok(None)
 
@@ -215,9 +230,7 @@ def update_workers(srv, ctx: Context, p: dict) -> dict:
 
 
 def report_worker_statistics(srv, ctx: Context, p: dict) -> dict:
-    queue = p.get("panda_queue") or p.get("site_name")
-    if not queue:
-        raise ParamError("missing parameter panda_queue")
+    queue = need(p, "panda_queue")
     srv.instances.report_worker_stats(str(need(p, "harvester_id")), str(queue), as_json(p, "statistics"))
     return ok(None, "OK")
 
@@ -279,25 +292,25 @@ def _secret(srv, *parts: str) -> str:
 
 def get_proxy(srv, ctx: Context, p: dict) -> dict:
     if not ctx.production:
-        return fail("production or pilot role required")
+        return fail(MESSAGE_PROD_ROLE)
     role = p.get("role") or "production"
     body = _secret(srv, "proxy", str(role))
     return ok(
-        {"userProxy": f"-----BEGIN CERTIFICATE-----\nEMULATED-PROXY role={role} {body}\n-----END CERTIFICATE-----\n"}
+        {"user_proxy": f"-----BEGIN CERTIFICATE-----\nEMULATED-PROXY role={role} {body}\n-----END CERTIFICATE-----\n"}
     )
 
 
 def get_token_key(srv, ctx: Context, p: dict) -> dict:
     if not ctx.production:
-        return fail("production or pilot role required")
+        return fail(MESSAGE_PROD_ROLE)
     return ok({"tokenKey": _secret(srv, "token_key", str(need(p, "client_name")))})
 
 
 def get_key_pair(srv, ctx: Context, p: dict) -> dict:
     if not ctx.production:
-        return fail("production or pilot role required")
+        return fail(MESSAGE_PROD_ROLE)
     pub, priv = str(need(p, "public_key_name")), str(need(p, "private_key_name"))
-    return ok({"publicKey": _secret(srv, "pub", pub), "privateKey": _secret(srv, "priv", priv)})
+    return ok({"public_key": _secret(srv, "pub", pub), "private_key": _secret(srv, "priv", priv)})
 
 
 def _safe_name(name: str) -> str:
@@ -305,37 +318,59 @@ def _safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in base) or "upload"
 
 
-def upload_jedi_log(srv, ctx: Context, p: dict) -> dict:
+def _upload(ctx: Context) -> tuple[str, bytes]:
     if "file" not in ctx.files:
         raise ParamError("missing multipart field file")
-    name, raw = ctx.files["file"]
+    return ctx.files["file"]
+
+
+def upload_jedi_log(srv, ctx: Context, p: dict) -> dict:
+    # Harvester sends zlib-compressed chunks of a growing log here: they are decompressed and
+    # appended (the real server stores the upload as it comes; see docs/emulator.md)
+    name, raw = _upload(ctx)
     try:
         content = zlib.decompress(raw)
     except zlib.error:
         content = raw
+    return _append_jedi_log(srv, name, content)
+
+
+def update_jedi_log(srv, ctx: Context, p: dict) -> dict:
+    name, raw = _upload(ctx)
+    try:
+        content = zlib.decompress(raw)
+    except zlib.error:
+        return fail(f"ERROR: cannot update file with {name}: not zlib-compressed")
+    return _append_jedi_log(srv, name, content)
+
+
+def _append_jedi_log(srv, name: str, content: bytes) -> dict:
     path = srv.cache_dir / "jedilog" / _safe_name(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "ab") as f:
         f.write(content)
     srv.record_upload("jedi_log", name, path, len(content))
-    return ok(None, f"{srv.public_url}/cache/jedilog/{path.name}")
+    url = f"{srv.public_url}/cache/jedilog/{path.name}"
+    return ok(url, url)
 
 
 def upload_hpo_checkpoint(srv, ctx: Context, p: dict) -> dict:
-    if "file" not in ctx.files:
-        raise ParamError("missing multipart field file")
-    name, raw = ctx.files["file"]
-    path = srv.cache_dir / _safe_name(name)
+    name, raw = _upload(ctx)
+    # as on the real server, the file name is "<task_id>_<sub_id>"
+    parts = Path(name or "").name.split("_")
+    if len(parts) != 2 or not all(parts):
+        return fail("Failed to extract task and sub IDs")
+    path = srv.cache_dir / _safe_name(f"hpo_cp_{parts[0]}_{parts[1]}")
     path.write_bytes(raw)
     srv.record_upload("hpo_checkpoint", name, path, len(raw))
-    return ok(None, "")
+    return ok(str(path), f"Successfully placed at {path}")
 
 
 def delete_hpo_checkpoint(srv, ctx: Context, p: dict) -> dict:
     name = _safe_name(f"hpo_cp_{need(p, 'task_id')}_{need(p, 'sub_id')}")
     path = srv.cache_dir / name
     if not path.exists():
-        return fail(f"{name} not found")
+        return fail(f"Failed to delete file due to {name} not found")
     path.unlink()
     return ok(None)
 
@@ -365,6 +400,7 @@ ROUTES: dict[tuple[str, str], Callable[..., dict]] = {
     ("creds", "get_token_key"): get_token_key,
     ("creds", "get_key_pair"): get_key_pair,
     ("file_server", "upload_jedi_log"): upload_jedi_log,
+    ("file_server", "update_jedi_log"): update_jedi_log,
     ("file_server", "upload_hpo_checkpoint"): upload_hpo_checkpoint,
     ("file_server", "delete_hpo_checkpoint"): delete_hpo_checkpoint,
 }
@@ -373,16 +409,30 @@ for (_m, _f), _h in list(ROUTES.items()):
         ROUTES[("credential", _f)] = _h
     if _m == "file_server":
         ROUTES[("file", _f)] = _h
-ROUTES[("file", "update_jedi_log")] = upload_jedi_log
 
 
 def dispatch(srv, module: str, function: str, ctx: Context, params: dict) -> dict | None:
-    """Run the handler for ``module/function``; None when there is no such endpoint."""
+    """Run the handler for ``module/function``; None when there is no such endpoint.
+
+    A wrong HTTP method or parameters that do not fit the function's arguments give a
+    ``success: false`` reply worded as the real server words it, and nothing is applied.
+    """
     handler = ROUTES.get((module, function))
     if handler is None:
         return None
+    endpoint = f"{module}/{function}"
+    sig = SIGNATURES[endpoint]
+    if sig.production and not ctx.production:
+        return fail(MESSAGE_PROD_ROLE)
+    error = check_method(sig, ctx.method)
+    if error:
+        return fail(error)
+    params = normalise(params, endpoint)
+    args, error = bind(sig, {**params, **{name: True for name in ctx.files}}, ctx.typed)
+    if args is None:
+        return fail(error)
     try:
-        return handler(srv, ctx, normalise(params))
+        return handler(srv, ctx, {k: v for k, v in args.items() if k not in ctx.files})
     except ParamError as exc:
         return fail(str(exc))
     except (ValueError, KeyError, TypeError) as exc:

@@ -112,9 +112,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--endpoints", default="")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--delay", type=float, default=1.0)
+    p = sub.add_parser("set-instance-config",
+                       help="set what HARVESTER_INSTANCE_CONFIG_URL and the queue config URL serve to an instance")
+    _client_args(p)
+    p.add_argument("--harvester-id", required=True)
+    p.add_argument("--queue", action="append", default=None, help="a PanDA queue of the instance (repeatable)")
+    p.add_argument("--cfg-file", default=None, help="panda_harvester.cfg text to serve as is")
+    p.add_argument("--queue-config-file", default=None, help="queue config JSON file to serve as is")
     p = sub.add_parser("summary", help="jobs and workers tables")
     _client_args(p)
     return parser
+
+
+def _json_arg(option: str, text: str | None) -> Any:
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise SystemExit(f"error: {option} is not valid JSON ({exc}): {text[:100]!r}") from None
+
+
+def _read_arg_file(option: str, path: str | None) -> str | None:
+    if not path:
+        return None
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise SystemExit(f"error: {option} {path}: {exc.strerror}") from None
 
 
 def _faults_from(args) -> dict | None:
@@ -135,6 +160,7 @@ def _faults_from(args) -> dict | None:
 
 def _run_serve(args) -> int:
     from .server import AuthConfig, serve
+    from .tls import TLSUnavailable
 
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper(), logging.INFO),
@@ -147,18 +173,22 @@ def _run_serve(args) -> int:
     auth = AuthConfig(
         require_auth=require, tokens=tokens, no_production=args.no_production, production_only=args.production_only
     )
-    return serve(
-        host=args.host,
-        port=args.port,
-        state_file=Path(args.state_file),
-        tls=args.tls,
-        cert_dir=Path(args.cert_dir) if args.cert_dir else None,
-        auth=auth,
-        seed=args.seed,
-        faults=_faults_from(args),
-        holding_delay=args.holding_delay,
-        ready_file=Path(args.ready_file) if args.ready_file else None,
-    )
+    try:
+        return serve(
+            host=args.host,
+            port=args.port,
+            state_file=Path(args.state_file),
+            tls=args.tls,
+            cert_dir=Path(args.cert_dir) if args.cert_dir else None,
+            auth=auth,
+            seed=args.seed,
+            faults=_faults_from(args),
+            holding_delay=args.holding_delay,
+            ready_file=Path(args.ready_file) if args.ready_file else None,
+        )
+    except TLSUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 class _Remote:
@@ -254,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "harvester_id": args.harvester_id,
                 "command": args.command,
-                "params": json.loads(args.params) if args.params else None,
+                "params": _json_arg("--params", args.params),
                 "ack_requested": not args.no_ack,
             },
         )
@@ -283,6 +313,18 @@ def main(argv: list[str] | None = None) -> int:
                 "endpoints": args.endpoints,
                 "seed": args.seed,
                 "delay": args.delay,
+            },
+        )
+    elif args.cmd == "set-instance-config":
+        result = client.call(
+            "POST",
+            "instance_config",
+            {
+                "harvester_id": args.harvester_id,
+                "queues": args.queue,
+                "cfg": _read_arg_file("--cfg-file", args.cfg_file),
+                "queue_config": _json_arg("--queue-config-file",
+                                          _read_arg_file("--queue-config-file", args.queue_config_file)),
             },
         )
     else:

@@ -263,8 +263,8 @@ class Jobs:
     def _update_one(self, con, report: dict, harvester_id: str | None, t: float) -> dict:
         if not isinstance(report, dict):
             return _job_reply(False, "a job report must be a JSON object")
-        panda_id = _int_or_none(report.get("job_id", report.get("jobId", report.get("PandaID"))))
-        state = report.get("job_status", report.get("state", report.get("jobStatus")))
+        panda_id = _int_or_none(report.get("job_id"))
+        state = report.get("job_status")
         if panda_id is None:
             return _job_reply(False, "job_id is missing")
         if state not in REPORTABLE:
@@ -272,7 +272,7 @@ class Jobs:
         row = con.execute("SELECT * FROM jobs WHERE panda_id=?", (panda_id,)).fetchone()
         if row is None:
             return _job_reply(False, f"PandaID={panda_id} not found")
-        attempt = _int_or_none(report.get("attempt_nr", report.get("attemptNr")))
+        attempt = _int_or_none(report.get("attempt_nr"))
         if attempt is not None and attempt != row["attempt_nr"]:
             return _job_reply(False, f"PandaID={panda_id} wrong attempt_nr {attempt} (current {row['attempt_nr']})")
         command = row["command"] or "NULL"
@@ -283,8 +283,8 @@ class Jobs:
             return _job_reply(True, "", {"StatusCode": 0, "command": command if cur == "holding" else "NULL"})
         if cur in ("defined", "activated"):
             return _job_reply(False, f"PandaID={panda_id} is {cur}: not dispatched")
-        stored = {k: v for k, v in report.items() if k not in ("job_id", "jobId", "PandaID")}
-        sub = report.get("job_sub_status", report.get("jobSubStatus"))
+        stored = {k: v for k, v in report.items() if k != "job_id"}
+        sub = report.get("job_sub_status")
         if state in ("finished", "failed", "holding"):
             target = "failed" if state == "failed" else "finished"
             if command == "tobekilled":

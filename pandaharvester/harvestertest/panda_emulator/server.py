@@ -226,13 +226,14 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
 
-    def _params(self, query: str, body: bytes) -> tuple[dict, dict]:
+    def _params(self, query: str, body: bytes) -> tuple[dict, dict, bool]:
+        """(parameters, uploaded files, whether the parameters came typed from a JSON body)."""
         params: dict[str, Any] = {}
         for key, values in parse_qs(query, keep_blank_values=True).items():
             params[key] = values[0] if len(values) == 1 else values
         files: dict[str, tuple[str, bytes]] = {}
         if not body:
-            return params, files
+            return params, files, False
         ctype = self.headers.get("Content-Type", "") or ""
         if ctype.startswith("multipart/form-data"):
             msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
@@ -256,10 +257,11 @@ class Handler(BaseHTTPRequestHandler):
                 loaded = None
             if isinstance(loaded, dict):
                 params.update(loaded)
+                return params, files, True
             elif loaded is None:
                 for key, values in parse_qs(body.decode(errors="replace"), keep_blank_values=True).items():
                     params[key] = values[0] if len(values) == 1 else values
-        return params, files
+        return params, files, False
 
     def _identify(self) -> tuple[str | None, bool, str | None]:
         """(identity, production role, error). A presented but unknown token is an error."""
@@ -298,7 +300,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_envelope(403, api.fail(f"authentication failed: {error}"), force_json=True)
             return
         identity = identity or "anonymous"
-        params, files = self._params(url.query, body)
+        params, files, typed = self._params(url.query, body)
         if path.startswith(("/api/v1/cache/", "/cache/")):
             self._serve_cache(path.split("/cache/", 1)[1])
             return
@@ -319,7 +321,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_envelope(404, api.fail(f"unknown API function {'/'.join(parts)}"))
             return
         endpoint = "/".join(parts)
-        ctx = api.Context(identity=identity, production=production, host=self.client_address[0], files=files)
+        ctx = api.Context(identity=identity, production=production, host=self.client_address[0], files=files,
+                          method=self.command, typed=typed)
         self._api_call(endpoint, parts[0], parts[1], ctx, params)
 
     def _api_call(self, endpoint: str, module: str, function: str, ctx: api.Context, params: dict) -> None:

@@ -13,13 +13,27 @@ import os
 import ssl
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+except ImportError:  # only making certificates needs it: plain HTTP works without
+    x509 = None  # type: ignore[assignment]
 
 ORG = "PanDA Emulator"
 CLIENT_CN = "harvester-client"
+
+
+class TLSUnavailable(RuntimeError):
+    """Certificates cannot be made: the ``cryptography`` package is missing."""
+
+
+def _need_cryptography() -> None:
+    if x509 is None:
+        raise TLSUnavailable("the emulator's HTTPS mode makes its certificates with the Python package "
+                             "'cryptography', which is not installed: pip install 'pandaharvester[emulator]', "
+                             "or run the emulator with --http")
 
 
 def _write(path: Path, data: bytes, secret: bool) -> None:
@@ -81,6 +95,7 @@ def _issue(ca_cert, ca_key, subject: x509.Name, key, *, server: bool, days: int 
 
 def ensure_pki(cert_dir: Path) -> dict[str, str]:
     """Create (or reuse) the CA, server and default client certificates; return their paths."""
+    _need_cryptography()
     cert_dir = Path(cert_dir)
     cert_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(cert_dir, 0o700)
@@ -129,6 +144,7 @@ def make_client_cert(
     ``self_signed=True`` makes a certificate NOT signed by the emulator CA (for negative tests).
     Returns (cert path, key path).
     """
+    _need_cryptography()
     cert_dir = Path(cert_dir)
     key = _key()
     subject = _name(cn, ou)
