@@ -34,6 +34,7 @@ setup(
     extras_require={
         "mysql": ["PyMySQL>=1.0"],
         "jinja": ["Jinja2>=3.0"],
+        "emulator": ["cryptography"],  # the PanDA server emulator's TLS (the demo, the tests)
         "test": ["pytest>=7", "pytest-timeout", "PyMySQL>=1.0", "Jinja2>=3.0", "cryptography"],
     },
     data_files=[
