@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -228,3 +229,45 @@ def test_daemon_mode_detaches_writes_pid_and_stops_on_sigterm(tmp_path):
         os.kill(pid, signal.SIGTERM)
     assert wait_for(lambda: not pid_file.exists(), timeout=30), master_log(home)
     assert wait_for(lambda: "terminated" in master_log(home), timeout=10)
+
+
+def test_n_threads_per_agent_from_each_cfg_section(tmp_path):
+    need_stack()
+    home = make_home(tmp_path, {"submitter": {"nThreads": 2}, "monitor": {"nThreads": 3}})
+    proc = start_foreground(home)
+    try:
+        assert wait_for(lambda: "started Sweeper" in master_log(home), timeout=20), master_log(home)
+        log = master_log(home)
+        assert "started Submitter x2" in log and "started Monitor x3" in log and "started Propagator x1" in log
+        proc.send_signal(signal.SIGUSR1)
+        assert wait_for(lambda: "--- thread Monitor-3" in master_log(home), timeout=10), master_log(home)
+        names = set(re.findall(r"--- thread (\S+) ", master_log(home)))
+        assert {"Submitter-1", "Submitter-2", "Monitor-1", "Monitor-2", "Monitor-3", "Propagator"} <= names, names
+        assert "Monitor-4" not in names and "Submitter-3" not in names
+    finally:
+        rc, _out, err = stop(proc)
+    assert rc == 0, err
+
+
+# ---------------------------------------------------------------- identity (in this process)
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching uid/gid needs root")
+def test_daemon_context_takes_uid_gid_from_master_uname_gname_and_keeps_umask(fresh_home, tmp_path):
+    import grp
+    import pwd
+
+    from pandaharvester.errors import ConfigError
+    from pandaharvester.harvesterbody import master_cli
+
+    fresh_home({"master": {"uname": "nobody", "gname": "nogroup"}})
+    identity = master_cli.resolve_identity()
+    assert (identity.uid, identity.gid) == (pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid)
+    old_umask = os.umask(0o027)
+    try:
+        context = master_cli.daemon_context(identity, str(tmp_path))
+    finally:
+        os.umask(old_umask)
+    assert (context.uid, context.gid, context.umask) == (identity.uid, identity.gid, 0o027)
+    assert context.detach_process is not False
+    fresh_home({"master": {"uname": "no-such-user-here", "gname": "root"}})
+    with pytest.raises(ConfigError, match=r"\[master\] uname='no-such-user-here'"):
+        master_cli.resolve_identity()
