@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -271,3 +272,25 @@ def test_daemon_context_takes_uid_gid_from_master_uname_gname_and_keeps_umask(fr
     fresh_home({"master": {"uname": "no-such-user-here", "gname": "root"}})
     with pytest.raises(ConfigError, match=r"\[master\] uname='no-such-user-here'"):
         master_cli.resolve_identity()
+
+
+def test_shutdown_closes_every_db_connection(fresh_home):
+    need_stack()
+    from pandaharvester.harvesterbody.master import Master
+    from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool
+    from pandaharvester.harvestercore.queue_config_mapper import QueueConfigMapper
+
+    DBProxyPool.reset()
+    QueueConfigMapper.reset()
+    fresh_home({"db": {"nConnections": 3}})
+    master = Master(single_mode=True, daemon_mode=False)
+    pool = master.dbProxy
+    borrowed = [pool.get() for _ in range(3)]  # three connections made, as busy agents would
+    for proxy in borrowed:
+        pool.put(proxy)
+    master.shutdown()
+    for proxy in borrowed:  # each sqlite3 connection of the pool is closed
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            proxy._con.execute("SELECT 1")
+    DBProxyPool.reset()
+    QueueConfigMapper.reset()
