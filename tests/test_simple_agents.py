@@ -101,6 +101,28 @@ def test_watcher_detects_slow_logging(watcher_home):
     assert sent == []  # no action configured
 
 
+def test_watcher_acts_on_too_many_error_lines(watcher_home):
+    watcher, path, sent = watcher_home(maxErrors=2)
+    now = datetime.datetime.now()
+    with open(path, "w") as stream:
+        for i in range(10):
+            level = "ERROR" if i in (2, 5, 7) else "DEBUG"  # "ERROR" inside a message does not count
+            stream.write(f"{now.strftime(TIME_FORMAT)},{i:03d} panda.log.submitter: {level} run cycle ERROR {i}\n")
+    assert watcher.execute() == ["3 error messages in the last 10 messages of panda-watched.log "
+                                 "(more than [watcher] maxErrors=2)"]
+    assert sent == [signal.SIGTERM]
+
+
+def test_watcher_error_check_is_off_by_default(watcher_home):
+    watcher, path, sent = watcher_home()
+    now = datetime.datetime.now()
+    with open(path, "w") as stream:
+        for i in range(10):
+            stream.write(f"{now.strftime(TIME_FORMAT)},{i:03d} panda.log.submitter: ERROR failed {i}\n")
+    assert watcher.execute() == []
+    assert sent == []
+
+
 def test_watcher_healthy_log_needs_no_action(watcher_home):
     watcher, path, sent = watcher_home()
     start = datetime.datetime.now() - datetime.timedelta(seconds=2)
