@@ -34,6 +34,7 @@ class Submitter(AgentBase):
     """Submits workers; see the module docstring for one cycle."""
 
     cfg_section = "submitter"
+    batch_keys = ("maxNewWorkers",)
 
     def __init__(self, queue_config_mapper: Any, single_mode: bool = False):
         AgentBase.__init__(self, single_mode)
