@@ -390,6 +390,28 @@ def test_command_manager_stores_and_acks_commands(db_home, tmp_path):
         assert emu.state()["commands"].get(harvester_id, {}) == {}  # acknowledged: gone from PanDA
 
 
+def test_command_manager_resends_the_startup_heartbeat_until_panda_takes_it(db_home, tmp_path):
+    pytest.importorskip("pandaharvester.harvestertest.panda_emulator.launcher")
+    from pandaharvester.harvestertest.panda_emulator.launcher import start_emulator
+
+    with start_emulator(tmp_path / "emu") as emu:
+        _home, _db, qcm = db_home({
+            "pandacon": {"server_api_url_ssl": emu.base_url, "cache_api_url_ssl": emu.base_url, "maxRetries": 0}})
+        from pandaharvester.harvesterbody.command_manager import CommandManager
+        from pandaharvester.harvestercore.communicator_pool import CommunicatorPool
+
+        emu.set_faults(rate=1.0, kinds=["http503"], endpoints=["harvester/heartbeat"])
+        manager = CommandManager(CommunicatorPool(), qcm, single_mode=True)
+        manager.bootstrap()  # PanDA is down at start: nothing recorded
+        manager.run_one_cycle()
+        assert manager.lastHeartbeat is None and manager.startupData is not None
+        emu.set_faults(rate=0.0)
+        manager.run_one_cycle()  # back: the start-up data, not an empty heartbeat
+        heartbeat = emu.state()["heartbeats"]["test-harvester"]["data"]
+        assert "sw_version" in heartbeat and "startTime" in heartbeat
+        assert manager.startupData is None and manager.lastHeartbeat is not None
+
+
 def test_service_monitor_stores_metrics(db_home, tmp_path):
     _home, db, qcm = db_home({"service_monitor": {"disk_volumes": "tmp"}})
     from pandaharvester.harvesterbody.service_monitor import ServiceMonitor
