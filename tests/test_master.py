@@ -159,6 +159,20 @@ def test_single_mode_runs_one_cycle_of_each_agent_and_exits(tmp_path):
     assert "refreshed key=answer.json" in (logs / "panda-cacher.log").read_text()
 
 
+def test_rotate_log_rolls_the_previous_logs_over_before_start(tmp_path):
+    need_stack()
+    home = make_home(tmp_path)
+    logs = home / "logs"
+    logs.mkdir(exist_ok=True)
+    (logs / "panda-submitter.log").write_text("previous run\n")
+    res = subprocess.run(MASTER + ["--single", "--foreground", "--rotate_log"], env=env_for(home), cwd=str(home),
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr + master_log(home)
+    assert (logs / "panda-submitter.log.1").read_text() == "previous run\n"
+    current = (logs / "panda-submitter.log").read_text()
+    assert "previous run" not in current and "done : took" in current
+
+
 def test_foreground_sigterm_stops_cleanly_and_removes_pid_file(tmp_path):
     need_stack()
     home = make_home(tmp_path)
