@@ -165,14 +165,21 @@ def test_nojob_makes_empty_workers(agent_env):
     assert all(j.subStatus == "prepared" for j in jobs_by_id(proxy, ids).values())
 
 
-def test_many_to_one_puts_n_jobs_in_each_worker(agent_env):
-    maker = plugin("workerMaker", nJobsPerWorker=3)
-    home, mapper, proxy = agent_env(lambda h: {Q: queue(h, map_type="ManyToOne", nQueueLimitWorker=2,
+def submit_mapped(agent_env, map_type: str, n_jobs: int, n_workers: int, **maker_attrs):
+    """One submitter cycle on a queue of ``map_type`` with ``n_workers`` allowed; checks they were
+    all submitted with jobs. Returns (home, proxy, PandaIDs)."""
+    maker = plugin("workerMaker", **maker_attrs)
+    home, mapper, proxy = agent_env(lambda h: {Q: queue(h, map_type=map_type, nQueueLimitWorker=n_workers,
                                                         maxWorkers=10, workerMaker=maker)})
-    ids = insert_jobs(proxy, 7)
+    ids = insert_jobs(proxy, n_jobs)
     run(mapper)
     rows = workers()
-    assert len(rows) == 2 and all(r[1] == "submitted" and r[4] == 1 for r in rows)
+    assert len(rows) == n_workers and all(r[1] == "submitted" and r[4] == 1 for r in rows), rows
+    return home, proxy, ids
+
+
+def test_many_to_one_puts_n_jobs_in_each_worker(agent_env):
+    home, proxy, ids = submit_mapped(agent_env, "ManyToOne", n_jobs=7, n_workers=2, nJobsPerWorker=3)
     by_worker: dict = {}
     for panda_id, worker_id in sql("SELECT PandaID, workerID FROM jw_table"):
         by_worker.setdefault(worker_id, set()).add(panda_id)
@@ -187,13 +194,7 @@ def test_many_to_one_puts_n_jobs_in_each_worker(agent_env):
 
 
 def test_one_to_many_spreads_one_job_over_n_workers(agent_env):
-    maker = plugin("workerMaker", nWorkersPerJob=3)
-    home, mapper, proxy = agent_env(lambda h: {Q: queue(h, map_type="OneToMany", nQueueLimitWorker=3,
-                                                        maxWorkers=10, workerMaker=maker)})
-    ids = insert_jobs(proxy, 2)
-    run(mapper)
-    rows = workers()
-    assert len(rows) == 3 and all(r[1] == "submitted" and r[4] == 1 for r in rows)
+    home, proxy, ids = submit_mapped(agent_env, "OneToMany", n_jobs=2, n_workers=3, nWorkersPerJob=3)
     links = sql("SELECT PandaID, workerID FROM jw_table")
     assert len({p for p, _ in links}) == 1 and len({w for _, w in links}) == 3, links
     (panda_id,) = {p for p, _ in links}
