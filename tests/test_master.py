@@ -193,6 +193,24 @@ def test_foreground_sigterm_stops_cleanly_and_removes_pid_file(tmp_path):
     assert log.rstrip().endswith("terminated")
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGUSR2])
+def test_other_stop_signals_stop_cleanly_too(tmp_path, sig):
+    need_stack()
+    home = make_home(tmp_path)
+    pid_file = home / "harvester.pid"
+    proc = start_foreground(home, "--pid", str(pid_file))
+    proc.send_signal(sig)
+    try:
+        _out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"master did not stop on {sig.name} within 30 s")
+    assert proc.returncode == 0, err
+    assert not pid_file.exists()
+    log = master_log(home)
+    assert f"got {sig.name}: stopping after the current cycles" in log and log.rstrip().endswith("terminated")
+
+
 def test_sigusr1_dumps_thread_stacks(tmp_path):
     need_stack()
     home = make_home(tmp_path)
