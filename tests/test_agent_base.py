@@ -132,7 +132,7 @@ def test_lock_interval_warning(log_dir, fresh_home):
     agent.join(5)
     text = log_text(log_dir)
     assert re.search(r"WARNING run <id=\S+> cycle took \d+\.\d s > \[monitor\] lockInterval=0 s: other threads "
-                     r"may pick the same rows; raise lockInterval or lower maxWorkers", text), text
+                     r"may pick the same rows; raise \[monitor\] lockInterval or lower \[monitor\] maxWorkers", text), text
 
 
 def test_no_lock_interval_warning_when_fast(log_dir, fresh_home):
@@ -241,3 +241,23 @@ def test_run_cycle_must_be_implemented(log_dir):
     agent.join(5)
     assert "must implement run_cycle()" in log_text(log_dir)
     logging.getLogger("panda.log.agenttest").handlers[0].flush()
+
+
+def test_lock_interval_warning_names_keys_that_exist():
+    """What the warning tells the operator to change must be keys of the agent's cfg section."""
+    import configparser
+
+    from pandaharvester.harvesterbody.event_feeder import EventFeeder
+    from pandaharvester.harvesterbody.monitor import Monitor
+    from pandaharvester.harvesterbody.preparator import Preparator
+    from pandaharvester.harvesterbody.propagator import Propagator
+    from pandaharvester.harvesterbody.stager import Stager
+    from pandaharvester.harvesterbody.submitter import Submitter
+    from pandaharvester.harvestertest.instance import template_path
+
+    template = configparser.ConfigParser(interpolation=None)
+    template.optionxform = str
+    template.read(template_path())
+    for agent in (Monitor, Propagator, Preparator, Stager, Submitter, EventFeeder):
+        for key in ("lockInterval",) + agent.batch_keys:
+            assert template.has_option(agent.cfg_section, key), (agent.__name__, agent.cfg_section, key)

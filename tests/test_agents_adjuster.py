@@ -99,3 +99,34 @@ def test_unified_queue_scales_over_resource_types(agent_env):
     per_rt = {rt: n_new(result, jt="managed", rt=rt) for rt in ("SCORE", "MCORE")}
     assert sum(per_rt.values()) == 4, per_rt  # each slot alone would take 4
     assert all(v >= 1 for v in per_rt.values()), per_rt
+
+
+class RaisingThrottler(PluginBase):
+    def to_be_throttled(self, queue_config, queue_config_mapper=None):
+        raise RuntimeError("throttler DB gone")
+
+
+def test_raising_throttler_blocks_only_its_queue(agent_env):
+    home, mapper, _proxy = agent_env(lambda h: {
+        Q: queue(h, nQueueLimitWorker=5, throttler=plugin("throttler", "RaisingThrottler", __name__)),
+        "ADJQ2": queue(h, nQueueLimitWorker=2)})
+    static = {**slot(), **slot(queue_name="ADJQ2")}
+    result = WorkerAdjuster(mapper).define_num_workers(static, Q)
+    assert result is not None, "one raising throttler must not cost the other queues their workers"
+    assert n_new(result) == 0
+    assert n_new(result, queue_name="ADJQ2") == 2
+
+
+def test_pseudo_queue_uses_unified_pq_name_for_panda_data(agent_env):
+    pseudo = "ADJPQ/SCORE"
+    home, mapper, proxy = agent_env(lambda h: {pseudo: queue(h, map_type="NoJob", nQueueLimitWorker=10,
+                                                             maxWorkers=100)})
+    assert mapper.get_queue(pseudo).siteName == "ADJPQ"
+    adj = WorkerAdjuster(mapper)
+    # PanDA knows the unified PQ, not the pseudo-queue: its activated jobs and its status apply
+    proxy.refresh_cache("job_statistics.json", None, {"ADJPQ": {"activated": 3}})
+    assert n_new(adj.define_num_workers(slot(queue_name=pseudo, rt="SCORE"), pseudo), queue_name=pseudo,
+                 rt="SCORE") == 3
+    proxy.refresh_cache("panda_queues.json", None, {"ADJPQ": {"status": "offline"}})
+    assert n_new(adj.define_num_workers(slot(queue_name=pseudo, rt="SCORE"), pseudo), queue_name=pseudo,
+                 rt="SCORE") == 0

@@ -73,6 +73,14 @@ def base_overrides(extra: dict | None = None) -> dict:
     return overrides
 
 
+def emulator_overrides(emulator: Any, harvester_id: str) -> dict:
+    """cfg overrides pointing the communicator at a running PanDA emulator (plain HTTP)."""
+    return {"pandacon": {"server_api_url_ssl": emulator.base_url, "server_api_url": emulator.base_url,
+                         "cache_api_url_ssl": emulator.base_url, "timeout": 10, "maxRetries": 1,
+                         "retryBackoff": 0.01, "cert_file": "", "key_file": "", "ca_cert": "", "auth_token": ""},
+            "master": {"harvester_id": harvester_id}}
+
+
 @pytest.fixture()
 def agent_env(fresh_home):
     """``make(queues, overrides)`` -> (home, mapper, proxy) with the DB tables made."""

@@ -31,11 +31,15 @@ class ScriptedMonitor(PluginBase):
 
 
 class FakeMessenger(BaseMessenger):
-    """Reports ``files[workerID]`` as outputs to stage out; post-processing always done."""
+    """Reports ``files[workerID]`` as outputs to stage out; post-processing always done;
+    ``get_files_to_stage_out`` raises for the workerIDs in ``broken``."""
 
     files: dict = {}
+    broken: set = set()
 
     def get_files_to_stage_out(self, workspec):
+        if workspec.workerID in type(self).broken:
+            raise OSError(f"access point of workerID={workspec.workerID} unreadable")
         return type(self).files.get(workspec.workerID, {})
 
     def post_processing(self, workspec, jobspec_list, map_type):
@@ -50,6 +54,7 @@ def mon(agent_env):
     ScriptedMonitor.answers = {}
     ScriptedMonitor.mode = "ok"
     FakeMessenger.files = {}
+    FakeMessenger.broken = set()
 
     def make(overrides=None):
         home, mapper, proxy = agent_env(lambda h: {Q: queue(
@@ -155,3 +160,34 @@ def test_final_status_held_while_files_reported(mon):
     sql("UPDATE work_table SET modificationTime=:t, lockedBy=NULL", {":t": worker.modificationTime})
     run(mapper)
     assert worker_row(worker.workerID)[0] == "finished"
+
+
+def test_raising_messenger_leaves_only_that_worker_unchecked(mon):
+    mapper, proxy = mon({"monitor": {"checkTimeout": 3600 * 24}})
+    broken, p_broken = add_worker_with_job(proxy, "running")
+    fine, p_fine = add_worker_with_job(proxy, "running")
+    ScriptedMonitor.answers = {broken.workerID: ("finished", ""), fine.workerID: ("finished", "")}
+    FakeMessenger.broken = {broken.workerID}
+    before = worker_row(broken.workerID)
+    agent = run(mapper)
+    assert agent.nCycles == 1
+    assert worker_row(fine.workerID)[0] == "finished" and proxy.get_job(p_fine).status == "finished"
+    status, diag, check_time, kill_time = worker_row(broken.workerID)
+    assert status == "running" and check_time == before[2] and kill_time is None
+    assert "FakeMessenger.get_files_to_stage_out raised OSError" in diag
+    assert proxy.get_job(p_broken).status == "running"
+    assert sql("SELECT lockedBy FROM work_table WHERE workerID=:w", {":w": broken.workerID}) == [(None,)]
+    # the messenger recovers: the worker's final state is taken on the next cycle
+    FakeMessenger.broken = set()
+    run(mapper)
+    assert worker_row(broken.workerID)[0] == "finished"
+
+
+def test_messenger_failing_beyond_check_timeout_cancels_and_kills(mon):
+    mapper, proxy = mon({"monitor": {"checkTimeout": 60}})
+    worker, _ = add_worker_with_job(proxy, "running")  # checkTime an hour ago
+    FakeMessenger.broken = {worker.workerID}
+    run(mapper)
+    status, diag, _check, kill_time = worker_row(worker.workerID)
+    assert status == "cancelled" and kill_time is not None
+    assert "consecutive worker check failures" in diag and "messenger failed" in diag

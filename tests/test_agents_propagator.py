@@ -11,8 +11,8 @@ from pandaharvester.harvesterbody.propagator import Propagator
 from pandaharvester.harvestercommunicator.panda_communicator import PandaCommunicator
 from pandaharvester.harvestertest.panda_emulator.launcher import start_emulator
 
-from test_agents_helpers import (agent_env, ago, make_job, make_worker, queue, set_job, sql,  # noqa: F401
-                                 store_worker)
+from test_agents_helpers import (agent_env, ago, emulator_overrides, make_job, make_worker, queue,  # noqa: F401
+                                 set_job, sql, store_worker)
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +39,8 @@ def env(agent_env, emulator):
     def make(n_queue_limit_job=20):
         site = f"PQ_{uuid.uuid4().hex[:8]}"
         harvester_id = f"h-{uuid.uuid4().hex[:8]}"
-        overrides = {"pandacon": {"server_api_url_ssl": emulator.base_url, "server_api_url": emulator.base_url,
-                                  "cache_api_url_ssl": emulator.base_url, "timeout": 10, "maxRetries": 1,
-                                  "retryBackoff": 0.01, "cert_file": "", "key_file": "", "ca_cert": "",
-                                  "auth_token": ""},
-                     "master": {"harvester_id": harvester_id}}
-        home, mapper, proxy = agent_env(lambda h: {site: queue(h, nQueueLimitJob=n_queue_limit_job)}, overrides)
+        home, mapper, proxy = agent_env(lambda h: {site: queue(h, nQueueLimitJob=n_queue_limit_job)},
+                                        emulator_overrides(emulator, harvester_id))
         return site, mapper, proxy, CountingCommunicator()
 
     return make

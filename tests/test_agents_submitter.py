@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from pandaharvester.harvesterbody.submitter import Submitter
 from pandaharvester.harvestercore.plugin_base import PluginBase
+from pandaharvester.harvestermessenger.shared_file_messenger import SharedFileMessenger
 
 from test_agents_helpers import agent_env, make_job, plugin, queue, sql  # noqa: F401
 
@@ -42,6 +45,18 @@ class NoneMaker(PluginBase):
 
     def get_num_jobs_per_worker(self, n):
         return 1
+
+
+class PickyMessenger(SharedFileMessenger):
+    """The shared-file messenger, but ``feed_jobs`` raises for every second worker it is given."""
+
+    calls = 0
+
+    def feed_jobs(self, workspec, jobspec_list):
+        type(self).calls += 1
+        if type(self).calls % 2 == 0:
+            raise OSError(f"disk full writing the job of workerID={workspec.workerID}")
+        return SharedFileMessenger.feed_jobs(self, workspec, jobspec_list)
 
 
 def insert_jobs(proxy, n):
@@ -148,3 +163,66 @@ def test_nojob_makes_empty_workers(agent_env):
     assert len(rows) == 2 and all(r[1] == "submitted" and r[4] == 0 for r in rows)
     assert sql("SELECT COUNT(*) FROM jw_table") == [(0,)]
     assert all(j.subStatus == "prepared" for j in jobs_by_id(proxy, ids).values())
+
+
+def submit_mapped(agent_env, map_type: str, n_jobs: int, n_workers: int, **maker_attrs):
+    """One submitter cycle on a queue of ``map_type`` with ``n_workers`` allowed; checks they were
+    all submitted with jobs. Returns (home, proxy, PandaIDs)."""
+    maker = plugin("workerMaker", **maker_attrs)
+    home, mapper, proxy = agent_env(lambda h: {Q: queue(h, map_type=map_type, nQueueLimitWorker=n_workers,
+                                                        maxWorkers=10, workerMaker=maker)})
+    ids = insert_jobs(proxy, n_jobs)
+    run(mapper)
+    rows = workers()
+    assert len(rows) == n_workers and all(r[1] == "submitted" and r[4] == 1 for r in rows), rows
+    return home, proxy, ids
+
+
+def test_many_to_one_puts_n_jobs_in_each_worker(agent_env):
+    home, proxy, ids = submit_mapped(agent_env, "ManyToOne", n_jobs=7, n_workers=2, nJobsPerWorker=3)
+    by_worker: dict = {}
+    for panda_id, worker_id in sql("SELECT PandaID, workerID FROM jw_table"):
+        by_worker.setdefault(worker_id, set()).add(panda_id)
+    assert sorted(len(p) for p in by_worker.values()) == [3, 3], by_worker
+    bound = set().union(*by_worker.values())
+    assert all(j.subStatus == ("submitted" if p in bound else "prepared") for p, j in jobs_by_id(proxy, ids).items())
+    # the messenger wrote one job description per PandaID, in a sub-directory of the worker's access point
+    for worker_id, panda_ids in by_worker.items():
+        for panda_id in panda_ids:
+            spec_file = home / "workers" / str(worker_id) / str(panda_id) / "HPCJobs.json"  # [payload_interaction]
+            assert list(json.loads(spec_file.read_text())) == [str(panda_id)]
+
+
+def test_one_to_many_spreads_one_job_over_n_workers(agent_env):
+    home, proxy, ids = submit_mapped(agent_env, "OneToMany", n_jobs=2, n_workers=3, nWorkersPerJob=3)
+    links = sql("SELECT PandaID, workerID FROM jw_table")
+    assert len({p for p, _ in links}) == 1 and len({w for _, w in links}) == 3, links
+    (panda_id,) = {p for p, _ in links}
+    job = proxy.get_job(panda_id)
+    assert job.subStatus == "submitted" and job.lockedBy is None
+    other = (set(ids) - {panda_id}).pop()
+    assert proxy.get_job(other).subStatus == "prepared"
+
+
+def test_worker_whose_jobs_cannot_be_fed_is_not_submitted(agent_env):
+    PickyMessenger.calls = 0
+    messenger = plugin("messenger", "PickyMessenger", __name__)
+    home, mapper, proxy = agent_env(lambda h: {Q: queue(h, nQueueLimitWorker=2, maxSubmissionAttempts=3,
+                                                        messenger=dict(messenger,
+                                                                       accessPoint=str(h / "workers" / "${workerID}")))})
+    ids = insert_jobs(proxy, 2)
+    agent = Submitter(mapper, single_mode=True)
+    agent.run_one_cycle()
+    assert agent.nCycles == 1
+    rows = {r[0]: r for r in workers()}
+    assert sorted(r[1] for r in rows.values()) == ["missed", "submitted"]
+    (missed,) = [r for r in rows.values() if r[1] == "missed"]
+    assert "jobs not fed to the worker" in missed[2] and "OSError: disk full" in missed[2]
+    # the worker that got no job description was never started; its job is retried later
+    assert not (home / "workers" / str(missed[0]) / "dummy_pilot_process.json").exists()
+    (submitted,) = [r[0] for r in rows.values() if r[1] == "submitted"]
+    links = dict(sql("SELECT PandaID, workerID FROM jw_table"))
+    jobs = jobs_by_id(proxy, ids)
+    (retried,) = [p for p in ids if links.get(p) != submitted]
+    job = jobs[retried]
+    assert (job.status, job.subStatus, job.submissionAttempts, job.lockedBy) == ("starting", "prepared", 1, None)

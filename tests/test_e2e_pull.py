@@ -43,12 +43,8 @@ def _settles(run, expected: dict[str, int], timeout: float = 30, hold: float = 4
 
 
 def _set_depth(run, score: int, mcore: int) -> None:
-    # the emulator sends one SET_N_WORKERS_JOBTYPE per (job type, resource type); Harvester's
-    # set_queue_limit resets the site's other slots (as the original), so the whole map of the
-    # site is sent in one command, as PanDA does, after recording the depths in the emulator
-    run.emulator.set_queue_depth(PULL, score, resource_type="SCORE", command=False)
-    run.emulator.set_queue_depth(PULL, mcore, resource_type="MCORE", command=False)
-    run.emulator.add_command(run.harvester_id, f"SET_N_WORKERS_JOBTYPE:{PULL}", {"ANY": {"SCORE": score, "MCORE": mcore}})
+    # one SET_N_WORKERS_JOBTYPE for the whole site, as PanDA sends it (see demo.set_queue_depth)
+    run.demo.set_queue_depth(run.emulator, PULL, {"SCORE": score, "MCORE": mcore})
 
 
 CHANGES = {"submitter": {"sleepTime": 300}, "nQueueLimitWorker": LIMIT, "maxWorkers": 8,

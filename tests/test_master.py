@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -157,6 +159,20 @@ def test_single_mode_runs_one_cycle_of_each_agent_and_exits(tmp_path):
     assert "refreshed key=answer.json" in (logs / "panda-cacher.log").read_text()
 
 
+def test_rotate_log_rolls_the_previous_logs_over_before_start(tmp_path):
+    need_stack()
+    home = make_home(tmp_path)
+    logs = home / "logs"
+    logs.mkdir(exist_ok=True)
+    (logs / "panda-submitter.log").write_text("previous run\n")
+    res = subprocess.run(MASTER + ["--single", "--foreground", "--rotate_log"], env=env_for(home), cwd=str(home),
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr + master_log(home)
+    assert (logs / "panda-submitter.log.1").read_text() == "previous run\n"
+    current = (logs / "panda-submitter.log").read_text()
+    assert "previous run" not in current and "done : took" in current
+
+
 def test_foreground_sigterm_stops_cleanly_and_removes_pid_file(tmp_path):
     need_stack()
     home = make_home(tmp_path)
@@ -175,6 +191,24 @@ def test_foreground_sigterm_stops_cleanly_and_removes_pid_file(tmp_path):
     log = master_log(home)
     assert "got SIGTERM: stopping after the current cycles" in log
     assert log.rstrip().endswith("terminated")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGUSR2])
+def test_other_stop_signals_stop_cleanly_too(tmp_path, sig):
+    need_stack()
+    home = make_home(tmp_path)
+    pid_file = home / "harvester.pid"
+    proc = start_foreground(home, "--pid", str(pid_file))
+    proc.send_signal(sig)
+    try:
+        _out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"master did not stop on {sig.name} within 30 s")
+    assert proc.returncode == 0, err
+    assert not pid_file.exists()
+    log = master_log(home)
+    assert f"got {sig.name}: stopping after the current cycles" in log and log.rstrip().endswith("terminated")
 
 
 def test_sigusr1_dumps_thread_stacks(tmp_path):
@@ -228,3 +262,67 @@ def test_daemon_mode_detaches_writes_pid_and_stops_on_sigterm(tmp_path):
         os.kill(pid, signal.SIGTERM)
     assert wait_for(lambda: not pid_file.exists(), timeout=30), master_log(home)
     assert wait_for(lambda: "terminated" in master_log(home), timeout=10)
+
+
+def test_n_threads_per_agent_from_each_cfg_section(tmp_path):
+    need_stack()
+    home = make_home(tmp_path, {"submitter": {"nThreads": 2}, "monitor": {"nThreads": 3}})
+    proc = start_foreground(home)
+    try:
+        assert wait_for(lambda: "started Sweeper" in master_log(home), timeout=20), master_log(home)
+        log = master_log(home)
+        assert "started Submitter x2" in log and "started Monitor x3" in log and "started Propagator x1" in log
+        proc.send_signal(signal.SIGUSR1)
+        assert wait_for(lambda: "--- thread Monitor-3" in master_log(home), timeout=10), master_log(home)
+        names = set(re.findall(r"--- thread (\S+) ", master_log(home)))
+        assert {"Submitter-1", "Submitter-2", "Monitor-1", "Monitor-2", "Monitor-3", "Propagator"} <= names, names
+        assert "Monitor-4" not in names and "Submitter-3" not in names
+    finally:
+        rc, _out, err = stop(proc)
+    assert rc == 0, err
+
+
+# ---------------------------------------------------------------- identity (in this process)
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching uid/gid needs root")
+def test_daemon_context_takes_uid_gid_from_master_uname_gname_and_keeps_umask(fresh_home, tmp_path):
+    import grp
+    import pwd
+
+    from pandaharvester.errors import ConfigError
+    from pandaharvester.harvesterbody import master_cli
+
+    fresh_home({"master": {"uname": "nobody", "gname": "nogroup"}})
+    identity = master_cli.resolve_identity()
+    assert (identity.uid, identity.gid) == (pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid)
+    old_umask = os.umask(0o027)
+    try:
+        context = master_cli.daemon_context(identity, str(tmp_path))
+    finally:
+        os.umask(old_umask)
+    assert (context.uid, context.gid, context.umask) == (identity.uid, identity.gid, 0o027)
+    assert context.detach_process is not False
+    fresh_home({"master": {"uname": "no-such-user-here", "gname": "root"}})
+    with pytest.raises(ConfigError, match=r"\[master\] uname='no-such-user-here'"):
+        master_cli.resolve_identity()
+
+
+def test_shutdown_closes_every_db_connection(fresh_home):
+    need_stack()
+    from pandaharvester.harvesterbody.master import Master
+    from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool
+    from pandaharvester.harvestercore.queue_config_mapper import QueueConfigMapper
+
+    DBProxyPool.reset()
+    QueueConfigMapper.reset()
+    fresh_home({"db": {"nConnections": 3}})
+    master = Master(single_mode=True, daemon_mode=False)
+    pool = master.dbProxy
+    borrowed = [pool.get() for _ in range(3)]  # three connections made, as busy agents would
+    for proxy in borrowed:
+        pool.put(proxy)
+    master.shutdown()
+    for proxy in borrowed:  # each sqlite3 connection of the pool is closed
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            proxy._con.execute("SELECT 1")
+    DBProxyPool.reset()
+    QueueConfigMapper.reset()

@@ -134,23 +134,27 @@ def test_push_worker_end_to_end(tmp_path, plugins):
     assert sweeper.sweep_worker(worker) == (True, "")
 
 
-def test_kill_long_running_pilot(tmp_path, plugins):
+def test_kill_long_running_pilots_in_bulk(tmp_path, plugins):
     messenger, monitor, sweeper = plugins
-    job = make_job(2001)
-    worker = make_worker(tmp_path, 21, [job])
-    messenger.setup_access_points([worker])
-    messenger.feed_jobs(worker, [job])
-    assert DummySubmitter(sleepTime=120, heartbeatInterval=0.2, uploadLogs=False).submit_workers([worker])[0][0]
-    pid = int(worker.batchID)
-    wait_for(lambda: monitor.check_workers([worker])[1][0][0] == WorkSpec.ST_running)
+    jobs = [make_job(2001), make_job(2002)]
+    workers = [make_worker(tmp_path, 21 + i, [job]) for i, job in enumerate(jobs)]
+    messenger.setup_access_points(workers)
+    for worker, job in zip(workers, jobs):
+        messenger.feed_jobs(worker, [job])
+    assert DummySubmitter(sleepTime=120, heartbeatInterval=0.2, uploadLogs=False).submit_workers(workers) \
+        == [(True, "")] * 2
+    pids = [int(w.batchID) for w in workers]
+    wait_for(lambda: [s for s, _d in monitor.check_workers(workers)[1]] == [WorkSpec.ST_running] * 2)
     started = time.monotonic()
-    assert sweeper.kill_workers([worker]) == [(True, "")]
+    assert sweeper.kill_workers(workers) == [(True, "")] * 2  # both signalled at once
     assert time.monotonic() - started < 5
-    assert pid_gone(pid)
-    status, diag = monitor.check_workers([worker])[1][0]
-    assert status == WorkSpec.ST_failed and "SIGTERM" in diag
-    assert messenger.get_work_attributes(worker)[2001]["jobStatus"] == "failed"
-    assert sweeper.kill_worker(worker) == (True, "")  # idempotent
+    assert all(pid_gone(pid) for pid in pids)
+    # killTime is not set on these specs: the batch system's record of the removal says cancelled
+    assert all(w.killTime is None for w in workers)
+    for (status, diag), worker in zip(monitor.check_workers(workers)[1], workers):
+        assert status == WorkSpec.ST_cancelled and "killed by Harvester" in diag and "SIGTERM" in diag
+        assert messenger.get_work_attributes(worker)[worker.pandaid_list[0]]["jobStatus"] == "failed"
+    assert sweeper.kill_worker(workers[0]) == (True, "")  # idempotent
 
 
 def test_pilot_vanishing_without_report_is_failed(tmp_path, plugins):

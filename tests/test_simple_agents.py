@@ -101,6 +101,28 @@ def test_watcher_detects_slow_logging(watcher_home):
     assert sent == []  # no action configured
 
 
+def test_watcher_acts_on_too_many_error_lines(watcher_home):
+    watcher, path, sent = watcher_home(maxErrors=2)
+    now = datetime.datetime.now()
+    with open(path, "w") as stream:
+        for i in range(10):
+            level = "ERROR" if i in (2, 5, 7) else "DEBUG"  # "ERROR" inside a message does not count
+            stream.write(f"{now.strftime(TIME_FORMAT)},{i:03d} panda.log.submitter: {level} run cycle ERROR {i}\n")
+    assert watcher.execute() == ["3 error messages in the last 10 messages of panda-watched.log "
+                                 "(more than [watcher] maxErrors=2)"]
+    assert sent == [signal.SIGTERM]
+
+
+def test_watcher_error_check_is_off_by_default(watcher_home):
+    watcher, path, sent = watcher_home()
+    now = datetime.datetime.now()
+    with open(path, "w") as stream:
+        for i in range(10):
+            stream.write(f"{now.strftime(TIME_FORMAT)},{i:03d} panda.log.submitter: ERROR failed {i}\n")
+    assert watcher.execute() == []
+    assert sent == []
+
+
 def test_watcher_healthy_log_needs_no_action(watcher_home):
     watcher, path, sent = watcher_home()
     start = datetime.datetime.now() - datetime.timedelta(seconds=2)
@@ -366,6 +388,28 @@ def test_command_manager_stores_and_acks_commands(db_home, tmp_path):
         manager.run_one_cycle()  # acknowledges the processed commands
         assert db.get_commands_ack() in ([], None)
         assert emu.state()["commands"].get(harvester_id, {}) == {}  # acknowledged: gone from PanDA
+
+
+def test_command_manager_resends_the_startup_heartbeat_until_panda_takes_it(db_home, tmp_path):
+    pytest.importorskip("pandaharvester.harvestertest.panda_emulator.launcher")
+    from pandaharvester.harvestertest.panda_emulator.launcher import start_emulator
+
+    with start_emulator(tmp_path / "emu") as emu:
+        _home, _db, qcm = db_home({
+            "pandacon": {"server_api_url_ssl": emu.base_url, "cache_api_url_ssl": emu.base_url, "maxRetries": 0}})
+        from pandaharvester.harvesterbody.command_manager import CommandManager
+        from pandaharvester.harvestercore.communicator_pool import CommunicatorPool
+
+        emu.set_faults(rate=1.0, kinds=["http503"], endpoints=["harvester/heartbeat"])
+        manager = CommandManager(CommunicatorPool(), qcm, single_mode=True)
+        manager.bootstrap()  # PanDA is down at start: nothing recorded
+        manager.run_one_cycle()
+        assert manager.lastHeartbeat is None and manager.startupData is not None
+        emu.set_faults(rate=0.0)
+        manager.run_one_cycle()  # back: the start-up data, not an empty heartbeat
+        heartbeat = emu.state()["heartbeats"]["test-harvester"]["data"]
+        assert "sw_version" in heartbeat and "startTime" in heartbeat
+        assert manager.startupData is None and manager.lastHeartbeat is not None
 
 
 def test_service_monitor_stores_metrics(db_home, tmp_path):

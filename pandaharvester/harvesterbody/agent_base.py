@@ -42,12 +42,15 @@ class AgentBase(threading.Thread):
       defaults to the last part of the subclass's module name.
     - ``default_sleep_time``: seconds between cycles when the cfg has no ``sleepTime``.
     - ``randomize_sleep``: sleep ``sleepTime`` ±20 % (spreads threads of the same agent).
+    - ``batch_keys``: the ``[cfg_section]`` keys bounding the rows one cycle takes (named by the
+      lockInterval warning).
     """
 
     cfg_section: str = ""
     log_name: str | None = None
     default_sleep_time: float = 60
     randomize_sleep: bool = True
+    batch_keys: tuple[str, ...] = ("maxWorkers",)
 
     def __init__(self, single_mode: bool = False) -> None:
         super().__init__(name=type(self).__name__, daemon=True)
@@ -177,8 +180,10 @@ class AgentBase(threading.Thread):
         """Warn when a cycle outlived the row locks it took (``lockInterval``)."""
         interval = self.lock_interval()
         if interval is not None and elapsed > float(interval):
+            keys = " / ".join(self.batch_keys)
             log.warning(f"cycle took {elapsed:.1f} s > [{self.cfg_section}] lockInterval={interval} s: "
-                        "other threads may pick the same rows; raise lockInterval or lower maxWorkers")
+                        f"other threads may pick the same rows; raise [{self.cfg_section}] lockInterval "
+                        f"or lower [{self.cfg_section}] {keys}")
 
     def wait_for_next_cycle(self, more_work: bool) -> bool:
         """Sleep until the next cycle; True when the thread must stop."""

@@ -2,7 +2,7 @@
 
 At start (under process lock "commandmanager") it tells PanDA the instance is alive, with
 startTime/sw_version/commit_stamp and, for ``runMode == "slave"`` queues, the commands it wants
-to receive. Each cycle: a heartbeat every ``[commandmanager] heartbeatInterval`` s (600 as in
+to receive (sent again each cycle until PanDA takes it). Each cycle: a heartbeat every ``[commandmanager] heartbeatInterval`` s (600 as in
 the original), then ``get_commands`` → CommandSpec → ``store_commands``; processed commands
 are acknowledged (``ack_commands``) and removed. A full bulk of commands runs the next cycle
 at once.
@@ -41,6 +41,7 @@ class CommandManager(AgentBase):
         self.queueConfigMapper = queue_config_mapper
         self.nodeName = socket.gethostname()
         self.lastHeartbeat: datetime.datetime | None = None
+        self.startupData: dict[str, Any] | None = None  # start-up heartbeat not yet taken by PanDA
 
     def bulk_size(self) -> int:
         return int(self.cfg("commands_bulk_size", 20))
@@ -74,9 +75,8 @@ class CommandManager(AgentBase):
         if commands:
             main_log.debug(f"sending {len(commands)} commands to receive")
             data["commands"] = commands
-        ok, message = self._is_alive(data, main_log)
-        if ok:
-            self.lastHeartbeat = core_utils.naive_utcnow()
+        self.startupData = data
+        self.send_heartbeat(main_log)
 
     # ------------------------------------------------------------ the cycle
     def run_cycle(self) -> bool:
@@ -96,7 +96,14 @@ class CommandManager(AgentBase):
         return len(commands) >= bulk_size
 
     def send_heartbeat(self, main_log: Any) -> None:
-        """``is_alive({})`` when the last one is older than ``heartbeatInterval`` seconds."""
+        """The start-up heartbeat until PanDA took it (every cycle: its command subscriptions
+        must not be lost), then ``is_alive({})`` every ``heartbeatInterval`` seconds."""
+        if self.startupData is not None:
+            ok, _message = self._is_alive(self.startupData, main_log)
+            if ok:
+                self.startupData = None
+                self.lastHeartbeat = core_utils.naive_utcnow()
+            return
         interval = float(self.cfg("heartbeatInterval", DEFAULT_HEARTBEAT_INTERVAL))
         now = core_utils.naive_utcnow()
         if self.lastHeartbeat is not None and now - self.lastHeartbeat < datetime.timedelta(seconds=interval):

@@ -56,11 +56,11 @@ class EventFeeder(AgentBase):
                                                         getattr(queue_config, "scatteredEvents", False),
                                                         work_spec.get_access_point())
         if not ok:
-            log.error(f"failed to get event ranges: {events}; retried next cycle")
+            log.error(f"failed to get event ranges: {events}; retried after [eventfeeder] lockInterval")
             return
         fed_ok, diag = self.call_plugin(log, messenger, "feed_events", work_spec, events)
         if not fed_ok or diag is False:
-            log.error(f"failed to feed events: {diag}; retried next cycle")
+            log.error(f"failed to feed events: {diag}; retried after [eventfeeder] lockInterval")
             return
         n_ranges = sum(len(ranges) for ranges in events.values())
         log.info(f"fed {n_ranges} event ranges for PandaIDs={list(events)}")

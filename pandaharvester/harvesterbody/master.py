@@ -226,14 +226,11 @@ class Master:
             self.dbProxy.release_process_lock("master", self.lockOwner)
         except Exception:
             core_utils.dump_error_message(_logger)
-        for name in ("close", "close_all", "cleanup"):
-            closer = getattr(self.dbProxy, name, None)
-            if callable(closer):
-                try:
-                    closer()
-                except Exception:
-                    core_utils.dump_error_message(_logger)
-                break
+        # every pooled connection (a method call on the pool itself would close just one)
+        try:
+            type(self.dbProxy).reset()
+        except Exception:
+            core_utils.dump_error_message(_logger)
 
 
 def run_master(options: Any, daemon_mode: bool, pid_file: Any) -> int:

@@ -3,7 +3,8 @@
 :class:`WorkerChecker` calls the monitor plugin once for all workers of a queue, asks the
 messenger what each worker reported (attributes, output files, events, kill requests,
 heartbeat) and decides the worker's new status. It writes nothing to the DB except kill
-marks; :mod:`monitor` writes the results back in one batch.
+marks; :mod:`monitor` writes the results back in one batch. A messenger hook that raises
+leaves that worker unchecked (as a failed plugin check: cancelled after ``checkTimeout``).
 
 Status rules for a worker the plugin says is final (finished/failed/cancelled):
 
@@ -27,6 +28,10 @@ from pandaharvester.harvestercore.pilot_errors import PilotErrors
 from pandaharvester.harvestercore.work_spec import WorkSpec
 
 FINAL_MONITOR_STATES = (WorkSpec.ST_finished, WorkSpec.ST_failed, WorkSpec.ST_cancelled)
+
+
+class MessengerFailure(Exception):
+    """A messenger hook raised (or is missing) for one worker: that worker is left unchecked."""
 
 
 @dataclass
@@ -76,20 +81,42 @@ class WorkerChecker:
             result = CheckResult(old_status=work_spec.status)
             results[work_spec.workerID] = result
             has_final, final_status = work_spec.get_work_params("finalMonStatus")
-            if has_final and final_status:
-                post_process_only.append((work_spec, final_status))
-            elif work_spec.hasJob == 0 and work_spec.mapType != WorkSpec.MT_NoJob:
-                # late binding: the worker becomes ready once it asks for a job
-                result.new_status = result.mon_status = (
-                    WorkSpec.ST_ready if self.messenger.job_requested(work_spec) else work_spec.status)
-            else:
-                if work_spec.nJobsToReFill in (0, None):
-                    result.n_jobs_to_refill = self.messenger.job_requested(work_spec) or None
-                to_check.append(work_spec)
+            try:
+                if has_final and final_status:
+                    post_process_only.append((work_spec, final_status))
+                elif work_spec.hasJob == 0 and work_spec.mapType != WorkSpec.MT_NoJob:
+                    # late binding: the worker becomes ready once it asks for a job
+                    result.new_status = result.mon_status = (
+                        WorkSpec.ST_ready if self.ask("job_requested", work_spec) else work_spec.status)
+                else:
+                    if work_spec.nJobsToReFill in (0, None):
+                        result.n_jobs_to_refill = self.ask("job_requested", work_spec) or None
+                    to_check.append(work_spec)
+            except MessengerFailure as exc:
+                results[work_spec.workerID] = self.messenger_failed(work_spec, str(exc))
         checked = self.call_plugin(to_check)
         for work_spec, (status, diag) in list(zip(to_check, checked)) + [(w, (s, "")) for w, s in post_process_only]:
-            self.interpret(work_spec, status, diag or "", results[work_spec.workerID])
+            try:
+                self.interpret(work_spec, status, diag or "", results[work_spec.workerID])
+            except MessengerFailure as exc:
+                results[work_spec.workerID] = self.messenger_failed(work_spec, str(exc))
         return results
+
+    def ask(self, method: str, *args: Any) -> Any:
+        """``messenger.<method>(*args)``; raises :class:`MessengerFailure` when it raises."""
+        ok, reply = self.agent.call_plugin(self.log, self.messenger, method, *args)
+        if not ok:
+            raise MessengerFailure(reply)
+        return reply
+
+    def messenger_failed(self, work_spec: WorkSpec, message: str) -> CheckResult:
+        """The result for a worker whose messenger hook raised: as it was (what it reported is read
+        again next cycle; the messenger keeps reports until acknowledged), cancelled after checkTimeout."""
+        result = CheckResult(old_status=work_spec.status)
+        status, diag = self.unchecked(work_spec, f"messenger failed: {message}", core_utils.naive_utcnow(), result)
+        result.new_status = result.mon_status = status
+        result.diag = diag
+        return result
 
     def call_plugin(self, workers: list[WorkSpec]) -> list[tuple[str | None, str]]:
         """(status, diag) per worker from the monitor plugin; (None, why) for all when it fails."""
@@ -120,7 +147,7 @@ class WorkerChecker:
             diag = f"monitor plugin returned unknown status {status!r}; kept {work_spec.status}. {diag}"
             self.log.error(f"workerID={worker_id} {diag}")
             status, result.is_checked = work_spec.status, False
-        if self.messenger.kill_requested(work_spec):
+        if self.ask("kill_requested", work_spec):
             self.log.info(f"workerID={worker_id} kill requested by the worker")
             self.dbProxy.mark_workers_to_kill_by_workerids([worker_id])
         if work_spec.status == WorkSpec.ST_submitted and work_spec.submitTime is not None and \
@@ -130,7 +157,7 @@ class WorkerChecker:
             self.dbProxy.mark_workers_to_kill_by_workerids([worker_id])
             work_spec.set_pilot_error(PilotErrors.FAILEDBYSERVER, diag)
             work_spec.set_pilot_closed()
-        if self.heartbeat_limit and not self.messenger.is_alive(work_spec, self.heartbeat_limit):
+        if self.heartbeat_limit and not self.ask("is_alive", work_spec, self.heartbeat_limit):
             diag = f"Killed by Harvester due to worker heartbeat expired. {diag}"
             self.log.info(f"workerID={worker_id} {diag}")
             self.dbProxy.mark_workers_to_kill_by_workerids([worker_id])
@@ -155,15 +182,14 @@ class WorkerChecker:
 
     def collect_reports(self, work_spec: WorkSpec, result: CheckResult) -> None:
         """What the worker wrote for Harvester: attributes, files, events, PandaIDs."""
-        messenger = self.messenger
-        result.work_attributes = messenger.get_work_attributes(work_spec)
-        result.files_to_stage_out = messenger.get_files_to_stage_out(work_spec) or {}
+        result.work_attributes = self.ask("get_work_attributes", work_spec)
+        result.files_to_stage_out = self.ask("get_files_to_stage_out", work_spec) or {}
         if work_spec.eventsRequest in (WorkSpec.EV_useEvents, WorkSpec.EV_requestEvents):
-            result.events_to_update = messenger.events_to_update(work_spec) or []
+            result.events_to_update = self.ask("events_to_update", work_spec) or []
         if work_spec.eventsRequest == WorkSpec.EV_useEvents:
-            result.events_request_params = messenger.events_requested(work_spec) or {}
+            result.events_request_params = self.ask("events_requested", work_spec) or {}
         if work_spec.mapType == WorkSpec.MT_NoJob:
-            result.panda_ids = messenger.get_panda_ids(work_spec) or []
+            result.panda_ids = self.ask("get_panda_ids", work_spec) or []
 
     def hold_until_reported(self, work_spec: WorkSpec, status: str, result: CheckResult) -> str:
         """The status to write now: a final status waits for files, events and post-processing."""
@@ -178,7 +204,7 @@ class WorkerChecker:
         force = bool(getattr(self.messenger, "forcePostProcessing", False))
         if force or (not self.queue_config.is_no_heartbeat_status(status) and not self.queue_config.truePilot):
             jobs = self.dbProxy.get_jobs_with_worker_id(work_spec.workerID, None, True, only_running=True, slim=True)
-            done = self.messenger.post_processing(work_spec, jobs, work_spec.mapType)
+            done = self.ask("post_processing", work_spec, jobs, work_spec.mapType)
             if done is None and not self.post_process_timed_out(work_spec):
                 work_spec.trigger_next_lookup()
                 return holding

@@ -30,6 +30,7 @@ class Preparator(AgentBase):
     """Stage-in driver; see the module docstring."""
 
     cfg_section = "preparator"
+    batch_keys = ("maxJobsToCheck", "maxJobsToTrigger")
 
     def __init__(self, communicator: Any, queue_config_mapper: Any, single_mode: bool = False):
         AgentBase.__init__(self, single_mode)

@@ -32,6 +32,7 @@ class Propagator(AgentBase):
     """Reports to PanDA; see the module docstring."""
 
     cfg_section = "propagator"
+    batch_keys = ("maxJobs", "maxWorkers")
 
     def __init__(self, communicator: Any, queue_config_mapper: Any, single_mode: bool = False):
         AgentBase.__init__(self, single_mode)

@@ -30,6 +30,7 @@ class Stager(AgentBase):
     """Stage-out driver; see the module docstring."""
 
     cfg_section = "stager"
+    batch_keys = ("maxJobsToCheck", "maxJobsToTrigger", "maxJobsToZip")
 
     def __init__(self, queue_config_mapper: Any, single_mode: bool = False):
         AgentBase.__init__(self, single_mode)

@@ -3,9 +3,10 @@
 One cycle: lock a site (``get_queues_to_submit``), apply PanDA's ``SET_N_WORKERS_JOBTYPE``
 commands, ask the WorkerAdjuster how many workers each (queue, job type, resource type) slot
 gets, and for each slot: take job chunks as the queue's mapType says, make WorkSpecs, prepare
-access points and feed jobs through the messenger, record the workers (``insert_workers``,
-status pending) BEFORE the batch submission, submit, then record the outcome
-(``register_worker``) and release jobs and site.
+access points and feed jobs through the messenger (a worker whose jobs could not be fed is
+not submitted: it fails for now and its jobs are retried), record the workers
+(``insert_workers``, status pending) BEFORE the batch submission, submit, then record the
+outcome (``register_worker``) and release jobs and site.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Submitter(AgentBase):
     """Submits workers; see the module docstring for one cycle."""
 
     cfg_section = "submitter"
+    batch_keys = ("maxNewWorkers",)
 
     def __init__(self, queue_config_mapper: Any, single_mode: bool = False):
         AgentBase.__init__(self, single_mode)
@@ -177,13 +179,9 @@ class Submitter(AgentBase):
             log.error("submitter or messenger plugin missing in the queue config; nothing submitted")
             return {job.PandaID for _w, jobs in ok_chunks for job in jobs}
         workers = self.prepare_workers(queue_config, ok_chunks)
-        messenger.setup_access_points(workers)
-        for work_spec in workers:
-            if work_spec.hasJob == 1:
-                fed = messenger.feed_jobs(work_spec, work_spec.get_jobspec_list())
-                log.debug(f"workerID={work_spec.workerID} jobs fed={fed}")
+        not_ready = self.feed_workers(messenger, workers, log)
         self.dbProxy.insert_workers(workers, locked_by)
-        results = self.call_submitter(submitter, workers, log)
+        results = self.call_submitter(submitter, workers, log, not_ready)
         ok_pandaids = {job.PandaID for (w, jobs), (ok, _d) in zip(ok_chunks, results) if ok for job in jobs}
         now = core_utils.naive_utcnow()
         touched: set[int] = set()
@@ -197,13 +195,38 @@ class Submitter(AgentBase):
                      f"PandaIDs={[j.PandaID for j in jobs or []]} registered={registered}")
         return touched
 
-    def call_submitter(self, submitter: Any, workers: list[WorkSpec], log: Any) -> list[tuple[Any, str]]:
+    def feed_workers(self, messenger: Any, workers: list[WorkSpec], log: Any) -> dict[int, tuple[None, str]]:
+        """Make the access points and write the jobs there; ``{id(worker): (None, diag)}`` for the
+        workers that must not be submitted (a pilot without its job description would be lost):
+        they fail for now, and their jobs are retried (``maxSubmissionAttempts``)."""
+        ok, reply = self.call_plugin(log, messenger, "setup_access_points", workers)
+        if not ok or reply is False:
+            diag = f"access points not made: {reply if not ok else 'setup_access_points returned False'}"
+            log.error(diag)
+            return {id(w): (None, diag) for w in workers}
+        not_ready: dict[int, tuple[None, str]] = {}
+        for work_spec in workers:
+            if work_spec.hasJob != 1:
+                continue
+            ok, fed = self.call_plugin(log, messenger, "feed_jobs", work_spec, work_spec.get_jobspec_list())
+            log.debug(f"workerID={work_spec.workerID} jobs fed={fed}")
+            if not ok or fed is False:
+                diag = f"jobs not fed to the worker: {fed if not ok else 'feed_jobs returned False'}"
+                log.error(f"workerID={work_spec.workerID} {diag}; not submitted")
+                not_ready[id(work_spec)] = (None, diag)
+        return not_ready
+
+    def call_submitter(self, submitter: Any, workers: list[WorkSpec], log: Any,
+                       preset: dict[int, tuple[Any, str]] | None = None) -> list[tuple[Any, str]]:
         """Run the plugin on the workers that need a batch submission; one (status, diag) per worker.
 
-        Workers already ready or running (late binding) are not submitted again. A plugin
-        exception or a reply of the wrong length fails the whole batch with that diagnostic.
+        Workers already ready or running (late binding) are not submitted again, nor those with
+        a ``preset`` answer (keyed by ``id(worker)``). A plugin exception or a reply of the wrong
+        length fails the whole batch with that diagnostic.
         """
-        to_submit = [w for w in workers if w.status not in (WorkSpec.ST_ready, WorkSpec.ST_running)]
+        preset = preset or {}
+        to_submit = [w for w in workers
+                     if w.status not in (WorkSpec.ST_ready, WorkSpec.ST_running) and id(w) not in preset]
         watch = core_utils.get_stopwatch()
         try:
             replies = list(submitter.submit_workers(to_submit)) if to_submit else []
@@ -214,7 +237,7 @@ class Submitter(AgentBase):
             log.error(diag)
             replies = [(False, diag)] * len(to_submit)
         log.debug(f"submitted {len(to_submit)} workers{watch.get_elapsed_time()}")
-        by_id = {id(w): reply for w, reply in zip(to_submit, replies)}
+        by_id = {**preset, **{id(w): reply for w, reply in zip(to_submit, replies)}}
         return [by_id.get(id(w), (True, "")) for w in workers]
 
     def record_outcome(self, queue_config: Any, work_spec: WorkSpec, ok: Any, diag: str, ok_pandaids: set[int],

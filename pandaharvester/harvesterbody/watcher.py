@@ -3,7 +3,8 @@
 For each file of ``[watcher] logFileNameList`` (under ``[master] logDir``) it reads the time
 stamp of the last line and of the line ``nMessages`` before it. Logging is *stalled* when the
 last line is older than ``maxStalled`` s, *slow* when those ``nMessages`` lines took more than
-``maxDuration`` s. Then the ``actions`` run: ``email`` (SMTP, when configured), ``kill``
+``maxDuration`` s, *erroring* when more than ``maxErrors`` of them are ERROR/CRITICAL lines
+(0 = not checked). Then the ``actions`` run: ``email`` (SMTP, when configured), ``kill``
 (SIGUSR2, then SIGKILL after a grace period) or ``terminate`` (SIGTERM). Checks are spaced by
 ``checkInterval`` s across processes with a file lock.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import re
 import signal
 import smtplib
 import socket
@@ -28,6 +30,8 @@ _logger = core_utils.setup_logger("watcher")
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S,%f"
 KILL_GRACE_SECONDS = 60
+# "<date> <time> <logger>: ERROR ..." (or CRITICAL), the format of every Harvester log line
+_ERROR_LINE = re.compile(r"^\S+ \S+ \S+: (ERROR|CRITICAL) ")
 
 
 def read_tail(path: str, n_lines: int, block: int = 65536) -> list[str]:
@@ -115,6 +119,7 @@ class Watcher(AgentBase):
         n_messages = int(self.cfg("nMessages", 1000))
         max_stalled = float(self.cfg("maxStalled", 0))
         max_duration = float(self.cfg("maxDuration", 0))
+        max_errors = int(self.cfg("maxErrors", 0) or 0)
         problems = []
         for name in (n.strip() for n in names if n.strip()):
             path = os.path.join(self.log_dir(), name)
@@ -129,6 +134,10 @@ class Watcher(AgentBase):
                 problems.append(f"last log message is too old in {name}. seems to be stalled")
             elif max_duration > 0 and duration is not None and duration > max_duration:
                 problems.append(f"slow message generation in {name}. seems to be a performance issue")
+            n_errors = sum(1 for line in lines if _ERROR_LINE.match(line))
+            if max_errors > 0 and n_errors > max_errors:
+                problems.append(f"{n_errors} error messages in the last {len(lines)} messages of {name} "
+                                f"(more than [watcher] maxErrors={max_errors})")
         for problem in problems:
             main_log.warning(problem)
         return problems

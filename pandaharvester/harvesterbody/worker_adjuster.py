@@ -9,7 +9,9 @@ filled in::
 The rules, in order, for one (queue, job type, resource type) slot:
 
 1. nothing when the queue is offline/standby/maintenance in PanDA, has no queue config, or
-   its throttler says so;
+   its throttler says so (or raises); PanDA's data (``panda_queues.json``,
+   ``job_statistics.json``) is looked up by the queue's name, else — a pseudo-queue
+   ``PQ/RESOURCE_TYPE`` — by the unified PQ name (``siteName``);
 2. in ``runMode == "slave"`` PanDA sets the queue depth (``SET_N_WORKERS_JOBTYPE`` → pq_table
    ``nNewWorkers``): the number of workers it wants queued, so new workers fill the queue up to
    it (the original added that many every cycle, bounded only by the limits); zero means none;
@@ -64,6 +66,17 @@ class WorkerAdjuster:
             self.throttlerMap[queue_name] = self.pluginFactory.get_plugin(conf) if conf else None
         return self.throttlerMap[queue_name]
 
+    @staticmethod
+    def _panda_entry(data: dict | None, queue_name: str, queue_config: Any) -> Any:
+        """The entry of a PanDA cache dict for the queue: by its name, else (pseudo-queue
+        ``PQ/RESOURCE_TYPE``) by the unified PQ name PanDA knows it by (``siteName``)."""
+        if not data:
+            return None
+        if queue_name in data:
+            return data[queue_name]
+        site_name = getattr(queue_config, "siteName", None)
+        return data.get(site_name) if site_name else None
+
     def get_activate_worker_factor(self, site_name: str) -> float:
         """Share of PanDA's activated jobs this instance should cover for ``site_name``."""
         if self.activate_worker_factor != "auto":
@@ -85,28 +98,36 @@ class WorkerAdjuster:
     # ------------------------------------------------------------------ the rules
     def _blocked_reason(self, queue_name: str, queue_config: Any, queue_stat: dict) -> str | None:
         """Why no worker may be submitted to the queue at all, or None."""
-        status = (queue_stat.get(queue_name) or {}).get("status")
-        if status in _DISABLED_QUEUE_STATES:
-            return f"queue status in PanDA is {status}"
         if queue_config is None:
             return "no queue config for the queue"
+        status = (self._panda_entry(queue_stat, queue_name, queue_config) or {}).get("status")
+        if status in _DISABLED_QUEUE_STATES:
+            return f"queue status in PanDA is {status}"
         throttler = self._throttler(queue_name, queue_config)
         if throttler is not None:
-            throttled, message = throttler.to_be_throttled(queue_config, queue_config_mapper=self.queue_configMapper)
+            try:
+                throttled, message = throttler.to_be_throttled(queue_config,
+                                                               queue_config_mapper=self.queue_configMapper)
+            except Exception as exc:
+                # fail safe for this queue only: no new workers until the throttler answers
+                core_utils.dump_error_message(_logger)
+                return f"throttler {throttler.__class__.__name__} raised {exc.__class__.__name__}: {exc}"
             if throttled:
                 return f"throttled by {throttler.__class__.__name__}: {message}"
         return None
 
-    def _n_activated_limit(self, queue_name: str, job_stats: dict | None, counts: dict) -> int | None:
+    def _n_activated_limit(self, queue_name: str, queue_config: Any, job_stats: dict | None,
+                           counts: dict) -> int | None:
         """Pull queues: how many queued workers the activated jobs justify, None when unknown."""
         if job_stats is None:
             return None
-        activated = (job_stats.get(queue_name) or {}).get("activated")
+        activated = (self._panda_entry(job_stats, queue_name, queue_config) or {}).get("activated")
         if activated is None:
             if self.no_pilots_when_no_active_jobs:
                 return 0
             return max(1 - counts["nQueue"] - counts["nReady"] - counts["nRunning"], 0)
-        scaled = int(activated * self.get_activate_worker_factor(queue_name))
+        site_name = getattr(queue_config, "siteName", None) or queue_name
+        scaled = int(activated * self.get_activate_worker_factor(site_name))
         minimum = 0 if self.no_pilots_when_no_active_jobs and activated == 0 else 1
         return max(scaled, minimum)
 
@@ -138,7 +159,7 @@ class WorkerAdjuster:
             # the number PanDA sets is the depth: how many workers it wants queued
             target = min(panda_defined, target) if target is not None else panda_defined
         elif queue_config.mapType == "NoJob":
-            activated = self._n_activated_limit(queue_name, job_stats, counts)
+            activated = self._n_activated_limit(queue_name, queue_config, job_stats, counts)
             if activated is not None:
                 target = min(activated, target) if target is not None else activated
         if target is None:

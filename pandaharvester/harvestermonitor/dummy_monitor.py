@@ -3,7 +3,8 @@
 - the pilot's final status file (``dummy_pilot_status.json``) says finished/failed → that;
 - no final status and the recorded process (PID *and* start time) is alive → running;
 - no final status and the process is gone → failed, with a diag saying it vanished;
-- failed (either way) while the worker is marked to kill (``killTime`` set) → cancelled;
+- failed (either way) after ``DummySweeper`` killed the pilot (``dummy_pilot_killed.json``) or while
+  the worker is marked to kill (``killTime`` set) → cancelled;
 - an unreadable status/record file (being written, corrupt) → None for that worker (retry).
 """
 
@@ -16,6 +17,7 @@ from pandaharvester.harvestercore import log_utils
 from pandaharvester.harvestercore.plugin_base import PluginBase
 from pandaharvester.harvestercore.work_spec import WorkSpec
 from pandaharvester.harvestersubmitter.dummy_submitter import (
+    KILLED_FILE,
     STATUS_FILE,
     pilot_is_alive,
     read_json,
@@ -45,9 +47,13 @@ class DummyMonitor(PluginBase):
 
     @staticmethod
     def _killed_is_cancelled(workspec: Any, status: str | None, diag: str) -> tuple[str | None, str]:
-        """A pilot that ended failed (SIGTERM exit, or vanished) after Harvester marked the worker to
-        kill (``killTime`` set) was killed: report it cancelled, as a batch system reports a removed job."""
-        if status == WorkSpec.ST_failed and getattr(workspec, "killTime", None) is not None:
+        """A pilot that ended failed (SIGTERM exit, or vanished) after ``DummySweeper`` removed it (its
+        ``dummy_pilot_killed.json``) or while the worker is marked to kill (``killTime``) was killed:
+        report it cancelled, as a batch system reports a removed job."""
+        access_point = workspec.get_access_point()
+        killed = getattr(workspec, "killTime", None) is not None or \
+            bool(access_point and os.path.exists(os.path.join(access_point, KILLED_FILE)))
+        if status == WorkSpec.ST_failed and killed:
             workspec.nativeStatus = "killed"
             return WorkSpec.ST_cancelled, f"killed by Harvester. {diag}".strip()
         return status, diag

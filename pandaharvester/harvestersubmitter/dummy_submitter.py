@@ -4,7 +4,9 @@
 group) in the worker's access point; batchID is the pilot's PID. The pilot identity (PID,
 process group, process start time) is recorded in ``dummy_pilot_process.json`` in the access
 point and in workAttributes, so the monitor and the sweeper can tell the pilot from a process
-that reused its PID. The helpers here are shared with ``DummyMonitor`` and ``DummySweeper``.
+that reused its PID. When ``DummySweeper`` kills a pilot it first leaves ``dummy_pilot_killed.json``
+(as a batch system records that a job was removed), so ``DummyMonitor`` reports it cancelled.
+The helpers here are shared with ``DummyMonitor`` and ``DummySweeper``.
 
 Queue-config attributes: ``sleepTime`` (seconds the pilot runs, alias ``workerRunTime``),
 ``heartbeatInterval``, ``outputFileSize`` (bytes per output file), ``failureRate`` (0..1,
@@ -37,6 +39,7 @@ from pandaharvester.harvestercore.plugin_base import PluginBase
 _logger = log_utils.setup_logger("dummy_submitter")
 
 PROCESS_FILE = "dummy_pilot_process.json"
+KILLED_FILE = "dummy_pilot_killed.json"  # the "batch system's" record that Harvester removed the job
 STATUS_FILE = "dummy_pilot_status.json"
 CONFIG_FILE = "dummy_pilot_conf.json"
 STDOUT_FILE = "dummy_pilot.stdout"
@@ -106,24 +109,49 @@ def pilot_is_alive(record: dict | None) -> bool:
 
 def terminate_pilot(record: dict | None, grace_period: float = 3.0) -> tuple[bool, str]:
     """SIGTERM then (after ``grace_period`` s) SIGKILL the pilot's process group. Idempotent."""
-    if not pilot_is_alive(record):
-        return True, "already gone"
-    assert record is not None
+    return terminate_pilots([record], grace_period)[0]
+
+
+def _signal_pilot(record: dict, sig: signal.Signals) -> str | None:
+    """Send ``sig`` to the pilot's process group; an error message, or None (sent, or already gone)."""
     pid = int(record["pid"])
     pgid = int(record.get("pgid") or pid)
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return True, "already gone"
-        except PermissionError as exc:
-            return False, f"cannot signal process group {pgid} of pilot PID={pid}: {exc}"
-        deadline = time.monotonic() + (grace_period if sig == signal.SIGTERM else 5.0)
-        while time.monotonic() < deadline:
-            if not pilot_is_alive(record):
-                return True, f"pilot PID={pid} ended after {sig.name}"
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+    except PermissionError as exc:
+        return f"cannot signal process group {pgid} of pilot PID={pid}: {exc}"
+    return None
+
+
+def terminate_pilots(records: list[dict | None], grace_period: float = 3.0) -> list[tuple[bool, str]]:
+    """Bulk kill, as a batch system's: SIGTERM every live pilot at once, wait up to ``grace_period`` s
+    for all of them, then SIGKILL the survivors. One ``(ok, diag)`` per record, in order."""
+    results: list[tuple[bool, str] | None] = [None] * len(records)
+    live: dict[int, dict] = {}
+    for index, record in enumerate(records):
+        if pilot_is_alive(record):
+            live[index] = record  # type: ignore[assignment]
+        else:
+            results[index] = (True, "already gone")
+    for sig, wait in ((signal.SIGTERM, grace_period), (signal.SIGKILL, 5.0)):
+        for index in list(live):
+            error = _signal_pilot(live[index], sig)
+            if error is not None:
+                results[index] = (False, error)
+                del live[index]
+        deadline = time.monotonic() + wait
+        while live:
+            for index in list(live):
+                if not pilot_is_alive(live[index]):
+                    results[index] = (True, f"pilot PID={live.pop(index)['pid']} ended after {sig.name}")
+            if not live or time.monotonic() >= deadline:
+                break
             time.sleep(0.05)
-    return False, f"pilot PID={pid} still alive after SIGKILL"
+    for index, record in live.items():
+        results[index] = (False, f"pilot PID={record['pid']} still alive after SIGKILL")
+    return [result or (False, "pilot state unknown") for result in results]
 
 
 def pilot_script_path(module_name: str = DEFAULT_PILOT_MODULE) -> str:

@@ -28,7 +28,17 @@ from pandaharvester.harvestertest.panda_emulator.launcher import start_emulator
 HARVESTER_ID = "demo-harvester"
 PUSH_QUEUE = "DEMO_PUSH"
 PULL_QUEUE = "DEMO_PULL"
+PULL_RESOURCE_TYPES = ("SCORE", "MCORE")  # pseudo-queues DEMO_PULL/SCORE and DEMO_PULL/MCORE
 FINAL_JOB_STATES = ("finished", "failed", "closed", "cancelled")
+
+
+def set_queue_depth(emulator: Any, site: str, depths: dict[str, int], job_type: str = "ANY") -> None:
+    """PanDA sets the queue depth of every resource type of ``site`` in one SET_N_WORKERS_JOBTYPE
+    command (Harvester resets the slots a command does not name, so one command per resource type
+    would leave only the last one)."""
+    for resource_type, n in depths.items():
+        emulator.set_queue_depth(site, n, resource_type=resource_type, job_type=job_type, command=False)
+    emulator.add_command(HARVESTER_ID, f"SET_N_WORKERS_JOBTYPE:{site}", {job_type: dict(depths)})
 
 
 def queue_config(home: Path, worker_seconds: float) -> dict[str, Any]:
@@ -49,7 +59,7 @@ def queue_config(home: Path, worker_seconds: float) -> dict[str, Any]:
     pull = {"queueStatus": "online", "prodSourceLabel": "managed", "mapType": "NoJob", "runMode": "slave",
             "nQueueLimitWorker": 10, "maxWorkers": 20, "messenger": messenger, **plugins}
     queues = {PUSH_QUEUE: push}
-    for resource_type in ("SCORE", "MCORE"):
+    for resource_type in PULL_RESOURCE_TYPES:
         queues[f"{PULL_QUEUE}/{resource_type}"] = dict(pull, resourceType=resource_type)
     return queues
 
@@ -98,11 +108,10 @@ class Demo:
         instance.write_cfg(self.home, cfg_overrides(self.emulator.base_url), harvester_id=HARVESTER_ID)
         instance.write_queue_config(self.home, queue_config(self.home, self.worker_seconds))
         self.emulator.add_task(PUSH_QUEUE, self.n_jobs)
-        for resource_type in ("SCORE", "MCORE"):
-            self.emulator.set_queue_depth(PULL_QUEUE, self.n_pull_workers, resource_type=resource_type,
-                                          harvester_id=HARVESTER_ID)
+        set_queue_depth(self.emulator, PULL_QUEUE, {rt: self.n_pull_workers for rt in PULL_RESOURCE_TYPES})
         print(f"emulator at {self.emulator.base_url}; {self.n_jobs} jobs for {PUSH_QUEUE}, "
-              f"queue depth {self.n_pull_workers} for {PULL_QUEUE}")
+              f"queue depth {self.n_pull_workers} for each of "
+              + ", ".join(f"{PULL_QUEUE}/{rt}" for rt in PULL_RESOURCE_TYPES))
 
     def start_daemon(self) -> None:
         env = dict(os.environ, PANDA_HOME=str(self.home))
@@ -112,17 +121,19 @@ class Demo:
             self.daemon = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
         print(f"harvester daemon pid {self.daemon.pid}, logs in {self.home / 'logs'}")
 
-    def counts(self) -> tuple[dict[str, int], dict[str, int], int]:
-        """Jobs by status in PanDA, workers by status reported by this instance, finished pull workers."""
+    def counts(self) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+        """Jobs by status in PanDA, workers by status reported by this instance, finished pull
+        workers per pseudo-queue."""
         jobs: dict[str, int] = {}
         for job in self.emulator.jobs(site=PUSH_QUEUE):
             jobs[job["status"]] = jobs.get(job["status"], 0) + 1
         workers: dict[str, int] = {}
-        pull_done = 0
+        pull_done = {f"{PULL_QUEUE}/{rt}": 0 for rt in PULL_RESOURCE_TYPES}
         for worker in self.emulator.workers(harvester_id=HARVESTER_ID):
             workers[worker["status"]] = workers.get(worker["status"], 0) + 1
-            if str(worker.get("computing_site", "")).startswith(PULL_QUEUE) and worker["status"] == "finished":
-                pull_done += 1
+            site = str(worker.get("computing_site", ""))
+            if site in pull_done and worker["status"] == "finished":
+                pull_done[site] += 1
         return jobs, workers, pull_done
 
     def cycle_times(self) -> str:
@@ -149,9 +160,10 @@ class Demo:
             jobs, workers, pull_done = self.counts()
             n_final = sum(jobs.get(s, 0) for s in FINAL_JOB_STATES)
             print(f"[{time.time() - start:5.1f}s] jobs {json.dumps(jobs, sort_keys=True)} "
-                  f"workers {json.dumps(workers, sort_keys=True)}")
+                  f"workers {json.dumps(workers, sort_keys=True)} "
+                  f"pull finished {json.dumps(pull_done, sort_keys=True)}")
             print(f"         cycles: {self.cycle_times()}")
-            if n_final >= self.n_jobs and pull_done >= self.n_pull_workers:
+            if n_final >= self.n_jobs and min(pull_done.values()) >= self.n_pull_workers:
                 return True
         print(f"not done within {self.timeout:.0f} s")
         return False
