@@ -98,7 +98,7 @@ class DaemonRun:
 
     def __init__(self, home: Path, *, worker_seconds: float = 1.0, queues: dict | None = None,
                  queue_changes: dict[str, dict] | None = None, cfg: dict[str, dict] | None = None,
-                 only_queues: list[str] | None = None) -> None:
+                 only_queues: list[str] | None = None, queue_maker: Callable[[Path, float], dict] | None = None) -> None:
         from pandaharvester.harvestertest import demo
 
         self.demo = demo
@@ -106,7 +106,8 @@ class DaemonRun:
         self.home = Path(home).resolve()
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
         self.worker_seconds = worker_seconds
-        self.queues = queues if queues is not None else demo.queue_config(self.home, worker_seconds)
+        make_queues = queue_maker or demo.queue_config  # (home, worker_seconds) -> queue config dict
+        self.queues = queues if queues is not None else make_queues(self.home, worker_seconds)
         if only_queues is not None:
             self.queues = {k: v for k, v in self.queues.items() if k in only_queues}
         for name, changes in (queue_changes or {}).items():
