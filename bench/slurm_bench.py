@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,16 +31,6 @@ TEMPLATE = """#!/bin/bash
 #SBATCH -o /dev/null
 exec sleep 600
 """
-
-
-def ensure_slurm() -> None:
-    """Start the local Slurm with scripts/setup_slurm.sh unless sinfo answers."""
-    try:
-        if subprocess.run(["sinfo", "-h"], capture_output=True, timeout=30).returncode == 0:
-            return
-    except (OSError, subprocess.TimeoutExpired):
-        pass
-    subprocess.run([str(REPO / "scripts" / "setup_slurm.sh"), "start"], check=True)
 
 
 def _activate_home(home: Path) -> dict[str, str | None]:
@@ -97,6 +86,7 @@ def run(quick: bool) -> list[dict]:
     from pandaharvester.harvestermonitor.slurm_squeue_monitor import SlurmSqueueMonitor
     from pandaharvester.harvestersubmitter.slurm_submitter import SlurmSubmitter
     from pandaharvester.harvestersweeper.slurm_sweeper import SlurmSweeper
+    from pandaharvester.harvestertest.demo import ensure_slurm
 
     ensure_slurm()
     n = 100 if quick else 1000

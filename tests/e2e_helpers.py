@@ -98,7 +98,8 @@ class DaemonRun:
 
     def __init__(self, home: Path, *, worker_seconds: float = 1.0, queues: dict | None = None,
                  queue_changes: dict[str, dict] | None = None, cfg: dict[str, dict] | None = None,
-                 only_queues: list[str] | None = None, queue_maker: Callable[[Path, float], dict] | None = None) -> None:
+                 only_queues: list[str] | None = None,
+                 queue_maker: Callable[[Path, float], dict] | None = None) -> None:
         from pandaharvester.harvestertest import demo
 
         self.demo = demo
@@ -215,6 +216,14 @@ class DaemonRun:
             return wait_until(checked, timeout, interval, what)
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n--- emulator state: {self.emulator.state()}") from None
+
+    def wait_panda_sees_killed(self, site: str, timeout: float = 20) -> None:
+        """PanDA is told: the workers cancelled, their jobs ended (failed, as Harvester reports killed jobs)."""
+        self.wait_until(lambda: all(w["status"] == "cancelled"
+                                    for w in self.emulator.workers(harvester_id=self.harvester_id)),
+                        timeout, "PanDA sees the workers cancelled")
+        self.wait_until(lambda: all(j["status"] in ("failed", "cancelled") for j in self.jobs(site)), timeout,
+                        "jobs of killed workers final in PanDA")
 
     def log(self, agent: str) -> str:
         """Text of ``logs/panda-<agent>.log`` ('' if missing)."""

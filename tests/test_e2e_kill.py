@@ -41,9 +41,5 @@ def test_kill_commands_kill_running_workers(daemon_run):  # noqa: F811
     # the KILL_WORKERS query matched every running worker of the site: the third one too
     assert statuses[survivor] == "cancelled" and not pilot_is_alive(records[survivor]), statuses
     assert "SYNC_WORKERS_KILL" in run.log("sweeper") and "KILL_WORKERS" in run.log("sweeper")
-    # PanDA is told: workers cancelled, their jobs end (failed, as Harvester reports killed jobs)
-    run.wait_until(lambda: all(w["status"] == "cancelled" for w in run.emulator.workers(harvester_id=run.harvester_id)),
-                   20, "PanDA sees the workers cancelled")
-    run.wait_until(lambda: all(j["status"] in ("failed", "cancelled") for j in run.jobs(PUSH)), 20,
-                   "jobs of killed workers final in PanDA")
+    run.wait_panda_sees_killed(PUSH)
     assert run.stop() == 0

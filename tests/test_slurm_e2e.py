@@ -23,9 +23,7 @@ N = 50
 def slurm_run(daemon_run, seconds: float, queues: list[str], **kwargs):  # noqa: F811
     from pandaharvester.harvestertest.demo import slurm_queue_config
 
-    run = daemon_run(worker_seconds=seconds, queue_maker=slurm_queue_config, only_queues=queues, **kwargs)
-    run.slurm_jobs = lambda: [w["batchID"] for w in run.workers() if w["batchID"]]
-    return run
+    return daemon_run(worker_seconds=seconds, queue_maker=slurm_queue_config, only_queues=queues, **kwargs)
 
 
 @pytest.fixture()
@@ -34,7 +32,7 @@ def cancel_leftovers():
     runs = []
     yield runs.append
     for run in runs:
-        SlurmClient().cancel(run.slurm_jobs())
+        SlurmClient().cancel([w["batchID"] for w in run.workers() if w["batchID"]])
 
 
 def slurm_states(batch_ids: list[str]) -> dict[str, str]:
@@ -87,10 +85,7 @@ def test_panda_kill_command_cancels_slurm_jobs(daemon_run, cancel_leftovers):  #
     batch_ids = [w["batchID"] for w in run.workers(PUSH)]
     assert set(slurm_states(batch_ids).values()) == {"CANCELLED"}
     assert "SYNC_WORKERS_KILL" in run.log("sweeper") and "KILL_WORKERS" in run.log("sweeper")
-    run.wait_until(lambda: all(w["status"] == "cancelled" for w in run.emulator.workers(harvester_id=run.harvester_id)),
-                   20, "PanDA sees the workers cancelled")
-    run.wait_until(lambda: all(j["status"] in ("failed", "cancelled") for j in run.jobs(PUSH)), 20,
-                   "jobs of killed workers final in PanDA")
+    run.wait_panda_sees_killed(PUSH)
     assert run.stop() == 0
 
 

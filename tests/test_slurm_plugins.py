@@ -118,7 +118,8 @@ def test_job_slurm_never_knew_is_failed_by_the_rule(tmp_path):
         [(status, diag)] = cls().check_workers([ghost])[1]
         assert status == "failed" and "unknown to slurmctld and to accounting" in diag, (name, diag)
     nobatch = make_workspec(tmp_path, 2)
-    assert SlurmMonitor().check_workers([nobatch])[1] == [("failed", "the worker has no batchID: it never reached Slurm")]
+    assert SlurmMonitor().check_workers([nobatch])[1] == [
+        ("failed", "the worker has no batchID: it never reached Slurm")]
 
 
 def test_squeue_monitor_postmortem_file_wins(tmp_path):

@@ -139,7 +139,10 @@ class SlurmSubmitter(PluginBase):
             return None, diag
         batch_id = self.client.submit(script, access_point, options)  # SlurmError: see submit_workers
         workspec.batchID = batch_id
-        self.set_log_files(workspec, script, batch_id, options)
+        try:  # the job runs now: a log-URL problem must not make Harvester forget it
+            self.set_log_files(workspec, script, batch_id, options)
+        except Exception as exc:
+            log.warning(f"batchID={batch_id}: log file URLs not set: {type(exc).__name__}: {exc}")
         log.debug(f"batchID={batch_id} script={script}")
         return True, ""
 

@@ -146,8 +146,8 @@ class SlurmClient:
     def run(self, args: list[str]) -> subprocess.CompletedProcess:
         """Run one command; SlurmError (transient) if it cannot be started or times out."""
         try:
-            return subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                  timeout=self.timeout, check=False)
+            return subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, encoding="utf-8",
+                                  errors="replace", timeout=self.timeout, check=False)
         except FileNotFoundError as exc:
             raise SlurmError(f"{args[0]} not found ({exc}): install the Slurm client commands "
                              "(scripts/setup_slurm.sh does it on a test machine)", transient=True) from exc

@@ -7,8 +7,6 @@ Queue-config attributes: ``commandTimeout`` (seconds per Slurm command, default 
 
 from __future__ import annotations
 
-import os
-import shutil
 from typing import Any
 
 from pandaharvester.harvestercore import log_utils
@@ -57,17 +55,4 @@ class SlurmSweeper(BaseSweeper):
     def sweep_worker(self, workspec: Any) -> tuple[bool, str]:
         """Remove the worker's access point (its batch script, pilot files and default logs)."""
         log = self.make_logger(_logger, f"workerID={workspec.workerID}", method_name="sweep_worker")
-        access_point = workspec.get_access_point()
-        if not access_point or not os.path.exists(access_point):
-            log.debug(f"access point {access_point} already gone")
-            return True, ""
-        try:
-            shutil.rmtree(access_point)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            message = f"cannot remove the access point {access_point}: {exc}"
-            log.error(message)
-            return False, message
-        log.debug(f"removed {access_point}")
-        return True, ""
+        return self.remove_access_point(workspec.get_access_point(), log)
