@@ -38,7 +38,8 @@ setup(
         "test": ["pytest>=7", "pytest-timeout", "PyMySQL>=1.0", "Jinja2>=3.0", "cryptography"],
     },
     data_files=[
-        ("etc/panda", ["etc/panda_harvester.cfg.rpmnew"] + glob.glob("examples/panda_queueconfig_*.json")),
+        ("etc/panda", ["etc/panda_harvester.cfg.rpmnew", "examples/slurm_submit.sh"]
+         + glob.glob("examples/panda_queueconfig_*.json")),
         ("etc/systemd/system", glob.glob("templates/systemd/*")),
         ("etc/logrotate.d", glob.glob("templates/logrotate.d/*")),
         ("etc/sysconfig", glob.glob("templates/sysconfig/*")),

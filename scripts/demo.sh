@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's run command: install into .venv, then run the whole flow on the embedded default
 # (PanDA emulator + Harvester daemon on SQLite with the dummy plugins) and show what happens.
-# Usage: scripts/demo.sh [--jobs N] [--pull-workers N] [--worker-seconds S] [--workdir DIR]
+# Usage: scripts/demo.sh [--jobs N] [--pull-workers N] [--worker-seconds S] [--workdir DIR] [--slurm]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${HARVESTER_VENV:-.venv}

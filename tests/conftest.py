@@ -11,6 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harvester_env  # noqa: E402
+from slurm_helpers import slurm, slurm_walltime_worker  # noqa: E402,F401  (session fixtures of the Slurm tests)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

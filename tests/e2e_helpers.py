@@ -98,7 +98,8 @@ class DaemonRun:
 
     def __init__(self, home: Path, *, worker_seconds: float = 1.0, queues: dict | None = None,
                  queue_changes: dict[str, dict] | None = None, cfg: dict[str, dict] | None = None,
-                 only_queues: list[str] | None = None) -> None:
+                 only_queues: list[str] | None = None,
+                 queue_maker: Callable[[Path, float], dict] | None = None) -> None:
         from pandaharvester.harvestertest import demo
 
         self.demo = demo
@@ -106,7 +107,8 @@ class DaemonRun:
         self.home = Path(home).resolve()
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
         self.worker_seconds = worker_seconds
-        self.queues = queues if queues is not None else demo.queue_config(self.home, worker_seconds)
+        make_queues = queue_maker or demo.queue_config  # (home, worker_seconds) -> queue config dict
+        self.queues = queues if queues is not None else make_queues(self.home, worker_seconds)
         if only_queues is not None:
             self.queues = {k: v for k, v in self.queues.items() if k in only_queues}
         for name, changes in (queue_changes or {}).items():
@@ -214,6 +216,14 @@ class DaemonRun:
             return wait_until(checked, timeout, interval, what)
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n--- emulator state: {self.emulator.state()}") from None
+
+    def wait_panda_sees_killed(self, site: str, timeout: float = 20) -> None:
+        """PanDA is told: the workers cancelled, their jobs ended (failed, as Harvester reports killed jobs)."""
+        self.wait_until(lambda: all(w["status"] == "cancelled"
+                                    for w in self.emulator.workers(harvester_id=self.harvester_id)),
+                        timeout, "PanDA sees the workers cancelled")
+        self.wait_until(lambda: all(j["status"] in ("failed", "cancelled") for j in self.jobs(site)), timeout,
+                        "jobs of killed workers final in PanDA")
 
     def log(self, agent: str) -> str:
         """Text of ``logs/panda-<agent>.log`` ('' if missing)."""

@@ -48,9 +48,5 @@ def test_kill_commands_kill_running_workers(daemon_run):  # noqa: F811
     for worker_id in ids:
         assert (run.home / "workers" / str(worker_id) / "dummy_pilot_killed.json").exists()
     assert "SYNC_WORKERS_KILL" in run.log("sweeper") and "KILL_WORKERS" in run.log("sweeper")
-    # PanDA is told: workers cancelled, their jobs end (failed, as Harvester reports killed jobs)
-    run.wait_until(lambda: all(w["status"] == "cancelled" for w in run.emulator.workers(harvester_id=run.harvester_id)),
-                   20, "PanDA sees the workers cancelled")
-    run.wait_until(lambda: all(j["status"] in ("failed", "cancelled") for j in run.jobs(PUSH)), 20,
-                   "jobs of killed workers final in PanDA")
+    run.wait_panda_sees_killed(PUSH)
     assert run.stop() == 0

@@ -227,6 +227,7 @@ def test_active_queues_follow_queue_list_and_status(tmp_path):
     ("grid", ["EXAMPLE-SITE_SCORE", "EXAMPLE-SITE_UCORE"]),
     ("hpc", ["HPC_SLURM_LATE_BINDING", "HPC_SLURM_PUSH"]),
     ("local", ["LOCAL_PUSH", "LOCAL_UNIFIED/MCORE", "LOCAL_UNIFIED/SCORE"]),
+    ("slurm", ["SLURM_PULL/MCORE", "SLURM_PULL/SCORE", "SLURM_PUSH"]),
     ("with_tmpl", ["PULL_MODEL_1", "PULL_MODEL_2", "PUSH_MODEL_1", "PUSH_MODEL_2",
                    "PUSH_MODEL_WITH_TRUE_PILOT_AND_STAGER"]),
 ])

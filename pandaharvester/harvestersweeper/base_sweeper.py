@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -28,3 +30,19 @@ class BaseSweeper(PluginBase, ABC):
     @abstractmethod
     def sweep_worker(self, workspec: Any) -> tuple[bool, str]:
         """Clean up after a worker (directories, batch leftovers): (True, "") on success."""
+
+    @staticmethod
+    def remove_access_point(access_point: str | None, log: Any) -> tuple[bool, str]:
+        """Remove a worker's access point directory; one already gone is a success."""
+        if not access_point or not os.path.exists(access_point):
+            return True, ""
+        try:
+            shutil.rmtree(access_point)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            message = f"failed to remove {access_point}: {exc}"
+            log.error(message)
+            return False, message
+        log.debug(f"removed {access_point}")
+        return True, ""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from typing import Any
 
@@ -69,13 +68,4 @@ class DummySweeper(BaseSweeper):
         ok, diag = self.kill_worker(workspec)
         if not ok:
             return False, f"pilot still running, access point kept: {diag}"
-        try:
-            shutil.rmtree(access_point)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            msg = f"failed to remove {access_point}: {exc}"
-            tmp_log.error(msg)
-            return False, msg
-        tmp_log.debug(f"removed {access_point}")
-        return True, ""
+        return self.remove_access_point(access_point, tmp_log)

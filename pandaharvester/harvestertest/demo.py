@@ -5,7 +5,11 @@ queue and a queue depth for a pull queue, starts the Harvester daemon (SQLite, d
 whose workers are real local processes) as a separate process, prints the flow every few
 seconds, and stops both once every job is final in PanDA and the pull workers are done.
 
-    python -m pandaharvester.harvestertest.demo [--jobs N] [--pull-workers N] [--workdir DIR]
+    python -m pandaharvester.harvestertest.demo [--jobs N] [--pull-workers N] [--workdir DIR] [--slurm]
+
+With ``--slurm`` the same flow runs on the local Slurm (``scripts/setup_slurm.sh`` starts it):
+the queues are ``examples/panda_queueconfig_slurm.json`` with the batch script template
+``examples/slurm_submit.sh``, only their paths set for this instance home.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ PUSH_QUEUE = "DEMO_PUSH"
 PULL_QUEUE = "DEMO_PULL"
 PULL_RESOURCE_TYPES = ("SCORE", "MCORE")  # pseudo-queues DEMO_PULL/SCORE and DEMO_PULL/MCORE
 FINAL_JOB_STATES = ("finished", "failed", "closed", "cancelled")
+SLURM_PUSH_QUEUE = "SLURM_PUSH"
+SLURM_PULL_QUEUE = "SLURM_PULL"
 
 
 def set_queue_depth(emulator: Any, site: str, depths: dict[str, int], job_type: str = "ANY") -> None:
@@ -64,6 +70,44 @@ def queue_config(home: Path, worker_seconds: float) -> dict[str, Any]:
     return queues
 
 
+def example_file(name: str) -> Path:
+    """A file of ``examples/`` (source tree) or of the installed ``etc/panda`` data files."""
+    for candidate in (instance.REPO / "examples" / name, Path(sys.prefix) / "etc" / "panda" / name):
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(f"example file {name} not found in {instance.REPO / 'examples'} or {sys.prefix}/etc/panda")
+
+
+def slurm_queue_config(home: Path, worker_seconds: float) -> dict[str, Any]:
+    """``examples/panda_queueconfig_slurm.json`` with its paths pointed at this home and the dummy pilot."""
+    from pandaharvester.harvestersubmitter.dummy_submitter import pilot_script_path
+
+    queues = json.loads(example_file("panda_queueconfig_slurm.json").read_text())
+    pilot = f"{sys.executable} {pilot_script_path()} --sleep {worker_seconds:g}"
+    for queue in queues.values():
+        if "submitter" in queue and "templateFile" in queue["submitter"]:
+            queue["submitter"]["templateFile"] = str(example_file("slurm_submit.sh"))
+            queue["submitter"]["templateParams"] = dict(queue["submitter"].get("templateParams", {}),
+                                                        pilotCommand=pilot)
+        if "messenger" in queue:
+            queue["messenger"]["accessPoint"] = str(home / "workers" / "${workerID}")
+    return queues
+
+
+def ensure_slurm() -> None:
+    """Start the local Slurm with scripts/setup_slurm.sh when ``sinfo`` cannot reach it."""
+    try:
+        if subprocess.run(["sinfo", "-h"], capture_output=True, timeout=30).returncode == 0:
+            return
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    setup = instance.REPO / "scripts" / "setup_slurm.sh"
+    if not setup.exists():
+        raise RuntimeError("Slurm is not running: start it (scripts/setup_slurm.sh start in the source tree)")
+    print(f"starting the local Slurm with {setup}")
+    subprocess.run([str(setup), "start"], check=True)
+
+
 def cfg_overrides(base_url: str) -> dict[str, dict[str, Any]]:
     """Short intervals so the demo moves in seconds, not the production minutes."""
     fast = {"sleepTime": 1, "lockInterval": 60, "checkInterval": 1}
@@ -91,8 +135,11 @@ def cfg_overrides(base_url: str) -> dict[str, dict[str, Any]]:
 class Demo:
     """Runs and reports one demo (see the module docstring)."""
 
-    def __init__(self, workdir: Path, n_jobs: int, n_pull_workers: int, worker_seconds: float, timeout: float):
+    def __init__(self, workdir: Path, n_jobs: int, n_pull_workers: int, worker_seconds: float, timeout: float,
+                 slurm: bool = False):
         self.home = workdir.resolve()
+        self.slurm = slurm
+        self.push_queue, self.pull_queue = (SLURM_PUSH_QUEUE, SLURM_PULL_QUEUE) if slurm else (PUSH_QUEUE, PULL_QUEUE)
         self.n_jobs = n_jobs
         self.n_pull_workers = n_pull_workers
         self.worker_seconds = worker_seconds
@@ -104,14 +151,18 @@ class Demo:
         if self.home.exists():
             shutil.rmtree(self.home)
         (self.home / "logs").mkdir(parents=True)
+        if self.slurm:
+            ensure_slurm()
         self.emulator = start_emulator(self.home / "emulator")
         instance.write_cfg(self.home, cfg_overrides(self.emulator.base_url), harvester_id=HARVESTER_ID)
-        instance.write_queue_config(self.home, queue_config(self.home, self.worker_seconds))
-        self.emulator.add_task(PUSH_QUEUE, self.n_jobs)
-        set_queue_depth(self.emulator, PULL_QUEUE, {rt: self.n_pull_workers for rt in PULL_RESOURCE_TYPES})
-        print(f"emulator at {self.emulator.base_url}; {self.n_jobs} jobs for {PUSH_QUEUE}, "
+        make_queues = slurm_queue_config if self.slurm else queue_config
+        instance.write_queue_config(self.home, make_queues(self.home, self.worker_seconds))
+        self.emulator.add_task(self.push_queue, self.n_jobs)
+        set_queue_depth(self.emulator, self.pull_queue, {rt: self.n_pull_workers for rt in PULL_RESOURCE_TYPES})
+        print(f"emulator at {self.emulator.base_url}; {self.n_jobs} jobs for {self.push_queue}, "
               f"queue depth {self.n_pull_workers} for each of "
-              + ", ".join(f"{PULL_QUEUE}/{rt}" for rt in PULL_RESOURCE_TYPES))
+              + ", ".join(f"{self.pull_queue}/{rt}" for rt in PULL_RESOURCE_TYPES)
+              + (" (on the local Slurm)" if self.slurm else ""))
 
     def start_daemon(self) -> None:
         env = dict(os.environ, PANDA_HOME=str(self.home))
@@ -125,10 +176,10 @@ class Demo:
         """Jobs by status in PanDA, workers by status reported by this instance, finished pull
         workers per pseudo-queue."""
         jobs: dict[str, int] = {}
-        for job in self.emulator.jobs(site=PUSH_QUEUE):
+        for job in self.emulator.jobs(site=self.push_queue):
             jobs[job["status"]] = jobs.get(job["status"], 0) + 1
         workers: dict[str, int] = {}
-        pull_done = {f"{PULL_QUEUE}/{rt}": 0 for rt in PULL_RESOURCE_TYPES}
+        pull_done = {f"{self.pull_queue}/{rt}": 0 for rt in PULL_RESOURCE_TYPES}
         for worker in self.emulator.workers(harvester_id=HARVESTER_ID):
             workers[worker["status"]] = workers.get(worker["status"], 0) + 1
             site = str(worker.get("computing_site", ""))
@@ -198,8 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker-seconds", type=float, default=3, help="how long each dummy worker runs")
     parser.add_argument("--workdir", type=Path, default=Path("var/demo"), help="instance home (wiped first)")
     parser.add_argument("--timeout", type=float, default=100, help="give up after this many seconds")
+    parser.add_argument("--slurm", action="store_true",
+                        help="run the workers as jobs of the local Slurm (examples/panda_queueconfig_slurm.json)")
     args = parser.parse_args(argv)
-    return Demo(args.workdir, args.jobs, args.pull_workers, args.worker_seconds, args.timeout).run()
+    return Demo(args.workdir, args.jobs, args.pull_workers, args.worker_seconds, args.timeout, args.slurm).run()
 
 
 if __name__ == "__main__":

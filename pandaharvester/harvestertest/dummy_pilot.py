@@ -22,6 +22,7 @@ the cfg template's ``[payload_interaction]`` values; the config JSON may overrid
 from __future__ import annotations
 
 import argparse
+import configparser
 import io
 import json
 import os
@@ -296,13 +297,37 @@ class DummyPilot:
         return exit_code
 
 
+def harvester_file_names() -> dict[str, str]:
+    """``[payload_interaction]`` of the Harvester cfg in the environment (a batch job started by
+    Harvester inherits ``PANDA_HOME`` or ``HARVESTER_CONFIG_FILE``), or {} without one."""
+    path = os.environ.get("HARVESTER_CONFIG_FILE") or os.path.join(
+        os.environ.get("PANDA_HOME", "/"), "etc", "panda", "panda_harvester.cfg")
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str
+    try:
+        parser.read(path)
+    except configparser.Error:
+        return {}
+    if not parser.has_section("payload_interaction"):
+        return {}
+    return {k: v for k, v in parser.items("payload_interaction") if k in DEFAULT_FILE_NAMES}
+
+
 def load_config(access_point: str, config_path: str | None) -> dict[str, Any]:
-    """The pilot config JSON (``<access point>/dummy_pilot_conf.json`` by default), or {}."""
+    """The pilot config JSON (``<access point>/dummy_pilot_conf.json`` by default), or {}.
+
+    Without ``fileNames`` in it, the names come from the Harvester cfg in the environment.
+    """
     path = config_path or os.path.join(access_point, CONFIG_FILE)
+    conf: dict[str, Any] = {}
     if os.path.exists(path):
         with open(path) as stream:
-            return json.load(stream)
-    return {}
+            conf = json.load(stream)
+    if not conf.get("fileNames"):
+        names = harvester_file_names()
+        if names:
+            conf["fileNames"] = names
+    return conf
 
 
 def main(argv: list[str] | None = None) -> int:
