@@ -341,6 +341,11 @@ def test_workers_commands_and_queue_depth(emulator):
     assert post(emulator, "harvester/acknowledge_commands", {"command_ids": [c["command_id"] for c in cmds]})["success"]
     assert emulator.state()["commands"] == {}
     assert emulator.state()["queue_depth"] == {"SITE_W": {"ANY": {"SCORE": 25}}}
+    # a later depth for another resource type: the command carries every depth of the site
+    emulator.set_queue_depth("SITE_W", 3, resource_type="MCORE")
+    cmds = post(emulator, "harvester/acquire_commands", {"harvester_id": "H2", "n_commands": 10})["data"]
+    assert [c["params"] for c in cmds] == [{"ANY": {"SCORE": 25, "MCORE": 3}}]
+    post(emulator, "harvester/acknowledge_commands", {"command_ids": [c["command_id"] for c in cmds]})
     with pytest.raises(EmulatorError, match="unknown command"):
         emulator.add_command("H2", "NOT_A_COMMAND")
 

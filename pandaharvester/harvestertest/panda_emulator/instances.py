@@ -184,7 +184,11 @@ class Instances:
         harvester_id: str | None = None,
         command: bool = True,
     ) -> dict:
-        """Set the number of jobs/workers wanted at ``site``; notify instances with SET_N_WORKERS_JOBTYPE."""
+        """Set the number of jobs/workers wanted at ``site``; notify instances with SET_N_WORKERS_JOBTYPE.
+
+        As the real server, the command carries every depth set for the site (``{job_type:
+        {resource_type: n}}``): Harvester resets the slots a command does not name.
+        """
         n = int(n)
         if n < 0:
             raise ValueError("n must be >= 0")
@@ -195,7 +199,7 @@ class Instances:
         targets: list[str] = []
         if command:
             targets = [harvester_id] if harvester_id else self.instances_serving(site)
-            params = {job_type: {resource_type: n}}
+            params = self.queue_depths().get(site, {job_type: {resource_type: n}})
             for hid in targets:
                 self.add_command(hid, f"SET_N_WORKERS_JOBTYPE:{site}", params)
         return {"site": site, "n": n, "resource_type": resource_type, "job_type": job_type, "notified": targets}
