@@ -1,0 +1,236 @@
+"""Shared pieces of the benchmarks: result rows, process sampling, the bench instance.
+
+Every benchmark module exposes ``run(quick: bool) -> list[dict]`` returning rows made by
+:func:`row`. End-to-end benchmarks run the PanDA emulator and the Harvester daemon as real
+processes through ``tests/e2e_helpers.DaemonRun`` (the same harness the end-to-end tests use),
+with the dummy plugins in their instant mode (the worker is done inside ``submit_workers``,
+no process is spawned) and the cfg tuned for throughput by :func:`bench_cfg`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+for _path in (str(REPO), str(REPO / "tests")):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+FINAL_JOB_STATES = ("finished", "failed", "closed", "cancelled")
+FINAL_WORKER_STATES = ("finished", "failed", "cancelled", "missed")
+
+
+def row(benchmark: str, size: Any, metric: str, value: float, unit: str) -> dict:
+    """One result: ``{"benchmark", "size", "metric", "value", "unit"}``."""
+    return {"benchmark": benchmark, "size": size, "metric": metric, "value": value, "unit": unit}
+
+
+def workdir(prefix: str) -> Any:
+    """A throw-away directory for one benchmark (``HARVESTER_BENCH_TMP`` chooses the parent;
+    ``HARVESTER_BENCH_KEEP=1`` keeps it, with its logs, for a look afterwards)."""
+    parent = os.environ.get("HARVESTER_BENCH_TMP")
+    if os.environ.get("HARVESTER_BENCH_KEEP"):
+        path = tempfile.mkdtemp(prefix=f"harvester_bench_{prefix}_", dir=parent)
+        print(f"keeping {path}", file=sys.stderr)
+        return contextlib.nullcontext(path)
+    return tempfile.TemporaryDirectory(prefix=f"harvester_bench_{prefix}_", dir=parent)
+
+
+# ---------------------------------------------------------------------------- process figures
+class ProcessSampler:
+    """Samples a process's RSS and CPU time in a thread until :meth:`stop`.
+
+    ``peak_rss`` prefers the kernel's high-water mark (``VmHWM``), read at every sample, so a
+    short peak between two samples is not missed.
+    """
+
+    def __init__(self, pid: int, interval: float = 0.2) -> None:
+        self.process = psutil.Process(pid)
+        self.interval = interval
+        self.peak_rss = 0
+        self.last_rss = 0
+        self.cpu = 0.0
+        self.user = self.system = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="ProcessSampler", daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        try:
+            with self.process.oneshot():
+                rss = self.process.memory_info().rss
+                times = self.process.cpu_times()
+            self.last_rss = rss
+            self.peak_rss = max(self.peak_rss, rss, vm_hwm(self.process.pid))
+            self.cpu = times.user + times.system + times.children_user + times.children_system
+            self.user, self.system = times.user, times.system
+        except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
+            self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        """Take a last sample and stop the thread."""
+        if not self._stop.is_set():
+            self._sample()
+        self._stop.set()
+        self._thread.join(5)
+
+
+def vm_hwm(pid: int) -> int:
+    """Peak resident set size of ``pid`` in bytes (``VmHWM`` of /proc), 0 if unknown."""
+    try:
+        with open(f"/proc/{pid}/status") as stream:
+            for line in stream:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` so far (0 if gone)."""
+    try:
+        t = psutil.Process(pid).cpu_times()
+        return t.user + t.system
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return 0.0
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.25,
+             alive: Callable[[], None] | None = None) -> Any:
+    """Poll ``predicate`` until truthy (returned); TimeoutError naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if alive is not None:
+            alive()
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise TimeoutError(f"benchmark timed out after {timeout:.0f} s waiting for {what} (last {last!r})")
+
+
+# ---------------------------------------------------------------------------- bench instance
+PLUGINS: dict[str, dict[str, Any]] = {
+    "preparator": {"name": "DummyPreparator", "module": "pandaharvester.harvesterpreparator.dummy_preparator"},
+    "stager": {"name": "DummyStager", "module": "pandaharvester.harvesterstager.dummy_stager"},
+    "submitter": {"name": "DummySubmitter", "module": "pandaharvester.harvestersubmitter.dummy_submitter",
+                  "instantMode": True, "uploadLogs": False},
+    "monitor": {"name": "DummyMonitor", "module": "pandaharvester.harvestermonitor.dummy_monitor"},
+    "sweeper": {"name": "DummySweeper", "module": "pandaharvester.harvestersweeper.dummy_sweeper"},
+    "workerMaker": {"name": "SimpleWorkerMaker", "module": "pandaharvester.harvesterworkermaker.simple_worker_maker"},
+}
+
+
+def messenger(home: Path) -> dict[str, Any]:
+    """The shared-file messenger with one access point per worker under ``home/workers``."""
+    return {"name": "SharedFileMessenger", "module": "pandaharvester.harvestermessenger.shared_file_messenger",
+            "accessPoint": str(home / "workers" / "${workerID}")}
+
+
+def push_queue(home: Path, limit: int) -> dict[str, Any]:
+    """A push queue (one job per worker) whose workers are done at once."""
+    return {"queueStatus": "online", "prodSourceLabel": "managed", "mapType": "OneToOne",
+            "nQueueLimitJob": limit, "nQueueLimitWorker": limit, "maxWorkers": 2 * limit,
+            "messenger": messenger(home), **PLUGINS}
+
+
+def pull_queue(home: Path, limit: int, resource_type: str | None = None) -> dict[str, Any]:
+    """A pull queue (workers without jobs, PanDA sets the depth) whose workers are done at once."""
+    queue = {"queueStatus": "online", "prodSourceLabel": "managed", "mapType": "NoJob", "runMode": "slave",
+             "nQueueLimitWorker": limit, "maxWorkers": 2 * limit, "messenger": messenger(home), **PLUGINS}
+    if resource_type:
+        queue["resourceType"] = resource_type
+    return queue
+
+
+def bench_cfg(log_level: str | None = None) -> dict[str, dict[str, Any]]:
+    """cfg overrides of the bench instance: big batches, short sleeps (on top of the demo's)."""
+    cfg: dict[str, dict[str, Any]] = {
+        "qconf": {"updateInterval": 600, "checkInterval": 5},
+        "jobfetcher": {"nThreads": 1, "nQueues": 20, "maxJobs": 1000, "lookupTime": 1, "sleepTime": 1},
+        "submitter": {"nThreads": 1, "nQueues": 20, "lookupTime": 1, "sleepTime": 1, "maxNewWorkers": 1000,
+                      "checkInterval": 1},
+        "monitor": {"nThreads": 1, "maxWorkers": 1000, "checkInterval": 1, "sleepTime": 1},
+        "propagator": {"nThreads": 1, "maxJobs": 1000, "nJobsInBulk": 500, "maxWorkers": 1000,
+                       "nWorkersInBulk": 500, "sleepTime": 1},
+        "preparator": {"nThreads": 1, "maxJobsToCheck": 1000, "maxJobsToTrigger": 1000, "sleepTime": 1},
+        "stager": {"nThreads": 1, "maxJobsToCheck": 1000, "maxJobsToTrigger": 1000, "maxJobsToZip": 1000,
+                   "sleepTime": 1},
+        "sweeper": {"nThreads": 1, "sleepTime": 30, "maxWorkers": 1000},
+        "eventfeeder": {"nThreads": 1, "sleepTime": 5},
+    }
+    if log_level:
+        cfg["log_level"] = {name: log_level for name in LOGGER_NAMES}
+    return cfg
+
+
+# loggers of the agents, DB and plugins on the hot path (for the quiet-logging variant)
+LOGGER_NAMES = ("db_proxy", "job_fetcher", "submitter", "worker_adjuster", "worker_maker", "monitor", "propagator",
+                "preparator", "stager", "sweeper", "event_feeder", "communicator", "panda_communicator",
+                "dummy_submitter", "dummy_monitor", "dummy_sweeper", "dummy_preparator", "dummy_stager",
+                "shared_file_messenger", "simple_worker_maker", "command_manager", "cacher", "master")
+
+
+def make_run(home: Path, queues: dict[str, Any], cfg: dict[str, dict[str, Any]]) -> Any:
+    """A ``DaemonRun`` (emulator started, daemon not yet) for the bench instance."""
+    from e2e_helpers import DaemonRun
+
+    run = DaemonRun(home, queues=queues, cfg=cfg)
+    run.start_emulator()
+    return run
+
+
+def emulator_job_counts(run: Any, site: str | None = None) -> dict[str, int]:
+    """Jobs by status in the emulator (all sites, or one)."""
+    jobs = run.emulator.state()["jobs"]
+    if site is not None:
+        return dict(jobs.get(site, {}))
+    total: dict[str, int] = {}
+    for by_status in jobs.values():
+        for status, n in by_status.items():
+            total[status] = total.get(status, 0) + n
+    return total
+
+
+def n_final(counts: dict[str, int], states: tuple[str, ...] = FINAL_JOB_STATES) -> int:
+    """How many of ``counts`` are in one of ``states``."""
+    return sum(n for status, n in counts.items() if status in states)
+
+
+# ---------------------------------------------------------------------------- profiling
+def start_profiler(pid: int, output: str, rate: int = 50) -> Any:
+    """Sample ``pid`` with py-spy (all threads, collapsed stacks) into ``output``; needs py-spy."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    return subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw", "--gil",
+                             "--output", output, "--nonblocking"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_profiler(proc: Any) -> None:
+    """Stop py-spy (SIGINT makes it write its output)."""
+    import signal
+
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(30)
+    except Exception:
+        proc.kill()

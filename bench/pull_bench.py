@@ -1,0 +1,113 @@
+"""Pull mode: workers/s submitted and monitored to final over 100 queues (pseudo-queues included).
+
+100 queue-config entries: 50 plain pull queues and 25 unified pull queues with the pseudo-queues
+``<queue>/SCORE`` and ``<queue>/MCORE``. PanDA (the emulator) sets a queue depth for every
+queue with ``SET_N_WORKERS_JOBTYPE``; the daemon (SQLite, dummy plugins in instant mode) keeps
+the queues filled. The clock runs from the daemon's start until PanDA has been told that N
+workers are final (the propagator's worker reports), so each counted worker was submitted,
+monitored to final and reported.
+
+    .venv/bin/python bench/pull_bench.py [--quick] [--sizes 10000,100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import common  # noqa: E402
+
+SIZES = (10000, 100000)
+QUICK_SIZES = (1000,)
+N_PLAIN, N_UNIFIED = 50, 25
+DEPTH = 200  # workers PanDA wants queued per queue (per resource type for the unified ones)
+
+
+def queues(home: Path) -> dict[str, dict]:
+    """The 100 queue-config entries."""
+    config = {f"BENCH_PULL_{i:02d}": common.pull_queue(home, DEPTH) for i in range(N_PLAIN)}
+    for i in range(N_UNIFIED):
+        for resource_type in ("SCORE", "MCORE"):
+            config[f"BENCH_UPULL_{i:02d}/{resource_type}"] = common.pull_queue(home, DEPTH, resource_type)
+    return config
+
+
+def set_depths(run) -> None:
+    """PanDA asks for DEPTH queued workers in every queue."""
+    harvester_id = run.harvester_id
+    for i in range(N_PLAIN):
+        run.emulator.set_queue_depth(f"BENCH_PULL_{i:02d}", DEPTH, harvester_id=harvester_id)
+    for i in range(N_UNIFIED):
+        for resource_type in ("SCORE", "MCORE"):
+            run.emulator.set_queue_depth(f"BENCH_UPULL_{i:02d}", DEPTH, resource_type=resource_type,
+                                         harvester_id=harvester_id)
+
+
+def n_final_reported(run) -> int:
+    """Workers PanDA knows as final for this instance."""
+    by_status = run.emulator.state()["workers"].get(run.harvester_id, {})
+    return common.n_final(by_status, common.FINAL_WORKER_STATES)
+
+
+def run_one(n_workers: int, log_level: str | None = None, timeout: float = 900, profile: str | None = None
+            ) -> list[dict]:
+    """One pull run until ``n_workers`` are final in PanDA; result rows."""
+    name = "pull e2e" + (f" (log {log_level})" if log_level else "")
+    with common.workdir("pull") as tmp:
+        home = Path(tmp)
+        cfg = common.bench_cfg(log_level)
+        cfg["submitter"]["nQueues"] = 100
+        run = common.make_run(home, queues(home), cfg)
+        try:
+            set_depths(run)
+            t0 = time.monotonic()
+            daemon = run.start()
+            sampler = common.ProcessSampler(daemon.pid)
+            profiler = common.start_profiler(daemon.pid, profile) if profile else None
+            common.wait_for(lambda: n_final_reported(run) >= n_workers, timeout,
+                            f"{n_workers} workers final in PanDA", interval=0.5, alive=run.assert_alive)
+            elapsed = time.monotonic() - t0
+            sampler.stop()
+            if profiler is not None:
+                common.stop_profiler(profiler)
+            n_done = n_final_reported(run)
+            n_queues = len({r["computingSite"] for r in run.workers()})
+        finally:
+            run.close()
+    return [
+        common.row(name, n_workers, "workers/s", n_done / elapsed, "workers/s"),
+        common.row(name, n_workers, "wall time", elapsed, "s"),
+        common.row(name, n_workers, "queues with workers", n_queues, "queues"),
+        common.row(name, n_workers, "daemon CPU per 1k workers", sampler.cpu / n_done * 1000, "CPU s"),
+        common.row(name, n_workers, "daemon peak RSS", sampler.peak_rss / 2**20, "MB"),
+    ]
+
+
+def run(quick: bool, sizes: tuple[int, ...] | None = None) -> list[dict]:
+    """The pull benchmark at every size (default logging)."""
+    rows: list[dict] = []
+    for n_workers in sizes or (QUICK_SIZES if quick else SIZES):
+        rows += run_one(n_workers)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--sizes", default=None, help="comma list of worker counts")
+    parser.add_argument("--log-level", default=None, help="e.g. INFO for the hot-path loggers")
+    parser.add_argument("--profile", default=None, help="py-spy raw profile of the daemon to this file")
+    args = parser.parse_args()
+    sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else (QUICK_SIZES if args.quick else SIZES)
+    for n_workers in sizes:
+        for r in run_one(n_workers, args.log_level, profile=args.profile):
+            print(f"{r['benchmark']:<24} {r['size']:>7} {r['metric']:<26} {r['value']:>10.2f} {r['unit']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""End to end, push mode: the emulator holds N jobs; the daemon runs until every job is final.
+
+The daemon (SQLite, dummy plugins in instant mode, one push queue with one job per worker) is
+started after the jobs are in the emulator; the clock runs from its start to the moment the
+emulator has every job in a final state. Reports jobs/s, workers/s, CPU seconds of the daemon
+per 1k jobs (and of the emulator, for reference) and the daemon's peak RSS.
+
+    .venv/bin/python bench/push_bench.py [--quick] [--sizes 1000,10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import common  # noqa: E402
+
+QUEUE = "BENCH_PUSH"
+SIZES = (1000, 10000, 50000)
+QUICK_SIZES = (500,)
+
+
+def run_one(n_jobs: int, log_level: str | None = None, timeout: float = 600, profile: str | None = None) -> list[dict]:
+    """One push run of ``n_jobs``; result rows."""
+    name = "push e2e" + (f" (log {log_level})" if log_level else "")
+    with common.workdir("push") as tmp:
+        home = Path(tmp)
+        run = common.make_run(home, {QUEUE: common.push_queue(home, 2000)}, common.bench_cfg(log_level))
+        try:
+            run.emulator.add_task(QUEUE, n_jobs)
+            emulator_cpu0 = common.cpu_seconds(run.emulator.proc.pid)
+            t0 = time.monotonic()
+            daemon = run.start()
+            sampler = common.ProcessSampler(daemon.pid)
+            profiler = common.start_profiler(daemon.pid, profile) if profile else None
+            common.wait_for(lambda: common.n_final(common.emulator_job_counts(run, QUEUE)) >= n_jobs, timeout,
+                            f"{n_jobs} jobs final in the emulator", interval=0.25, alive=run.assert_alive)
+            elapsed = time.monotonic() - t0
+            sampler.stop()
+            if profiler is not None:
+                common.stop_profiler(profiler)
+            emulator_cpu = common.cpu_seconds(run.emulator.proc.pid) - emulator_cpu0
+            n_workers = run.db_rows("SELECT COUNT(*) AS n FROM work_table")[0]["n"]
+            counts = common.emulator_job_counts(run, QUEUE)
+        finally:
+            run.close()
+    if counts.get("finished", 0) != n_jobs:
+        raise RuntimeError(f"push bench: expected {n_jobs} finished jobs, emulator has {counts}")
+    return [
+        common.row(name, n_jobs, "jobs/s", n_jobs / elapsed, "jobs/s"),
+        common.row(name, n_jobs, "workers/s", n_workers / elapsed, "workers/s"),
+        common.row(name, n_jobs, "wall time", elapsed, "s"),
+        common.row(name, n_jobs, "daemon CPU per 1k jobs", sampler.cpu / n_jobs * 1000, "CPU s"),
+        common.row(name, n_jobs, "daemon user/system CPU", sampler.user / max(sampler.system, 1e-9), "ratio"),
+        common.row(name, n_jobs, "emulator CPU per 1k jobs", emulator_cpu / n_jobs * 1000, "CPU s"),
+        common.row(name, n_jobs, "daemon peak RSS", sampler.peak_rss / 2**20, "MB"),
+    ]
+
+
+def run(quick: bool, sizes: tuple[int, ...] | None = None) -> list[dict]:
+    """The push benchmark at every size (default logging)."""
+    rows: list[dict] = []
+    for n_jobs in sizes or (QUICK_SIZES if quick else SIZES):
+        rows += run_one(n_jobs)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--sizes", default=None, help="comma list of job counts")
+    parser.add_argument("--log-level", default=None, help="e.g. INFO for the hot-path loggers")
+    parser.add_argument("--profile", default=None, help="py-spy raw profile of the daemon to this file")
+    args = parser.parse_args()
+    sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else (QUICK_SIZES if args.quick else SIZES)
+    for n_jobs in sizes:
+        for r in run_one(n_jobs, args.log_level, profile=args.profile):
+            print(f"{r['benchmark']:<24} {r['size']:>7} {r['metric']:<26} {r['value']:>10.2f} {r['unit']}")
+
+
+if __name__ == "__main__":
+    main()
