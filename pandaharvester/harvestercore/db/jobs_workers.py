@@ -122,39 +122,59 @@ class JobsWorkersMixin(DBModule):
         (only while still locked by ``locked_by`` and not final in the DB); False if a worker's
         lock was lost."""
         now = naive_utcnow()
-        work_cls = schema.spec_class("work_table")
-        ok = True
         with self._tx():
-            if jobspec_list is not None:
-                multi = bool(workspec_list) and workspec_list[0].mapType == work_cls.MT_MultiWorkers
-                for job in jobspec_list:
-                    self._update_job_from_workers(job, multi, now)
-            for idx, worker in enumerate(workspec_list):
-                tmp_log = make_logger(_logger, f"workerID={worker.workerID}", method_name="update_jobs_workers")
-                worker.lockedBy = None
-                if worker.status == work_cls.ST_running and worker.startTime is None:
-                    worker.startTime = now
-                elif worker.is_final_status():
-                    if worker.startTime is None:
-                        worker.startTime = now
-                    if worker.endTime is None:
-                        worker.endTime = now
-                if not worker.nextLookup:
-                    if worker.has_updated_attributes():
-                        worker.modificationTime = now
-                else:
-                    worker.nextLookup = False
-                n = self._update_changes(
-                    "work_table", worker,
-                    "workerID=:w_key AND lockedBy=:lb_key AND status NOT IN ('cancelled','finished','failed','missed')",
-                    {":w_key": worker.workerID, ":lb_key": locked_by}, skip=("workerID",))
-                if n == 0:
-                    tmp_log.warning(f"not updated: lock lost (not locked by {locked_by} any more) or already final")
-                    ok = False
-                if panda_ids_list is not None and len(panda_ids_list) > idx:
-                    self._insert_relations(worker.workerID, list(panda_ids_list[idx]))
+            ok = self._write_jobs_workers(jobspec_list, workspec_list, locked_by, panda_ids_list, now)
         for spec in list(jobspec_list or []) + list(workspec_list):
             spec.reset_changed_list()
+        return ok
+
+    @db_method(list)
+    def update_jobs_workers_bulk(self, chunk_list: Sequence[tuple[Sequence[Any] | None, Sequence[Any],
+                                                                  Sequence[Sequence[int]] | None]],
+                                 locked_by: str) -> list[bool]:
+        """:meth:`update_jobs_workers` for several worker chunks ``(jobspec_list, workspec_list,
+        panda_ids_list)`` in one transaction; one bool per chunk ([] after a DB error: nothing written)."""
+        now = naive_utcnow()
+        with self._tx():
+            oks = [self._write_jobs_workers(jobs, workers, locked_by, ids, now) for jobs, workers, ids in chunk_list]
+        for jobs, workers, _ids in chunk_list:
+            for spec in list(jobs or []) + list(workers):
+                spec.reset_changed_list()
+        return oks
+
+    def _write_jobs_workers(self, jobspec_list: Sequence[Any] | None, workspec_list: Sequence[Any], locked_by: str,
+                            panda_ids_list: Sequence[Sequence[int]] | None, now: Any) -> bool:
+        """The writes of :meth:`update_jobs_workers`, inside the caller's transaction."""
+        work_cls = schema.spec_class("work_table")
+        ok = True
+        if jobspec_list is not None:
+            multi = bool(workspec_list) and workspec_list[0].mapType == work_cls.MT_MultiWorkers
+            for job in jobspec_list:
+                self._update_job_from_workers(job, multi, now)
+        for idx, worker in enumerate(workspec_list):
+            worker.lockedBy = None
+            if worker.status == work_cls.ST_running and worker.startTime is None:
+                worker.startTime = now
+            elif worker.is_final_status():
+                if worker.startTime is None:
+                    worker.startTime = now
+                if worker.endTime is None:
+                    worker.endTime = now
+            if not worker.nextLookup:
+                if worker.has_updated_attributes():
+                    worker.modificationTime = now
+            else:
+                worker.nextLookup = False
+            n = self._update_changes(
+                "work_table", worker,
+                "workerID=:w_key AND lockedBy=:lb_key AND status NOT IN ('cancelled','finished','failed','missed')",
+                {":w_key": worker.workerID, ":lb_key": locked_by}, skip=("workerID",))
+            if n == 0:
+                make_logger(_logger, f"workerID={worker.workerID}", method_name="update_jobs_workers").warning(
+                    f"not updated: lock lost (not locked by {locked_by} any more) or already final")
+                ok = False
+            if panda_ids_list is not None and len(panda_ids_list) > idx:
+                self._insert_relations(worker.workerID, list(panda_ids_list[idx]))
         return ok
 
     def _update_job_from_workers(self, job: Any, multi: bool, now: Any) -> None:
