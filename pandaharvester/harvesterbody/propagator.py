@@ -10,6 +10,7 @@ PanDA acknowledged in a final state is never sent again (``propagatorTime`` unse
 from __future__ import annotations
 
 import datetime
+import threading
 import time
 from typing import Any
 
@@ -23,6 +24,9 @@ from pandaharvester.harvestercore.pilot_errors import PilotErrors
 _logger = core_utils.setup_logger("propagator")
 
 STATS_PERIOD = 300
+# when this process last reported worker statistics (shared by the Propagator threads)
+_stats_sent: dict[str, float | None] = {"time": None}
+_stats_lock = threading.Lock()
 METRICS_PERIOD = 300
 # statuses whose heartbeat a true-pilot queue without its own noHeartbeat list suppresses
 _TRUE_PILOT_SUPPRESSED = ["running", "transferring", "finished", "failed"]
@@ -168,12 +172,22 @@ class Propagator(AgentBase):
                 self._send_worker_stats(site_name, self.dbProxy.get_worker_stats(site_name), "command")
 
     def report_worker_stats(self) -> None:
-        if self._last_stats_update and time.time() - self._last_stats_update <= STATS_PERIOD:
-            return
+        """Every STATS_PERIOD, one of the Propagator threads of this process reports the statistics
+        of every active queue (they used to send the same reports once per thread)."""
+        with _stats_lock:
+            last = _stats_sent["time"]
+            if last and time.time() - last <= STATS_PERIOD:
+                return
+            _stats_sent["time"] = time.time()  # claimed: the other threads skip this period
+        sent = False
         stats = self.dbProxy.get_worker_stats_bulk(self.queueConfigMapper.get_active_ups_queues())
         for site_name, site_stats in (stats or {}).items():
             if self._send_worker_stats(site_name, site_stats, "bulk"):
+                sent = True
                 self._last_stats_update = time.time()
+        if not sent:
+            with _stats_lock:  # nothing went through: the next cycle (of any thread) tries again
+                _stats_sent["time"] = last
 
     def _send_worker_stats(self, site_name: str, stats: Any, how: str) -> bool:
         log = self.make_logger(_logger, f"site={site_name}", method_name="report_worker_stats")
