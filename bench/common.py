@@ -125,6 +125,25 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
     raise TimeoutError(f"benchmark timed out after {timeout:.0f} s waiting for {what} (last {last!r})")
 
 
+def wait_until_count(count: Callable[[], int], target: int, budget: float, interval: float,
+                     alive: Callable[[], None] | None = None) -> tuple[int, float]:
+    """Poll ``count()`` until it reaches ``target`` or ``budget`` seconds pass: (last count, seconds).
+
+    The time budget keeps the whole bench within its 10 minutes when a size is too big for the
+    current speed: the rate is then measured over the budget and the row says how far it got.
+    """
+    t0 = time.monotonic()
+    n = 0
+    while True:
+        if alive is not None:
+            alive()
+        n = count()
+        elapsed = time.monotonic() - t0
+        if n >= target or elapsed >= budget:
+            return n, elapsed
+        time.sleep(interval)
+
+
 # ---------------------------------------------------------------------------- bench instance
 PLUGINS: dict[str, dict[str, Any]] = {
     "preparator": {"name": "DummyPreparator", "module": "pandaharvester.harvesterpreparator.dummy_preparator"},
