@@ -46,14 +46,14 @@ class Submitter(AgentBase):
     def run_cycle(self) -> bool:
         cfg = harvester_config.submitter
         locked_by = f"submitter-{self.get_pid()}"
-        current, site_name, _res_map = self.dbProxy.get_queues_to_submit(
+        current, site_name, res_map = self.dbProxy.get_queues_to_submit(
             cfg.nQueues, cfg.lookupTime, cfg.lockInterval, locked_by, cfg.queueLockInterval)
         if site_name is None:
             return False
         log = self.make_logger(_logger, f"site={site_name}", method_name="run_cycle")
         submitted = False
         try:
-            self.apply_commands(site_name, log)
+            self.apply_commands(site_name, log, current, res_map)
             n_workers_map = self.workerAdjuster.define_num_workers(current, site_name)
             if n_workers_map is None:
                 log.error("WorkerAdjuster failed to define the number of workers; nothing submitted")
@@ -70,12 +70,21 @@ class Submitter(AgentBase):
         # another site may be waiting: go on at once unless told to respect the sleep time
         return not getattr(cfg, "respectSleepTime", False)
 
-    def apply_commands(self, site_name: str, log: Any) -> None:
-        """Apply the queue depths PanDA set with SET_N_WORKERS_JOBTYPE for this site."""
+    def apply_commands(self, site_name: str, log: Any, current: dict | None = None, res_map: dict | None = None
+                       ) -> None:
+        """Apply the queue depths PanDA set with SET_N_WORKERS_JOBTYPE for this site, in the DB and in
+        this cycle's counts ``current`` (``res_map``: {jobType: {resourceType: queue}}), so that a new
+        depth counts at once rather than at the site's next turn."""
         pattern = f"{CommandSpec.COM_setNWorkers}:{site_name}"
         for command in self.dbProxy.get_commands_for_receiver("submitter", pattern) or []:
             log.info(f"applying {command.command} params={command.params}")
-            self.dbProxy.set_queue_limit(site_name, command.params)
+            new_limits = self.dbProxy.set_queue_limit(site_name, command.params) or {}
+            for job_type, by_resource in new_limits.items():
+                for resource_type, value in by_resource.items():
+                    queue_name = (res_map or {}).get(job_type, {}).get(resource_type)
+                    counts = (current or {}).get(queue_name, {}).get(job_type, {}).get(resource_type)
+                    if counts is not None:
+                        counts["nNewWorkers"] = value
 
     # ------------------------------------------------------------------ one slot
     def submit_slot(self, queue_name: str, job_type: str, resource_type: str, counts: dict, locked_by: str) -> bool:
