@@ -55,3 +55,20 @@ def test_bulk_write_is_all_or_nothing_on_a_db_error(proxy: DBProxy) -> None:
         proxy.update_jobs_workers_bulk([(None, [workers[1]], None), (None, [workers[2]], None)], "mon")
     assert proxy.get_worker_with_id(1).status == "running"  # rolled back with the bad chunk
     assert workers[1].has_updated_attributes()  # still dirty: the next write carries the change
+
+
+def test_update_workers_bulk_writes_changes_of_each_worker(proxy: DBProxy) -> None:
+    insert_workers(proxy, [make_worker(i, status="running") for i in (1, 2, 3)])
+    workers = [proxy.get_worker_with_id(i) for i in (1, 2, 3)]
+    workers[0].status = "finished"
+    workers[0].disable_propagation()
+    workers[2].nJobs = 5
+    assert proxy.update_workers_bulk(workers) == [1, None, 1]  # worker 2 had nothing to write
+    assert proxy.get_worker_with_id(1).status == "finished" and proxy.get_worker_with_id(1).lastUpdate is None
+    assert proxy.get_worker_with_id(3).nJobs == 5
+    assert not any(w.has_updated_attributes() for w in workers)
+    workers[1].nJobs = "bad"
+    workers[0].nJobs = 9
+    with pytest.raises(DBError):
+        proxy.update_workers_bulk(workers[:2])
+    assert proxy.get_worker_with_id(1).nJobs != 9  # rolled back together

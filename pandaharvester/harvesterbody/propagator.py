@@ -141,6 +141,7 @@ class Propagator(AgentBase):
             if replies is None:
                 log.error(f"failed to update {len(chunk)} workers: {message}")
                 continue
+            accepted = []
             for work_spec, ok in zip(chunk, replies):
                 if not ok:
                     log.error(f"workerID={work_spec.workerID} failed to update status={work_spec.status}")
@@ -148,7 +149,11 @@ class Propagator(AgentBase):
                 self.upload_logs(work_spec, log)
                 if work_spec.is_final_status():
                     work_spec.disable_propagation()
-                self.dbProxy.update_worker(work_spec, {"workerID": work_spec.workerID})
+                accepted.append(work_spec)
+            # one transaction for the chunk (one per worker cost more than the HTTP call)
+            if accepted and len(self.dbProxy.update_workers_bulk(accepted)) != len(accepted):
+                log.error(f"{len(accepted)} reported workers not updated in the DB (see panda-db_proxy.log): "
+                          f"they are reported again after [propagator] updateInterval")
         return len(workers)
 
     def upload_logs(self, work_spec: Any, log: Any) -> None:
