@@ -72,3 +72,24 @@ def test_update_workers_bulk_writes_changes_of_each_worker(proxy: DBProxy) -> No
     with pytest.raises(DBError):
         proxy.update_workers_bulk(workers[:2])
     assert proxy.get_worker_with_id(1).nJobs != 9  # rolled back together
+
+
+def test_register_workers_bulk_binds_jobs_like_register_worker(proxy: DBProxy) -> None:
+    jobs = [make_job(700 + i, status="starting", sub_status="prepared") for i in range(2)]
+    assert proxy.insert_jobs(jobs)
+    locked = proxy.get_job_chunks_for_workers("Q1", 2, 0, 1, None, False, 0, 600, "sub")
+    assert [len(c) for c in locked] == [1, 1]
+    workers = [make_worker(20 + i, status="submitted", hasJob=1) for i in range(2)]
+    assert proxy.register_workers_bulk([(w, chunk) for w, chunk in zip(workers, locked)], "sub") == [True, True]
+    for worker, chunk in zip(workers, locked):
+        job = proxy.get_job(chunk[0].PandaID)
+        assert job.subStatus == "submitted" and job.nWorkers == 1
+        assert [w.workerID for w in proxy.get_workers_with_job_id(job.PandaID)] == [worker.workerID]
+    assert proxy.get_worker_with_id(20).status == "submitted"
+
+
+def test_register_workers_bulk_is_all_or_nothing(proxy: DBProxy) -> None:
+    good, bad = make_worker(30, status="submitted"), make_worker(31, status="submitted", nJobs="bad")
+    with pytest.raises(DBError):
+        proxy.register_workers_bulk([(good, None), (bad, None)], "sub")
+    assert proxy.get_worker_with_id(30) is None

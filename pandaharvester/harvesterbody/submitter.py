@@ -196,14 +196,20 @@ class Submitter(AgentBase):
         ok_pandaids = {job.PandaID for (w, jobs), (ok, _d) in zip(ok_chunks, results) if ok for job in jobs}
         now = core_utils.naive_utcnow()
         touched: set[int] = set()
-        for (work_spec, _jobs), (ok, diag) in zip(ok_chunks, results):
-            jobs = self.record_outcome(queue_config, work_spec, ok, diag, ok_pandaids, now, log)
-            registered = self.dbProxy.register_worker(work_spec, jobs, locked_by)
+        outcomes = [(work_spec, self.record_outcome(queue_config, work_spec, ok, diag, ok_pandaids, now, log), ok)
+                    for (work_spec, _jobs), (ok, diag) in zip(ok_chunks, results)]
+        # all the workers of the slot in one transaction (one per worker cost more than the submission)
+        registered = self.dbProxy.register_workers_bulk([(w, jobs) for w, jobs, _ok in outcomes], locked_by)
+        if len(registered) != len(outcomes):
+            registered = [False] * len(outcomes)
+            log.error(f"{len(outcomes)} workers not registered: DB error (see panda-db_proxy.log); the pending "
+                      f"rows are removed after [submitter] lockInterval and their jobs are released")
+        for (work_spec, jobs, ok), is_registered in zip(outcomes, registered):
             for job in work_spec.get_jobspec_list() or []:
                 touched.add(job.PandaID)
             state = "submitted" if ok else "failed to submit"
             log.info(f"{state} workerID={work_spec.workerID} batchID={work_spec.batchID} "
-                     f"PandaIDs={[j.PandaID for j in jobs or []]} registered={registered}")
+                     f"PandaIDs={[j.PandaID for j in jobs or []]} registered={is_registered}")
         return touched
 
     def call_submitter(self, submitter: Any, workers: list[WorkSpec], log: Any) -> list[tuple[Any, str]]:

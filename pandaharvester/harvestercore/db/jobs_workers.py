@@ -64,55 +64,75 @@ class JobsWorkersMixin(DBModule):
     @db_method(False)
     def register_worker(self, workspec: Any, jobspec_list: Sequence[Any] | None, locked_by: str) -> bool:
         """Insert (or update) a submitted worker, bind its jobs and update them, in one transaction."""
-        work_cls = type(workspec)
-        tmp_log = make_logger(_logger, f"batchID={workspec.batchID}", method_name="register_worker")
         with self._tx():
-            is_new = False
-            if workspec.isNew:
-                is_new = self._exec("SELECT 1 FROM work_table WHERE workerID=:w",
-                                    {":w": workspec.workerID}).fetchone() is None
-            if is_new:
-                self._insert_specs("work_table", [workspec])
-                self._exec("UPDATE pq_table SET nNewWorkers=nNewWorkers-1 WHERE queueName=:q AND "
-                           "nNewWorkers IS NOT NULL AND nNewWorkers>0", {":q": workspec.computingSite})
-            else:
-                self._update_changes("work_table", workspec, "workerID=:w_key", {":w_key": workspec.workerID},
-                                     skip=("workerID",))
-            related = []
-            for job in jobspec_list or []:
-                worker_ids = self._active_workers_of_job(job.PandaID)
-                worker_ids.add(workspec.workerID)
-                if job.subStatus in ("submitted", "running"):
-                    job.nWorkers = len(worker_ids)
-                    job.nWorkersInTotal = (job.nWorkersInTotal or 0) + 1 if job.nWorkersInTotal is not None \
-                        else job.nWorkers
-                elif workspec.status == work_cls.ST_missed:
-                    # do not touch the job while other workers are active on it
-                    if len(worker_ids) > 1:
-                        continue
-                    core_utils.update_job_attributes_with_workers(workspec.mapType, [job], [workspec], {}, {})
-                    job.trigger_propagation()
-                    if workspec.hasJob == 1:
-                        job.nWorkers = len(worker_ids)
-                        job.nWorkersInTotal = (job.nWorkersInTotal + 1) if job.nWorkersInTotal is not None \
-                            else job.nWorkers
-                elif workspec.hasJob == 1:
-                    job.subStatus = "submitted"
-                    job.nWorkers = len(worker_ids)
-                    job.nWorkersInTotal = (job.nWorkersInTotal + 1) if job.nWorkersInTotal is not None \
-                        else job.nWorkers
-                else:
-                    job.subStatus = "queued"
-                self._update_changes("job_table", job, "PandaID=:p_key AND lockedBy=:lb_key",
-                                     {":p_key": job.PandaID, ":lb_key": locked_by}, skip=("PandaID",))
-                if job.subStatus in ("submitted", "running"):
-                    related.append(job.PandaID)
-            self._insert_relations(workspec.workerID, related)
+            self._register(workspec, jobspec_list, locked_by)
+        self._registered(workspec, jobspec_list)
+        return True
+
+    @db_method(list)
+    def register_workers_bulk(self, worker_list: Sequence[tuple[Any, Sequence[Any] | None]], locked_by: str
+                              ) -> list[bool]:
+        """:meth:`register_worker` for several ``(workspec, jobspec_list)`` in one transaction; one True
+        per worker ([] after a DB error: nothing written)."""
+        with self._tx():
+            for workspec, jobspec_list in worker_list:
+                self._register(workspec, jobspec_list, locked_by)
+        for workspec, jobspec_list in worker_list:
+            self._registered(workspec, jobspec_list)
+        return [True] * len(worker_list)
+
+    def _registered(self, workspec: Any, jobspec_list: Sequence[Any] | None) -> None:
+        """After the commit: the specs are clean again."""
         workspec.reset_changed_list()
         for job in jobspec_list or []:
             job.reset_changed_list()
-        tmp_log.debug(f"registered workerID={workspec.workerID} with {len(jobspec_list or [])} jobs")
-        return True
+        make_logger(_logger, f"batchID={workspec.batchID}", method_name="register_worker").debug(
+            f"registered workerID={workspec.workerID} with {len(jobspec_list or [])} jobs")
+
+    def _register(self, workspec: Any, jobspec_list: Sequence[Any] | None, locked_by: str) -> None:
+        """The writes of :meth:`register_worker`, inside the caller's transaction."""
+        work_cls = type(workspec)
+        is_new = False
+        if workspec.isNew:
+            is_new = self._exec("SELECT 1 FROM work_table WHERE workerID=:w",
+                                {":w": workspec.workerID}).fetchone() is None
+        if is_new:
+            self._insert_specs("work_table", [workspec])
+            self._exec("UPDATE pq_table SET nNewWorkers=nNewWorkers-1 WHERE queueName=:q AND "
+                       "nNewWorkers IS NOT NULL AND nNewWorkers>0", {":q": workspec.computingSite})
+        else:
+            self._update_changes("work_table", workspec, "workerID=:w_key", {":w_key": workspec.workerID},
+                                 skip=("workerID",))
+        related = []
+        for job in jobspec_list or []:
+            worker_ids = self._active_workers_of_job(job.PandaID)
+            worker_ids.add(workspec.workerID)
+            if job.subStatus in ("submitted", "running"):
+                job.nWorkers = len(worker_ids)
+                job.nWorkersInTotal = (job.nWorkersInTotal or 0) + 1 if job.nWorkersInTotal is not None \
+                    else job.nWorkers
+            elif workspec.status == work_cls.ST_missed:
+                # do not touch the job while other workers are active on it
+                if len(worker_ids) > 1:
+                    continue
+                core_utils.update_job_attributes_with_workers(workspec.mapType, [job], [workspec], {}, {})
+                job.trigger_propagation()
+                if workspec.hasJob == 1:
+                    job.nWorkers = len(worker_ids)
+                    job.nWorkersInTotal = (job.nWorkersInTotal + 1) if job.nWorkersInTotal is not None \
+                        else job.nWorkers
+            elif workspec.hasJob == 1:
+                job.subStatus = "submitted"
+                job.nWorkers = len(worker_ids)
+                job.nWorkersInTotal = (job.nWorkersInTotal + 1) if job.nWorkersInTotal is not None \
+                    else job.nWorkers
+            else:
+                job.subStatus = "queued"
+            self._update_changes("job_table", job, "PandaID=:p_key AND lockedBy=:lb_key",
+                                 {":p_key": job.PandaID, ":lb_key": locked_by}, skip=("PandaID",))
+            if job.subStatus in ("submitted", "running"):
+                related.append(job.PandaID)
+        self._insert_relations(workspec.workerID, related)
 
     # ------------------------------------------------------------ monitor
     @db_method(False)
