@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import psutil
 
@@ -34,15 +35,44 @@ def row(benchmark: str, size: Any, metric: str, value: float, unit: str) -> dict
     return {"benchmark": benchmark, "size": size, "metric": metric, "value": value, "unit": unit}
 
 
-def workdir(prefix: str) -> Any:
-    """A throw-away directory for one benchmark (``HARVESTER_BENCH_TMP`` chooses the parent;
-    ``HARVESTER_BENCH_KEEP=1`` keeps it, with its logs, for a look afterwards)."""
-    parent = os.environ.get("HARVESTER_BENCH_TMP")
-    if os.environ.get("HARVESTER_BENCH_KEEP"):
-        path = tempfile.mkdtemp(prefix=f"harvester_bench_{prefix}_", dir=parent)
-        print(f"keeping {path}", file=sys.stderr)
-        return contextlib.nullcontext(path)
-    return tempfile.TemporaryDirectory(prefix=f"harvester_bench_{prefix}_", dir=parent)
+@contextlib.contextmanager
+def workdir(prefix: str) -> Iterator[str]:
+    """A throw-away instance home for one benchmark, removed afterwards.
+
+    ``HARVESTER_BENCH_TMP`` chooses its parent (default: the system temp dir); ``HARVESTER_BENCH_KEEP=1``
+    keeps it, with its logs. The workers' access points (``<home>/workers``, written by the dummy
+    pilot and the messenger: about 15 small files per push job) go to :func:`worker_dir_parent`
+    through a symlink, so that the figures measure Harvester rather than this machine's disk.
+    """
+    home = tempfile.mkdtemp(prefix=f"harvester_bench_{prefix}_", dir=os.environ.get("HARVESTER_BENCH_TMP"))
+    workers = None
+    parent = worker_dir_parent()
+    if parent is not None:
+        workers = tempfile.mkdtemp(prefix=f"harvester_bench_{prefix}_workers_", dir=parent)
+        os.symlink(workers, os.path.join(home, "workers"))
+    try:
+        yield home
+    finally:
+        if os.environ.get("HARVESTER_BENCH_KEEP"):
+            print(f"keeping {home}" + (f" (access points in {workers})" if workers else ""), file=sys.stderr)
+        else:
+            shutil.rmtree(home, ignore_errors=True)
+            if workers is not None:
+                shutil.rmtree(workers, ignore_errors=True)
+
+
+def worker_dir_parent() -> str | None:
+    """Where access points go: ``HARVESTER_BENCH_WORKER_DIR`` ("" = inside the home), else /dev/shm
+    when it is a writable tmpfs with 4 GB free, else inside the home (None)."""
+    chosen = os.environ.get("HARVESTER_BENCH_WORKER_DIR")
+    if chosen is not None:
+        return chosen or None
+    shm = "/dev/shm"
+    try:
+        stat = os.statvfs(shm)
+    except OSError:
+        return None
+    return shm if os.access(shm, os.W_OK) and stat.f_bavail * stat.f_frsize > 4 * 2**30 else None
 
 
 # ---------------------------------------------------------------------------- process figures
