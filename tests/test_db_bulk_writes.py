@@ -93,3 +93,19 @@ def test_register_workers_bulk_is_all_or_nothing(proxy: DBProxy) -> None:
     with pytest.raises(DBError):
         proxy.register_workers_bulk([(good, None), (bad, None)], "sub")
     assert proxy.get_worker_with_id(30) is None
+
+
+def test_update_jobs_bulk_applies_criteria_per_job(proxy: DBProxy) -> None:
+    jobs = [make_job(800 + i, status="running", sub_status="running", propagatorLock="prop") for i in range(3)]
+    assert proxy.insert_jobs(jobs)
+    proxy.execute("UPDATE job_table SET propagatorLock='other' WHERE PandaID=802")  # lock taken over
+    proxy.commit()
+    loaded = [proxy.get_job(800 + i) for i in range(3)]
+    for job in loaded:
+        job.propagatorLock = None
+        job.status = "finished"
+    n_rows = proxy.update_jobs_bulk(loaded, {"propagatorLock": "prop"}, update_out_file=True)
+    assert n_rows == [1, 1, 0]
+    assert [proxy.get_job(800 + i).status for i in range(3)] == ["finished", "finished", "running"]
+    # a final job's input files are done, as with update_job
+    assert {f.status for f in proxy.get_job(800).inFiles} == {"done"}

@@ -77,8 +77,14 @@ class Propagator(AgentBase):
             replies = [{"StatusCode": 0, "command": None} for _ in to_skip]
             replies += list(self.communicator.check_jobs(to_check)) if to_check else []
             replies += list(self.communicator.update_jobs(to_update, locked_by)) if to_update else []
-            for job, reply in zip(to_skip + to_check + to_update, replies):
-                self.record_job_reply(job, reply or {}, job in to_update, locked_by)
+            sent = {id(job) for job in to_update}
+            answered = [job for job, reply in zip(to_skip + to_check + to_update, replies)
+                        if self.apply_job_reply(job, reply or {}, id(job) in sent)]
+            # the answered jobs of the chunk in one transaction (one per job cost more than the HTTP call)
+            if answered and len(self.dbProxy.update_jobs_bulk(answered, {"propagatorLock": locked_by},
+                                                              update_out_file=True)) != len(answered):
+                log.error(f"{len(answered)} answered jobs not updated in the DB (see panda-db_proxy.log): they "
+                          f"stay locked and are sent again after [propagator] lockInterval")
         return len(jobs)
 
     def _no_heartbeat_states(self, job: Any) -> list[str]:
@@ -87,11 +93,17 @@ class Propagator(AgentBase):
 
     def record_job_reply(self, job: Any, reply: dict, was_sent: bool, locked_by: str) -> None:
         """Store what PanDA answered for one job and release its propagator lock."""
+        if self.apply_job_reply(job, reply, was_sent):
+            self.dbProxy.update_job(job, {"propagatorLock": locked_by}, update_out_file=True)
+
+    def apply_job_reply(self, job: Any, reply: dict, was_sent: bool) -> bool:
+        """Apply what PanDA answered to the job (propagator lock released, final jobs done, kills);
+        False when PanDA refused it: the job is not written and stays locked."""
         log = self.make_logger(_logger, f"PandaID={job.PandaID}", method_name="record_job_reply")
         if reply.get("StatusCode") != 0:
             # left locked: it becomes due again after lockInterval, so nothing is lost
             log.error(f"failed to update status={job.status}: {reply.get('ErrorDiag', reply)}")
-            return
+            return False
         log.debug(f"{'updated' if was_sent else 'skipped'} status={job.status} subStatus={job.subStatus}")
         job.propagatorLock = None
         if job.is_final_status() and job.status == job.get_status():
@@ -106,7 +118,7 @@ class Propagator(AgentBase):
                 command = "tobekilled"
             if command == "tobekilled":
                 self.kill_job(job, log)
-        self.dbProxy.update_job(job, {"propagatorLock": locked_by}, update_out_file=True)
+        return True
 
     def _no_events_left(self, job: Any, log: Any) -> bool:
         """Event-service jobs still starting: PanDA has no event left for them."""
