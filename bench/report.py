@@ -102,18 +102,22 @@ def plot(rows: list[dict], path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
+    # (title, y label, series, log y, target line (value, label) or None)
     panels = (
         ("cycle time vs live workers", "s", [("monitor cycle", "all N workers checked", "monitor: all N checked"),
                                              ("monitor cycle", "one batch of 500", "monitor: one batch of 500"),
-                                             ("sweeper cycle", None, "sweeper: N/10 deleted")], True),
-        ("cost per 1k workers", "s per 1k", [("monitor cycle", "per 1k workers", "monitor"),
-                                            ("sweeper cycle", "per 1k deleted", "sweeper")], True),
-        ("push mode end to end", "jobs/s", [("push e2e", "jobs/s", "jobs/s")], False),
-        ("pull mode end to end", "workers/s", [("pull e2e", "workers/s", "workers/s")], False),
+                                             ("sweeper cycle", None, "sweeper: N/10 deleted")], True,
+         (10, "target: 100k monitor cycle < 10 s")),
+        ("cost per 1k workers (flat = linear)", "s per 1k", [("monitor cycle", "per 1k workers", "monitor"),
+                                                            ("sweeper cycle", "per 1k deleted", "sweeper")], True,
+         None),
+        ("push mode end to end", "jobs/s", [("push e2e", "jobs/s", "jobs/s")], False, (500, "target 500 jobs/s")),
+        ("pull mode end to end", "workers/s", [("pull e2e", "workers/s", "workers/s")], False,
+         (1000, "target 1,000 workers/s")),
     )
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
     drawn = False
-    for ax, (title, ylabel, series, logy) in zip(axes.flat, panels):
+    for ax, (title, ylabel, series, logy, target) in zip(axes.flat, panels):
         for benchmark, metric, label in series:
             found = sorted((r for r in rows if r["benchmark"] == benchmark
                             and (r["metric"] == metric if metric else r["metric"].endswith("old workers deleted"))),
@@ -122,9 +126,13 @@ def plot(rows: list[dict], path: Path) -> Path | None:
                 continue
             ax.plot([r["size"] for r in found], [r["value"] for r in found], marker="o", label=label)
             drawn = True
+        if target is not None:
+            ax.axhline(target[0], color="red", linestyle="--", linewidth=1, label=target[1])
         ax.set_xscale("log")
         if logy:
             ax.set_yscale("log")
+        else:
+            ax.set_ylim(bottom=0)
         ax.set_title(title)
         ax.set_xlabel("N (live workers, jobs or workers)")
         ax.set_ylabel(ylabel)
