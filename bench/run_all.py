@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         got, note = run_module(short, module_name, args.quick)
         durations[short] = time.monotonic() - t0
-        rows += got
+        rows += [dict(r, module=short) for r in got]
         if note:
             notes[short] = note
             print(f"   {note}", flush=True)
