@@ -34,7 +34,6 @@ IN_CHUNK = 500
 MANY_CHUNK = 5000
 
 _TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
-CACHE_KIB = 32768  # page cache per connection, grown on demand
 _BUSY_MARKERS = ("database is locked", "database is busy", "database table is locked")
 
 
@@ -156,9 +155,6 @@ class SQLiteEngine:
             if not read_only:
                 self._retry(lambda: con.execute("PRAGMA journal_mode = WAL").fetchone(), "journal_mode")
                 con.execute("PRAGMA synchronous = NORMAL")
-                # 32 MB page cache per connection (SQLite's default is 2 MB): with 100k workers the
-                # indexes no longer fit the default and every update re-reads pages
-                con.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             # touch the schema: a corrupt file fails here, not in the middle of an agent cycle
             con.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.DatabaseError as exc:
