@@ -283,3 +283,34 @@ def stop_profiler(proc: Any) -> None:
         proc.wait(30)
     except Exception:
         proc.kill()
+
+
+# ---------------------------------------------------------------------------- end-to-end drivers
+E2E_BUDGET = 75.0  # seconds per size at most (see wait_until_count)
+E2E_QUICK_BUDGET = 45.0
+
+
+def run_sizes(run_one: Callable[..., list[dict]], sizes: tuple[int, ...], quick: bool) -> list[dict]:
+    """``run_one(n, budget=...)`` for every size, rows concatenated."""
+    rows: list[dict] = []
+    for n in sizes:
+        rows += run_one(n, budget=E2E_QUICK_BUDGET if quick else E2E_BUDGET)
+    return rows
+
+
+def e2e_main(doc: str, run_one: Callable[..., list[dict]], sizes: tuple[int, ...], quick_sizes: tuple[int, ...],
+             what: str) -> None:
+    """Command line of an end-to-end benchmark: --quick, --sizes, --log-level, --profile."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--sizes", default=None, help=f"comma list of {what} counts")
+    parser.add_argument("--log-level", default=None, help="e.g. INFO for the hot-path loggers")
+    parser.add_argument("--profile", default=None, help="py-spy raw profile of the daemon to this file")
+    args = parser.parse_args()
+    chosen = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else (quick_sizes if args.quick else sizes)
+    for n in chosen:
+        budget = E2E_QUICK_BUDGET if args.quick else E2E_BUDGET
+        for r in run_one(n, args.log_level, budget=budget, profile=args.profile):
+            print(f"{r['benchmark']:<24} {r['size']:>7} {r['metric']:<32} {r['value']:>10.2f} {r['unit']}")

@@ -13,7 +13,6 @@ measured over the budget and "workers final in the time budget" says how far it 
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -26,8 +25,6 @@ import common  # noqa: E402
 SIZES = (10000, 100000)
 QUICK_SIZES = (1000,)
 N_PLAIN, N_UNIFIED = 50, 25
-BUDGET = 75.0  # seconds per size at most (see common.wait_until_count); 45 s in quick mode
-QUICK_BUDGET = 45.0
 DEPTH = 200  # workers PanDA wants queued per queue (per resource type for the unified ones)
 
 
@@ -57,8 +54,8 @@ def n_final_reported(run) -> int:
     return common.n_final(by_status, common.FINAL_WORKER_STATES)
 
 
-def run_one(n_workers: int, log_level: str | None = None, budget: float = BUDGET, profile: str | None = None
-            ) -> list[dict]:
+def run_one(n_workers: int, log_level: str | None = None, budget: float = common.E2E_BUDGET,
+            profile: str | None = None) -> list[dict]:
     """One pull run until ``n_workers`` are final in PanDA (at most ``budget`` seconds); result rows."""
     name = "pull e2e" + (f" (log {log_level})" if log_level else "")
     with common.workdir("pull") as tmp:
@@ -95,23 +92,11 @@ def run_one(n_workers: int, log_level: str | None = None, budget: float = BUDGET
 
 def run(quick: bool, sizes: tuple[int, ...] | None = None) -> list[dict]:
     """The pull benchmark at every size (default logging)."""
-    rows: list[dict] = []
-    for n_workers in sizes or (QUICK_SIZES if quick else SIZES):
-        rows += run_one(n_workers, budget=QUICK_BUDGET if quick else BUDGET)
-    return rows
+    return common.run_sizes(run_one, sizes or (QUICK_SIZES if quick else SIZES), quick)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--sizes", default=None, help="comma list of worker counts")
-    parser.add_argument("--log-level", default=None, help="e.g. INFO for the hot-path loggers")
-    parser.add_argument("--profile", default=None, help="py-spy raw profile of the daemon to this file")
-    args = parser.parse_args()
-    sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else (QUICK_SIZES if args.quick else SIZES)
-    for n_workers in sizes:
-        for r in run_one(n_workers, args.log_level, profile=args.profile):
-            print(f"{r['benchmark']:<24} {r['size']:>7} {r['metric']:<26} {r['value']:>10.2f} {r['unit']}")
+    common.e2e_main(__doc__, run_one, SIZES, QUICK_SIZES, "worker")
 
 
 if __name__ == "__main__":

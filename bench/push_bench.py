@@ -3,15 +3,15 @@
 The daemon (SQLite, dummy plugins in instant mode, one push queue with one job per worker) is
 started after the jobs are in the emulator; the clock runs from its start to the moment the
 emulator has every job in a final state, or the time budget (75 s) is over: the rates are then
-measured over the budget and "jobs final in the time budget" says how far it got. Reports jobs/s, workers/s, CPU seconds of the daemon
-per 1k jobs (and of the emulator, for reference) and the daemon's peak RSS.
+measured over the budget and "jobs final in the time budget" says how far it got. Reports
+jobs/s, workers/s, CPU seconds of the daemon per 1k jobs (and of the emulator, for reference)
+and the daemon's peak RSS.
 
     .venv/bin/python bench/push_bench.py [--quick] [--sizes 1000,10000]
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -24,12 +24,10 @@ import common  # noqa: E402
 QUEUE = "BENCH_PUSH"
 SIZES = (1000, 10000, 50000)
 QUICK_SIZES = (500,)
-BUDGET = 75.0  # seconds per size at most (see common.wait_until_count); 45 s in quick mode
-QUICK_BUDGET = 45.0
 
 
-def run_one(n_jobs: int, log_level: str | None = None, budget: float = BUDGET, profile: str | None = None
-            ) -> list[dict]:
+def run_one(n_jobs: int, log_level: str | None = None, budget: float = common.E2E_BUDGET,
+            profile: str | None = None) -> list[dict]:
     """One push run of ``n_jobs`` (at most ``budget`` seconds); result rows."""
     name = "push e2e" + (f" (log {log_level})" if log_level else "")
     with common.workdir("push") as tmp:
@@ -72,23 +70,11 @@ def run_one(n_jobs: int, log_level: str | None = None, budget: float = BUDGET, p
 
 def run(quick: bool, sizes: tuple[int, ...] | None = None) -> list[dict]:
     """The push benchmark at every size (default logging)."""
-    rows: list[dict] = []
-    for n_jobs in sizes or (QUICK_SIZES if quick else SIZES):
-        rows += run_one(n_jobs, budget=QUICK_BUDGET if quick else BUDGET)
-    return rows
+    return common.run_sizes(run_one, sizes or (QUICK_SIZES if quick else SIZES), quick)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--sizes", default=None, help="comma list of job counts")
-    parser.add_argument("--log-level", default=None, help="e.g. INFO for the hot-path loggers")
-    parser.add_argument("--profile", default=None, help="py-spy raw profile of the daemon to this file")
-    args = parser.parse_args()
-    sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else (QUICK_SIZES if args.quick else SIZES)
-    for n_jobs in sizes:
-        for r in run_one(n_jobs, args.log_level, profile=args.profile):
-            print(f"{r['benchmark']:<24} {r['size']:>7} {r['metric']:<26} {r['value']:>10.2f} {r['unit']}")
+    common.e2e_main(__doc__, run_one, SIZES, QUICK_SIZES, "job")
 
 
 if __name__ == "__main__":
