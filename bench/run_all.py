@@ -97,7 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=None, help="comma list of: " + ", ".join(s for s, _m in MODULES))
     parser.add_argument("--out-dir", type=Path, default=None,
                         help="where performance.md/.json/.png go (default docs/, or a temp dir with --quick)")
+    parser.add_argument("--render-only", action="store_true",
+                        help="measure nothing: rewrite performance.md/.png from performance.json (after editing "
+                             "bench/notes.md)")
     args = parser.parse_args(argv)
+    if args.render_only:
+        return render(args.out_dir or REPO / "docs")
     wanted = [s.strip() for s in args.only.split(",")] if args.only else [s for s, _m in MODULES]
     unknown = set(wanted) - {s for s, _m in MODULES}
     if unknown:
@@ -138,12 +143,31 @@ def main(argv: list[str] | None = None) -> int:
     for short, note in notes.items():
         print(f"{short}: {note}")
     (out_dir / "performance.json").write_text(json.dumps({"info": info, "rows": rows, "notes": notes}, indent=1))
-    plot = report.plot(rows, out_dir / "performance.png")
-    notes_md = (BENCH_DIR / "notes.md").read_text() if (BENCH_DIR / "notes.md").exists() else ""
-    (out_dir / "performance.md").write_text(report.markdown(rows, targets, notes, info, plot, notes_md))
+    plot = write_report(out_dir, rows, notes, info)
     print(f"\nwrote {out_dir / 'performance.md'}" + (f" and {plot.name}" if plot else " (no plot: matplotlib missing)")
           + f" in {info['total_seconds']:.0f} s")
     return 1 if any(note.startswith("FAILED") for note in notes.values()) else 0
+
+
+def write_report(out_dir: Path, rows: list[dict], notes: dict[str, str], info: dict) -> Path | None:
+    """performance.md (with bench/notes.md) and performance.png in ``out_dir``; the plot's path."""
+    plot = report.plot(rows, out_dir / "performance.png")
+    notes_md = (BENCH_DIR / "notes.md").read_text() if (BENCH_DIR / "notes.md").exists() else ""
+    (out_dir / "performance.md").write_text(report.markdown(rows, report.check_targets(rows), notes, info, plot,
+                                                            notes_md))
+    return plot
+
+
+def render(out_dir: Path) -> int:
+    """--render-only: the report again from ``out_dir/performance.json``."""
+    source = out_dir / "performance.json"
+    if not source.exists():
+        print(f"{source} not found: run the benchmarks first (scripts/bench.sh)", file=sys.stderr)
+        return 2
+    data = json.loads(source.read_text())
+    write_report(out_dir, data["rows"], data.get("notes", {}), data.get("info", {}))
+    print(f"rewrote {out_dir / 'performance.md'} from {source}")
+    return 0
 
 
 if __name__ == "__main__":
