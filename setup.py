@@ -35,8 +35,7 @@ setup(
         "mysql": ["PyMySQL>=1.0"],
         "jinja": ["Jinja2>=3.0"],
         "test": ["pytest>=7", "pytest-timeout", "PyMySQL>=1.0", "Jinja2>=3.0", "cryptography"],
-        # the benchmarks drive the daemon with the end-to-end tests' harness (tests/e2e_helpers.py)
-        "bench": ["matplotlib>=3.5", "py-spy>=0.3", "pytest>=7"],
+        "bench": ["matplotlib>=3.5", "py-spy>=0.3"],
     },
     data_files=[
         ("etc/panda", ["etc/panda_harvester.cfg.rpmnew"] + glob.glob("examples/panda_queueconfig_*.json")),
