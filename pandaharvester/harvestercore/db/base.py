@@ -119,6 +119,7 @@ class DBModule:
     cur: sqlite3.Cursor
     _depth: int = 0
     _write_tx: bool = False
+    _holds_write_turn: bool = False
 
     # ------------------------------------------------------------ transactions
     @contextmanager
@@ -134,6 +135,7 @@ class DBModule:
                 self._depth -= 1
             return
         self._engine.begin(self._con, write)
+        self._holds_write_turn = write
         self._depth = 1
         self._write_tx = write
         try:
@@ -148,6 +150,7 @@ class DBModule:
             self._abort()
             raise
         self._depth = 0
+        self._end_write_turn()
 
     def _abort(self) -> None:
         self._depth = 0
@@ -156,6 +159,12 @@ class DBModule:
                 self._con.execute("ROLLBACK")
             except sqlite3.Error as exc:
                 _logger.error(f"rollback failed: {exc}")
+        self._end_write_turn()
+
+    def _end_write_turn(self) -> None:
+        if self._holds_write_turn:
+            self._holds_write_turn = False
+            self._engine.end_write()
 
     # ------------------------------------------------------------ statements
     def _exec(self, sql: str, varmap: dict[str, Any] | Sequence[Any] | None = None) -> sqlite3.Cursor:
