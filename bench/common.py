@@ -264,12 +264,15 @@ def n_final(counts: dict[str, int], states: tuple[str, ...] = FINAL_JOB_STATES) 
 
 # ---------------------------------------------------------------------------- profiling
 def start_profiler(pid: int, output: str, rate: int = 50) -> Any:
-    """Sample ``pid`` with py-spy (all threads, collapsed stacks) into ``output``; needs py-spy."""
+    """Sample ``pid`` with py-spy (collapsed stacks) into ``output``; needs py-spy."""
     import shutil
     import subprocess
 
     exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    return subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw", "--gil",
+    # only the thread holding the GIL (Python work); HARVESTER_BENCH_PROFILE_ALL=1: every thread,
+    # waiting ones too (to see threads blocked on the DB write lock)
+    which = ["--idle"] if os.environ.get("HARVESTER_BENCH_PROFILE_ALL") else ["--gil"]
+    return subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw", *which,
                              "--output", output, "--nonblocking"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
