@@ -36,6 +36,7 @@ setup(
         "jinja": ["Jinja2>=3.0"],
         "emulator": ["cryptography"],  # the PanDA emulator's HTTPS mode (its own CA)
         "test": ["pytest>=7", "pytest-timeout", "PyMySQL>=1.0", "Jinja2>=3.0", "cryptography"],
+        "bench": ["matplotlib>=3.5", "py-spy>=0.3"],
     },
     data_files=[
         ("etc/panda", ["etc/panda_harvester.cfg.rpmnew", "examples/slurm_submit.sh"]

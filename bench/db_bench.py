@@ -79,6 +79,14 @@ def rate(n: int, seconds: float) -> str:
     return f"{n / seconds:>10.0f} rows/s ({seconds:.2f} s)"
 
 
+# rows for run(): (operation, size, rows/s or ms); filled by the bench_* functions as they print
+RESULTS: list[dict] = []
+
+
+def record(operation: str, n: int, value: float, unit: str = "rows/s") -> None:
+    RESULTS.append({"benchmark": "db micro", "size": n, "metric": operation, "value": value, "unit": unit})
+
+
 def bench_workers(directory: str, n: int) -> None:
     proxy = fresh_proxy(directory, f"workers_{n}.db")
     workers = make_workers(n)
@@ -87,6 +95,7 @@ def bench_workers(directory: str, n: int) -> None:
         proxy.insert_workers(workers[i:i + BATCH], "bench")
     t1 = time.perf_counter()
     print(f"workers n={n:>6} insert  {rate(n, t1 - t0)}")
+    record("insert workers", n, n / (t1 - t0))
     # insert_workers stores them as pending (before submission): make them live and due
     locked: list[WorkSpec] = []
     proxy.execute("UPDATE work_table SET status='running', modificationTime=:t",
@@ -101,6 +110,7 @@ def bench_workers(directory: str, n: int) -> None:
         locked += batch
     t1 = time.perf_counter()
     print(f"workers n={n:>6} lock    {rate(len(locked), t1 - t0)}")
+    record("lock workers", n, len(locked) / (t1 - t0))
     t0 = time.perf_counter()
     for i in range(0, len(locked), BATCH):
         chunk = locked[i:i + BATCH]
@@ -109,6 +119,7 @@ def bench_workers(directory: str, n: int) -> None:
         proxy.update_jobs_workers(None, chunk, "monitor-bench")
     t1 = time.perf_counter()
     print(f"workers n={n:>6} update  {rate(len(locked), t1 - t0)}")
+    record("update workers", n, len(locked) / (t1 - t0))
     proxy.close()
 
 
@@ -120,6 +131,7 @@ def bench_jobs(directory: str, n: int) -> None:
         proxy.insert_jobs(jobs[i:i + BATCH])
     t1 = time.perf_counter()
     print(f"jobs    n={n:>6} insert  {rate(n, t1 - t0)}  (each with one input file)")
+    record("insert jobs (+1 file each)", n, n / (t1 - t0))
     locked: list[JobSpec] = []
     t0 = time.perf_counter()
     while True:
@@ -129,6 +141,7 @@ def bench_jobs(directory: str, n: int) -> None:
         locked += batch
     t1 = time.perf_counter()
     print(f"jobs    n={n:>6} lock    {rate(len(locked), t1 - t0)}")
+    record("lock jobs", n, len(locked) / (t1 - t0))
     t0 = time.perf_counter()
     for job in locked:
         job.propagatorLock = None
@@ -136,6 +149,7 @@ def bench_jobs(directory: str, n: int) -> None:
         proxy.update_job(job, {"propagatorLock": "propagator-bench"})
     t1 = time.perf_counter()
     print(f"jobs    n={n:>6} update  {rate(len(locked), t1 - t0)}  (update_job one by one, as the API is)")
+    record("update jobs (one by one)", n, len(locked) / (t1 - t0))
     proxy.close()
 
 
@@ -155,11 +169,27 @@ def bench_query(directory: str, n: int) -> None:
     n_got = sum(len(s) for q in got.values() for sets in q.values() for s in sets)
     print(f"monitor get_workers_to_update(500) with {n:>6} live workers: {(t1 - t0) * 1000:7.1f} ms "
           f"(got {n_got})")
+    record("monitor query (500 due)", n, (t1 - t0) * 1000, "ms")
     t0 = time.perf_counter()
     got = proxy.get_workers_to_update(500, 300, 600, "monitor-bench-2")
     t1 = time.perf_counter()
     print(f"monitor get_workers_to_update(500) with {n:>6} live workers, none due: {(t1 - t0) * 1000:7.1f} ms")
+    record("monitor query (none due)", n, (t1 - t0) * 1000, "ms")
     proxy.close()
+
+
+def run(quick: bool) -> list[dict]:
+    """Every measurement of main() as result rows (the runner's interface)."""
+    RESULTS.clear()
+    sizes = [1000, 10000] if quick else [10000, 100000]
+    query_sizes = [1000, 10000] if quick else [1000, 10000, 100000]
+    with tempfile.TemporaryDirectory(prefix="harvester_db_bench_") as directory:
+        for n in sizes:
+            bench_workers(directory, n)
+            bench_jobs(directory, n)
+        for n in query_sizes:
+            bench_query(directory, n)
+    return list(RESULTS)
 
 
 def main() -> None:
@@ -169,14 +199,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quiet_log:
         logging.getLogger("panda.log.db_proxy").setLevel(logging.INFO)
-    sizes = [1000, 10000] if args.quick else [10000, 100000]
-    query_sizes = [1000, 10000] if args.quick else [1000, 10000, 100000]
-    with tempfile.TemporaryDirectory(prefix="harvester_db_bench_") as directory:
-        for n in sizes:
-            bench_workers(directory, n)
-            bench_jobs(directory, n)
-        for n in query_sizes:
-            bench_query(directory, n)
+    run(args.quick)
 
 
 if __name__ == "__main__":

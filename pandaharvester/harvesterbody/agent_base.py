@@ -61,6 +61,8 @@ class AgentBase(threading.Thread):
         self.nCycles = 0
         self.heldProcessLocks: set[str] = set()
         self._db_interface: Any = _MISSING
+        # [propagator] minMessageLevel, read once per cycle (make_logger runs per job and per worker)
+        self._hook_level: int | None = None
 
     # ------------------------------------------------------------ original surface
     def set_stop_event(self, stop_event: threading.Event | None) -> None:
@@ -113,7 +115,7 @@ class AgentBase(threading.Thread):
         hook = self.dbInterface if send_dialog else None
         wrapper = core_utils.make_logger(base_log, token=token, method_name=method_name, hook=hook)
         if hook is not None:
-            wrapper.hook_level = _dialog_level()
+            wrapper.hook_level = self._hook_level if self._hook_level is not None else _dialog_level()
         return wrapper
 
     # ------------------------------------------------------------ agent description
@@ -167,10 +169,13 @@ class AgentBase(threading.Thread):
         watch = core_utils.get_stopwatch()
         log = self.make_logger(self.logger, f"id={self.get_pid()}", method_name="run", send_dialog=False)
         more_work = False
+        self._hook_level = _dialog_level()
         try:
             more_work = bool(self.run_cycle())
         except Exception:
             core_utils.dump_error_message(log)
+        finally:
+            self._hook_level = None
         self.nCycles += 1
         log.debug(f"done{watch.get_elapsed_time()}")
         self.check_cycle_duration(watch.get_elapsed_seconds(), log)

@@ -4,8 +4,8 @@ One cycle: ``get_workers_to_update`` locks up to ``[monitor] maxWorkers`` worker
 check (``checkInterval``) grouped by queue and config; for each group the
 :class:`~pandaharvester.harvesterbody.monitor_checks.WorkerChecker` asks the plugin and the
 messenger; then per worker chunk the jobs get the workers' news
-(``update_job_attributes_with_workers``) and ``update_jobs_workers`` writes jobs and workers in
-one transaction; finally the messenger acknowledges the files and events it reported.
+(``update_job_attributes_with_workers``) and ``update_jobs_workers_bulk`` writes the jobs and
+workers of up to 500 chunks in one transaction; finally the messenger acknowledges the files and events it reported.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ from pandaharvester.harvestercore.plugin_factory import PluginFactory
 from pandaharvester.harvestercore.work_spec import WorkSpec
 
 _logger = core_utils.setup_logger("monitor")
+
+# worker chunks written back per DB transaction (bounded so that other agents get the DB in between)
+CHUNKS_PER_TRANSACTION = 500
 
 
 class Monitor(AgentBase):
@@ -65,13 +68,32 @@ class Monitor(AgentBase):
         log.debug(f"checking {len(workers)} workers")
         checker = WorkerChecker(self, self.dbProxy, queue_config, monitor_plugin, messenger, log)
         results = checker.check(workers)
-        for chunk in chunks:
-            self.write_back(chunk, results, messenger, locked_by, log)
+        for first in range(0, len(chunks), CHUNKS_PER_TRANSACTION):
+            self.write_back_chunks(chunks[first:first + CHUNKS_PER_TRANSACTION], results, messenger, locked_by, log)
         return True
+
+    def write_back_chunks(self, chunks: list[list[WorkSpec]], results: dict[int, CheckResult], messenger: Any,
+                          locked_by: str, log: Any) -> None:
+        """Apply the results to worker chunks and their jobs, then store them all in one transaction
+        (one transaction per chunk cost more than the checks themselves)."""
+        prepared = [self.prepare_write_back(chunk, results) for chunk in chunks]
+        oks = self.dbProxy.update_jobs_workers_bulk([(jobs, chunk, ids) for chunk, (jobs, ids, _e, _f)
+                                                     in zip(chunks, prepared)], locked_by)
+        if len(oks) != len(chunks):
+            log.error(f"{sum(len(c) for c in chunks)} workers not updated: DB error (see panda-db_proxy.log); "
+                      f"they stay locked and are checked again after [monitor] lockInterval")
+            return
+        for chunk, ok, (_jobs, _ids, events_list, files_map) in zip(chunks, oks, prepared):
+            self.after_write_back(chunk, ok, events_list, files_map, messenger, log)
 
     def write_back(self, chunk: list[WorkSpec], results: dict[int, CheckResult], messenger: Any, locked_by: str,
                    log: Any) -> None:
         """Apply the results to one worker chunk and its jobs, then store them in one transaction."""
+        self.write_back_chunks([chunk], results, messenger, locked_by, log)
+
+    def prepare_write_back(self, chunk: list[WorkSpec], results: dict[int, CheckResult]
+                           ) -> tuple[list[Any] | None, list[Any], list[Any], dict[int, Any]]:
+        """Copy the results into one chunk's workers and jobs: (jobs, panda_ids_list, events_list, files_map)."""
         jobs = None
         panda_ids_list = []
         events_list = []
@@ -91,7 +113,12 @@ class Monitor(AgentBase):
                 f"diag={result.diag!r} files={len(result.files_to_stage_out)}")
         if jobs:
             core_utils.update_job_attributes_with_workers(chunk[0].mapType, jobs, chunk, files_map, events_list)
-        if not self.dbProxy.update_jobs_workers(jobs, chunk, locked_by, panda_ids_list):
+        return jobs, panda_ids_list, events_list, files_map
+
+    def after_write_back(self, chunk: list[WorkSpec], ok: bool, events_list: list[Any], files_map: dict[int, Any],
+                         messenger: Any, log: Any) -> None:
+        """Once a chunk is stored: acknowledge its files and events to the messenger (warn when not stored)."""
+        if not ok:
             ids = [w.workerID for w in chunk]
             log.warning(f"workerIDs={ids} not updated: already final or locked by another thread "
                         f"(raise [monitor] lockInterval if this repeats)")

@@ -10,6 +10,7 @@ PanDA acknowledged in a final state is never sent again (``propagatorTime`` unse
 from __future__ import annotations
 
 import datetime
+import threading
 import time
 from typing import Any
 
@@ -23,6 +24,9 @@ from pandaharvester.harvestercore.pilot_errors import PilotErrors
 _logger = core_utils.setup_logger("propagator")
 
 STATS_PERIOD = 300
+# when this process last reported worker statistics (shared by the Propagator threads)
+_stats_sent: dict[str, float | None] = {"time": None}
+_stats_lock = threading.Lock()
 METRICS_PERIOD = 300
 # statuses whose heartbeat a true-pilot queue without its own noHeartbeat list suppresses
 _TRUE_PILOT_SUPPRESSED = ["running", "transferring", "finished", "failed"]
@@ -74,8 +78,14 @@ class Propagator(AgentBase):
             replies = [{"StatusCode": 0, "command": None} for _ in to_skip]
             replies += list(self.communicator.check_jobs(to_check)) if to_check else []
             replies += list(self.communicator.update_jobs(to_update, locked_by)) if to_update else []
-            for job, reply in zip(to_skip + to_check + to_update, replies):
-                self.record_job_reply(job, reply or {}, job in to_update, locked_by)
+            sent = {id(job) for job in to_update}
+            answered = [job for job, reply in zip(to_skip + to_check + to_update, replies)
+                        if self.apply_job_reply(job, reply or {}, id(job) in sent)]
+            # the answered jobs of the chunk in one transaction (one per job cost more than the HTTP call)
+            if answered and len(self.dbProxy.update_jobs_bulk(answered, {"propagatorLock": locked_by},
+                                                              update_out_file=True)) != len(answered):
+                log.error(f"{len(answered)} answered jobs not updated in the DB (see panda-db_proxy.log): they "
+                          f"stay locked and are sent again after [propagator] lockInterval")
         return len(jobs)
 
     def _no_heartbeat_states(self, job: Any) -> list[str]:
@@ -84,11 +94,17 @@ class Propagator(AgentBase):
 
     def record_job_reply(self, job: Any, reply: dict, was_sent: bool, locked_by: str) -> None:
         """Store what PanDA answered for one job and release its propagator lock."""
+        if self.apply_job_reply(job, reply, was_sent):
+            self.dbProxy.update_job(job, {"propagatorLock": locked_by}, update_out_file=True)
+
+    def apply_job_reply(self, job: Any, reply: dict, was_sent: bool) -> bool:
+        """Apply what PanDA answered to the job (propagator lock released, final jobs done, kills);
+        False when PanDA refused it: the job is not written and stays locked."""
         log = self.make_logger(_logger, f"PandaID={job.PandaID}", method_name="record_job_reply")
         if reply.get("StatusCode") != 0:
             # left locked: it becomes due again after lockInterval, so nothing is lost
             log.error(f"failed to update status={job.status}: {reply.get('ErrorDiag', reply)}")
-            return
+            return False
         log.debug(f"{'updated' if was_sent else 'skipped'} status={job.status} subStatus={job.subStatus}")
         job.propagatorLock = None
         if job.is_final_status() and job.status == job.get_status():
@@ -103,7 +119,7 @@ class Propagator(AgentBase):
                 command = "tobekilled"
             if command == "tobekilled":
                 self.kill_job(job, log)
-        self.dbProxy.update_job(job, {"propagatorLock": locked_by}, update_out_file=True)
+        return True
 
     def _no_events_left(self, job: Any, log: Any) -> bool:
         """Event-service jobs still starting: PanDA has no event left for them."""
@@ -138,6 +154,7 @@ class Propagator(AgentBase):
             if replies is None:
                 log.error(f"failed to update {len(chunk)} workers: {message}")
                 continue
+            accepted = []
             for work_spec, ok in zip(chunk, replies):
                 if not ok:
                     log.error(f"workerID={work_spec.workerID} failed to update status={work_spec.status}")
@@ -145,7 +162,11 @@ class Propagator(AgentBase):
                 self.upload_logs(work_spec, log)
                 if work_spec.is_final_status():
                     work_spec.disable_propagation()
-                self.dbProxy.update_worker(work_spec, {"workerID": work_spec.workerID})
+                accepted.append(work_spec)
+            # one transaction for the chunk (one per worker cost more than the HTTP call)
+            if accepted and len(self.dbProxy.update_workers_bulk(accepted)) != len(accepted):
+                log.error(f"{len(accepted)} reported workers not updated in the DB (see panda-db_proxy.log): "
+                          f"they are reported again after [propagator] updateInterval")
         return len(workers)
 
     def upload_logs(self, work_spec: Any, log: Any) -> None:
@@ -169,12 +190,22 @@ class Propagator(AgentBase):
                 self._send_worker_stats(site_name, self.dbProxy.get_worker_stats(site_name), "command")
 
     def report_worker_stats(self) -> None:
-        if self._last_stats_update and time.time() - self._last_stats_update <= STATS_PERIOD:
-            return
+        """Every STATS_PERIOD, one of the Propagator threads of this process reports the statistics
+        of every active queue (they used to send the same reports once per thread)."""
+        with _stats_lock:
+            last = _stats_sent["time"]
+            if last and time.time() - last <= STATS_PERIOD:
+                return
+            _stats_sent["time"] = time.time()  # claimed: the other threads skip this period
+        sent = False
         stats = self.dbProxy.get_worker_stats_bulk(self.queueConfigMapper.get_active_ups_queues())
         for site_name, site_stats in (stats or {}).items():
             if self._send_worker_stats(site_name, site_stats, "bulk"):
+                sent = True
                 self._last_stats_update = time.time()
+        if not sent:
+            with _stats_lock:  # nothing went through: the next cycle (of any thread) tries again
+                _stats_sent["time"] = last
 
     def _send_worker_stats(self, site_name: str, stats: Any, how: str) -> bool:
         log = self.make_logger(_logger, f"site={site_name}", method_name="report_worker_stats")

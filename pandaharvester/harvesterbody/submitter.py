@@ -48,14 +48,14 @@ class Submitter(AgentBase):
     def run_cycle(self) -> bool:
         cfg = harvester_config.submitter
         locked_by = f"submitter-{self.get_pid()}"
-        current, site_name, _res_map = self.dbProxy.get_queues_to_submit(
+        current, site_name, res_map = self.dbProxy.get_queues_to_submit(
             cfg.nQueues, cfg.lookupTime, cfg.lockInterval, locked_by, cfg.queueLockInterval)
         if site_name is None:
             return False
         log = self.make_logger(_logger, f"site={site_name}", method_name="run_cycle")
         submitted = False
         try:
-            self.apply_commands(site_name, log)
+            self.apply_commands(site_name, log, current, res_map)
             n_workers_map = self.workerAdjuster.define_num_workers(current, site_name)
             if n_workers_map is None:
                 log.error("WorkerAdjuster failed to define the number of workers; nothing submitted")
@@ -72,12 +72,21 @@ class Submitter(AgentBase):
         # another site may be waiting: go on at once unless told to respect the sleep time
         return not getattr(cfg, "respectSleepTime", False)
 
-    def apply_commands(self, site_name: str, log: Any) -> None:
-        """Apply the queue depths PanDA set with SET_N_WORKERS_JOBTYPE for this site."""
+    def apply_commands(self, site_name: str, log: Any, current: dict | None = None, res_map: dict | None = None
+                       ) -> None:
+        """Apply the queue depths PanDA set with SET_N_WORKERS_JOBTYPE for this site, in the DB and in
+        this cycle's counts ``current`` (``res_map``: {jobType: {resourceType: queue}}), so that a new
+        depth counts at once rather than at the site's next turn."""
         pattern = f"{CommandSpec.COM_setNWorkers}:{site_name}"
         for command in self.dbProxy.get_commands_for_receiver("submitter", pattern) or []:
             log.info(f"applying {command.command} params={command.params}")
-            self.dbProxy.set_queue_limit(site_name, command.params)
+            new_limits = self.dbProxy.set_queue_limit(site_name, command.params) or {}
+            for job_type, by_resource in new_limits.items():
+                for resource_type, value in by_resource.items():
+                    queue_name = (res_map or {}).get(job_type, {}).get(resource_type)
+                    counts = (current or {}).get(queue_name, {}).get(job_type, {}).get(resource_type)
+                    if counts is not None:
+                        counts["nNewWorkers"] = value
 
     # ------------------------------------------------------------------ one slot
     def submit_slot(self, queue_name: str, job_type: str, resource_type: str, counts: dict, locked_by: str) -> bool:
@@ -185,14 +194,20 @@ class Submitter(AgentBase):
         ok_pandaids = {job.PandaID for (w, jobs), (ok, _d) in zip(ok_chunks, results) if ok for job in jobs}
         now = core_utils.naive_utcnow()
         touched: set[int] = set()
-        for (work_spec, _jobs), (ok, diag) in zip(ok_chunks, results):
-            jobs = self.record_outcome(queue_config, work_spec, ok, diag, ok_pandaids, now, log)
-            registered = self.dbProxy.register_worker(work_spec, jobs, locked_by)
+        outcomes = [(work_spec, self.record_outcome(queue_config, work_spec, ok, diag, ok_pandaids, now, log), ok)
+                    for (work_spec, _jobs), (ok, diag) in zip(ok_chunks, results)]
+        # all the workers of the slot in one transaction (one per worker cost more than the submission)
+        registered = self.dbProxy.register_workers_bulk([(w, jobs) for w, jobs, _ok in outcomes], locked_by)
+        if len(registered) != len(outcomes):
+            registered = [False] * len(outcomes)
+            log.error(f"{len(outcomes)} workers not registered: DB error (see panda-db_proxy.log); the pending "
+                      f"rows are removed after [submitter] lockInterval and their jobs are released")
+        for (work_spec, jobs, ok), is_registered in zip(outcomes, registered):
             for job in work_spec.get_jobspec_list() or []:
                 touched.add(job.PandaID)
             state = "submitted" if ok else "failed to submit"
             log.info(f"{state} workerID={work_spec.workerID} batchID={work_spec.batchID} "
-                     f"PandaIDs={[j.PandaID for j in jobs or []]} registered={registered}")
+                     f"PandaIDs={[j.PandaID for j in jobs or []]} registered={is_registered}")
         return touched
 
     def feed_workers(self, messenger: Any, workers: list[WorkSpec], log: Any) -> dict[int, tuple[None, str]]:

@@ -271,7 +271,8 @@ class DummyPilot:
     # -------------------------------------------------------------- main
     def run(self) -> int:
         """Play the pilot once; returns the process exit code (0, failureExitCode or 143)."""
-        self.write_status("running")
+        if not self.conf["instant"]:  # an instant run ends inside submit_workers: nobody can see it running
+            self.write_status("running")
         self.log(f"start in {self.ap} pid={self.pid} workerID={self.conf['workerID']}")
         jobs: dict[str, dict] = {}
         ranges: dict[str, list] = {}

@@ -121,6 +121,7 @@ class DBModule:
     _depth: int = 0
     _write_tx: bool = False
     _manual: bool = False  # the open transaction was started by the raw execute() API
+    _holds_write_turn: bool = False  # this proxy holds its engine's write turn (see engine.begin)
 
     def _after_error(self, name: str, exc: BaseException, default: Any) -> Any:
         """Log an error of method ``name``; DBError for an unusable file, else the neutral value."""
@@ -145,6 +146,7 @@ class DBModule:
                 self._depth -= 1
             return
         self._engine.begin(self._con, write)
+        self._holds_write_turn = write
         self._depth = 1
         self._write_tx = write
         try:
@@ -159,6 +161,7 @@ class DBModule:
             self._abort()
             raise
         self._depth = 0
+        self._end_write_turn()
 
     def _end_manual_read(self) -> None:
         """A read-only transaction left open by raw execute() ends before a method runs (nothing to
@@ -177,6 +180,12 @@ class DBModule:
                 self._con.execute("ROLLBACK")
             except sqlite3.Error as exc:
                 _logger.error(f"rollback failed: {exc}")
+        self._end_write_turn()
+
+    def _end_write_turn(self) -> None:
+        if self._holds_write_turn:
+            self._holds_write_turn = False
+            self._engine.end_write()
 
     # ------------------------------------------------------------ statements
     def _exec(self, sql: str, varmap: dict[str, Any] | Sequence[Any] | None = None) -> sqlite3.Cursor:

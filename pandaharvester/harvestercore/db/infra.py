@@ -24,6 +24,7 @@ class InfraMixin(DBModule):
         if self._depth == 0:
             write = bool(_WRITE_RE.match(sql)) or " FOR UPDATE" in sql.upper()
             self._engine.begin(self._con, write)
+            self._holds_write_turn = write
             self._depth = 1
             self._write_tx = write
             self._manual = True
@@ -62,6 +63,7 @@ class InfraMixin(DBModule):
         self._manual = False
         if self._con.in_transaction:
             self._con.execute("COMMIT")
+        self._end_write_turn()
 
     def rollback(self) -> None:
         """Roll back the transaction opened by :meth:`execute`."""

@@ -92,33 +92,54 @@ class JobsMixin(DBModule):
     def update_job(self, jobspec: Any, criteria: dict[str, Any] | None = None, update_in_file: bool = False,
                    update_out_file: bool = False) -> int | None:
         """Write the changed attributes of a job (and its events/files); returns the rows updated."""
-        tmp_log = make_logger(_logger, f"PandaID={jobspec.PandaID} subStatus={jobspec.subStatus}",
-                              method_name="update_job")
+        with self._tx():
+            n_row = self._write_job(jobspec, criteria, update_in_file, update_out_file)
+        self._job_written(jobspec, n_row, update_in_file, update_out_file)
+        return n_row
+
+    @db_method(list)
+    def update_jobs_bulk(self, jobspec_list: Sequence[Any], criteria: dict[str, Any] | None = None,
+                         update_in_file: bool = False, update_out_file: bool = False) -> list[int | None]:
+        """:meth:`update_job` for several jobs (same ``criteria`` for each) in one transaction; one
+        entry per job ([] after a DB error: nothing written)."""
+        with self._tx():
+            n_rows = [self._write_job(job, criteria, update_in_file, update_out_file) for job in jobspec_list]
+        for job, n_row in zip(jobspec_list, n_rows):
+            self._job_written(job, n_row, update_in_file, update_out_file)
+        return n_rows
+
+    def _write_job(self, jobspec: Any, criteria: dict[str, Any] | None, update_in_file: bool,
+                   update_out_file: bool) -> int:
+        """The writes of :meth:`update_job`, inside the caller's transaction."""
         where_map: dict[str, Any] = {":PandaID_key": jobspec.PandaID}
         where = "PandaID=:PandaID_key" + self._criteria("job_table", criteria, where_map)
-        with self._tx():
-            n_row = self._update_changes("job_table", jobspec, where, where_map, skip=("PandaID",))
-            if n_row is None:
-                n_row = len(self._exec(f"SELECT PandaID FROM job_table WHERE {where}", where_map).fetchall())
-            if n_row > 0:
-                self._update_specs_bulk("event_table", jobspec.events, "eventRangeID")
-                if update_in_file:
-                    self._update_specs_bulk("file_table", jobspec.inFiles, "fileID")
-                elif jobspec.is_final_status():
-                    self._exec("UPDATE file_table SET status=:status WHERE PandaID=:PandaID "
-                               "AND fileType IN (:t1,:t2)", {":status": "done", ":PandaID": jobspec.PandaID,
-                                                             ":t1": "input", ":t2": "aux_input"})
-                if update_out_file:
-                    self._update_specs_bulk("file_table", jobspec.outFiles, "fileID")
-                if jobspec.subStatus == "done":
-                    self._exec("UPDATE file_table SET todelete=1 WHERE PandaID=:PandaID",
-                               {":PandaID": jobspec.PandaID})
+        n_row = self._update_changes("job_table", jobspec, where, where_map, skip=("PandaID",))
+        if n_row is None:
+            n_row = len(self._exec(f"SELECT PandaID FROM job_table WHERE {where}", where_map).fetchall())
+        if n_row > 0:
+            self._update_specs_bulk("event_table", jobspec.events, "eventRangeID")
+            if update_in_file:
+                self._update_specs_bulk("file_table", jobspec.inFiles, "fileID")
+            elif jobspec.is_final_status():
+                self._exec("UPDATE file_table SET status=:status WHERE PandaID=:PandaID "
+                           "AND fileType IN (:t1,:t2)", {":status": "done", ":PandaID": jobspec.PandaID,
+                                                         ":t1": "input", ":t2": "aux_input"})
+            if update_out_file:
+                self._update_specs_bulk("file_table", jobspec.outFiles, "fileID")
+            if jobspec.subStatus == "done":
+                self._exec("UPDATE file_table SET todelete=1 WHERE PandaID=:PandaID",
+                           {":PandaID": jobspec.PandaID})
+        return n_row
+
+    @staticmethod
+    def _job_written(jobspec: Any, n_row: int, update_in_file: bool, update_out_file: bool) -> None:
+        """After the commit: the job and its written events/files are clean again."""
         jobspec.reset_changed_list()
         for spec in list(jobspec.events) + list(jobspec.inFiles if update_in_file else []) + \
                 list(jobspec.outFiles if update_out_file else []):
             spec.reset_changed_list()
-        tmp_log.debug(f"done with {n_row}")
-        return n_row
+        make_logger(_logger, f"PandaID={jobspec.PandaID} subStatus={jobspec.subStatus}",
+                    method_name="update_job").debug(f"done with {n_row}")
 
     @db_method(False)
     def insert_files(self, jobspec_list: Sequence[Any]) -> bool:

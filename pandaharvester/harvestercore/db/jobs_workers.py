@@ -64,55 +64,75 @@ class JobsWorkersMixin(DBModule):
     @db_method(False)
     def register_worker(self, workspec: Any, jobspec_list: Sequence[Any] | None, locked_by: str) -> bool:
         """Insert (or update) a submitted worker, bind its jobs and update them, in one transaction."""
-        work_cls = type(workspec)
-        tmp_log = make_logger(_logger, f"batchID={workspec.batchID}", method_name="register_worker")
         with self._tx():
-            is_new = False
-            if workspec.isNew:
-                is_new = self._exec("SELECT 1 FROM work_table WHERE workerID=:w",
-                                    {":w": workspec.workerID}).fetchone() is None
-            if is_new:
-                self._insert_specs("work_table", [workspec])
-                self._exec("UPDATE pq_table SET nNewWorkers=nNewWorkers-1 WHERE queueName=:q AND "
-                           "nNewWorkers IS NOT NULL AND nNewWorkers>0", {":q": workspec.computingSite})
-            else:
-                self._update_changes("work_table", workspec, "workerID=:w_key", {":w_key": workspec.workerID},
-                                     skip=("workerID",))
-            related = []
-            for job in jobspec_list or []:
-                worker_ids = self._active_workers_of_job(job.PandaID)
-                worker_ids.add(workspec.workerID)
-                if job.subStatus in ("submitted", "running"):
-                    job.nWorkers = len(worker_ids)
-                    job.nWorkersInTotal = (job.nWorkersInTotal or 0) + 1 if job.nWorkersInTotal is not None \
-                        else job.nWorkers
-                elif workspec.status == work_cls.ST_missed:
-                    # do not touch the job while other workers are active on it
-                    if len(worker_ids) > 1:
-                        continue
-                    core_utils.update_job_attributes_with_workers(workspec.mapType, [job], [workspec], {}, {})
-                    job.trigger_propagation()
-                    if workspec.hasJob == 1:
-                        job.nWorkers = len(worker_ids)
-                        job.nWorkersInTotal = (job.nWorkersInTotal + 1) if job.nWorkersInTotal is not None \
-                            else job.nWorkers
-                elif workspec.hasJob == 1:
-                    job.subStatus = "submitted"
-                    job.nWorkers = len(worker_ids)
-                    job.nWorkersInTotal = (job.nWorkersInTotal + 1) if job.nWorkersInTotal is not None \
-                        else job.nWorkers
-                else:
-                    job.subStatus = "queued"
-                self._update_changes("job_table", job, "PandaID=:p_key AND lockedBy=:lb_key",
-                                     {":p_key": job.PandaID, ":lb_key": locked_by}, skip=("PandaID",))
-                if job.subStatus in ("submitted", "running"):
-                    related.append(job.PandaID)
-            self._insert_relations(workspec.workerID, related)
+            self._register(workspec, jobspec_list, locked_by)
+        self._registered(workspec, jobspec_list)
+        return True
+
+    @db_method(list)
+    def register_workers_bulk(self, worker_list: Sequence[tuple[Any, Sequence[Any] | None]], locked_by: str
+                              ) -> list[bool]:
+        """:meth:`register_worker` for several ``(workspec, jobspec_list)`` in one transaction; one True
+        per worker ([] after a DB error: nothing written)."""
+        with self._tx():
+            for workspec, jobspec_list in worker_list:
+                self._register(workspec, jobspec_list, locked_by)
+        for workspec, jobspec_list in worker_list:
+            self._registered(workspec, jobspec_list)
+        return [True] * len(worker_list)
+
+    def _registered(self, workspec: Any, jobspec_list: Sequence[Any] | None) -> None:
+        """After the commit: the specs are clean again."""
         workspec.reset_changed_list()
         for job in jobspec_list or []:
             job.reset_changed_list()
-        tmp_log.debug(f"registered workerID={workspec.workerID} with {len(jobspec_list or [])} jobs")
-        return True
+        make_logger(_logger, f"batchID={workspec.batchID}", method_name="register_worker").debug(
+            f"registered workerID={workspec.workerID} with {len(jobspec_list or [])} jobs")
+
+    def _register(self, workspec: Any, jobspec_list: Sequence[Any] | None, locked_by: str) -> None:
+        """The writes of :meth:`register_worker`, inside the caller's transaction."""
+        work_cls = type(workspec)
+        is_new = False
+        if workspec.isNew:
+            is_new = self._exec("SELECT 1 FROM work_table WHERE workerID=:w",
+                                {":w": workspec.workerID}).fetchone() is None
+        if is_new:
+            self._insert_specs("work_table", [workspec])
+            self._exec("UPDATE pq_table SET nNewWorkers=nNewWorkers-1 WHERE queueName=:q AND "
+                       "nNewWorkers IS NOT NULL AND nNewWorkers>0", {":q": workspec.computingSite})
+        else:
+            self._update_changes("work_table", workspec, "workerID=:w_key", {":w_key": workspec.workerID},
+                                 skip=("workerID",))
+        related = []
+        for job in jobspec_list or []:
+            worker_ids = self._active_workers_of_job(job.PandaID)
+            worker_ids.add(workspec.workerID)
+            if job.subStatus in ("submitted", "running"):
+                job.nWorkers = len(worker_ids)
+                job.nWorkersInTotal = (job.nWorkersInTotal or 0) + 1 if job.nWorkersInTotal is not None \
+                    else job.nWorkers
+            elif workspec.status == work_cls.ST_missed:
+                # do not touch the job while other workers are active on it
+                if len(worker_ids) > 1:
+                    continue
+                core_utils.update_job_attributes_with_workers(workspec.mapType, [job], [workspec], {}, {})
+                job.trigger_propagation()
+                if workspec.hasJob == 1:
+                    job.nWorkers = len(worker_ids)
+                    job.nWorkersInTotal = (job.nWorkersInTotal + 1) if job.nWorkersInTotal is not None \
+                        else job.nWorkers
+            elif workspec.hasJob == 1:
+                job.subStatus = "submitted"
+                job.nWorkers = len(worker_ids)
+                job.nWorkersInTotal = (job.nWorkersInTotal + 1) if job.nWorkersInTotal is not None \
+                    else job.nWorkers
+            else:
+                job.subStatus = "queued"
+            self._update_changes("job_table", job, "PandaID=:p_key AND lockedBy=:lb_key",
+                                 {":p_key": job.PandaID, ":lb_key": locked_by}, skip=("PandaID",))
+            if job.subStatus in ("submitted", "running"):
+                related.append(job.PandaID)
+        self._insert_relations(workspec.workerID, related)
 
     # ------------------------------------------------------------ monitor
     @db_method(False)
@@ -122,39 +142,59 @@ class JobsWorkersMixin(DBModule):
         (only while still locked by ``locked_by`` and not final in the DB); False if a worker's
         lock was lost."""
         now = naive_utcnow()
-        work_cls = schema.spec_class("work_table")
-        ok = True
         with self._tx():
-            if jobspec_list is not None:
-                multi = bool(workspec_list) and workspec_list[0].mapType == work_cls.MT_MultiWorkers
-                for job in jobspec_list:
-                    self._update_job_from_workers(job, multi, now)
-            for idx, worker in enumerate(workspec_list):
-                tmp_log = make_logger(_logger, f"workerID={worker.workerID}", method_name="update_jobs_workers")
-                worker.lockedBy = None
-                if worker.status == work_cls.ST_running and worker.startTime is None:
-                    worker.startTime = now
-                elif worker.is_final_status():
-                    if worker.startTime is None:
-                        worker.startTime = now
-                    if worker.endTime is None:
-                        worker.endTime = now
-                if not worker.nextLookup:
-                    if worker.has_updated_attributes():
-                        worker.modificationTime = now
-                else:
-                    worker.nextLookup = False
-                n = self._update_changes(
-                    "work_table", worker,
-                    "workerID=:w_key AND lockedBy=:lb_key AND status NOT IN ('cancelled','finished','failed','missed')",
-                    {":w_key": worker.workerID, ":lb_key": locked_by}, skip=("workerID",))
-                if n == 0:
-                    tmp_log.warning(f"not updated: lock lost (not locked by {locked_by} any more) or already final")
-                    ok = False
-                if panda_ids_list is not None and len(panda_ids_list) > idx:
-                    self._insert_relations(worker.workerID, list(panda_ids_list[idx]))
+            ok = self._write_jobs_workers(jobspec_list, workspec_list, locked_by, panda_ids_list, now)
         for spec in list(jobspec_list or []) + list(workspec_list):
             spec.reset_changed_list()
+        return ok
+
+    @db_method(list)
+    def update_jobs_workers_bulk(self, chunk_list: Sequence[tuple[Sequence[Any] | None, Sequence[Any],
+                                                                  Sequence[Sequence[int]] | None]],
+                                 locked_by: str) -> list[bool]:
+        """:meth:`update_jobs_workers` for several worker chunks ``(jobspec_list, workspec_list,
+        panda_ids_list)`` in one transaction; one bool per chunk ([] after a DB error: nothing written)."""
+        now = naive_utcnow()
+        with self._tx():
+            oks = [self._write_jobs_workers(jobs, workers, locked_by, ids, now) for jobs, workers, ids in chunk_list]
+        for jobs, workers, _ids in chunk_list:
+            for spec in list(jobs or []) + list(workers):
+                spec.reset_changed_list()
+        return oks
+
+    def _write_jobs_workers(self, jobspec_list: Sequence[Any] | None, workspec_list: Sequence[Any], locked_by: str,
+                            panda_ids_list: Sequence[Sequence[int]] | None, now: Any) -> bool:
+        """The writes of :meth:`update_jobs_workers`, inside the caller's transaction."""
+        work_cls = schema.spec_class("work_table")
+        ok = True
+        if jobspec_list is not None:
+            multi = bool(workspec_list) and workspec_list[0].mapType == work_cls.MT_MultiWorkers
+            for job in jobspec_list:
+                self._update_job_from_workers(job, multi, now)
+        for idx, worker in enumerate(workspec_list):
+            worker.lockedBy = None
+            if worker.status == work_cls.ST_running and worker.startTime is None:
+                worker.startTime = now
+            elif worker.is_final_status():
+                if worker.startTime is None:
+                    worker.startTime = now
+                if worker.endTime is None:
+                    worker.endTime = now
+            if not worker.nextLookup:
+                if worker.has_updated_attributes():
+                    worker.modificationTime = now
+            else:
+                worker.nextLookup = False
+            n = self._update_changes(
+                "work_table", worker,
+                "workerID=:w_key AND lockedBy=:lb_key AND status NOT IN ('cancelled','finished','failed','missed')",
+                {":w_key": worker.workerID, ":lb_key": locked_by}, skip=("workerID",))
+            if n == 0:
+                make_logger(_logger, f"workerID={worker.workerID}", method_name="update_jobs_workers").warning(
+                    f"not updated: lock lost (not locked by {locked_by} any more) or already final")
+                ok = False
+            if panda_ids_list is not None and len(panda_ids_list) > idx:
+                self._insert_relations(worker.workerID, list(panda_ids_list[idx]))
         return ok
 
     def _update_job_from_workers(self, job: Any, multi: bool, now: Any) -> None:

@@ -120,6 +120,19 @@ class WorkersMixin(DBModule):
         return n_row
 
     @db_method(list)
+    def update_workers_bulk(self, workspec_list: Sequence[Any]) -> list[int | None]:
+        """:meth:`update_worker` (by workerID) for several workers in one transaction; one entry per
+        worker (rows updated, None when nothing changed; [] after a DB error: nothing written)."""
+        with self._tx():
+            n_rows = [self._update_changes("work_table", w, "workerID=:workerID_key", {":workerID_key": w.workerID},
+                                           skip=("workerID",)) for w in workspec_list]
+        for workspec in workspec_list:
+            workspec.reset_changed_list()
+        make_logger(_logger, method_name="update_workers_bulk").debug(
+            f"updated {sum(1 for n in n_rows if n)} of {len(n_rows)} workers")
+        return n_rows
+
+    @db_method(list)
     def get_ready_workers(self, queue_name: str, n_ready: int) -> list[Any]:
         """Workers of the queue ready for jobs (ready, or running and wanting refills)."""
         with self._tx(write=False):

@@ -1,0 +1,111 @@
+"""update_jobs_workers_bulk: the monitor's write-back of many worker chunks in one transaction."""
+
+from __future__ import annotations
+
+import pytest
+
+from pandaharvester.errors import DBError
+from pandaharvester.harvestercore.db_proxy import DBProxy
+from test_db_fixtures import db_home, insert_workers, make_job, make_worker, proxy  # noqa: F401
+
+
+def _locked_workers(proxy: DBProxy, tag: str) -> dict[int, object]:
+    got = proxy.get_workers_to_update(100, 60, 600, tag)
+    return {w.workerID: w for q in got.values() for s in q.values() for sets in s for w in sets}
+
+
+def test_bulk_write_reports_each_chunk_and_keeps_the_lock_rules(proxy: DBProxy) -> None:
+    insert_workers(proxy, [make_worker(i, status="running", mod_ago=7200) for i in (1, 2, 3)])
+    workers = _locked_workers(proxy, "monitor-a")
+    assert sorted(workers) == [1, 2, 3]
+    # worker 3's lock was taken over by another monitor meanwhile: its chunk must be refused
+    proxy.execute("UPDATE work_table SET lockedBy='monitor-b' WHERE workerID=3")
+    proxy.commit()
+    for worker in workers.values():
+        worker.status = "finished"
+    oks = proxy.update_jobs_workers_bulk([(None, [workers[1]], None), (None, [workers[2]], [[]]),
+                                          (None, [workers[3]], None)], "monitor-a")
+    assert oks == [True, True, False]
+    assert [proxy.get_worker_with_id(i).status for i in (1, 2, 3)] == ["finished", "finished", "running"]
+    assert proxy.get_worker_with_id(1).lockedBy is None and proxy.get_worker_with_id(1).endTime is not None
+    assert proxy.get_worker_with_id(3).lockedBy == "monitor-b"
+    # the written specs are clean again, the refused one keeps its changes for a retry
+    assert not workers[1].has_updated_attributes()
+
+
+def test_bulk_write_writes_jobs_and_relations(proxy: DBProxy) -> None:
+    insert_workers(proxy, [make_worker(1, status="running", mod_ago=7200)])
+    job = make_job(500, status="running", sub_status="running")
+    assert proxy.insert_jobs([job])
+    worker = _locked_workers(proxy, "mon")[1]
+    job = proxy.get_job(500)
+    job.nCore = 42
+    assert proxy.update_jobs_workers_bulk([([job], [worker], [[500]])], "mon") == [True]
+    assert proxy.get_job(500).nCore == 42
+    assert [w.workerID for w in proxy.get_workers_with_job_id(500)] == [1]
+
+
+def test_bulk_write_is_all_or_nothing_on_a_db_error(proxy: DBProxy) -> None:
+    insert_workers(proxy, [make_worker(i, status="running", mod_ago=7200) for i in (1, 2)])
+    workers = _locked_workers(proxy, "mon")
+    workers[1].status = "finished"
+    workers[2].status = "finished"
+    workers[2].nJobs = "not a number"  # violates the column type check: the whole write must fail
+    with pytest.raises(DBError, match="nJobs"):
+        proxy.update_jobs_workers_bulk([(None, [workers[1]], None), (None, [workers[2]], None)], "mon")
+    assert proxy.get_worker_with_id(1).status == "running"  # rolled back with the bad chunk
+    assert workers[1].has_updated_attributes()  # still dirty: the next write carries the change
+
+
+def test_update_workers_bulk_writes_changes_of_each_worker(proxy: DBProxy) -> None:
+    insert_workers(proxy, [make_worker(i, status="running") for i in (1, 2, 3)])
+    workers = [proxy.get_worker_with_id(i) for i in (1, 2, 3)]
+    workers[0].status = "finished"
+    workers[0].disable_propagation()
+    workers[2].nJobs = 5
+    assert proxy.update_workers_bulk(workers) == [1, None, 1]  # worker 2 had nothing to write
+    assert proxy.get_worker_with_id(1).status == "finished" and proxy.get_worker_with_id(1).lastUpdate is None
+    assert proxy.get_worker_with_id(3).nJobs == 5
+    assert not any(w.has_updated_attributes() for w in workers)
+    workers[1].nJobs = "bad"
+    workers[0].nJobs = 9
+    with pytest.raises(DBError):
+        proxy.update_workers_bulk(workers[:2])
+    assert proxy.get_worker_with_id(1).nJobs != 9  # rolled back together
+
+
+def test_register_workers_bulk_binds_jobs_like_register_worker(proxy: DBProxy) -> None:
+    jobs = [make_job(700 + i, status="starting", sub_status="prepared") for i in range(2)]
+    assert proxy.insert_jobs(jobs)
+    locked = proxy.get_job_chunks_for_workers("Q1", 2, 0, 1, None, False, 0, 600, "sub")
+    assert [len(c) for c in locked] == [1, 1]
+    workers = [make_worker(20 + i, status="submitted", hasJob=1) for i in range(2)]
+    assert proxy.register_workers_bulk([(w, chunk) for w, chunk in zip(workers, locked)], "sub") == [True, True]
+    for worker, chunk in zip(workers, locked):
+        job = proxy.get_job(chunk[0].PandaID)
+        assert job.subStatus == "submitted" and job.nWorkers == 1
+        assert [w.workerID for w in proxy.get_workers_with_job_id(job.PandaID)] == [worker.workerID]
+    assert proxy.get_worker_with_id(20).status == "submitted"
+
+
+def test_register_workers_bulk_is_all_or_nothing(proxy: DBProxy) -> None:
+    good, bad = make_worker(30, status="submitted"), make_worker(31, status="submitted", nJobs="bad")
+    with pytest.raises(DBError):
+        proxy.register_workers_bulk([(good, None), (bad, None)], "sub")
+    assert proxy.get_worker_with_id(30) is None
+
+
+def test_update_jobs_bulk_applies_criteria_per_job(proxy: DBProxy) -> None:
+    jobs = [make_job(800 + i, status="running", sub_status="running", propagatorLock="prop") for i in range(3)]
+    assert proxy.insert_jobs(jobs)
+    proxy.execute("UPDATE job_table SET propagatorLock='other' WHERE PandaID=802")  # lock taken over
+    proxy.commit()
+    loaded = [proxy.get_job(800 + i) for i in range(3)]
+    for job in loaded:
+        job.propagatorLock = None
+        job.status = "finished"
+    n_rows = proxy.update_jobs_bulk(loaded, {"propagatorLock": "prop"}, update_out_file=True)
+    assert n_rows == [1, 1, 0]
+    assert [proxy.get_job(800 + i).status for i in range(3)] == ["finished", "finished", "running"]
+    # a final job's input files are done, as with update_job
+    assert {f.status for f in proxy.get_job(800).inFiles} == {"done"}
