@@ -240,6 +240,21 @@ class WorkersMixin(DBModule):
             self._exec("DELETE FROM work_table WHERE workerID=:w", {":w": worker_id})
         return True
 
+    @db_method(False)
+    def delete_workers(self, worker_ids: Sequence[int]) -> bool:
+        """:meth:`delete_worker` for several workers in one transaction (all or nothing)."""
+        worker_ids = [int(w) for w in worker_ids]
+        if not worker_ids:
+            return True
+        with self._tx():
+            ids = sorted({r[0] for r in self._ids_in("SELECT PandaID FROM jw_table WHERE workerID IN ({ids})",
+                                                     worker_ids)})
+            for table in ("job_table", "file_table", "event_table", "jw_table"):
+                self._update_in(f"DELETE FROM {table} WHERE PandaID IN ({{ids}})", ids)
+            self._update_in("DELETE FROM jw_table WHERE workerID IN ({ids})", worker_ids)
+            self._update_in("DELETE FROM work_table WHERE workerID IN ({ids})", worker_ids)
+        return True
+
     @db_method(0)
     def get_num_missed_workers(self, queue_name: str, criteria: dict[str, Any]) -> int:
         """Missed workers matching criteria (timeLimit → submitTime after it; siteName; computingSite;
