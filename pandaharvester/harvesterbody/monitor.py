@@ -78,7 +78,8 @@ class Monitor(AgentBase):
         """Apply the results to worker chunks and their jobs, then store them all in one transaction
         (one transaction per chunk cost more than the checks themselves)."""
         outcomes: dict[tuple, list[int]] = {}
-        prepared = [self.prepare_write_back(chunk, results, outcomes) for chunk in chunks]
+        now = core_utils.naive_utcnow()
+        prepared = [self.prepare_write_back(chunk, results, outcomes, now) for chunk in chunks]
         self.log_outcomes(outcomes)
         oks = self.dbProxy.update_jobs_workers_bulk([(jobs, chunk, ids) for chunk, (jobs, ids, _e, _f)
                                                      in zip(chunks, prepared)], locked_by)
@@ -95,7 +96,7 @@ class Monitor(AgentBase):
         self.write_back_chunks([chunk], results, messenger, locked_by, log)
 
     def prepare_write_back(self, chunk: list[WorkSpec], results: dict[int, CheckResult],
-                           outcomes: dict[tuple, list[int]] | None = None
+                           outcomes: dict[tuple, list[int]] | None = None, now: Any = None
                            ) -> tuple[list[Any] | None, list[Any], list[Any], dict[int, Any]]:
         """Copy the results into one chunk's workers and jobs: (jobs, panda_ids_list, events_list, files_map).
 
@@ -111,7 +112,7 @@ class Monitor(AgentBase):
         files_map: dict[int, Any] = {}
         for work_spec in chunk:
             result = results[work_spec.workerID]
-            self.apply_result(work_spec, result)
+            self.apply_result(work_spec, result, now)
             if work_spec.hasJob == 1 and jobs is None:
                 jobs = self.dbProxy.get_jobs_with_worker_id(work_spec.workerID, None, only_running=True, slim=True)
             panda_ids_list.append(result.panda_ids)
@@ -157,13 +158,13 @@ class Monitor(AgentBase):
                     log.error(f"workerID={work_spec.workerID} failed to acknowledge files/events: {message}")
 
     @staticmethod
-    def apply_result(work_spec: WorkSpec, result: CheckResult) -> None:
-        """Copy one worker's check result into its spec."""
+    def apply_result(work_spec: WorkSpec, result: CheckResult, now: Any = None) -> None:
+        """Copy one worker's check result into its spec (``now``: the checkTime, default the clock's)."""
         work_spec.set_status(result.new_status)
         work_spec.set_work_attributes(result.work_attributes)
         work_spec.set_dialog_message(result.diag)
         if result.is_checked:
-            work_spec.checkTime = core_utils.naive_utcnow()
+            work_spec.checkTime = now or core_utils.naive_utcnow()
         if result.mon_status == WorkSpec.ST_failed and not work_spec.has_pilot_error() and work_spec.errorCode is None:
             work_spec.set_pilot_error(PilotErrors.GENERALERROR, result.diag)
         elif result.mon_status == WorkSpec.ST_cancelled and not work_spec.has_pilot_error() \

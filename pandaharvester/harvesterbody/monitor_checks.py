@@ -63,6 +63,7 @@ class WorkerChecker:
         self.plugin = monitor_plugin
         self.messenger = messenger
         self.log = log
+        self.now = core_utils.naive_utcnow()
         monitor_cfg = harvester_config.monitor
         self.check_timeout = getattr(monitor_plugin, "checkTimeout", None) or getattr(monitor_cfg, "checkTimeout", None)
         self.queue_time_limit = getattr(monitor_cfg, "workerQueueTimeLimit", 172800)
@@ -75,6 +76,8 @@ class WorkerChecker:
     # ------------------------------------------------------------------ entry point
     def check(self, workers: list[WorkSpec]) -> dict[int, CheckResult]:
         """One :class:`CheckResult` per workerID."""
+        # one clock reading per check: the limits it is compared with are minutes or hours
+        self.now = core_utils.naive_utcnow()
         results: dict[int, CheckResult] = {}
         to_check: list[WorkSpec] = []
         post_process_only: list[tuple[WorkSpec, str]] = []
@@ -149,7 +152,7 @@ class WorkerChecker:
 
     # ------------------------------------------------------------------ one worker
     def interpret(self, work_spec: WorkSpec, status: str | None, diag: str, result: CheckResult) -> None:
-        now = core_utils.naive_utcnow()
+        now = self.now
         worker_id = work_spec.workerID
         if status is None:
             status, diag = self.unchecked(work_spec, diag, now, result)
