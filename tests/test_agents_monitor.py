@@ -191,3 +191,19 @@ def test_messenger_failing_beyond_check_timeout_cancels_and_kills(mon):
     status, diag, _check, kill_time = worker_row(worker.workerID)
     assert status == "cancelled" and kill_time is not None
     assert "consecutive worker check failures" in diag and "messenger failed" in diag
+
+
+def test_one_debug_line_per_outcome_carries_every_worker_id(mon, caplog):
+    mapper, proxy = mon()
+    running = [add_worker_with_job(proxy, "running")[0] for _ in range(3)]
+    failed, _ = add_worker_with_job(proxy, "running")
+    ScriptedMonitor.answers = {failed.workerID: ("failed", "payload crashed")}
+    with caplog.at_level("DEBUG", logger="panda.log.monitor"):
+        run(mapper)
+    lines = [r.getMessage() for r in caplog.records if "write_back" in r.getMessage() and " -> " in r.getMessage()]
+    assert len(lines) == 2, lines
+    same = [line for line in lines if "running -> running" in line]
+    assert len(same) == 1 and f"workerIDs={[w.workerID for w in running]}" in same[0]
+    assert "for 3 workers" in same[0]
+    crashed = [line for line in lines if "running -> failed" in line]
+    assert len(crashed) == 1 and f"workerIDs=[{failed.workerID}]" in crashed[0] and "payload crashed" in crashed[0]

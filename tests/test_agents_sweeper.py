@@ -133,3 +133,35 @@ def test_keep_hours_protect_recent_final_workers(sweep_env):
     run(mapper)
     assert Recorder.swept == []
     assert sql("SELECT COUNT(*) FROM work_table WHERE workerID=:w", {":w": done.workerID}) == [(1,)]
+
+
+def test_cleanup_kills_in_one_call_deletes_in_one_go_and_logs_every_id(sweep_env, caplog):
+    home, mapper, proxy = sweep_env("BulkSweeper", keep=0)
+    workers = [store_worker(proxy, make_worker(Q, status="finished", accessPoint=str(home / "w" / str(i))),
+                            endTime=ago(7200), lastUpdate=None, modificationTime=ago(7200)) for i in range(4)]
+    job = make_job(Q, status="finished", sub_status="done")
+    assert proxy.insert_jobs([job])
+    sql("INSERT INTO jw_table (PandaID, workerID) VALUES (:p, :w)", {":p": job.PandaID, ":w": workers[0].workerID})
+    Recorder.fail_sweep = {workers[3].workerID}
+    with caplog.at_level("INFO", logger="panda.log.sweeper"):
+        run(mapper)
+    ids = [w.workerID for w in workers]
+    assert Recorder.bulk_calls == [ids]  # the kill "in case" is one plugin call for the set
+    left = {r[0] for r in sql("SELECT workerID FROM work_table")}
+    assert left == {ids[3]}  # its sweep failed: kept for the next cycle
+    assert sql("SELECT COUNT(*) FROM job_table WHERE PandaID=:p", {":p": job.PandaID}) == [(0,)]
+    assert sql("SELECT COUNT(*) FROM jw_table") == [(0,)]
+    assert f"workerIDs={ids[:3]}" in caplog.text and "swept and deleted 3 workers" in caplog.text
+    assert f"workerIDs={ids}" in caplog.text  # the kill line
+
+
+def test_cleanup_keeps_swept_workers_when_the_delete_fails(sweep_env, caplog, monkeypatch):
+    home, mapper, proxy = sweep_env("BulkSweeper", keep=0)
+    worker = store_worker(proxy, make_worker(Q, status="finished", accessPoint=str(home / "w" / "x")),
+                          endTime=ago(7200), lastUpdate=None, modificationTime=ago(7200))
+    from pandaharvester.harvestercore.db import workers as workers_module
+
+    monkeypatch.setattr(workers_module.WorkersMixin, "delete_workers", lambda self, ids: False)
+    run(mapper)
+    assert sql("SELECT COUNT(*) FROM work_table WHERE workerID=:w", {":w": worker.workerID}) == [(1,)]
+    assert "swept workers not deleted: DB error" in caplog.text and f"workerIDs=[{worker.workerID}]" in caplog.text

@@ -33,6 +33,38 @@ def test_bulk_write_reports_each_chunk_and_keeps_the_lock_rules(proxy: DBProxy) 
     assert not workers[1].has_updated_attributes()
 
 
+def test_bulk_write_groups_rows_by_changed_columns(proxy: DBProxy) -> None:
+    insert_workers(proxy, [make_worker(i, status="running", mod_ago=7200) for i in range(1, 7)])
+    workers = _locked_workers(proxy, "mon")
+    # worker 6 became final meanwhile (e.g. killed by an admin): refused like a lost lock
+    proxy.execute("UPDATE work_table SET status='cancelled' WHERE workerID=6")
+    proxy.commit()
+    workers[1].status = "finished"
+    workers[2].nJobs = 7
+    workers[3].diagMessage = "three"
+    workers[4].nJobs = 8
+    workers[4].diagMessage = "four"
+    workers[6].nJobs = 9
+    chunks = [(None, [workers[i]], None) for i in range(1, 7)]
+    assert proxy.update_jobs_workers_bulk(chunks, "mon") == [True, True, True, True, True, False]
+    got = {i: proxy.get_worker_with_id(i) for i in range(1, 7)}
+    assert got[1].status == "finished" and got[1].nJobs != 7
+    assert got[2].nJobs == 7 and got[2].diagMessage is None
+    assert got[3].diagMessage == "three" and got[3].nJobs != 7
+    assert (got[4].nJobs, got[4].diagMessage) == (8, "four")
+    assert got[5].lockedBy is None  # nothing else changed: the lock is still released
+    assert got[6].status == "cancelled" and got[6].nJobs != 9 and got[6].lockedBy == "mon"
+
+
+def test_bulk_write_of_a_worker_listed_twice_writes_it_once(proxy: DBProxy) -> None:
+    insert_workers(proxy, [make_worker(1, status="running", mod_ago=7200)])
+    worker = _locked_workers(proxy, "mon")[1]
+    worker.nJobs = 3
+    # the second copy finds the lock already released by the first write, as one by one did
+    assert proxy.update_jobs_workers_bulk([(None, [worker], None), (None, [worker], None)], "mon") == [True, False]
+    assert proxy.get_worker_with_id(1).nJobs == 3
+
+
 def test_bulk_write_writes_jobs_and_relations(proxy: DBProxy) -> None:
     insert_workers(proxy, [make_worker(1, status="running", mod_ago=7200)])
     job = make_job(500, status="running", sub_status="running")

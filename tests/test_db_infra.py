@@ -160,12 +160,15 @@ def test_db_file_corrupted_while_running_gives_dberror(db_home):
     proxy.close()
     con = sqlite3.connect(path)
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    # the schema's pages stay intact (they can lie anywhere in the file)
+    schema_pages = {r[0] for r in con.execute("SELECT pageno FROM dbstat WHERE name='sqlite_schema'")}
     con.close()
     data = bytearray(path.read_bytes())
     page = 4096
     assert len(data) > 20 * page
-    for offset in range(len(data) // page // 2 * page, len(data), page):  # schema pages stay intact
-        data[offset:offset + page] = b"\xa5" * page
+    for offset in range(len(data) // page // 2 * page, len(data), page):
+        if offset // page + 1 not in schema_pages:
+            data[offset:offset + page] = b"\xa5" * page
     path.write_bytes(bytes(data))
     proxy = DBProxy()
     with pytest.raises(DBError) as err:
@@ -336,3 +339,14 @@ def test_busy_db_wait_succeeds_once_released(db_home, caplog):
     finally:
         releaser.join()
     assert any("retry" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+
+def test_make_tables_drops_obsolete_indexes(proxy):
+    proxy.execute("CREATE INDEX idx_modificationTime_work_table ON work_table(modificationTime)")
+    proxy.commit()
+    proxy.make_tables(None, None)
+    cur = proxy.execute("SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='work_table'")
+    indexes = {r[0] for r in cur.fetchall()}
+    proxy.commit()
+    assert "idx_modificationTime_work_table" not in indexes
+    assert "idxh_work_status_mod" in indexes and "idx_status_work_table" in indexes

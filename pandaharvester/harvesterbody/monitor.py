@@ -10,6 +10,7 @@ workers of up to 500 chunks in one transaction; finally the messenger acknowledg
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pandaharvester.harvesterbody.agent_base import AgentBase
@@ -76,7 +77,10 @@ class Monitor(AgentBase):
                           locked_by: str, log: Any) -> None:
         """Apply the results to worker chunks and their jobs, then store them all in one transaction
         (one transaction per chunk cost more than the checks themselves)."""
-        prepared = [self.prepare_write_back(chunk, results) for chunk in chunks]
+        outcomes: dict[tuple, list[int]] = {}
+        now = core_utils.naive_utcnow()
+        prepared = [self.prepare_write_back(chunk, results, outcomes, now) for chunk in chunks]
+        self.log_outcomes(outcomes)
         oks = self.dbProxy.update_jobs_workers_bulk([(jobs, chunk, ids) for chunk, (jobs, ids, _e, _f)
                                                      in zip(chunks, prepared)], locked_by)
         if len(oks) != len(chunks):
@@ -91,16 +95,24 @@ class Monitor(AgentBase):
         """Apply the results to one worker chunk and its jobs, then store them in one transaction."""
         self.write_back_chunks([chunk], results, messenger, locked_by, log)
 
-    def prepare_write_back(self, chunk: list[WorkSpec], results: dict[int, CheckResult]
+    def prepare_write_back(self, chunk: list[WorkSpec], results: dict[int, CheckResult],
+                           outcomes: dict[tuple, list[int]] | None = None, now: Any = None
                            ) -> tuple[list[Any] | None, list[Any], list[Any], dict[int, Any]]:
-        """Copy the results into one chunk's workers and jobs: (jobs, panda_ids_list, events_list, files_map)."""
+        """Copy the results into one chunk's workers and jobs: (jobs, panda_ids_list, events_list, files_map).
+
+        Each worker's outcome (old/new/monitored status, diag, number of files) is added to
+        ``outcomes`` ({outcome: [workerID, ...]}, logged by :meth:`log_outcomes`); without
+        ``outcomes`` it is logged at once."""
+        own = outcomes is None
+        if own:
+            outcomes = {}
         jobs = None
         panda_ids_list = []
         events_list = []
         files_map: dict[int, Any] = {}
         for work_spec in chunk:
             result = results[work_spec.workerID]
-            self.apply_result(work_spec, result)
+            self.apply_result(work_spec, result, now)
             if work_spec.hasJob == 1 and jobs is None:
                 jobs = self.dbProxy.get_jobs_with_worker_id(work_spec.workerID, None, only_running=True, slim=True)
             panda_ids_list.append(result.panda_ids)
@@ -108,12 +120,28 @@ class Monitor(AgentBase):
                 events_list.append(result.events_to_update)
             if result.files_to_stage_out:
                 files_map[work_spec.workerID] = result.files_to_stage_out
-            self.make_logger(_logger, f"workerID={work_spec.workerID}", method_name="write_back").debug(
-                f"status {result.old_status} -> {result.new_status} (monitored {result.mon_status}) "
-                f"diag={result.diag!r} files={len(result.files_to_stage_out)}")
+            key = (result.old_status, result.new_status, result.mon_status, result.diag,
+                   len(result.files_to_stage_out) if result.files_to_stage_out else 0)
+            ids = outcomes.get(key)
+            if ids is None:
+                outcomes[key] = [work_spec.workerID]
+            else:
+                ids.append(work_spec.workerID)
+        if own:
+            self.log_outcomes(outcomes)
         if jobs:
             core_utils.update_job_attributes_with_workers(chunk[0].mapType, jobs, chunk, files_map, events_list)
         return jobs, panda_ids_list, events_list, files_map
+
+    def log_outcomes(self, outcomes: dict[tuple, list[int]]) -> None:
+        """One DEBUG line per distinct outcome, carrying the workerIDs that had it (a line per
+        worker cost about a tenth of the whole check)."""
+        if not outcomes or not _logger.isEnabledFor(logging.DEBUG):
+            return
+        log = self.make_logger(_logger, method_name="write_back")
+        for (old, new, mon, diag, n_files), ids in outcomes.items():
+            log.debug(f"status {old} -> {new} (monitored {mon}) diag={diag!r} files={n_files} "
+                      f"for {len(ids)} workers: workerIDs={ids}")
 
     def after_write_back(self, chunk: list[WorkSpec], ok: bool, events_list: list[Any], files_map: dict[int, Any],
                          messenger: Any, log: Any) -> None:
@@ -130,13 +158,13 @@ class Monitor(AgentBase):
                     log.error(f"workerID={work_spec.workerID} failed to acknowledge files/events: {message}")
 
     @staticmethod
-    def apply_result(work_spec: WorkSpec, result: CheckResult) -> None:
-        """Copy one worker's check result into its spec."""
+    def apply_result(work_spec: WorkSpec, result: CheckResult, now: Any = None) -> None:
+        """Copy one worker's check result into its spec (``now``: the checkTime, default the clock's)."""
         work_spec.set_status(result.new_status)
         work_spec.set_work_attributes(result.work_attributes)
         work_spec.set_dialog_message(result.diag)
         if result.is_checked:
-            work_spec.checkTime = core_utils.naive_utcnow()
+            work_spec.checkTime = now or core_utils.naive_utcnow()
         if result.mon_status == WorkSpec.ST_failed and not work_spec.has_pilot_error() and work_spec.errorCode is None:
             work_spec.set_pilot_error(PilotErrors.GENERALERROR, result.diag)
         elif result.mon_status == WorkSpec.ST_cancelled and not work_spec.has_pilot_error() \

@@ -34,9 +34,10 @@ class MessengerFailure(Exception):
     """A messenger hook raised (or is missing) for one worker: that worker is left unchecked."""
 
 
-@dataclass
+@dataclass(slots=True)
 class CheckResult:
-    """Everything the Monitor learnt about one worker in this cycle."""
+    """Everything the Monitor learnt about one worker in this cycle (empty reports are shared
+    empty tuples: a cycle keeps one result per worker alive, and every list is work for the GC)."""
 
     old_status: str | None
     new_status: str | None = None
@@ -44,9 +45,9 @@ class CheckResult:
     diag: str = ""
     work_attributes: dict | None = None
     files_to_stage_out: dict = field(default_factory=dict)
-    events_to_update: Any = field(default_factory=list)
+    events_to_update: Any = ()
     events_request_params: dict = field(default_factory=dict)
-    panda_ids: list = field(default_factory=list)
+    panda_ids: Any = ()
     n_jobs_to_refill: int | None = None
     is_checked: bool = True
 
@@ -62,6 +63,7 @@ class WorkerChecker:
         self.plugin = monitor_plugin
         self.messenger = messenger
         self.log = log
+        self.now = core_utils.naive_utcnow()
         monitor_cfg = harvester_config.monitor
         self.check_timeout = getattr(monitor_plugin, "checkTimeout", None) or getattr(monitor_cfg, "checkTimeout", None)
         self.queue_time_limit = getattr(monitor_cfg, "workerQueueTimeLimit", 172800)
@@ -74,6 +76,8 @@ class WorkerChecker:
     # ------------------------------------------------------------------ entry point
     def check(self, workers: list[WorkSpec]) -> dict[int, CheckResult]:
         """One :class:`CheckResult` per workerID."""
+        # one clock reading per check: the limits it is compared with are minutes or hours
+        self.now = core_utils.naive_utcnow()
         results: dict[int, CheckResult] = {}
         to_check: list[WorkSpec] = []
         post_process_only: list[tuple[WorkSpec, str]] = []
@@ -95,12 +99,19 @@ class WorkerChecker:
             except MessengerFailure as exc:
                 results[work_spec.workerID] = self.messenger_failed(work_spec, str(exc))
         checked = self.call_plugin(to_check)
-        for work_spec, (status, diag) in list(zip(to_check, checked)) + [(w, (s, "")) for w, s in post_process_only]:
-            try:
-                self.interpret(work_spec, status, diag or "", results[work_spec.workerID])
-            except MessengerFailure as exc:
-                results[work_spec.workerID] = self.messenger_failed(work_spec, str(exc))
+        for work_spec, (status, diag) in zip(to_check, checked):
+            self.interpret_or_fail(work_spec, status, diag, results)
+        for work_spec, status in post_process_only:
+            self.interpret_or_fail(work_spec, status, "", results)
         return results
+
+    def interpret_or_fail(self, work_spec: WorkSpec, status: str | None, diag: str | None,
+                          results: dict[int, CheckResult]) -> None:
+        """:meth:`interpret` into ``results``; the messenger-failed result when a hook raised."""
+        try:
+            self.interpret(work_spec, status, diag or "", results[work_spec.workerID])
+        except MessengerFailure as exc:
+            results[work_spec.workerID] = self.messenger_failed(work_spec, str(exc))
 
     def ask(self, method: str, *args: Any) -> Any:
         """``messenger.<method>(*args)``; raises :class:`MessengerFailure` when it raises."""
@@ -130,7 +141,9 @@ class WorkerChecker:
                     return [(None, f"monitor plugin failed: {statuses}")] * len(workers)
                 statuses = list(statuses)
                 if len(statuses) == len(workers):
-                    return [(s, d) for s, d in statuses]
+                    for _status, _diag in statuses:  # each a (status, diag) pair, else TypeError/ValueError
+                        pass
+                    return statuses
                 reply = f"check_workers returned {len(statuses)} results for {len(workers)} workers"
             except (TypeError, ValueError) as exc:
                 reply = f"check_workers returned {reply!r}, not (bool, [(status, diag)]): {exc}"
@@ -139,7 +152,7 @@ class WorkerChecker:
 
     # ------------------------------------------------------------------ one worker
     def interpret(self, work_spec: WorkSpec, status: str | None, diag: str, result: CheckResult) -> None:
-        now = core_utils.naive_utcnow()
+        now = self.now
         worker_id = work_spec.workerID
         if status is None:
             status, diag = self.unchecked(work_spec, diag, now, result)
@@ -185,11 +198,11 @@ class WorkerChecker:
         result.work_attributes = self.ask("get_work_attributes", work_spec)
         result.files_to_stage_out = self.ask("get_files_to_stage_out", work_spec) or {}
         if work_spec.eventsRequest in (WorkSpec.EV_useEvents, WorkSpec.EV_requestEvents):
-            result.events_to_update = self.ask("events_to_update", work_spec) or []
+            result.events_to_update = self.ask("events_to_update", work_spec) or ()
         if work_spec.eventsRequest == WorkSpec.EV_useEvents:
             result.events_request_params = self.ask("events_requested", work_spec) or {}
         if work_spec.mapType == WorkSpec.MT_NoJob:
-            result.panda_ids = self.ask("get_panda_ids", work_spec) or []
+            result.panda_ids = self.ask("get_panda_ids", work_spec) or ()
 
     def hold_until_reported(self, work_spec: WorkSpec, status: str, result: CheckResult) -> str:
         """The status to write now: a final status waits for files, events and post-processing."""

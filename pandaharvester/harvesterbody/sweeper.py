@@ -24,6 +24,10 @@ from pandaharvester.harvestercore.plugin_factory import PluginFactory
 _logger = core_utils.setup_logger("sweeper")
 
 
+# workers swept per plugin kill call and deleted per DB transaction
+DELETE_CHUNK = 500
+
+
 def _flatten(items: list) -> list:
     """Workers come as a list, or a list of worker chunks: give a flat list."""
     flat = []
@@ -92,9 +96,14 @@ class Sweeper(AgentBase):
             for work_spec in workers:
                 ok, reply = self.call_plugin(log, sweeper, "kill_worker", work_spec)
                 replies.append(reply if ok else (False, reply))
+        outcomes: dict[tuple[bool, str], list[Any]] = {}
         for work_spec, (ok, diag) in zip(workers, replies):
+            outcomes.setdefault((bool(ok), str(diag)), []).append(work_spec)
+        # one line per outcome, with every workerID and batchID concerned
+        for (ok, diag), specs in outcomes.items():
             level = log.info if ok else log.error
-            level(f"workerID={work_spec.workerID} batchID={work_spec.batchID} kill {'done' if ok else 'failed'} {diag}")
+            level(f"kill {'done' if ok else 'failed'} {diag} for {len(specs)} workers: "
+                  f"workerIDs={[w.workerID for w in specs]} batchIDs={[w.batchID for w in specs]}")
         return list(replies)
 
     # ------------------------------------------------------------------ clean up
@@ -115,14 +124,38 @@ class Sweeper(AgentBase):
                     continue
                 sweeper = self.pluginFactory.get_plugin(queue_config.sweeper)
                 messenger = self.pluginFactory.get_plugin(queue_config.messenger)
-                for work_spec in _flatten(workers):
-                    self.sweep_one(sweeper, messenger, work_spec, log)
+                workers = _flatten(workers)
+                for first in range(0, len(workers), DELETE_CHUNK):
+                    self.sweep_workers(sweeper, messenger, workers[first:first + DELETE_CHUNK], log)
         self.dbProxy.delete_old_jobs(max(keep.values()) + 1)
         self.dbProxy.delete_orphaned_job_info()
+
+    def sweep_workers(self, sweeper: Any, messenger: Any, workers: list, log: Any) -> list[int]:
+        """Kill (again, in case) in one plugin call, sweep and clean up each worker, then delete the
+        ones where all went well in one transaction; their workerIDs. A kill before the delete
+        leaves them for the next cycle, which sweeps them again, as with one worker at a time."""
+        self.kill_workers(sweeper, workers, log)
+        done = [w.workerID for w in workers if self.sweep_and_clean(sweeper, messenger, w, log)]
+        if not done:
+            return []
+        if not self.dbProxy.delete_workers(done):
+            log.error(f"{len(done)} swept workers not deleted: DB error (see panda-db_proxy.log); retried next "
+                      f"cycle: workerIDs={done}")
+            return []
+        log.info(f"swept and deleted {len(done)} workers: workerIDs={done}")
+        return done
 
     def sweep_one(self, sweeper: Any, messenger: Any, work_spec: Any, log: Any) -> bool:
         """Kill (again, in case), sweep and clean up one worker; delete it when all went well."""
         self.kill_workers(sweeper, [work_spec], log)
+        if not self.sweep_and_clean(sweeper, messenger, work_spec, log):
+            return False
+        self.dbProxy.delete_worker(work_spec.workerID)
+        log.info(f"workerID={work_spec.workerID} swept and deleted")
+        return True
+
+    def sweep_and_clean(self, sweeper: Any, messenger: Any, work_spec: Any, log: Any) -> bool:
+        """The plugin's sweep and the messenger's clean-up of one worker; False (logged) on failure."""
         ok, reply = self.call_plugin(log, sweeper, "sweep_worker", work_spec)
         swept, diag = reply if ok else (False, reply)
         if not swept:
@@ -133,8 +166,6 @@ class Sweeper(AgentBase):
         if cleaned is False:
             log.error(f"workerID={work_spec.workerID} messenger clean-up failed: {diag}; retried next cycle")
             return False
-        self.dbProxy.delete_worker(work_spec.workerID)
-        log.info(f"workerID={work_spec.workerID} swept and deleted")
         return True
 
     def clean_up_disk(self) -> None:

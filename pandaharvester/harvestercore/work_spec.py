@@ -99,7 +99,9 @@ class WorkSpec(SpecBase):
         "nCore:integer",
         "walltime:timestamp",
         "accessPoint:text",
-        "modificationTime:timestamp / index",
+        # no index of its own: every query on it also filters on status (idxh_work_status_mod), and
+        # each monitor write changes it, so a second index only cost every write time
+        "modificationTime:timestamp",
         "lastUpdate:timestamp / index",
         "eventFeedTime:timestamp / index",
         "lockedBy:text",

@@ -113,6 +113,10 @@ class InfraMixin(DBModule):
                     added.append(col.name)
                     tmp_log.info(f"added column {col.name} {col.spec_type}")
             have = self._engine.index_names(self.cur, table_name)
+            for name in sorted(have):
+                if schema.OBSOLETE_INDEXES.get(name) == table_name:
+                    self._exec(f"DROP INDEX IF EXISTS {name}")
+                    tmp_log.info(f"dropped index {name}: no query needs it")
             for name, (cols, unique) in schema.wanted_indexes(table_name, cls).items():
                 if name in have:
                     continue

@@ -13,6 +13,8 @@ from .base import DBModule, db_method
 _logger = setup_logger("db_proxy")
 
 FINAL_WORKER = ("cancelled", "finished", "failed", "missed")
+# a worker row the monitor may still write: locked by it and not final
+_STILL_LOCKED = "lockedBy=:lb_key AND status NOT IN ('cancelled','finished','failed','missed')"
 
 
 class JobsWorkersMixin(DBModule):
@@ -156,7 +158,7 @@ class JobsWorkersMixin(DBModule):
         panda_ids_list)`` in one transaction; one bool per chunk ([] after a DB error: nothing written)."""
         now = naive_utcnow()
         with self._tx():
-            oks = [self._write_jobs_workers(jobs, workers, locked_by, ids, now) for jobs, workers, ids in chunk_list]
+            oks = self._write_chunks(chunk_list, locked_by, now)
         for jobs, workers, _ids in chunk_list:
             for spec in list(jobs or []) + list(workers):
                 spec.reset_changed_list()
@@ -165,37 +167,96 @@ class JobsWorkersMixin(DBModule):
     def _write_jobs_workers(self, jobspec_list: Sequence[Any] | None, workspec_list: Sequence[Any], locked_by: str,
                             panda_ids_list: Sequence[Sequence[int]] | None, now: Any) -> bool:
         """The writes of :meth:`update_jobs_workers`, inside the caller's transaction."""
+        return self._write_chunks([(jobspec_list, workspec_list, panda_ids_list)], locked_by, now)[0]
+
+    def _write_chunks(self, chunk_list: Sequence[tuple[Sequence[Any] | None, Sequence[Any],
+                                                       Sequence[Sequence[int]] | None]],
+                      locked_by: str, now: Any) -> list[bool]:
+        """Per chunk: its jobs, then its workers' final touches; then every worker row in one
+        go (:meth:`_update_locked_workers`). One bool per chunk: False if a worker's lock was lost."""
         work_cls = schema.spec_class("work_table")
-        ok = True
-        if jobspec_list is not None:
-            multi = bool(workspec_list) and workspec_list[0].mapType == work_cls.MT_MultiWorkers
-            for job in jobspec_list:
-                self._update_job_from_workers(job, multi, now)
-        for idx, worker in enumerate(workspec_list):
-            worker.lockedBy = None
-            if worker.status == work_cls.ST_running and worker.startTime is None:
-                worker.startTime = now
-            elif worker.is_final_status():
-                if worker.startTime is None:
+        all_workers: list[Any] = []
+        for jobspec_list, workspec_list, panda_ids_list in chunk_list:
+            if jobspec_list is not None:
+                multi = bool(workspec_list) and workspec_list[0].mapType == work_cls.MT_MultiWorkers
+                for job in jobspec_list:
+                    self._update_job_from_workers(job, multi, now)
+            for idx, worker in enumerate(workspec_list):
+                worker.lockedBy = None
+                if worker.status == work_cls.ST_running and worker.startTime is None:
                     worker.startTime = now
-                if worker.endTime is None:
-                    worker.endTime = now
-            if not worker.nextLookup:
-                if worker.has_updated_attributes():
-                    worker.modificationTime = now
-            else:
-                worker.nextLookup = False
-            n = self._update_changes(
-                "work_table", worker,
-                "workerID=:w_key AND lockedBy=:lb_key AND status NOT IN ('cancelled','finished','failed','missed')",
-                {":w_key": worker.workerID, ":lb_key": locked_by}, skip=("workerID",))
-            if n == 0:
-                make_logger(_logger, f"workerID={worker.workerID}", method_name="update_jobs_workers").warning(
-                    f"not updated: lock lost (not locked by {locked_by} any more) or already final")
-                ok = False
-            if panda_ids_list is not None and len(panda_ids_list) > idx:
-                self._insert_relations(worker.workerID, list(panda_ids_list[idx]))
-        return ok
+                elif worker.is_final_status():
+                    if worker.startTime is None:
+                        worker.startTime = now
+                    if worker.endTime is None:
+                        worker.endTime = now
+                if not worker.nextLookup:
+                    if worker.has_updated_attributes():
+                        worker.modificationTime = now
+                else:
+                    worker.nextLookup = False
+                if panda_ids_list is not None and len(panda_ids_list) > idx:
+                    self._insert_relations(worker.workerID, list(panda_ids_list[idx]))
+            all_workers.extend(workspec_list)
+        lost = self._update_locked_workers(all_workers, locked_by)
+        oks = []
+        pos = 0
+        for _jobs, workspec_list, _ids in chunk_list:
+            ok = True
+            for worker in workspec_list:
+                pos += 1
+                if pos - 1 in lost:
+                    make_logger(_logger, f"workerID={worker.workerID}", method_name="update_jobs_workers").warning(
+                        f"not updated: lock lost (not locked by {locked_by} any more) or already final")
+                    ok = False
+            oks.append(ok)
+        return oks
+
+    def _update_locked_workers(self, workers: Sequence[Any], locked_by: str) -> set[int]:
+        """UPDATE the changed columns of ``workers`` whose row is still locked by ``locked_by`` and
+        not final; returns the positions in ``workers`` of those not written for that reason. Inside the caller's write
+        transaction the rows cannot change between the look-up and the writes, so the lock test
+        is one query and the rows go in one ``executemany`` per set of changed columns (a worker
+        with nothing changed is not written, nor tested)."""
+        work_cls = schema.spec_class("work_table")
+        changed: list[tuple[int, Any, dict[str, Any]]] = []
+        for pos, worker in enumerate(workers):
+            varmap = worker.values_map(only_changed=True)
+            varmap.pop(":workerID", None)
+            if varmap:
+                schema.check_map("work_table", work_cls, varmap)
+                changed.append((pos, worker, varmap))
+        if not changed:
+            return set()
+        held = {r[0] for r in self._ids_in(f"SELECT workerID FROM work_table WHERE workerID IN ({{ids}}) AND "
+                                           f"{_STILL_LOCKED}", [w.workerID for _, w, _ in changed],
+                                           {":lb_key": locked_by})}
+        lost: set[int] = set()
+        seen: set[int] = set()
+        again: list[tuple[int, Any, dict[str, Any]]] = []
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for pos, worker, varmap in changed:
+            worker_id = worker.workerID
+            if worker_id not in held:
+                lost.add(pos)
+                continue
+            if worker_id in seen:  # listed twice: written after the first one, as one by one did
+                again.append((pos, worker, varmap))
+                continue
+            seen.add(worker_id)
+            varmap[":w_key"] = worker_id
+            varmap[":lb_key"] = locked_by
+            groups.setdefault(tuple(varmap), []).append(varmap)
+        for keys, rows in groups.items():
+            sets = ",".join(f"{key[1:]}={key}" for key in keys[:-2])
+            self._many(f"UPDATE work_table SET {sets} WHERE workerID=:w_key AND {_STILL_LOCKED}", rows)
+        for pos, worker, varmap in again:
+            sets = ",".join(f"{key[1:]}={key}" for key in varmap)
+            varmap.update({":w_key": worker.workerID, ":lb_key": locked_by})
+            if self._exec(f"UPDATE work_table SET {sets} WHERE workerID=:w_key AND {_STILL_LOCKED}",
+                          varmap).rowcount <= 0:
+                lost.add(pos)
+        return lost
 
     def _update_job_from_workers(self, job: Any, multi: bool, now: Any) -> None:
         job_cls = type(job)

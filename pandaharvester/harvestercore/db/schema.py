@@ -181,6 +181,13 @@ def check_column_names(table: str, cls: type, names: Iterable[str]) -> None:
             raise DBError(f"{table} has no column {name!r}: the attribute does not exist in {cls.__name__}")
 
 
+# indexes earlier versions made that no query needs any more (make_table drops them): name -> table
+OBSOLETE_INDEXES: dict[str, str] = {
+    # work_table.modificationTime is searched with status only (idxh_work_status_mod)
+    "idx_modificationTime_work_table": "work_table",
+}
+
+
 def index_name(column: str, table: str) -> str:
     return f"idx_{column}_{table}"
 

@@ -36,7 +36,10 @@ class WorkerCyclesMixin(DBModule):
         with self._tx():
             rows = self._exec(f"SELECT workerID, configID, mapType FROM work_table WHERE {cond} "
                               f"ORDER BY modificationTime LIMIT {int(max_workers)}", varmap).fetchall()
-            result = self._group_workers([tuple(r) for r in rows], locked_by)
+            locked = self._lock_worker_sets([tuple(r) for r in rows], locked_by)
+            del rows
+        # the specs are built once the locks are committed
+        result = self._build_worker_sets(locked, locked_by)
         n = sum(len(g) for q in result.values() for g in q.values())
         make_logger(_logger, f"thr={locked_by}", method_name="get_workers_to_update").debug(f"got {n} worker sets")
         return result
@@ -210,4 +213,6 @@ class WorkerCyclesMixin(DBModule):
 
     # provided by WorkersMixin
     _group_workers: Any
+    _lock_worker_sets: Any
+    _build_worker_sets: Any
     _pandaid_lists: Any

@@ -9,7 +9,7 @@ from .. import core_utils
 from ..log_utils import make_logger, setup_logger
 from ..time_utils import naive_utcnow
 from . import schema
-from .base import DBModule, db_method, dynamic_plugin_change, in_binds
+from .base import DBModule, chunks, db_method, dynamic_plugin_change, in_binds
 
 _logger = setup_logger("db_proxy")
 
@@ -45,7 +45,15 @@ class WorkersMixin(DBModule):
 
         With ``locked_by`` the sets are locked (modificationTime=now, lockedBy); for OneToMany only the
         set's smallest workerID takes the set, the others just get modificationTime refreshed.
+        (:meth:`_lock_worker_sets` inside the transaction, then :meth:`_build_worker_sets`.)
         """
+        return self._build_worker_sets(self._lock_worker_sets(candidates, locked_by), locked_by)
+
+    def _lock_worker_sets(self, candidates: Sequence[Sequence[Any]], locked_by: str | None) -> tuple[Any, ...]:
+        """The DB part of :meth:`_group_workers`: find and lock the sets, read their rows as plain
+        tuples. Returns what :meth:`_build_worker_sets` needs; the WorkSpecs are built there, after
+        the caller's transaction has committed (the rows are locked for the caller by then), so
+        that the write lock is not held while Python decodes rows."""
         work_cls = schema.spec_class("work_table")
         now = naive_utcnow()
         dynamic = dynamic_plugin_change()
@@ -56,21 +64,53 @@ class WorkersMixin(DBModule):
         for worker_id, config_id, map_type in candidates:
             if worker_id in checked:
                 continue
-            scan = set(related.get(worker_id, set()))
-            scan.add(worker_id)
-            if map_type == work_cls.MT_MultiWorkers and worker_id != min(scan):
-                touch.append(worker_id)
-                continue
-            checked |= scan
-            groups.append((worker_id, config_id if dynamic else None, sorted(scan)))
+            scan = related.get(worker_id)
+            if scan is None:
+                scan_ids = [worker_id]
+            else:
+                scan = set(scan)
+                scan.add(worker_id)
+                if map_type == work_cls.MT_MultiWorkers and worker_id != min(scan):
+                    touch.append(worker_id)
+                    continue
+                scan_ids = sorted(scan)
+            checked.update(scan_ids)
+            groups.append((worker_id, config_id if dynamic else None, scan_ids))
         all_ids = [wid for _, _, scan in groups for wid in scan]
         if locked_by is not None:
             self._update_in("UPDATE work_table SET modificationTime=:now WHERE workerID IN ({ids})", touch,
                             {":now": now})
             self._update_in("UPDATE work_table SET modificationTime=:now,lockedBy=:lockedBy WHERE workerID IN ({ids})",
                             all_ids, {":now": now, ":lockedBy": locked_by})
-        specs = {w.workerID: w for w in self._select_specs_in("work_table", "workerID", all_ids)}
-        pandaids = self._pandaid_lists(all_ids)
+        rows = self._plain_rows_in(f"SELECT {work_cls.column_names()} FROM work_table WHERE workerID IN ({{ids}})",
+                                   all_ids)
+        return groups, rows, self._pandaid_lists(all_ids)
+
+    def _plain_rows_in(self, sql_template: str, values: Sequence[Any]) -> list[tuple]:
+        """Rows of ``sql_template.format(ids=...)`` over chunks of ``values`` as plain tuples (no
+        ``sqlite3.Row`` objects: fewer objects for the GC when thousands of rows are read)."""
+        cur = self._con.cursor()
+        cur.row_factory = None
+        try:
+            rows: list[tuple] = []
+            for batch in chunks(list(values)):
+                vm: dict[str, Any] = {}
+                keys = in_binds("in_", batch, vm)
+                rows += self._engine.execute(cur, sql_template.format(ids=keys), vm).fetchall()
+            return rows
+        finally:
+            cur.close()
+
+    def _build_worker_sets(self, locked: tuple[Any, ...], locked_by: str | None
+                           ) -> dict[str, dict[Any, list[list[Any]]]]:
+        """WorkSpecs for the sets found by :meth:`_lock_worker_sets`, grouped by queue and configID."""
+        groups, rows, pandaids = locked
+        work_cls = schema.spec_class("work_table")
+        make = work_cls.from_values
+        specs = {}
+        for row in rows:
+            spec = make(row)
+            specs[spec.workerID] = spec
         result: dict[str, dict[Any, list[list[Any]]]] = {}
         for worker_id, config_id, scan in groups:
             workers = []
@@ -78,13 +118,15 @@ class WorkersMixin(DBModule):
                 spec = specs.get(wid)
                 if spec is None:
                     continue
-                spec.pandaid_list = pandaids.get(wid, [])
-                if spec.pandaid_list:
-                    spec.nJobs = len(spec.pandaid_list)
+                d = spec.__dict__
+                pandaid_list = pandaids.get(wid)
+                if pandaid_list:
+                    d["pandaid_list"] = pandaid_list
+                    spec.nJobs = len(pandaid_list)
+                else:
+                    d["pandaid_list"] = []
                 if locked_by is not None:
-                    spec.lockedBy = locked_by
-                    if hasattr(spec, "force_not_update"):
-                        spec.force_not_update("lockedBy")
+                    d["lockedBy"] = locked_by  # as stored by the lock: not a change to write back
                 workers.append(spec)
             if not workers or worker_id not in specs:
                 continue
@@ -196,6 +238,21 @@ class WorkersMixin(DBModule):
                 self._update_in(f"DELETE FROM {table} WHERE PandaID IN ({{ids}})", ids)
             self._exec("DELETE FROM jw_table WHERE workerID=:w", {":w": worker_id})
             self._exec("DELETE FROM work_table WHERE workerID=:w", {":w": worker_id})
+        return True
+
+    @db_method(False)
+    def delete_workers(self, worker_ids: Sequence[int]) -> bool:
+        """:meth:`delete_worker` for several workers in one transaction (all or nothing)."""
+        worker_ids = [int(w) for w in worker_ids]
+        if not worker_ids:
+            return True
+        with self._tx():
+            ids = sorted({r[0] for r in self._ids_in("SELECT PandaID FROM jw_table WHERE workerID IN ({ids})",
+                                                     worker_ids)})
+            for table in ("job_table", "file_table", "event_table", "jw_table"):
+                self._update_in(f"DELETE FROM {table} WHERE PandaID IN ({{ids}})", ids)
+            self._update_in("DELETE FROM jw_table WHERE workerID IN ({ids})", worker_ids)
+            self._update_in("DELETE FROM work_table WHERE workerID IN ({ids})", worker_ids)
         return True
 
     @db_method(0)
