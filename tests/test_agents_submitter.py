@@ -155,6 +155,30 @@ def test_maker_returning_none_fails_jobs(agent_env):
         assert job.lockedBy is None
 
 
+def test_no_worker_ids_releases_jobs_for_the_next_cycle(agent_env, monkeypatch, caplog):
+    from pandaharvester.harvestercore.db_proxy import DBProxy
+
+    home, mapper, proxy = agent_env(lambda h: {Q: queue(h, nQueueLimitWorker=2)})
+    ids = insert_jobs(proxy, 2)
+    monkeypatch.setattr(DBProxy, "get_next_seq_numbers", lambda self, name, n: [])  # as after a DB error
+    run(mapper)
+    assert workers() == []
+    assert "no workerIDs for 2 new workers" in caplog.text
+    for job in jobs_by_id(proxy, ids).values():  # not failed, not left locked
+        assert (job.status, job.subStatus, job.lockedBy) == ("starting", "prepared", None)
+    monkeypatch.undo()
+    sql("UPDATE pq_table SET submitTime=NULL, lockedBy=NULL")
+    run(mapper)
+    assert [r[1] for r in workers()] == ["submitted", "submitted"]
+
+
+def test_worker_ids_are_consecutive_per_slot(agent_env):
+    home, mapper, proxy = agent_env(lambda h: {Q: queue(h, map_type="NoJob", nQueueLimitWorker=5, maxWorkers=5)})
+    run(mapper)
+    ids = [r[0] for r in workers()]
+    assert len(ids) == 5 and ids == list(range(ids[0], ids[0] + 5))
+
+
 def test_nojob_makes_empty_workers(agent_env):
     home, mapper, proxy = agent_env(lambda h: {Q: queue(h, map_type="NoJob", nQueueLimitWorker=2, maxWorkers=5)})
     ids = insert_jobs(proxy, 2)  # jobs in the DB are not for a pull queue's workers

@@ -111,10 +111,12 @@ class Submitter(AgentBase):
         ok_chunks, ng_chunks = self.workerMaker.make_workers(job_chunks, queue_config, n_ready, job_type,
                                                             resource_type, maker=maker)
         self.fail_unmade_jobs(ng_chunks, maker, locked_by)
-        pandaids: set[int] = {job.PandaID for chunk in ng_chunks for job in chunk}
+        # every job locked for the slot is released, also those of chunks the maker dropped (no workerID)
+        pandaids: set[int] = {job.PandaID for chunk in job_chunks for job in chunk}
         if ok_chunks:
             pandaids |= self.submit_chunks(queue_config, ok_chunks, locked_by, log)
-        self.dbProxy.release_jobs(list(pandaids), locked_by)
+        if pandaids:  # pull queues have no jobs: no transaction
+            self.dbProxy.release_jobs(list(pandaids), locked_by)
         return bool(ok_chunks)
 
     def get_job_chunks(self, queue_config: Any, n_workers: int, n_ready: int, job_type: str, resource_type: str,
