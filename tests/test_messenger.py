@@ -216,6 +216,9 @@ def test_instant_mode_and_failure_knob(tmp_path, plugins):
     assert submitter.submit_workers([good, bad]) == [(True, ""), (True, "")]
     assert time.monotonic() - started < 2
     assert good.batchID == "instant-51"
+    # only what someone reads: the pilot's status file, no config file or process record
+    assert sorted(n for n in os.listdir(good.get_access_point()) if n.startswith("dummy_pilot")) == \
+        ["dummy_pilot_status.json"]
     ok, statuses = monitor.check_workers([good, bad])
     assert statuses[0] == (WorkSpec.ST_finished, "")
     assert statuses[1][0] == WorkSpec.ST_failed and "failure" in statuses[1][1]
