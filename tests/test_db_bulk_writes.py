@@ -88,6 +88,34 @@ def test_register_workers_bulk_binds_jobs_like_register_worker(proxy: DBProxy) -
     assert proxy.get_worker_with_id(20).status == "submitted"
 
 
+def test_register_workers_bulk_without_jobs_batches_the_updates(proxy: DBProxy) -> None:
+    # as the submitter: pending rows first, then the outcome of the submission
+    pending = [make_worker(40 + i, status="pending", map_type="NoJob", hasJob=0) for i in range(4)]
+    assert proxy.insert_workers(pending, "sub")
+    for i, worker in enumerate(pending):
+        worker.status = "submitted" if i < 3 else "missed"
+        worker.batchID = f"b{i}"
+        if i == 3:
+            worker.diagMessage = "no slot"
+    unsaved = make_worker(50, status="submitted", map_type="NoJob", batchID="b50")  # no pending row
+    old = proxy.get_worker_with_id(40)
+    old.nJobs = 3  # an existing row (not new) with its own changes
+    proxy.engine.capture = []
+    try:
+        assert proxy.register_workers_bulk([(w, None) for w in pending] + [(unsaved, []), (old, None)],
+                                           "sub") == [True] * 6
+        statements = list(proxy.engine.capture)
+    finally:
+        proxy.engine.capture = None
+    updates = [sql for sql in statements if sql.startswith("UPDATE work_table")]
+    assert len(updates) <= 3, updates  # one executemany per set of changed columns, not one per worker
+    got = {i: proxy.get_worker_with_id(i) for i in (40, 41, 42, 43, 50)}
+    assert [got[i].status for i in (40, 41, 42, 43, 50)] == ["submitted"] * 3 + ["missed", "submitted"]
+    assert got[41].batchID == "b1" and got[43].diagMessage == "no slot" and got[50].batchID == "b50"
+    assert got[40].nJobs == 3
+    assert not any(w.has_updated_attributes() for w in pending + [unsaved, old])
+
+
 def test_register_workers_bulk_is_all_or_nothing(proxy: DBProxy) -> None:
     good, bad = make_worker(30, status="submitted"), make_worker(31, status="submitted", nJobs="bad")
     with pytest.raises(DBError):

@@ -73,13 +73,46 @@ class JobsWorkersMixin(DBModule):
     def register_workers_bulk(self, worker_list: Sequence[tuple[Any, Sequence[Any] | None]], locked_by: str
                               ) -> list[bool]:
         """:meth:`register_worker` for several ``(workspec, jobspec_list)`` in one transaction; one True
-        per worker ([] after a DB error: nothing written)."""
+        per worker ([] after a DB error: nothing written). When no worker has jobs (pull), the UPDATEs
+        of the workers' rows are batched (one executemany per set of changed columns)."""
         with self._tx():
-            for workspec, jobspec_list in worker_list:
-                self._register(workspec, jobspec_list, locked_by)
+            if all(not jobspec_list for _w, jobspec_list in worker_list):
+                self._register_jobless([w for w, _jobs in worker_list], locked_by)
+            else:
+                for workspec, jobspec_list in worker_list:
+                    self._register(workspec, jobspec_list, locked_by)
         for workspec, jobspec_list in worker_list:
-            self._registered(workspec, jobspec_list)
+            workspec.reset_changed_list()
+            for job in jobspec_list or []:
+                job.reset_changed_list()
+        if worker_list:
+            make_logger(_logger, method_name="register_workers_bulk").debug(
+                f"registered {len(worker_list)} workers: " + ", ".join(
+                    f"workerID={w.workerID} batchID={w.batchID} nJobs={len(jobs or [])}" for w, jobs in worker_list))
         return [True] * len(worker_list)
+
+    def _register_jobless(self, workspecs: Sequence[Any], locked_by: str) -> None:
+        """:meth:`_register` for workers without jobs, inside the caller's transaction: one query for
+        which new workers already have their (pending) row, their UPDATEs grouped by changed columns."""
+        work_cls = schema.spec_class("work_table")
+        new_ids = [w.workerID for w in workspecs if w.isNew and w.workerID is not None]
+        present = {r[0] for r in self._ids_in("SELECT workerID FROM work_table WHERE workerID IN ({ids})",
+                                              new_ids)} if new_ids else set()
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for workspec in workspecs:
+            if workspec.isNew and workspec.workerID not in present:
+                self._register(workspec, None, locked_by)  # no row yet: inserted as register_worker does
+                continue
+            varmap = workspec.values_map(only_changed=True)
+            varmap.pop(":workerID", None)
+            if not varmap:
+                continue
+            schema.check_map("work_table", work_cls, varmap)
+            varmap[":w_key"] = workspec.workerID
+            groups.setdefault(tuple(varmap), []).append(varmap)
+        for keys, rows in groups.items():
+            sets = ",".join(f"{key[1:]}={key}" for key in keys if key != ":w_key")
+            self._many(f"UPDATE work_table SET {sets} WHERE workerID=:w_key", rows)
 
     def _registered(self, workspec: Any, jobspec_list: Sequence[Any] | None) -> None:
         """After the commit: the specs are clean again."""
