@@ -204,12 +204,17 @@ class Submitter(AgentBase):
             registered = [False] * len(outcomes)
             log.error(f"{len(outcomes)} workers not registered: DB error (see panda-db_proxy.log); the pending "
                       f"rows are removed after [submitter] lockInterval and their jobs are released")
+        # one line per outcome, naming every worker (and its jobs), rather than one line per worker
+        lines: dict[tuple[str, bool], list[str]] = {}
         for (work_spec, jobs, ok), is_registered in zip(outcomes, registered):
             for job in work_spec.get_jobspec_list() or []:
                 touched.add(job.PandaID)
-            state = "submitted" if ok else "failed to submit"
-            log.info(f"{state} workerID={work_spec.workerID} batchID={work_spec.batchID} "
-                     f"PandaIDs={[j.PandaID for j in jobs or []]} registered={is_registered}")
+            entry = f"workerID={work_spec.workerID} batchID={work_spec.batchID}"
+            if jobs:
+                entry += f" PandaIDs={[j.PandaID for j in jobs]}"
+            lines.setdefault(("submitted" if ok else "failed to submit", is_registered), []).append(entry)
+        for (state, is_registered), entries in lines.items():
+            log.info(f"{state} {len(entries)} workers registered={is_registered}: {', '.join(entries)}")
         return touched
 
     def feed_workers(self, messenger: Any, workers: list[WorkSpec], log: Any) -> dict[int, tuple[None, str]]:
