@@ -232,7 +232,8 @@ class DummySubmitter(PluginBase):
             if jobspec_list or not self.instantMode else None
         for jobspec in jobspec_list:
             tmp_log.debug(f"PandaID={jobspec.PandaID} nCore={workspec.nCore} minRamCount={workspec.minRamCount}")
-        os.makedirs(access_point, exist_ok=True)
+        if not os.path.isdir(access_point):  # the messenger made it: one stat rather than makedirs' three calls
+            os.makedirs(access_point, exist_ok=True)
         fail = self.should_fail(workspec)
         conf = self._pilot_conf(workspec, fail, file_names)
         workspec.submissionHost = host or socket.gethostname()

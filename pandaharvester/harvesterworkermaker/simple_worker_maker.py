@@ -106,7 +106,8 @@ class SimpleWorkerMaker(BaseWorkerMaker):
         """A new WorkSpec for ``jobspec_list`` (may be empty) on ``queue_config``'s queue."""
         tmp_log = self.make_logger(_logger, f"queue={queue_config.queueName}:{job_type}:{resource_type}",
                                    method_name="make_worker")
-        tmp_log.debug(f"{len(jobspec_list)} jobs")
+        if jobspec_list:
+            tmp_log.debug(f"{len(jobspec_list)} jobs")
         workspec = WorkSpec()
         workspec.creationTime = naive_utcnow()
         queue_dict, harvester_params = _queue_info(queue_config.queueName)
@@ -136,7 +137,7 @@ class SimpleWorkerMaker(BaseWorkerMaker):
             fake_job.jobParams = {"prodSourceLabel": label}
             workspec.pilotType = fake_job.get_pilot_type()
             workspec.jobType = self.get_job_type(None, job_type, queue_dict, label)
-            tmp_log.debug(f"no job: prodSourceLabel={label} pilotType={workspec.pilotType} jobType={workspec.jobType}")
+            tmp_log.debug(f"0 jobs: prodSourceLabel={label} pilotType={workspec.pilotType} jobType={workspec.jobType}")
         queue_rtype = self.capability_to_rtype(queue_dict.get("capability", ""))
         if resource_type and resource_type != "ANY":
             workspec.resourceType = resource_type
