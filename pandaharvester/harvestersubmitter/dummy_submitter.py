@@ -75,8 +75,9 @@ def read_json(path: str) -> Any:
 def write_json(path: str, data: Any) -> None:
     """Atomic JSON write (temporary file + ``os.replace``)."""
     tmp = f"{path}.tmp.{os.getpid()}.{threading.get_ident()}"
+    text = json.dumps(data)  # one write: json.dump writes every fragment separately
     with open(tmp, "w") as stream:
-        json.dump(data, stream)
+        stream.write(text)
     os.replace(tmp, path)
 
 
