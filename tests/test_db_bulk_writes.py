@@ -116,6 +116,22 @@ def test_register_workers_bulk_without_jobs_batches_the_updates(proxy: DBProxy) 
     assert not any(w.has_updated_attributes() for w in pending + [unsaved, old])
 
 
+def test_insert_workers_leaves_only_what_the_row_lacks_to_register(proxy: DBProxy) -> None:
+    worker = make_worker(60, status="submitted", map_type="NoJob", nCore=8)
+    assert proxy.insert_workers([worker], "sub")
+    # the pending row has every column but these two: the UPDATE after submission writes only them
+    # and what changed since
+    assert worker.changedAttrs == {"status", "modificationTime"}
+    worker.batchID = "b60"
+    assert proxy.register_workers_bulk([(worker, None)], "sub") == [True]
+    row = proxy.get_worker_with_id(60)
+    assert (row.status, row.batchID, row.nCore, row.mapType) == ("submitted", "b60", 8, "NoJob")
+    # a failed insert (the row exists) keeps the whole change record for the register_worker fallback
+    again = make_worker(60, status="submitted", nCore=4)
+    assert proxy.insert_workers([again], "sub") is False
+    assert "nCore" in again.changedAttrs
+
+
 def test_register_workers_bulk_is_all_or_nothing(proxy: DBProxy) -> None:
     good, bad = make_worker(30, status="submitted"), make_worker(31, status="submitted", nJobs="bad")
     with pytest.raises(DBError):

@@ -49,6 +49,7 @@ class JobsWorkersMixin(DBModule):
         i_mod, i_status = names.index("modificationTime"), names.index("status")
         now = naive_utcnow()
         rows = []
+        inserted = []
         for workspec in workspec_list:
             if not workspec.isNew:
                 continue
@@ -57,8 +58,14 @@ class JobsWorkersMixin(DBModule):
             values[i_status] = cls.ST_pending
             schema.check_row("work_table", cls, names, values)
             rows.append(values)
+            inserted.append(workspec)
         with self._tx():
             self._many(self._engine.insert_sql("work_table", names), rows)
+        if self._depth == 0:  # committed: the row holds the spec but for the two columns set here,
+            for workspec in inserted:  # so register_worker's UPDATE writes only what changes after
+                workspec.reset_changed_list()
+                workspec.force_update("status")
+                workspec.force_update("modificationTime")
         return True
 
     @db_method(False)
