@@ -172,11 +172,17 @@ def test_no_worker_ids_releases_jobs_for_the_next_cycle(agent_env, monkeypatch, 
     assert [r[1] for r in workers()] == ["submitted", "submitted"]
 
 
-def test_worker_ids_are_consecutive_per_slot(agent_env):
+def test_worker_ids_are_consecutive_per_slot(agent_env, caplog):
     home, mapper, proxy = agent_env(lambda h: {Q: queue(h, map_type="NoJob", nQueueLimitWorker=5, maxWorkers=5)})
+    caplog.set_level("DEBUG")
     run(mapper)
     ids = [r[0] for r in workers()]
     assert len(ids) == 5 and ids == list(range(ids[0], ids[0] + 5))
+    # one line per batch, yet every workerID can be grepped, in the maker's and the submitter's lines
+    made = [r.getMessage() for r in caplog.records if "new workers" in r.getMessage()]
+    submitted = [r.getMessage() for r in caplog.records if "submitted 5 workers registered=True" in r.getMessage()]
+    assert len(made) == 1 and len(submitted) == 1
+    assert all(f"workerID={i} " in made[0] + " " and f"workerID={i} " in submitted[0] for i in ids)
 
 
 def test_nojob_makes_empty_workers(agent_env):

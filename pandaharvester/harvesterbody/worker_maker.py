@@ -69,7 +69,19 @@ class WorkerMaker:
             work_spec.isNew = True
             ok_chunks.append((work_spec, job_chunk))
         log.debug(f"made {len(ok_chunks)} workers, {len(ng_chunks)} chunks failed")
+        self._log_new_workers(log, new_workers)
         return ok_chunks, ng_chunks
+
+    @staticmethod
+    def _log_new_workers(log: Any, new_workers: list[tuple[Any, list[Any]]]) -> None:
+        """One line per kind of new worker naming every workerID (not one line per worker)."""
+        kinds: dict[tuple[Any, ...], list[str]] = {}
+        for work_spec, _jobs in new_workers:
+            key = (work_spec.resourceType, work_spec.pilotType, work_spec.jobType, work_spec.nCore)
+            kinds.setdefault(key, []).append(f"workerID={work_spec.workerID}")
+        for (resource_type, pilot_type, job_type, n_core), ids in kinds.items():
+            log.debug(f"new workers resourceType={resource_type} pilotType={pilot_type} jobType={job_type} "
+                      f"nCore={n_core}: {' '.join(ids)}")
 
     def _ask(self, queue_config: Any, maker: Any, method: str, *args: Any, default: Any = None) -> Any:
         maker = maker or self.get_plugin(queue_config)
