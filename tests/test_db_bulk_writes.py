@@ -98,7 +98,8 @@ def test_register_workers_bulk_without_jobs_batches_the_updates(proxy: DBProxy) 
         if i == 3:
             worker.diagMessage = "no slot"
     unsaved = make_worker(50, status="submitted", map_type="NoJob", batchID="b50")  # no pending row
-    old = proxy.get_worker_with_id(40)
+    assert proxy.insert_workers([make_worker(45, status="running")], "sub")
+    old = proxy.get_worker_with_id(45)
     old.nJobs = 3  # an existing row (not new) with its own changes
     proxy.engine.capture = []
     try:
@@ -112,8 +113,19 @@ def test_register_workers_bulk_without_jobs_batches_the_updates(proxy: DBProxy) 
     got = {i: proxy.get_worker_with_id(i) for i in (40, 41, 42, 43, 50)}
     assert [got[i].status for i in (40, 41, 42, 43, 50)] == ["submitted"] * 3 + ["missed", "submitted"]
     assert got[41].batchID == "b1" and got[43].diagMessage == "no slot" and got[50].batchID == "b50"
-    assert got[40].nJobs == 3
+    assert proxy.get_worker_with_id(45).nJobs == 3
     assert not any(w.has_updated_attributes() for w in pending + [unsaved, old])
+    # the same worker twice: written in the given order, the last value wins
+    first, second = proxy.get_worker_with_id(41), proxy.get_worker_with_id(41)
+    first.nJobs, second.nJobs = 1, 2
+    assert proxy.update_workers_bulk([first, second]) == [1, 1]
+    assert proxy.get_worker_with_id(41).nJobs == 2
+    # a worker whose row is gone counts 0, the others of its group 1
+    gone, kept = proxy.get_worker_with_id(42), proxy.get_worker_with_id(43)
+    proxy.execute("DELETE FROM work_table WHERE workerID=42")
+    proxy.commit()
+    gone.nJobs, kept.nJobs = 7, 7
+    assert proxy.update_workers_bulk([gone, kept]) == [0, 1]
 
 
 def test_insert_workers_leaves_only_what_the_row_lacks_to_register(proxy: DBProxy) -> None:

@@ -101,25 +101,19 @@ class JobsWorkersMixin(DBModule):
     def _register_jobless(self, workspecs: Sequence[Any], locked_by: str) -> None:
         """:meth:`_register` for workers without jobs, inside the caller's transaction: one query for
         which new workers already have their (pending) row, their UPDATEs grouped by changed columns."""
-        work_cls = schema.spec_class("work_table")
         new_ids = [w.workerID for w in workspecs if w.isNew and w.workerID is not None]
         present = {r[0] for r in self._ids_in("SELECT workerID FROM work_table WHERE workerID IN ({ids})",
                                               new_ids)} if new_ids else set()
-        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        to_update = []
         for workspec in workspecs:
             if workspec.isNew and workspec.workerID not in present:
                 self._register(workspec, None, locked_by)  # no row yet: inserted as register_worker does
-                continue
-            varmap = workspec.values_map(only_changed=True)
-            varmap.pop(":workerID", None)
-            if not varmap:
-                continue
-            schema.check_map("work_table", work_cls, varmap)
-            varmap[":w_key"] = workspec.workerID
-            groups.setdefault(tuple(varmap), []).append(varmap)
-        for keys, rows in groups.items():
-            sets = ",".join(f"{key[1:]}={key}" for key in keys if key != ":w_key")
-            self._many(f"UPDATE work_table SET {sets} WHERE workerID=:w_key", rows)
+            else:
+                to_update.append(workspec)
+        self._update_worker_changes_bulk(to_update)
+
+    # provided by WorkersMixin
+    _update_worker_changes_bulk: Any
 
     def _registered(self, workspec: Any, jobspec_list: Sequence[Any] | None) -> None:
         """After the commit: the specs are clean again."""
