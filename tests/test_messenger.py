@@ -281,6 +281,19 @@ def test_corrupt_worker_files_are_kept_and_retried(tmp_path, plugins, caplog):
     assert messenger.events_to_update(worker) == {}
 
 
+def test_pull_worker_calls_without_reports(tmp_path, plugins, caplog):
+    messenger, _monitor, _sweeper = plugins
+    worker = make_worker(tmp_path, 91, [], WorkSpec.MT_NoJob)
+    worker.pandaid_list = []
+    assert messenger.setup_access_points([worker]) is True
+    assert messenger.get_work_attributes(worker) == {} and messenger.get_files_to_stage_out(worker) == {}
+    assert messenger.events_to_update(worker) == {} and messenger.get_panda_ids(worker) == []
+    assert messenger.job_requested(worker) is False and messenger.post_processing(worker, [], worker.mapType)
+    # jobs unknown (None): an error, retried, as before the loggers were made lazily
+    assert messenger.post_processing(worker, None, worker.mapType) is None
+    assert "post_processing <workerID=91>" in caplog.text
+
+
 def test_small_protocol_methods(tmp_path, plugins):
     messenger, _, _ = plugins
     names = payload_file_names()

@@ -481,7 +481,7 @@ class SharedFileMessenger(BaseMessenger):
         """Make the log tarball of jobs without one, collect leftovers; None on error (retry)."""
         tmp_log = self._log(workspec, "post_processing") if jobspec_list else None
         try:
-            for jobspec in jobspec_list or []:
+            for jobspec in jobspec_list:  # None (the job lookup failed) raises: retried as before
                 file_list: list[dict] = []
                 orig_access_point = self.get_access_point(workspec, jobspec.PandaID)
                 access_point = orig_access_point
