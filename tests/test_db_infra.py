@@ -336,3 +336,17 @@ def test_busy_db_wait_succeeds_once_released(db_home, caplog):
     finally:
         releaser.join()
     assert any("retry" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+
+def test_binds_convert_only_what_the_driver_cannot_take():
+    import datetime as dt
+
+    from pandaharvester.harvestercore.db.engine import SQLiteEngine
+
+    when = dt.datetime(2024, 5, 6, 7, 8, 9, 10)
+    values = ["text", 3, 2.5, None, b"raw", True, False, when]
+    expected = ["text", 3, 2.5, None, b"raw", 1, 0, "2024-05-06 07:08:09.000010"]
+    assert SQLiteEngine.row_values(values) == expected
+    assert SQLiteEngine.binds({f":c{i}": v for i, v in enumerate(values)}) == \
+        {f"c{i}": v for i, v in enumerate(expected)}
+
