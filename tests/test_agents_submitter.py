@@ -155,6 +155,36 @@ def test_maker_returning_none_fails_jobs(agent_env):
         assert job.lockedBy is None
 
 
+def test_no_worker_ids_releases_jobs_for_the_next_cycle(agent_env, monkeypatch, caplog):
+    from pandaharvester.harvestercore.db_proxy import DBProxy
+
+    home, mapper, proxy = agent_env(lambda h: {Q: queue(h, nQueueLimitWorker=2)})
+    ids = insert_jobs(proxy, 2)
+    monkeypatch.setattr(DBProxy, "get_next_seq_numbers", lambda self, name, n: [])  # as after a DB error
+    run(mapper)
+    assert workers() == []
+    assert "no workerIDs for 2 new workers" in caplog.text
+    for job in jobs_by_id(proxy, ids).values():  # not failed, not left locked
+        assert (job.status, job.subStatus, job.lockedBy) == ("starting", "prepared", None)
+    monkeypatch.undo()
+    sql("UPDATE pq_table SET submitTime=NULL, lockedBy=NULL")
+    run(mapper)
+    assert [r[1] for r in workers()] == ["submitted", "submitted"]
+
+
+def test_worker_ids_are_consecutive_per_slot(agent_env, caplog):
+    home, mapper, proxy = agent_env(lambda h: {Q: queue(h, map_type="NoJob", nQueueLimitWorker=5, maxWorkers=5)})
+    caplog.set_level("DEBUG")
+    run(mapper)
+    ids = [r[0] for r in workers()]
+    assert len(ids) == 5 and ids == list(range(ids[0], ids[0] + 5))
+    # one line per batch, yet every workerID can be grepped, in the maker's and the submitter's lines
+    made = [r.getMessage() for r in caplog.records if "new workers" in r.getMessage()]
+    submitted = [r.getMessage() for r in caplog.records if "submitted 5 workers registered=True" in r.getMessage()]
+    assert len(made) == 1 and len(submitted) == 1
+    assert all(f"workerID={i} " in made[0] + " " and f"workerID={i} " in submitted[0] for i in ids)
+
+
 def test_nojob_makes_empty_workers(agent_env):
     home, mapper, proxy = agent_env(lambda h: {Q: queue(h, map_type="NoJob", nQueueLimitWorker=2, maxWorkers=5)})
     ids = insert_jobs(proxy, 2)  # jobs in the DB are not for a pull queue's workers

@@ -120,6 +120,62 @@ def test_register_workers_bulk_binds_jobs_like_register_worker(proxy: DBProxy) -
     assert proxy.get_worker_with_id(20).status == "submitted"
 
 
+def test_register_workers_bulk_without_jobs_batches_the_updates(proxy: DBProxy) -> None:
+    # as the submitter: pending rows first, then the outcome of the submission
+    pending = [make_worker(40 + i, status="pending", map_type="NoJob", hasJob=0) for i in range(4)]
+    assert proxy.insert_workers(pending, "sub")
+    for i, worker in enumerate(pending):
+        worker.status = "submitted" if i < 3 else "missed"
+        worker.batchID = f"b{i}"
+        if i == 3:
+            worker.diagMessage = "no slot"
+    unsaved = make_worker(50, status="submitted", map_type="NoJob", batchID="b50")  # no pending row
+    assert proxy.insert_workers([make_worker(45, status="running")], "sub")
+    old = proxy.get_worker_with_id(45)
+    old.nJobs = 3  # an existing row (not new) with its own changes
+    proxy.engine.capture = []
+    try:
+        assert proxy.register_workers_bulk([(w, None) for w in pending] + [(unsaved, []), (old, None)],
+                                           "sub") == [True] * 6
+        statements = list(proxy.engine.capture)
+    finally:
+        proxy.engine.capture = None
+    updates = [sql for sql in statements if sql.startswith("UPDATE work_table")]
+    assert len(updates) <= 3, updates  # one executemany per set of changed columns, not one per worker
+    got = {i: proxy.get_worker_with_id(i) for i in (40, 41, 42, 43, 50)}
+    assert [got[i].status for i in (40, 41, 42, 43, 50)] == ["submitted"] * 3 + ["missed", "submitted"]
+    assert got[41].batchID == "b1" and got[43].diagMessage == "no slot" and got[50].batchID == "b50"
+    assert proxy.get_worker_with_id(45).nJobs == 3
+    assert not any(w.has_updated_attributes() for w in pending + [unsaved, old])
+    # the same worker twice: written in the given order, the last value wins
+    first, second = proxy.get_worker_with_id(41), proxy.get_worker_with_id(41)
+    first.nJobs, second.nJobs = 1, 2
+    assert proxy.update_workers_bulk([first, second]) == [1, 1]
+    assert proxy.get_worker_with_id(41).nJobs == 2
+    # a worker whose row is gone counts 0, the others of its group 1
+    gone, kept = proxy.get_worker_with_id(42), proxy.get_worker_with_id(43)
+    proxy.execute("DELETE FROM work_table WHERE workerID=42")
+    proxy.commit()
+    gone.nJobs, kept.nJobs = 7, 7
+    assert proxy.update_workers_bulk([gone, kept]) == [0, 1]
+
+
+def test_insert_workers_leaves_only_what_the_row_lacks_to_register(proxy: DBProxy) -> None:
+    worker = make_worker(60, status="submitted", map_type="NoJob", nCore=8)
+    assert proxy.insert_workers([worker], "sub")
+    # the pending row has every column but these two: the UPDATE after submission writes only them
+    # and what changed since
+    assert worker.changedAttrs == {"status", "modificationTime"}
+    worker.batchID = "b60"
+    assert proxy.register_workers_bulk([(worker, None)], "sub") == [True]
+    row = proxy.get_worker_with_id(60)
+    assert (row.status, row.batchID, row.nCore, row.mapType) == ("submitted", "b60", 8, "NoJob")
+    # a failed insert (the row exists) keeps the whole change record for the register_worker fallback
+    again = make_worker(60, status="submitted", nCore=4)
+    assert proxy.insert_workers([again], "sub") is False
+    assert "nCore" in again.changedAttrs
+
+
 def test_register_workers_bulk_is_all_or_nothing(proxy: DBProxy) -> None:
     good, bad = make_worker(30, status="submitted"), make_worker(31, status="submitted", nJobs="bad")
     with pytest.raises(DBError):

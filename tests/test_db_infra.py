@@ -350,3 +350,17 @@ def test_make_tables_drops_obsolete_indexes(proxy):
     proxy.commit()
     assert "idx_modificationTime_work_table" not in indexes
     assert "idxh_work_status_mod" in indexes and "idx_status_work_table" in indexes
+
+
+def test_binds_convert_only_what_the_driver_cannot_take():
+    import datetime as dt
+
+    from pandaharvester.harvestercore.db.engine import SQLiteEngine
+
+    when = dt.datetime(2024, 5, 6, 7, 8, 9, 10)
+    values = ["text", 3, 2.5, None, b"raw", True, False, when]
+    expected = ["text", 3, 2.5, None, b"raw", 1, 0, "2024-05-06 07:08:09.000010"]
+    assert SQLiteEngine.row_values(values) == expected
+    assert SQLiteEngine.binds({f":c{i}": v for i, v in enumerate(values)}) == \
+        {f"c{i}": v for i, v in enumerate(expected)}
+

@@ -34,6 +34,28 @@ def test_sequences_are_unique_across_threads(proxy):
     assert sorted(got) == list(range(1, 201))
 
 
+def test_sequence_numbers_reserved_in_bulk(proxy):
+    proxy.add_seq_number("SEQ_b", 10)
+    assert proxy.get_next_seq_numbers("SEQ_b", 3) == [11, 12, 13]
+    assert proxy.get_next_seq_number("SEQ_b") == 14
+    assert proxy.get_next_seq_numbers("SEQ_b", 0) == []
+    assert proxy.get_next_seq_numbers("SEQ_unknown", 2) == []
+    pool = DBProxyPool()
+    got: list[int] = []
+
+    def take() -> None:
+        for _ in range(20):
+            got.extend(pool.get_next_seq_numbers("SEQ_b", 5))
+            got.append(pool.get_next_seq_number("SEQ_b"))
+
+    threads = [threading.Thread(target=take) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(got) == list(range(15, 15 + 3 * 20 * 6))
+
+
 def test_cache(proxy):
     assert proxy.get_cache("nothing.json") is None
     assert proxy.get_cache_last_update_time("k", None) is None

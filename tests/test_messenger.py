@@ -216,6 +216,9 @@ def test_instant_mode_and_failure_knob(tmp_path, plugins):
     assert submitter.submit_workers([good, bad]) == [(True, ""), (True, "")]
     assert time.monotonic() - started < 2
     assert good.batchID == "instant-51"
+    # only what someone reads: the pilot's status file, no config file or process record
+    assert sorted(n for n in os.listdir(good.get_access_point()) if n.startswith("dummy_pilot")) == \
+        ["dummy_pilot_status.json"]
     ok, statuses = monitor.check_workers([good, bad])
     assert statuses[0] == (WorkSpec.ST_finished, "")
     assert statuses[1][0] == WorkSpec.ST_failed and "failure" in statuses[1][1]
@@ -276,6 +279,19 @@ def test_corrupt_worker_files_are_kept_and_retried(tmp_path, plugins, caplog):
     with open(os.path.join(ap, names["updateEventsFile"]), "w") as stream:
         stream.write("[1, 2]")
     assert messenger.events_to_update(worker) == {}
+
+
+def test_pull_worker_calls_without_reports(tmp_path, plugins, caplog):
+    messenger, _monitor, _sweeper = plugins
+    worker = make_worker(tmp_path, 91, [], WorkSpec.MT_NoJob)
+    worker.pandaid_list = []
+    assert messenger.setup_access_points([worker]) is True
+    assert messenger.get_work_attributes(worker) == {} and messenger.get_files_to_stage_out(worker) == {}
+    assert messenger.events_to_update(worker) == {} and messenger.get_panda_ids(worker) == []
+    assert messenger.job_requested(worker) is False and messenger.post_processing(worker, [], worker.mapType)
+    # jobs unknown (None): an error, retried, as before the loggers were made lazily
+    assert messenger.post_processing(worker, None, worker.mapType) is None
+    assert "post_processing <workerID=91>" in caplog.text
 
 
 def test_small_protocol_methods(tmp_path, plugins):

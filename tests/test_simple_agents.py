@@ -390,6 +390,27 @@ def test_command_manager_stores_and_acks_commands(db_home, tmp_path):
         assert emu.state()["commands"].get(harvester_id, {}) == {}  # acknowledged: gone from PanDA
 
 
+def test_command_manager_daemon_takes_a_full_bulk_again_at_once(db_home, tmp_path):
+    pytest.importorskip("pandaharvester.harvestertest.panda_emulator.launcher")
+    from pandaharvester.harvestertest.panda_emulator.launcher import start_emulator
+
+    with start_emulator(tmp_path / "emu") as emu:
+        _home, db, qcm = db_home({
+            "commandmanager": {"commands_bulk_size": 2, "sleepTime": 60},
+            "pandacon": {"server_api_url_ssl": emu.base_url, "cache_api_url_ssl": emu.base_url, "maxRetries": 0}})
+        from pandaharvester.harvesterbody.command_manager import CommandManager
+        from pandaharvester.harvestercore.communicator_pool import CommunicatorPool
+
+        ids = [emu.add_command("test-harvester", "KILL_WORKERS", {"status": ["submitted"]}) for _ in range(3)]
+        manager = CommandManager(CommunicatorPool(), qcm)  # not single mode: the process lock counts
+        manager.bootstrap()
+        assert manager.run_one_cycle() is True  # a full bulk: the lock is given back for the next cycle
+        assert manager.run_one_cycle() is False  # ... which runs at once, not a sleep time later
+        assert sorted(spec.command_id for spec in db.get_commands_for_receiver("sweeper")) == sorted(ids)
+        assert manager.run_one_cycle() is False  # the lock is held now: no cycle within the sleep time
+        assert db.get_process_lock("commandmanager", "someone-else", 60) is False
+
+
 def test_command_manager_resends_the_startup_heartbeat_until_panda_takes_it(db_home, tmp_path):
     pytest.importorskip("pandaharvester.harvestertest.panda_emulator.launcher")
     from pandaharvester.harvestertest.panda_emulator.launcher import start_emulator

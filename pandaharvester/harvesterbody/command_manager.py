@@ -77,6 +77,7 @@ class CommandManager(AgentBase):
             data["commands"] = commands
         self.startupData = data
         self.send_heartbeat(main_log)
+        self.release_process_locks()  # the first cycle (at once) takes it again, not a sleep time later
 
     # ------------------------------------------------------------ the cycle
     def run_cycle(self) -> bool:
@@ -93,7 +94,12 @@ class CommandManager(AgentBase):
             main_log.debug(f"cached {len(command_specs)} commands in internal DB")
         self.acknowledge(main_log, bulk_size)
         self.db_proxy.clean_processed_commands()
-        return len(commands) >= bulk_size
+        if len(commands) < bulk_size:
+            return False
+        # a full bulk: the next cycle runs at once, so it must be able to take the lock again (held
+        # for a sleep time otherwise: PanDA's commands, e.g. queue depths, came 20 per sleep time)
+        self.release_process_locks()
+        return True
 
     def send_heartbeat(self, main_log: Any) -> None:
         """The start-up heartbeat until PanDA took it (every cycle: its command subscriptions

@@ -111,10 +111,12 @@ class Submitter(AgentBase):
         ok_chunks, ng_chunks = self.workerMaker.make_workers(job_chunks, queue_config, n_ready, job_type,
                                                             resource_type, maker=maker)
         self.fail_unmade_jobs(ng_chunks, maker, locked_by)
-        pandaids: set[int] = {job.PandaID for chunk in ng_chunks for job in chunk}
+        # every job locked for the slot is released, also those of chunks the maker dropped (no workerID)
+        pandaids: set[int] = {job.PandaID for chunk in job_chunks for job in chunk}
         if ok_chunks:
             pandaids |= self.submit_chunks(queue_config, ok_chunks, locked_by, log)
-        self.dbProxy.release_jobs(list(pandaids), locked_by)
+        if pandaids:  # pull queues have no jobs: no transaction
+            self.dbProxy.release_jobs(list(pandaids), locked_by)
         return bool(ok_chunks)
 
     def get_job_chunks(self, queue_config: Any, n_workers: int, n_ready: int, job_type: str, resource_type: str,
@@ -202,12 +204,17 @@ class Submitter(AgentBase):
             registered = [False] * len(outcomes)
             log.error(f"{len(outcomes)} workers not registered: DB error (see panda-db_proxy.log); the pending "
                       f"rows are removed after [submitter] lockInterval and their jobs are released")
+        # one line per outcome, naming every worker (and its jobs), rather than one line per worker
+        lines: dict[tuple[str, bool], list[str]] = {}
         for (work_spec, jobs, ok), is_registered in zip(outcomes, registered):
             for job in work_spec.get_jobspec_list() or []:
                 touched.add(job.PandaID)
-            state = "submitted" if ok else "failed to submit"
-            log.info(f"{state} workerID={work_spec.workerID} batchID={work_spec.batchID} "
-                     f"PandaIDs={[j.PandaID for j in jobs or []]} registered={is_registered}")
+            entry = f"workerID={work_spec.workerID} batchID={work_spec.batchID}"
+            if jobs:
+                entry += f" PandaIDs={[j.PandaID for j in jobs]}"
+            lines.setdefault(("submitted" if ok else "failed to submit", is_registered), []).append(entry)
+        for (state, is_registered), entries in lines.items():
+            log.info(f"{state} {len(entries)} workers registered={is_registered}: {', '.join(entries)}")
         return touched
 
     def feed_workers(self, messenger: Any, workers: list[WorkSpec], log: Any) -> dict[int, tuple[None, str]]:

@@ -28,7 +28,9 @@ class WorkerMaker:
         """Return ``(okChunks, ngChunks)``: ``[(WorkSpec, jobs)]`` and the chunks no worker was made for.
 
         The first ``n_ready`` chunks go to workers already in the ``ready`` state (late binding);
-        the others get new workers whose ids come from the ``SEQ_workerID`` sequence.
+        the others get new workers whose ids come from the ``SEQ_workerID`` sequence, reserved in one
+        call. When the IDs cannot be reserved (DB error) the new workers are dropped: their chunks are
+        in neither list, so the caller releases their jobs for a later cycle rather than failing them.
         """
         log = core_utils.make_logger(_logger, f"queue={queue_config.queueName}", method_name="make_workers")
         maker = maker or self.get_plugin(queue_config)
@@ -37,6 +39,7 @@ class WorkerMaker:
             return [], jobchunk_list
         ok_chunks: list[tuple[Any, list[Any]]] = []
         ng_chunks: list[list[Any]] = []
+        new_workers: list[tuple[Any, list[Any]]] = []
         ready_workers = self.dbProxy.get_ready_workers(queue_config.queueName, n_ready) if n_ready > 0 else []
         for index, job_chunk in enumerate(jobchunk_list):
             if index < len(ready_workers):
@@ -54,11 +57,31 @@ class WorkerMaker:
             if work_spec is None:
                 ng_chunks.append(job_chunk)
                 continue
-            work_spec.workerID = self.dbProxy.get_next_seq_number("SEQ_workerID")
+            new_workers.append((work_spec, job_chunk))
+        # the new workers' IDs in one transaction (a sequence number each cost more than making them)
+        worker_ids = self.dbProxy.get_next_seq_numbers("SEQ_workerID", len(new_workers)) if new_workers else []
+        if len(worker_ids) != len(new_workers):
+            log.error(f"no workerIDs for {len(new_workers)} new workers: DB error (see panda-db_proxy.log); "
+                      f"they are not submitted and their jobs are released for the next cycle")
+            new_workers = []
+        for (work_spec, job_chunk), worker_id in zip(new_workers, worker_ids):
+            work_spec.workerID = worker_id
             work_spec.isNew = True
             ok_chunks.append((work_spec, job_chunk))
         log.debug(f"made {len(ok_chunks)} workers, {len(ng_chunks)} chunks failed")
+        self._log_new_workers(log, new_workers)
         return ok_chunks, ng_chunks
+
+    @staticmethod
+    def _log_new_workers(log: Any, new_workers: list[tuple[Any, list[Any]]]) -> None:
+        """One line per kind of new worker naming every workerID (not one line per worker)."""
+        kinds: dict[tuple[Any, ...], list[str]] = {}
+        for work_spec, _jobs in new_workers:
+            key = (work_spec.resourceType, work_spec.pilotType, work_spec.jobType, work_spec.nCore)
+            kinds.setdefault(key, []).append(f"workerID={work_spec.workerID}")
+        for (resource_type, pilot_type, job_type, n_core), ids in kinds.items():
+            log.debug(f"new workers resourceType={resource_type} pilotType={pilot_type} jobType={job_type} "
+                      f"nCore={n_core}: {' '.join(ids)}")
 
     def _ask(self, queue_config: Any, maker: Any, method: str, *args: Any, default: Any = None) -> Any:
         maker = maker or self.get_plugin(queue_config)

@@ -169,6 +169,8 @@ class SharedFileMessenger(BaseMessenger):
         BaseMessenger.__init__(self, **kwarg)
 
     def _log(self, workspec: Any, method_name: str) -> Any:
+        """The per-worker logger; the methods make it only once they have something to say (after
+        their early returns): the monitor calls several of them per worker and cycle."""
         return self.make_logger(_logger, f"workerID={workspec.workerID}", method_name=method_name)
 
     # ------------------------------------------------------------------ access points
@@ -258,10 +260,10 @@ class SharedFileMessenger(BaseMessenger):
 
     def job_requested(self, workspec: Any) -> int | bool:
         """Jobs asked for in the job request file (1 if it does not parse); False if no request."""
-        tmp_log = self._log(workspec, "job_requested")
         path = os.path.join(workspec.get_access_point(), self.jsonJobRequestFileName)
         if not os.path.exists(path):
             return False
+        tmp_log = self._log(workspec, "job_requested")
         ok, data = read_json_file(path, tmp_log, workspec.workerID)
         try:
             n_jobs = int(data["nJobs"]) if ok else 1
@@ -273,19 +275,21 @@ class SharedFileMessenger(BaseMessenger):
 
     def get_panda_ids(self, workspec: Any) -> list:
         """PandaIDs listed by the worker (pull mode)."""
-        tmp_log = self._log(workspec, "get_panda_ids")
         path = os.path.join(workspec.get_access_point(), self.pandaIDsFile)
         if not os.path.exists(path):
             return []
+        tmp_log = self._log(workspec, "get_panda_ids")
         ok, data = read_json_file(path, tmp_log, workspec.workerID)
         return list(data) if ok and isinstance(data, list) else []
 
     # ------------------------------------------------------------------ worker reports
     def get_work_attributes(self, workspec: Any) -> dict:
         """{PandaID: attributes}: worker attributes + job report (as metaData) + post-processing attrs."""
-        tmp_log = self._log(workspec, "get_work_attributes")
         all_attrs: dict = {}
-        for panda_id in workspec.pandaid_list or []:
+        if not workspec.pandaid_list:
+            return all_attrs
+        tmp_log = self._log(workspec, "get_work_attributes")
+        for panda_id in workspec.pandaid_list:
             access_point = self.get_access_point(workspec, panda_id)
             attrs: dict = {}
             path = os.path.join(access_point, self.jsonAttrsFileName)
@@ -327,9 +331,11 @@ class SharedFileMessenger(BaseMessenger):
     def get_files_to_stage_out(self, workspec: Any) -> dict:
         """{PandaID: {lfn: [file dicts]}} from the event status dump; event outputs also become
         event updates for :meth:`events_to_update`."""
-        tmp_log = self._log(workspec, "get_files_to_stage_out")
         file_dict: dict = {}
-        for panda_id in workspec.pandaid_list or []:
+        if not workspec.pandaid_list:
+            return file_dict
+        tmp_log = self._log(workspec, "get_files_to_stage_out")
+        for panda_id in workspec.pandaid_list:
             access_point = self.get_access_point(workspec, panda_id)
             read_path = self._take_for_reading(os.path.join(access_point, self.jsonOutputsFileName), tmp_log)
             if read_path is None:
@@ -404,10 +410,10 @@ class SharedFileMessenger(BaseMessenger):
     # ------------------------------------------------------------------ events
     def events_requested(self, workspec: Any) -> dict:
         """{PandaID: params} from the event request file ({} if none or unreadable)."""
-        tmp_log = self._log(workspec, "events_requested")
         path = os.path.join(workspec.get_access_point(), self.jsonEventsRequestFileName)
         if not os.path.exists(path):
             return {}
+        tmp_log = self._log(workspec, "events_requested")
         ok, data = read_json_file(path, tmp_log, workspec.workerID)
         return data if ok and isinstance(data, dict) else {}
 
@@ -433,9 +439,11 @@ class SharedFileMessenger(BaseMessenger):
 
     def events_to_update(self, workspec: Any) -> dict:
         """{PandaID: [event dicts]} from the event update file (taken as ``.read`` until acknowledged)."""
-        tmp_log = self._log(workspec, "events_to_update")
         ret_dict: dict = {}
-        for panda_id in workspec.pandaid_list or []:
+        if not workspec.pandaid_list:
+            return ret_dict
+        tmp_log = self._log(workspec, "events_to_update")
+        for panda_id in workspec.pandaid_list:
             access_point = self.get_access_point(workspec, panda_id)
             read_path = self._take_for_reading(os.path.join(access_point, self.jsonEventsUpdateFileName), tmp_log)
             if read_path is None:
@@ -471,9 +479,9 @@ class SharedFileMessenger(BaseMessenger):
 
     def post_processing(self, workspec: Any, jobspec_list: list, map_type: str) -> bool | None:
         """Make the log tarball of jobs without one, collect leftovers; None on error (retry)."""
-        tmp_log = self._log(workspec, "post_processing")
+        tmp_log = self._log(workspec, "post_processing") if jobspec_list else None
         try:
-            for jobspec in jobspec_list:
+            for jobspec in jobspec_list:  # None (the job lookup failed) raises: retried as before
                 file_list: list[dict] = []
                 orig_access_point = self.get_access_point(workspec, jobspec.PandaID)
                 access_point = orig_access_point
@@ -496,7 +504,7 @@ class SharedFileMessenger(BaseMessenger):
                     write_json_atomic(path, {jobspec.PandaID: file_list})
             return True
         except Exception:
-            core_utils.dump_error_message(tmp_log)
+            core_utils.dump_error_message(tmp_log or self._log(workspec, "post_processing"))
             return None
 
     def _scan_leftovers(self, jobspec: Any, access_point: str) -> list[dict]:
@@ -554,7 +562,6 @@ class SharedFileMessenger(BaseMessenger):
 
     def is_alive(self, workspec: Any, time_limit: float) -> bool | None:
         """Heartbeat file younger than ``time_limit`` minutes: True; older: False; unknown: None."""
-        tmp_log = self._log(workspec, "is_alive")
         path = os.path.join(workspec.get_access_point(), self.heartbeatFile)
         now = time_utils.naive_utcnow()
         limit = datetime.timedelta(minutes=time_limit)
@@ -563,21 +570,21 @@ class SharedFileMessenger(BaseMessenger):
         except FileNotFoundError:
             if not workspec.startTime or now - workspec.startTime < limit:
                 return True  # not started yet, or too young to have a heartbeat
-            tmp_log.debug("no heartbeat file")
+            self._log(workspec, "is_alive").debug("no heartbeat file")
             return None
         except OSError:
             return None
         if now - mtime > limit:
-            tmp_log.debug(f"heartbeat too old: {mtime}")
+            self._log(workspec, "is_alive").debug(f"heartbeat too old: {mtime}")
             return False
         return True
 
     def clean_up(self, workspec: Any) -> tuple[bool | None, str]:
         """Remove the worker's access point: (True, "") done, (None, "") already gone, (False, err)."""
-        tmp_log = self._log(workspec, "clean_up")
         access_point = workspec.get_access_point()
         if not os.path.exists(access_point):
             return None, ""
+        tmp_log = self._log(workspec, "clean_up")
         if not os.path.isdir(access_point):
             err = f"{access_point} is not a directory"
             tmp_log.error(err)

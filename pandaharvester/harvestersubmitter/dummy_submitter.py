@@ -12,8 +12,9 @@ Queue-config attributes: ``sleepTime`` (seconds the pilot runs, alias ``workerRu
 ``heartbeatInterval``, ``outputFileSize`` (bytes per output file), ``failureRate`` (0..1,
 deterministic per workerID), ``failWorkerIDs`` (list), ``failureExitCode``, ``instantMode``
 (no process: the pilot's work is done inside ``submit_workers`` and the worker is finished at
-once; for benchmarks), ``uploadLogs`` (False stores file:// URLs for stdout/stderr instead of
-scheduling their upload), ``pilotModule`` (module of the pilot script).
+once; only the pilot's own files are written, no config file or process record; for
+benchmarks), ``uploadLogs`` (False stores file:// URLs for stdout/stderr instead of scheduling
+their upload), ``pilotModule`` (module of the pilot script).
 """
 
 from __future__ import annotations
@@ -74,8 +75,9 @@ def read_json(path: str) -> Any:
 def write_json(path: str, data: Any) -> None:
     """Atomic JSON write (temporary file + ``os.replace``)."""
     tmp = f"{path}.tmp.{os.getpid()}.{threading.get_ident()}"
+    text = json.dumps(data)  # one write: json.dump writes every fragment separately
     with open(tmp, "w") as stream:
-        json.dump(data, stream)
+        stream.write(text)
     os.replace(tmp, path)
 
 
@@ -192,44 +194,55 @@ class DummySubmitter(PluginBase):
         key = int(worker_id) if worker_id is not None else next(_counter)
         return ((key * 2654435761) % 2**32) / 2**32 < rate
 
-    def _pilot_conf(self, workspec: Any, fail: bool) -> dict[str, Any]:
-        from pandaharvester.harvestermessenger.base_messenger import payload_file_names
+    def _pilot_conf(self, workspec: Any, fail: bool, file_names: dict[str, str] | None = None) -> dict[str, Any]:
+        if file_names is None:
+            from pandaharvester.harvestermessenger.base_messenger import payload_file_names
 
+            file_names = payload_file_names()
         return {"sleepTime": float(self.sleepTime), "heartbeatInterval": float(self.heartbeatInterval),
                 "outputFileSize": int(self.outputFileSize), "fail": fail, "failureExitCode": int(self.failureExitCode),
                 "workerID": workspec.workerID, "mapType": workspec.mapType, "requestEvents": bool(self.requestEvents),
-                "instant": bool(self.instantMode), "fileNames": payload_file_names()}
+                "instant": bool(self.instantMode), "fileNames": file_names}
 
     def submit_workers(self, workspec_list: list) -> list[tuple[bool, str]]:
         """Start a pilot per worker; sets batchID (the PID), submissionHost and log files."""
+        from pandaharvester.harvestermessenger.base_messenger import payload_file_names
+
         tmp_log = self.make_logger(_logger, method_name="submit_workers")
         tmp_log.debug(f"start nWorkers={len(workspec_list)} instantMode={self.instantMode}")
         reap_children()
         ret_list = []
+        file_names = payload_file_names()  # the cfg's names, once per batch
+        host = socket.gethostname()
         for workspec in workspec_list:
             try:
-                ret_list.append(self._submit_one(workspec))
+                ret_list.append(self._submit_one(workspec, file_names, host))
             except Exception as exc:
                 core_utils.dump_error_message(tmp_log)
                 ret_list.append((False, f"dummy pilot could not be started: {type(exc).__name__}: {exc}"))
         tmp_log.debug("done")
         return ret_list
 
-    def _submit_one(self, workspec: Any) -> tuple[bool, str]:
-        tmp_log = self.make_logger(_logger, f"workerID={workspec.workerID}", method_name="submit_workers")
+    def _submit_one(self, workspec: Any, file_names: dict[str, str] | None = None, host: str | None = None
+                    ) -> tuple[bool, str]:
         access_point = workspec.get_access_point()
         if not access_point:
             return False, "worker has no accessPoint: set messenger.accessPoint in the queue config"
-        for jobspec in workspec.get_jobspec_list() or []:
+        jobspec_list = workspec.get_jobspec_list() or []
+        tmp_log = self.make_logger(_logger, f"workerID={workspec.workerID}", method_name="submit_workers") \
+            if jobspec_list or not self.instantMode else None
+        for jobspec in jobspec_list:
             tmp_log.debug(f"PandaID={jobspec.PandaID} nCore={workspec.nCore} minRamCount={workspec.minRamCount}")
-        os.makedirs(access_point, exist_ok=True)
+        if not os.path.isdir(access_point):  # the messenger made it: one stat rather than makedirs' three calls
+            os.makedirs(access_point, exist_ok=True)
         fail = self.should_fail(workspec)
-        conf = self._pilot_conf(workspec, fail)
-        write_json(os.path.join(access_point, CONFIG_FILE), conf)
-        workspec.submissionHost = socket.gethostname()
+        conf = self._pilot_conf(workspec, fail, file_names)
+        workspec.submissionHost = host or socket.gethostname()
         workspec.nodeID = workspec.submissionHost
         if self.instantMode:
+            # no config file: the pilot gets its config in memory, nobody else reads it
             return self._run_instant(workspec, access_point, conf)
+        write_json(os.path.join(access_point, CONFIG_FILE), conf)
         stdout_path = os.path.join(access_point, STDOUT_FILE)
         stderr_path = os.path.join(access_point, STDERR_FILE)
         command = [sys.executable, pilot_script_path(self.pilotModule), "--access-point", access_point,
@@ -250,12 +263,13 @@ class DummySubmitter(PluginBase):
         return True, ""
 
     def _run_instant(self, workspec: Any, access_point: str, conf: dict[str, Any]) -> tuple[bool, str]:
+        """The pilot's whole run, here and now. No process record is written: there is no process to
+        watch or kill, and the pilot's final status file (always written, the monitor reads it) says
+        how the worker ended; without a record the sweeper finds the pilot "already gone"."""
         pilot_module = importlib.import_module(self.pilotModule)
         pilot = pilot_module.DummyPilot(access_point, conf, log=lambda _text: None)
         pilot.run()
         workspec.batchID = f"instant-{workspec.workerID if workspec.workerID is not None else next(_counter)}"
-        write_json(os.path.join(access_point, PROCESS_FILE),
-                   {"pid": None, "instant": True, "submitTime": time.time(), "fail": conf["fail"]})
         return True, ""
 
     def _set_log_files(self, workspec: Any, stdout_path: str, stderr_path: str, tmp_log: Any) -> None:

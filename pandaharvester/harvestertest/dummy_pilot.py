@@ -88,8 +88,9 @@ def adler32_of(path: str) -> str:
 def write_json(path: str, data: Any) -> None:
     """Write JSON atomically (temporary file + rename) so Harvester never reads half a file."""
     tmp = f"{path}.tmp.{os.getpid()}"
+    text = json.dumps(data)  # one write: json.dump writes every fragment separately
     with open(tmp, "w") as stream:
-        json.dump(data, stream)
+        stream.write(text)
     os.replace(tmp, path)
 
 

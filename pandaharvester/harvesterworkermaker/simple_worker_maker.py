@@ -104,9 +104,13 @@ class SimpleWorkerMaker(BaseWorkerMaker):
     def make_worker(self, jobspec_list: list, queue_config: Any, job_type: str | None, resource_type: str | None,
                     prod_source_label: str | None = "ANY", **kwargs: Any) -> WorkSpec:
         """A new WorkSpec for ``jobspec_list`` (may be empty) on ``queue_config``'s queue."""
-        tmp_log = self.make_logger(_logger, f"queue={queue_config.queueName}:{job_type}:{resource_type}",
-                                   method_name="make_worker")
-        tmp_log.debug(f"{len(jobspec_list)} jobs")
+        def tmp_log() -> Any:
+            return self.make_logger(_logger, f"queue={queue_config.queueName}:{job_type}:{resource_type}",
+                                    method_name="make_worker")
+
+        # pull workers (no job) are not logged here: the WorkerMaker logs them per batch, with their IDs
+        if jobspec_list:
+            tmp_log().debug(f"{len(jobspec_list)} jobs")
         workspec = WorkSpec()
         workspec.creationTime = naive_utcnow()
         queue_dict, harvester_params = _queue_info(queue_config.queueName)
@@ -117,7 +121,7 @@ class SimpleWorkerMaker(BaseWorkerMaker):
             workspec.minRamCount = int(self._queue_value(queue_dict, queue_config, "maxrss", 1))
         else:
             if not jobspec_list and resource_type not in RESOURCE_TYPES:
-                tmp_log.warning(f"invalid resource type {resource_type!r} for a unified pull queue; using SCORE")
+                tmp_log().warning(f"invalid resource type {resource_type!r} for a unified pull queue; using SCORE")
                 resource_type = "SCORE"
             workspec.nCore, workspec.minRamCount = self._requirements(resource_type, queue_dict, queue_config)
         workspec.maxWalltime = self._queue_value(queue_dict, queue_config, "maxtime", 1)
@@ -136,7 +140,6 @@ class SimpleWorkerMaker(BaseWorkerMaker):
             fake_job.jobParams = {"prodSourceLabel": label}
             workspec.pilotType = fake_job.get_pilot_type()
             workspec.jobType = self.get_job_type(None, job_type, queue_dict, label)
-            tmp_log.debug(f"no job: prodSourceLabel={label} pilotType={workspec.pilotType} jobType={workspec.jobType}")
         queue_rtype = self.capability_to_rtype(queue_dict.get("capability", ""))
         if resource_type and resource_type != "ANY":
             workspec.resourceType = resource_type

@@ -88,6 +88,10 @@ def is_busy_error(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and any(m in str(exc).lower() for m in _BUSY_MARKERS)
 
 
+# values the driver takes as they are (most of a row): no call to _adapt for them
+_AS_IS = frozenset({str, int, float, type(None), bytes})
+
+
 def _adapt(value: Any) -> Any:
     # datetimes are stored as fixed-width text so that string comparison is time comparison
     if isinstance(value, datetime.datetime):
@@ -215,11 +219,11 @@ class SQLiteEngine:
         """``{":name": value}`` → the driver's mapping (datetimes as fixed-width text)."""
         if not varmap:
             return {}
-        return {(k[1:] if k[:1] == ":" else k): _adapt(v) for k, v in varmap.items()}
+        return {(k[1:] if k[:1] == ":" else k): v if type(v) in _AS_IS else _adapt(v) for k, v in varmap.items()}
 
     @staticmethod
     def row_values(values: Sequence[Any]) -> list[Any]:
-        return [_adapt(v) for v in values]
+        return [v if type(v) in _AS_IS else _adapt(v) for v in values]
 
     def insert_sql(self, table: str, columns: Sequence[str], ignore: bool = False) -> str:
         """Positional INSERT for ``columns`` (``INSERT OR IGNORE`` when ``ignore``)."""

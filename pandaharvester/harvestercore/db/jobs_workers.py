@@ -51,6 +51,7 @@ class JobsWorkersMixin(DBModule):
         i_mod, i_status = names.index("modificationTime"), names.index("status")
         now = naive_utcnow()
         rows = []
+        inserted = []
         for workspec in workspec_list:
             if not workspec.isNew:
                 continue
@@ -59,8 +60,14 @@ class JobsWorkersMixin(DBModule):
             values[i_status] = cls.ST_pending
             schema.check_row("work_table", cls, names, values)
             rows.append(values)
+            inserted.append(workspec)
         with self._tx():
             self._many(self._engine.insert_sql("work_table", names), rows)
+        if self._depth == 0:  # committed: the row holds the spec but for the two columns set here,
+            for workspec in inserted:  # so register_worker's UPDATE writes only what changes after
+                workspec.reset_changed_list()
+                workspec.force_update("status")
+                workspec.force_update("modificationTime")
         return True
 
     @db_method(False)
@@ -75,13 +82,40 @@ class JobsWorkersMixin(DBModule):
     def register_workers_bulk(self, worker_list: Sequence[tuple[Any, Sequence[Any] | None]], locked_by: str
                               ) -> list[bool]:
         """:meth:`register_worker` for several ``(workspec, jobspec_list)`` in one transaction; one True
-        per worker ([] after a DB error: nothing written)."""
+        per worker ([] after a DB error: nothing written). When no worker has jobs (pull), the UPDATEs
+        of the workers' rows are batched (one executemany per set of changed columns)."""
         with self._tx():
-            for workspec, jobspec_list in worker_list:
-                self._register(workspec, jobspec_list, locked_by)
+            if all(not jobspec_list for _w, jobspec_list in worker_list):
+                self._register_jobless([w for w, _jobs in worker_list], locked_by)
+            else:
+                for workspec, jobspec_list in worker_list:
+                    self._register(workspec, jobspec_list, locked_by)
         for workspec, jobspec_list in worker_list:
-            self._registered(workspec, jobspec_list)
+            workspec.reset_changed_list()
+            for job in jobspec_list or []:
+                job.reset_changed_list()
+        if worker_list:
+            make_logger(_logger, method_name="register_workers_bulk").debug(
+                f"registered {len(worker_list)} workers: " + ", ".join(
+                    f"workerID={w.workerID} batchID={w.batchID} nJobs={len(jobs or [])}" for w, jobs in worker_list))
         return [True] * len(worker_list)
+
+    def _register_jobless(self, workspecs: Sequence[Any], locked_by: str) -> None:
+        """:meth:`_register` for workers without jobs, inside the caller's transaction: one query for
+        which new workers already have their (pending) row, their UPDATEs grouped by changed columns."""
+        new_ids = [w.workerID for w in workspecs if w.isNew and w.workerID is not None]
+        present = {r[0] for r in self._ids_in("SELECT workerID FROM work_table WHERE workerID IN ({ids})",
+                                              new_ids)} if new_ids else set()
+        to_update = []
+        for workspec in workspecs:
+            if workspec.isNew and workspec.workerID not in present:
+                self._register(workspec, None, locked_by)  # no row yet: inserted as register_worker does
+            else:
+                to_update.append(workspec)
+        self._update_worker_changes_bulk(to_update)
+
+    # provided by WorkersMixin
+    _update_worker_changes_bulk: Any
 
     def _registered(self, workspec: Any, jobspec_list: Sequence[Any] | None) -> None:
         """After the commit: the specs are clean again."""

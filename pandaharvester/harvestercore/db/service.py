@@ -43,6 +43,26 @@ class ServiceMixin(DBModule):
         make_logger(_logger, f"name={number_name}", method_name="get_next_seq_number").debug(f"got {value}")
         return value
 
+    @db_method(list)
+    def get_next_seq_numbers(self, number_name: str, n_numbers: int) -> list[int]:
+        """Reserve ``n_numbers`` consecutive values of the sequence in one transaction (atomic across
+        processes, as :meth:`get_next_seq_number` called that many times); [] for an unknown sequence,
+        ``n_numbers <= 0`` or a DB error."""
+        if n_numbers <= 0:
+            return []
+        with self._tx():
+            n = self._exec("UPDATE seq_table SET curVal=curVal+:n WHERE numberName=:name",
+                           {":n": n_numbers, ":name": number_name}).rowcount
+            row = self._exec("SELECT curVal FROM seq_table WHERE numberName=:name",
+                             {":name": number_name}).fetchone() if n else None
+        if row is None:
+            return []
+        last = row[0]
+        values = list(range(last - n_numbers + 1, last + 1))
+        make_logger(_logger, f"name={number_name}", method_name="get_next_seq_numbers").debug(
+            f"got {values[0]}..{values[-1]}")
+        return values
+
     # ------------------------------------------------------------ cache
     @db_method(None)
     def get_cache_last_update_time(self, main_key: str, sub_key: str | None) -> datetime.datetime | None:
