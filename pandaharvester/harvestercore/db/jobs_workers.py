@@ -248,48 +248,21 @@ class JobsWorkersMixin(DBModule):
 
     def _update_locked_workers(self, workers: Sequence[Any], locked_by: str) -> set[int]:
         """UPDATE the changed columns of ``workers`` whose row is still locked by ``locked_by`` and
-        not final; returns the positions in ``workers`` of those not written for that reason. Inside the caller's write
-        transaction the rows cannot change between the look-up and the writes, so the lock test
-        is one query and the rows go in one ``executemany`` per set of changed columns (a worker
-        with nothing changed is not written, nor tested)."""
-        work_cls = schema.spec_class("work_table")
-        changed: list[tuple[int, Any, dict[str, Any]]] = []
-        for pos, worker in enumerate(workers):
-            varmap = worker.values_map(only_changed=True)
-            varmap.pop(":workerID", None)
-            if varmap:
-                schema.check_map("work_table", work_cls, varmap)
-                changed.append((pos, worker, varmap))
+        not final (one ``executemany`` per set of changed columns, see
+        :meth:`_update_worker_changes_bulk`); returns the positions in ``workers`` of those not
+        written for that reason. A worker with nothing changed is not written, nor tested."""
+        changed = [(pos, w) for pos, w in enumerate(workers) if w.has_updated_attributes()]
         if not changed:
             return set()
+        # the look-up first, inside the same write transaction: a row the bulk UPDATE then misses
+        # can only be the second copy of a worker listed twice (its first copy unlocked the row)
         held = {r[0] for r in self._ids_in(f"SELECT workerID FROM work_table WHERE workerID IN ({{ids}}) AND "
-                                           f"{_STILL_LOCKED}", [w.workerID for _, w, _ in changed],
+                                           f"{_STILL_LOCKED}", [w.workerID for _, w in changed],
                                            {":lb_key": locked_by})}
-        lost: set[int] = set()
-        seen: set[int] = set()
-        again: list[tuple[int, Any, dict[str, Any]]] = []
-        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for pos, worker, varmap in changed:
-            worker_id = worker.workerID
-            if worker_id not in held:
-                lost.add(pos)
-                continue
-            if worker_id in seen:  # listed twice: written after the first one, as one by one did
-                again.append((pos, worker, varmap))
-                continue
-            seen.add(worker_id)
-            varmap[":w_key"] = worker_id
-            varmap[":lb_key"] = locked_by
-            groups.setdefault(tuple(varmap), []).append(varmap)
-        for keys, rows in groups.items():
-            sets = ",".join(f"{key[1:]}={key}" for key in keys[:-2])
-            self._many(f"UPDATE work_table SET {sets} WHERE workerID=:w_key AND {_STILL_LOCKED}", rows)
-        for pos, worker, varmap in again:
-            sets = ",".join(f"{key[1:]}={key}" for key in varmap)
-            varmap.update({":w_key": worker.workerID, ":lb_key": locked_by})
-            if self._exec(f"UPDATE work_table SET {sets} WHERE workerID=:w_key AND {_STILL_LOCKED}",
-                          varmap).rowcount <= 0:
-                lost.add(pos)
+        lost = {pos for pos, w in changed if w.workerID not in held}
+        kept = [(pos, w) for pos, w in changed if w.workerID in held]
+        counts = self._update_worker_changes_bulk([w for _, w in kept], _STILL_LOCKED, {":lb_key": locked_by})
+        lost.update(pos for (pos, _w), n in zip(kept, counts) if n == 0)
         return lost
 
     def _update_job_from_workers(self, job: Any, multi: bool, now: Any) -> None:

@@ -21,13 +21,17 @@ class WorkersMixin(DBModule):
     """Worker CRUD and kill marks; lock-taking worker queries are in :mod:`worker_cycles`."""
 
     # ------------------------------------------------------------ helpers
-    def _update_worker_changes_bulk(self, workspec_list: Sequence[Any]) -> list[int | None]:
+    def _update_worker_changes_bulk(self, workspec_list: Sequence[Any], cond: str = "",
+                                    extra: dict[str, Any] | None = None) -> list[int | None]:
         """``_update_changes`` by workerID for several workers inside the caller's transaction: one
-        executemany per set of changed columns instead of one UPDATE each. Per worker: rows updated,
+        executemany per set of changed columns instead of one UPDATE each. ``cond`` (SQL, ANDed to
+        the workerID test) and its ``extra`` binds narrow the rows written. Per worker: rows updated,
         None when nothing changed. The same worker twice keeps the one-by-one order."""
         work_cls = schema.spec_class("work_table")
+        where = f"workerID=:w_key AND {cond}" if cond else "workerID=:w_key"
+        extra = extra or {}
         if len({w.workerID for w in workspec_list}) != len(workspec_list):
-            return [self._update_changes("work_table", w, "workerID=:w_key", {":w_key": w.workerID},
+            return [self._update_changes("work_table", w, where, {":w_key": w.workerID, **extra},
                                          skip=("workerID",)) for w in workspec_list]
         result: list[int | None] = [None] * len(workspec_list)
         groups: dict[tuple[str, ...], list[tuple[int, dict[str, Any]]]] = {}
@@ -37,10 +41,12 @@ class WorkersMixin(DBModule):
             if not varmap:
                 continue
             schema.check_map("work_table", work_cls, varmap)
+            columns = tuple(varmap)
             varmap[":w_key"] = workspec.workerID
-            groups.setdefault(tuple(varmap), []).append((index, varmap))
+            varmap.update(extra)
+            groups.setdefault(columns, []).append((index, varmap))
         for keys, members in groups.items():
-            sql = f"UPDATE work_table SET {','.join(f'{k[1:]}={k}' for k in keys if k != ':w_key')} WHERE workerID=:w_key"
+            sql = f"UPDATE work_table SET {','.join(f'{k[1:]}={k}' for k in keys)} WHERE {where}"
             if self._many(sql, [varmap for _i, varmap in members]) == len(members):
                 for index, _varmap in members:
                     result[index] = 1
