@@ -207,3 +207,27 @@ def test_one_debug_line_per_outcome_carries_every_worker_id(mon, caplog):
     assert "for 3 workers" in same[0]
     crashed = [line for line in lines if "running -> failed" in line]
     assert len(crashed) == 1 and f"workerIDs=[{failed.workerID}]" in crashed[0] and "payload crashed" in crashed[0]
+
+
+class RecordingMessenger(FakeMessenger):
+    """Records the PandaIDs post_processing was given, per workerID."""
+
+    seen: dict = {}
+
+    def post_processing(self, workspec, jobspec_list, map_type):
+        type(self).seen[workspec.workerID] = sorted(j.PandaID for j in jobspec_list)
+        return True
+
+
+def test_post_processing_gets_the_workers_jobs_and_nothing_for_a_jobless_worker(agent_env):
+    RecordingMessenger.seen = {}
+    ScriptedMonitor.mode = "ok"
+    home, mapper, proxy = agent_env(lambda h: {Q: queue(
+        h, monitor=plugin("monitor", "ScriptedMonitor", __name__),
+        messenger=plugin("messenger", "RecordingMessenger", __name__, accessPoint=str(h / "w" / "${workerID}")))})
+    with_job, panda_id = add_worker_with_job(proxy, "running")
+    jobless = store_worker(proxy, make_worker(Q, status="running"), [])
+    ScriptedMonitor.answers = {with_job.workerID: ("finished", ""), jobless.workerID: ("finished", "")}
+    run(mapper)
+    assert RecordingMessenger.seen == {with_job.workerID: [panda_id], jobless.workerID: []}
+    assert worker_row(jobless.workerID)[0] == "finished"

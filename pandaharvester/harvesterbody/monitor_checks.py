@@ -216,7 +216,12 @@ class WorkerChecker:
             return status
         force = bool(getattr(self.messenger, "forcePostProcessing", False))
         if force or (not self.queue_config.is_no_heartbeat_status(status) and not self.queue_config.truePilot):
-            jobs = self.dbProxy.get_jobs_with_worker_id(work_spec.workerID, None, True, only_running=True, slim=True)
+            # a worker read with its (empty) job list, e.g. a pull worker, needs no job look-up
+            if getattr(work_spec, "pandaid_list", None) == []:
+                jobs = []
+            else:
+                jobs = self.dbProxy.get_jobs_with_worker_id(work_spec.workerID, None, True, only_running=True,
+                                                            slim=True)
             done = self.ask("post_processing", work_spec, jobs, work_spec.mapType)
             if done is None and not self.post_process_timed_out(work_spec):
                 work_spec.trigger_next_lookup()
