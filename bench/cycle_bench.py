@@ -114,6 +114,7 @@ def child(n: int, home: Path) -> dict:
     from pandaharvester.harvesterconfig import harvester_config
 
     master_cli.configure_logging()
+    master_cli.tune_gc()  # as the daemon does
     mapper = QueueConfigMapper()
     pool = DBProxyPool()
     pool.make_tables(mapper, CommunicatorPool())

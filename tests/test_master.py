@@ -326,3 +326,18 @@ def test_shutdown_closes_every_db_connection(fresh_home):
             proxy._con.execute("SELECT 1")
     DBProxyPool.reset()
     QueueConfigMapper.reset()
+
+
+def test_tune_gc_freezes_start_up_objects_and_raises_the_young_threshold():
+    import gc
+
+    from pandaharvester.harvesterbody import master_cli
+
+    before = gc.get_threshold()
+    try:
+        master_cli.tune_gc()
+        assert gc.get_threshold() == (50_000, 20, 20)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

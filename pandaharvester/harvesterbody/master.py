@@ -294,6 +294,7 @@ def main(daemon_mode: bool = True, argv: list[str] | None = None) -> int:
         return 1
     if options.memLogging:
         master_cli.enable_memory_logging()
+    master_cli.tune_gc()
     if options.hostNameFile is not None:
         with open(options.hostNameFile, "w") as stream:
             stream.write(socket.getfqdn())

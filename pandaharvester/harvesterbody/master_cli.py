@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import grp
 import logging
 import os
@@ -76,6 +77,18 @@ def configure_logging() -> str:
     directory = log_dir()
     core_utils.configure_logging(directory, section_dict("log_level"))
     return directory
+
+
+def tune_gc() -> None:
+    """Fewer cyclic-garbage passes for a long-running daemon that holds many objects.
+
+    Everything made so far (modules, configuration) is frozen out of the collector's view, and a
+    young collection runs every 50,000 net allocations instead of 700: at 100k live workers a
+    monitor cycle otherwise spends about a fifth of its time in full collections over objects
+    that reference counting frees anyway. Garbage is still collected, only less often.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 def enable_memory_logging() -> None:
