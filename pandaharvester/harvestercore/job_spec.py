@@ -117,6 +117,9 @@ class JobSpec(SpecBase):
     # not read by slim queries (a bare string, as in the original)
     skipAttrsToSlim = "jobParams"
 
+    # the full PanDA job description is decoded only by the readers that use it
+    lazyBlobAttrs = ("jobParams",)
+
     def _init_extra_attributes(self) -> None:
         d = self.__dict__
         d["events"] = set()
