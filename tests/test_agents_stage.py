@@ -19,8 +19,11 @@ class Scripted(PluginBase):
     """Answers ``answers[method]`` (a (status, diag) tuple, or an exception to raise)."""
 
     answers: dict = {}
+    boom: set = set()  # PandaIDs whose every plugin call raises
 
     def _answer(self, method, jobspec):
+        if jobspec.PandaID in Scripted.boom:
+            raise RuntimeError(f"boom for {jobspec.PandaID}")
         answer = Scripted.answers.get(method, (True, ""))
         if isinstance(answer, Exception):
             raise answer
@@ -48,6 +51,7 @@ class Scripted(PluginBase):
 @pytest.fixture()
 def stage_env(agent_env):
     Scripted.answers = {}
+    Scripted.boom = set()
 
     def make(fake=False):
         extra = {"preparator": plugin("preparator", "Scripted", __name__),
@@ -203,3 +207,59 @@ def test_stager_none_on_trigger_keeps_job_to_transfer(stage_env):
     Scripted.answers = {}
     stage(mapper)
     assert job_state(pid) == ("finished", "transferring")
+
+
+# ------------------------------------------------------------------ chunks
+def test_chunk_with_a_raising_job_and_a_lost_lock(stage_env, monkeypatch):
+    """Jobs go through in chunks; a plugin raising for one job, or a job whose lock another
+    thread took meanwhile, leaves that job alone and the rest of its chunk moves on."""
+    from pandaharvester.harvesterbody import stage_batch
+
+    monkeypatch.setattr(stage_batch.job_chunks, "__defaults__", (2,))
+    home, mapper, proxy = stage_env(fake=True)
+    pids = [fetched_job(proxy) for _ in range(5)]
+    Scripted.boom = {pids[1]}
+    from pandaharvester.harvestercore.db_proxy import DBProxy
+
+    real_relock = DBProxy.lock_jobs_again
+
+    def steal_then_relock(self, panda_ids, *args):
+        if pids[3] in panda_ids:  # another preparator took this job between pick and re-lock
+            sql("UPDATE job_table SET lockedBy='preparator-other' WHERE PandaID=:p", {":p": pids[3]})
+        return real_relock(self, panda_ids, *args)
+
+    monkeypatch.setattr(DBProxy, "lock_jobs_again", steal_then_relock)
+    prepare(mapper)
+    states = [job_state(p)[1] for p in pids]
+    assert states == ["preparing", "fetched", "preparing", "fetched", "preparing"]
+    assert sql("SELECT lockedBy FROM job_table WHERE PandaID=:p", {":p": pids[3]}) == [("preparator-other",)]
+
+
+def test_stager_chunk_with_a_raising_job(stage_env):
+    home, mapper, proxy = stage_env(fake=True)
+    pids = [job_to_stage_out(proxy) for _ in range(3)]
+    Scripted.boom = {pids[0]}
+    stage(mapper)
+    assert [job_state(p)[1] for p in pids] == ["to_transfer", "transferring", "transferring"]
+
+
+def test_outcomes_one_line_per_message_with_every_id():
+    from pandaharvester.harvesterbody.stage_batch import Outcomes
+
+    lines = []
+
+    class Log:
+        def info(self, msg):
+            lines.append(("info", msg))
+
+        def debug(self, msg):
+            lines.append(("debug", msg))
+
+    out = Outcomes()
+    for pid in (11, 12, 13):
+        out.add("info", "inputs ready", pid)
+    out.add("debug", "trigger later: busy", 14)
+    out.flush(Log())
+    assert lines == [("info", "inputs ready: PandaID=11,12,13"), ("debug", "trigger later: busy: PandaID=14")]
+    out.flush(Log())
+    assert len(lines) == 2

@@ -15,7 +15,7 @@ import math
 from typing import Any, Sequence
 
 from .. import core_utils
-from ..log_utils import make_logger, setup_logger
+from ..log_utils import dump_error_message, make_logger, setup_logger
 from ..time_utils import naive_utcnow
 from . import schema
 from .base import DBModule, db_method, in_binds
@@ -274,66 +274,110 @@ class JobCyclesMixin(DBModule):
     def update_job_for_stage_out(self, jobspec: Any, update_event_status: bool, locked_by: str) -> str | None:
         """Write stage-out results of a job still locked by ``locked_by``; returns the new subStatus,
         None when the lock was lost (or on error)."""
-        job_cls = type(jobspec)
         tmp_log = make_logger(_logger, f"PandaID={jobspec.PandaID} subStatus={jobspec.subStatus} thr={locked_by}",
                               method_name="update_job_for_stage_out")
-        ev_sql = ("UPDATE event_table SET eventStatus=:st,subStatus=:st WHERE eventRangeID IN ({ids}) "
-                  "AND eventStatus<>'failed' AND subStatus<>'done'")
         with self._tx():
-            n = self._exec("UPDATE job_table SET stagerTime=:now WHERE PandaID=:id AND stagerLock=:lockedBy",
-                           {":now": naive_utcnow(), ":id": jobspec.PandaID, ":lockedBy": locked_by}).rowcount
-            if n == 0:
-                tmp_log.debug("skip since locked by another")
-                return None
-            out_files = list(jobspec.outFiles)
-            self._update_specs_bulk("file_table", out_files, "fileID")
-            if update_event_status:
-                for file_spec in out_files:
-                    range_ids = []
-                    if file_spec.eventRangeID is not None:
-                        range_ids.append(file_spec.eventRangeID)
-                    if file_spec.isZip == 1:
-                        range_ids += [r[0] for r in self._exec(
-                            "SELECT eventRangeID FROM file_table WHERE PandaID=:id AND zipFileID=:z",
-                            {":id": file_spec.PandaID, ":z": file_spec.fileID}).fetchall() if r[0] is not None]
-                    self._update_in(ev_sql, range_ids, {":st": file_spec.status})
-            counts = dict((status, cnt) for cnt, status in self._exec(
-                "SELECT COUNT(*), status FROM file_table WHERE PandaID=:id GROUP BY status",
-                {":id": jobspec.PandaID}).fetchall())
-            jobspec.stagerLock = None
-            if "zipping" in counts:
-                jobspec.hasOutFile = job_cls.HO_hasZipOutput
-            elif "post_zipping" in counts:
-                jobspec.hasOutFile = job_cls.HO_hasPostZipOutput
-            elif "defined" in counts:
-                jobspec.hasOutFile = job_cls.HO_hasOutput
-            elif "transferring" in counts:
-                jobspec.hasOutFile = job_cls.HO_hasTransfer
+            written, out_files = self._write_stage_out(jobspec, update_event_status, locked_by)
+        if not written:
+            tmp_log.debug("skip since locked by another")
+            return None
+        self._stage_out_written(jobspec, out_files)
+        tmp_log.debug("done")
+        return jobspec.subStatus
+
+    @db_method(list)
+    def update_jobs_for_stage_out(self, items: Sequence[tuple[Any, bool]], locked_by: str) -> list[str | None]:
+        """:meth:`update_job_for_stage_out` for many ``(jobspec, update_event_status)`` in one
+        transaction; one entry per job: its new subStatus, or None when its lock was lost or its
+        write failed (that job alone is rolled back, its error logged with its PandaID).
+        [] after a DB error of the whole transaction (nothing written)."""
+        results: list[tuple[bool, list[Any]] | None] = []
+        with self._tx():
+            for jobspec, update_event_status in items:
+                try:
+                    with self._savepoint():
+                        results.append(self._write_stage_out(jobspec, update_event_status, locked_by))
+                except Exception:
+                    dump_error_message(make_logger(_logger, f"PandaID={jobspec.PandaID}",
+                                                   method_name="update_jobs_for_stage_out"))
+                    results.append(None)
+        statuses: list[str | None] = []
+        lost: list[Any] = []
+        for (jobspec, _flag), result in zip(items, results):
+            if result is not None and result[0]:
+                self._stage_out_written(jobspec, result[1])
+                statuses.append(jobspec.subStatus)
             else:
-                jobspec.hasOutFile = job_cls.HO_noOutput
-            if jobspec.subStatus == "to_transfer":
-                if jobspec.hasOutFile not in (job_cls.HO_hasOutput, job_cls.HO_hasZipOutput, job_cls.HO_hasPostZipOutput):
-                    jobspec.subStatus = "transferring"
-                jobspec.stagerTime = None
-            elif jobspec.subStatus == "transferring" and jobspec.hasOutFile == job_cls.HO_noOutput:
-                jobspec.trigger_propagation()
-                if "failed" in counts:
-                    jobspec.status = "failed"
-                    jobspec.subStatus = "failed_to_stage_out"
-                else:
-                    jobspec.subStatus = "staged"
-                    jobspec.reset_out_file()
-                    for file_spec in self._select_specs("file_table", "PandaID=:id AND status='finished' AND "
-                                                        "fileType IN ('output','log')", {":id": jobspec.PandaID}):
-                        jobspec.add_out_file(file_spec)
-                    jobspec.outputFilesToReport = core_utils.get_output_file_report(jobspec)
-            self._update_changes("job_table", jobspec, "PandaID=:id_key AND stagerLock=:lockedBy_key",
-                                 {":id_key": jobspec.PandaID, ":lockedBy_key": locked_by}, skip=("PandaID",))
+                statuses.append(None)
+                if result is not None:
+                    lost.append(jobspec.PandaID)
+        tmp_log = make_logger(_logger, f"thr={locked_by}", method_name="update_jobs_for_stage_out")
+        if lost:
+            tmp_log.debug(f"skip since locked by another: PandaID={','.join(map(str, lost))}")
+        tmp_log.debug(f"done with {sum(s is not None for s in statuses)} of {len(items)}")
+        return statuses
+
+    @staticmethod
+    def _stage_out_written(jobspec: Any, out_files: Sequence[Any]) -> None:
         jobspec.reset_changed_list()
         for file_spec in out_files:
             file_spec.reset_changed_list()
-        tmp_log.debug("done")
-        return jobspec.subStatus
+
+    def _write_stage_out(self, jobspec: Any, update_event_status: bool, locked_by: str) -> tuple[bool, list[Any]]:
+        """The writes of :meth:`update_job_for_stage_out` inside the caller's transaction;
+        (False, []) when the job is not locked by ``locked_by`` any more."""
+        job_cls = type(jobspec)
+        ev_sql = ("UPDATE event_table SET eventStatus=:st,subStatus=:st WHERE eventRangeID IN ({ids}) "
+                  "AND eventStatus<>'failed' AND subStatus<>'done'")
+        n = self._exec("UPDATE job_table SET stagerTime=:now WHERE PandaID=:id AND stagerLock=:lockedBy",
+                       {":now": naive_utcnow(), ":id": jobspec.PandaID, ":lockedBy": locked_by}).rowcount
+        if n == 0:
+            return False, []
+        out_files = list(jobspec.outFiles)
+        self._update_specs_bulk("file_table", out_files, "fileID")
+        if update_event_status:
+            for file_spec in out_files:
+                range_ids = []
+                if file_spec.eventRangeID is not None:
+                    range_ids.append(file_spec.eventRangeID)
+                if file_spec.isZip == 1:
+                    range_ids += [r[0] for r in self._exec(
+                        "SELECT eventRangeID FROM file_table WHERE PandaID=:id AND zipFileID=:z",
+                        {":id": file_spec.PandaID, ":z": file_spec.fileID}).fetchall() if r[0] is not None]
+                self._update_in(ev_sql, range_ids, {":st": file_spec.status})
+        counts = dict((status, cnt) for cnt, status in self._exec(
+            "SELECT COUNT(*), status FROM file_table WHERE PandaID=:id GROUP BY status",
+            {":id": jobspec.PandaID}).fetchall())
+        jobspec.stagerLock = None
+        if "zipping" in counts:
+            jobspec.hasOutFile = job_cls.HO_hasZipOutput
+        elif "post_zipping" in counts:
+            jobspec.hasOutFile = job_cls.HO_hasPostZipOutput
+        elif "defined" in counts:
+            jobspec.hasOutFile = job_cls.HO_hasOutput
+        elif "transferring" in counts:
+            jobspec.hasOutFile = job_cls.HO_hasTransfer
+        else:
+            jobspec.hasOutFile = job_cls.HO_noOutput
+        if jobspec.subStatus == "to_transfer":
+            if jobspec.hasOutFile not in (job_cls.HO_hasOutput, job_cls.HO_hasZipOutput, job_cls.HO_hasPostZipOutput):
+                jobspec.subStatus = "transferring"
+            jobspec.stagerTime = None
+        elif jobspec.subStatus == "transferring" and jobspec.hasOutFile == job_cls.HO_noOutput:
+            jobspec.trigger_propagation()
+            if "failed" in counts:
+                jobspec.status = "failed"
+                jobspec.subStatus = "failed_to_stage_out"
+            else:
+                jobspec.subStatus = "staged"
+                jobspec.reset_out_file()
+                for file_spec in self._select_specs("file_table", "PandaID=:id AND status='finished' AND "
+                                                    "fileType IN ('output','log')", {":id": jobspec.PandaID}):
+                    jobspec.add_out_file(file_spec)
+                jobspec.outputFilesToReport = core_utils.get_output_file_report(jobspec)
+        self._update_changes("job_table", jobspec, "PandaID=:id_key AND stagerLock=:lockedBy_key",
+                             {":id_key": jobspec.PandaID, ":lockedBy_key": locked_by}, skip=("PandaID",))
+        return True, out_files
 
     # ------------------------------------------------------------ submitter
     @db_method(list)
@@ -427,3 +471,4 @@ class JobCyclesMixin(DBModule):
     # provided by other mixins
     get_workers_with_job_id: Any
     _attach_files: Any
+    _savepoint: Any
