@@ -350,3 +350,16 @@ def test_job_params_lazy_null_and_bad_json():
     assert JobSpec.from_values(row).jobParams == "{not json"
     row[idx] = b'{"a": 1}'
     assert JobSpec.from_values(row).jobParams == {"a": 1}
+
+
+def test_every_job_blob_is_lazy_and_in_place_changes_are_written():
+    job = make_job()
+    job.set_one_attribute("coreCount", 8)
+    back = JobSpec.from_values(job.values_list())
+    from pandaharvester.harvestercore.spec_base import LazyBlob
+
+    assert {n for n in JobSpec.blob_columns() if type(back.__dict__[n]) is LazyBlob} == \
+        {n for n in JobSpec.blob_columns() if getattr(job, n) is not None}
+    back.set_one_attribute("nEvents", 5)
+    assert back.get_changed_attributes() == {"jobAttributes": {"coreCount": 8, "nEvents": 5}}
+    assert back.get_logfile_info() == job.get_logfile_info()
