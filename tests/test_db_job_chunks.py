@@ -68,3 +68,39 @@ def test_update_jobs_for_stage_out_lost_lock_and_bad_job(proxy: DBProxy) -> None
     assert proxy.get_job(1).hasOutFile == JobSpec.HO_hasTransfer
     assert {f.status for f in proxy.get_job(2).outFiles} == {"defined"}
     assert proxy.update_jobs_for_stage_out([], "st") == []
+
+
+def test_get_jobs_for_stage_out_reads_every_job_in_a_few_queries(proxy: DBProxy) -> None:
+    """Several jobs at once: per-job file limit, zip members, workers, old jobs without the
+    extracted log parameters, attemptNr counted only for the files handed out."""
+    from test_db_fixtures import make_worker
+
+    for i in (1, 2):
+        job = make_job(i, status="running", sub_status="to_transfer", hasOutFile=JobSpec.HO_hasZipOutput,
+                       jobParams={"logFile": f"log.{i}", "logGUID": f"g{i}", "outFiles": f"z.{i}"})
+        assert proxy.insert_jobs([job])
+        for k in range(3):
+            f = FileSpec()
+            f.PandaID, f.lfn, f.fileType, f.status, f.fsize = i, f"z.{i}.{k}", "zip_output", "zipping", 1
+            job.add_out_file(f)
+        assert proxy.insert_files([job])
+    zip_ids = [r[0] for r in proxy.execute("SELECT fileID FROM file_table WHERE PandaID=1 AND "
+                                           "fileType='zip_output' ORDER BY fileID").fetchall()]
+    proxy.execute("INSERT INTO file_table (PandaID, lfn, fileType, status, zipFileID) VALUES "
+                  "(1, 'member.1', 'es_output', 'finished', :z)", {":z": zip_ids[0]})
+    proxy.commit()
+    worker = make_worker(71, status="running")
+    assert proxy.insert_workers([worker], "sub")
+    proxy.execute("INSERT INTO jw_table (PandaID, workerID) VALUES (1, 71)")
+    proxy.commit()
+    got = proxy.get_jobs_for_stage_out(10, 0, 600, "st", "none", JobSpec.HO_hasZipOutput, max_files_per_job=2)
+    by_id = {j.PandaID: j for j in got}
+    assert sorted(by_id) == [1, 2]
+    assert all(len(j.outFiles) == 2 and {f.attemptNr for f in j.outFiles} == {1} for j in got)
+    first = min(by_id[1].outFiles, key=lambda f: f.fileID)
+    assert first.fileID == zip_ids[0] and {f.lfn for f in first.associatedFiles} == {"member.1"}
+    assert [w.workerID for w in by_id[1].get_workspec_list()] == [71] and by_id[2].get_workspec_list() == []
+    assert by_id[2].jobParamsExtForLog == {"lfn": "log.2", "guid": "g2"}
+    assert sorted(r[0] for r in proxy.execute("SELECT attemptNr FROM file_table WHERE PandaID=2 "
+                                              "AND fileType='zip_output'").fetchall()) == [0, 1, 1]
+    proxy.commit()

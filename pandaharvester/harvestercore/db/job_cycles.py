@@ -234,39 +234,69 @@ class JobCyclesMixin(DBModule):
         status_of = {job_cls.HO_hasOutput: "defined", job_cls.HO_hasZipOutput: "zipping",
                      job_cls.HO_hasPostZipOutput: "post_zipping"}
         file_status = status_of.get(has_out_file_flag, "transferring")
+        file_cls = schema.spec_class("file_table")
+        work_cls = schema.spec_class("work_table")
+        not_in = "fileType NOT IN ('input','aux_input','checkpoint')"
+        zip_flags = (job_cls.HO_hasZipOutput, job_cls.HO_hasPostZipOutput)
+        # inside the transaction only the SQL: the rows are read raw and the specs are built after
+        # the commit (the jobs are locked for this caller by then)
         with self._tx():
             ids = [r[0] for r in self._exec(f"SELECT PandaID FROM job_table WHERE {cond} ORDER BY stagerTime "
                                             f"LIMIT {int(max_jobs)}", varmap).fetchall()]
             self._lock_ids("job_table", "PandaID", ids, "stagerTime=:now,stagerLock=:lockedBy", cond,
                            dict(varmap, **{":now": now, ":lockedBy": locked_by}))
-            jobs = self._select_specs_in("job_table", "PandaID", ids, slim=True)
-            order_map = {pid: i for i, pid in enumerate(ids)}
-            jobs.sort(key=lambda j: order_map[j.PandaID])
-            for job in jobs:
-                job.stagerLock = locked_by
-                job.stagerTime = now
-                if job.jobParamsExtForLog is None:
-                    row = self._exec("SELECT jobParams FROM job_table WHERE PandaID=:id", {":id": job.PandaID}).fetchone()
-                    if row is not None and row[0] is not None:
-                        job.set_blob_attribute("jobParams", row[0])
-                    if isinstance(job.jobParams, dict):
-                        job.get_output_file_attributes()
-                        job.get_logfile_info()
-                suffix = f"LIMIT {int(max_files_per_job)}" if max_files_per_job else ""
-                files = self._select_specs("file_table", "PandaID=:PandaID AND status=:status AND fileType NOT IN "
-                                           "('input','aux_input','checkpoint')",
-                                           {":PandaID": job.PandaID, ":status": file_status}, suffix=suffix)
-                for file_spec in files:
-                    file_spec.attemptNr = (file_spec.attemptNr or 0) + 1
-                    job.add_out_file(file_spec)
-                self._update_in("UPDATE file_table SET attemptNr=attemptNr+1 WHERE fileID IN ({ids})",
-                                [f.fileID for f in files])
-                if has_out_file_flag in (job_cls.HO_hasZipOutput, job_cls.HO_hasPostZipOutput):
-                    zipped = {f.fileID: f for f in files}
-                    for assoc in self._select_specs_in("file_table", "zipFileID", list(zipped),
-                                                       "AND fileType NOT IN ('input','aux_input','checkpoint')"):
-                        zipped[assoc.zipFileID].add_associated_file(assoc)
-                job.add_workspec_list(self.get_workers_with_job_id(job.PandaID, use_commit=False))
+            job_rows = self._ids_in(f"SELECT {job_cls.column_names(slim=True)} FROM job_table "
+                                    "WHERE PandaID IN ({ids})", ids)
+            # old jobs without the extracted output/log parameters need the full job description
+            log_idx = job_cls.slim_column_list().index("jobParamsExtForLog")
+            params = dict(self._ids_in("SELECT PandaID, jobParams FROM job_table WHERE PandaID IN ({ids})",
+                                       [row[0] for row in job_rows if row[log_idx] in (None, "null")]))
+            file_rows = self._ids_in(f"SELECT {file_cls.column_names()} FROM file_table WHERE PandaID IN ({{ids}}) "
+                                     f"AND status=:status AND {not_in} ORDER BY PandaID, fileID", ids,
+                                     {":status": file_status})
+            if max_files_per_job:
+                pid_idx = file_cls.column_list().index("PandaID")
+                n_taken: dict[Any, int] = {}
+                kept_rows = []
+                for row in file_rows:
+                    n_taken[row[pid_idx]] = n_taken.get(row[pid_idx], 0) + 1
+                    if n_taken[row[pid_idx]] <= max_files_per_job:
+                        kept_rows.append(row)
+                file_rows = kept_rows
+            fid_idx = file_cls.column_list().index("fileID")
+            file_ids = [row[fid_idx] for row in file_rows]
+            self._update_in("UPDATE file_table SET attemptNr=attemptNr+1 WHERE fileID IN ({ids})", file_ids)
+            assoc_rows = self._ids_in(f"SELECT {file_cls.column_names()} FROM file_table WHERE zipFileID IN ({{ids}}) "
+                                      f"AND {not_in}", file_ids) if has_out_file_flag in zip_flags else []
+            jw_rows = self._ids_in("SELECT PandaID, workerID FROM jw_table WHERE PandaID IN ({ids})", ids)
+            worker_rows = self._ids_in(f"SELECT {work_cls.column_names(slim=True)} FROM work_table "
+                                       "WHERE workerID IN ({ids})", sorted({r[1] for r in jw_rows}))
+        order_map = {pid: i for i, pid in enumerate(ids)}
+        jobs = sorted((job_cls.from_values(tuple(row), slim=True) for row in job_rows),
+                      key=lambda j: order_map[j.PandaID])
+        by_id = {job.PandaID: job for job in jobs}
+        workers = {w.workerID: w for w in (work_cls.from_values(tuple(row), slim=True) for row in worker_rows)}
+        workers_of: dict[Any, list[Any]] = {}
+        for panda_id, worker_id in sorted(jw_rows, key=lambda r: r[1]):
+            if worker_id in workers:
+                workers_of.setdefault(panda_id, []).append(workers[worker_id])
+        files = [file_cls.from_values(tuple(row)) for row in file_rows]
+        zipped = {f.fileID: f for f in files}
+        for row in assoc_rows:
+            assoc = file_cls.from_values(tuple(row))
+            zipped[assoc.zipFileID].add_associated_file(assoc)
+        for file_spec in files:
+            file_spec.attemptNr = (file_spec.attemptNr or 0) + 1
+            by_id[file_spec.PandaID].add_out_file(file_spec)
+        for job in jobs:
+            job.stagerLock = locked_by
+            job.stagerTime = now
+            if job.PandaID in params:
+                job.set_blob_attribute("jobParams", params[job.PandaID])
+                if isinstance(job.jobParams, dict):
+                    job.get_output_file_attributes()
+                    job.get_logfile_info()
+            job.add_workspec_list(workers_of.get(job.PandaID, []))
         make_logger(_logger, f"thr={locked_by}", method_name="get_jobs_for_stage_out").debug(f"got {len(jobs)} jobs")
         return jobs
 
