@@ -161,6 +161,7 @@ class JobCyclesMixin(DBModule):
         """Jobs in ``sub_status`` eligible by (time_column, lock_column), locked by ``locked_by``,
         with their input (or aux-input) files not in ``ng_file_status_list``."""
         job_cls = schema.spec_class("job_table")
+        file_cls = schema.spec_class("file_table")
         schema.check_column_names("job_table", job_cls, [c for c in (time_column, lock_column) if c])
         if locked_by is not None and (time_column is None or lock_column is None):
             raise ValueError("get_jobs_in_sub_status: locking needs time_column and lock_column")
@@ -195,21 +196,32 @@ class JobCyclesMixin(DBModule):
             if locked_by is not None:
                 self._lock_ids("job_table", "PandaID", ids, f"{time_column}=:now,{lock_column}=:lockedBy", cond,
                                dict(varmap, **{":now": now, ":lockedBy": locked_by}))
-            jobs = self._select_specs_in("job_table", "PandaID", ids)
-            order_map = {pid: i for i, pid in enumerate(ids)}
-            jobs.sort(key=lambda j: order_map[j.PandaID])
-            for job in jobs:
-                if locked_by is not None:
-                    job.lockedBy = locked_by
-                    setattr(job, time_column, now)
-                fvm: dict[str, Any] = {":PandaID": job.PandaID}
-                fvm[":type"] = "input" if job.auxInput in (None, job.AUX_hasAuxInput, job.AUX_allTriggered) else "aux_input"
-                where = "PandaID=:PandaID AND fileType=:type"
+            # raw rows only inside the transaction; the specs are built after the commit
+            job_rows = self._ids_in(f"SELECT {job_cls.column_names()} FROM job_table WHERE PandaID IN ({{ids}})", ids)
+            aux_idx = job_cls.column_list().index("auxInput")
+            input_aux = (None, job_cls.AUX_hasAuxInput, job_cls.AUX_allTriggered)
+            file_rows = []
+            for file_type in ("input", "aux_input"):
+                type_ids = [row[0] for row in job_rows if (row[aux_idx] in input_aux) == (file_type == "input")]
+                fvm: dict[str, Any] = {":type": file_type}
+                where = "fileType=:type"
                 if ng_file_status_list:
                     where += f" AND status NOT IN ({in_binds('ng', list(ng_file_status_list), fvm)})"
-                suffix = f"LIMIT {int(max_files_per_job)}" if max_files_per_job else ""
-                for file_spec in self._select_specs("file_table", where, fvm, suffix=suffix):
-                    job.add_in_file(file_spec)
+                file_rows += self._ids_in(f"SELECT {file_cls.column_names()} FROM file_table WHERE PandaID IN "
+                                          f"({{ids}}) AND {where} ORDER BY PandaID, fileID", type_ids, fvm)
+        order_map = {pid: i for i, pid in enumerate(ids)}
+        jobs = sorted((job_cls.from_values(tuple(row)) for row in job_rows), key=lambda j: order_map[j.PandaID])
+        by_id = {job.PandaID: job for job in jobs}
+        n_files: dict[Any, int] = {}
+        for row in file_rows:
+            file_spec = file_cls.from_values(tuple(row))
+            n_files[file_spec.PandaID] = n = n_files.get(file_spec.PandaID, 0) + 1
+            if not max_files_per_job or n <= max_files_per_job:
+                by_id[file_spec.PandaID].add_in_file(file_spec)
+        if locked_by is not None:
+            for job in jobs:
+                job.lockedBy = locked_by
+                setattr(job, time_column, now)
         tmp_log.debug(f"got {len(jobs)} jobs")
         return jobs
 
