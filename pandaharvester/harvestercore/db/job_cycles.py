@@ -121,26 +121,36 @@ class JobCyclesMixin(DBModule):
                 total += n_events.get(pid, 0)
             self._lock_ids("job_table", "PandaID", kept, "propagatorTime=:now,propagatorLock=:lockedBy", cond,
                            dict(varmap, **{":now": now, ":lockedBy": locked_by}))
-            jobs = self._select_specs_in("job_table", "PandaID", kept)
-            self._attach_events(jobs)
-            self._attach_files(jobs, "AND fileType='checkpoint' AND status='renewed'", adder="add_out_file")
+            # raw rows only inside the transaction; the specs are built after the commit
+            job_cls, file_cls = schema.spec_class("job_table"), schema.spec_class("file_table")
+            job_rows = self._ids_in(f"SELECT {job_cls.column_names()} FROM job_table WHERE PandaID IN ({{ids}})", kept)
+            file_rows = self._ids_in(f"SELECT {file_cls.column_names()} FROM file_table WHERE PandaID IN ({{ids}}) "
+                                     "AND fileType='checkpoint' AND status='renewed'", kept)
+            events = self._final_events(kept)
         order = {pid: i for i, pid in enumerate(kept)}
-        jobs.sort(key=lambda j: order[j.PandaID])
+        jobs = sorted((job_cls.from_values(tuple(row)) for row in job_rows), key=lambda j: order[j.PandaID])
+        by_id = {job.PandaID: job for job in jobs}
+        for event, zip_spec in events:
+            by_id[event.PandaID].add_event(event, zip_spec)
+        for row in file_rows:
+            file_spec = file_cls.from_values(tuple(row))
+            by_id[file_spec.PandaID].add_out_file(file_spec)
         for job in jobs:
             job.propagatorLock = locked_by
         make_logger(_logger, f"thr={locked_by}", method_name="get_jobs_to_propagate").debug(f"got {len(jobs)} jobs")
         return jobs
 
-    def _attach_events(self, jobs: Sequence[Any]) -> None:
-        """Add finished/failed events (with their zip files) to each job."""
-        by_id = {job.PandaID: job for job in jobs}
-        if not by_id:
-            return
-        events = self._select_specs_in("event_table", "PandaID", list(by_id), "AND subStatus IN ('finished','failed')")
+    def _final_events(self, panda_ids: Sequence[Any]) -> list[tuple[Any, Any]]:
+        """``[(EventSpec, zip FileSpec or None)]`` of the jobs' finished/failed events (an event
+        whose file row is gone is left out)."""
+        if not panda_ids:
+            return []
+        events = self._select_specs_in("event_table", "PandaID", list(panda_ids), "AND subStatus IN ('finished','failed')")
         file_ids = {e.fileID for e in events if e.fileID is not None}
         zip_of = dict(self._ids_in("SELECT fileID, zipFileID FROM file_table WHERE fileID IN ({ids})", list(file_ids)))
         zip_ids = {z for z in zip_of.values() if z is not None}
         zip_files = {f.fileID: f for f in self._select_specs_in("file_table", "fileID", list(zip_ids))}
+        result = []
         for event in events:
             zip_spec = None
             if event.fileID is not None:
@@ -149,7 +159,8 @@ class JobCyclesMixin(DBModule):
                 zip_id = zip_of[event.fileID]
                 if zip_id is not None:
                     zip_spec = zip_files.get(zip_id)
-            by_id[event.PandaID].add_event(event, zip_spec)
+            result.append((event, zip_spec))
+        return result
 
     # ------------------------------------------------------------ preparator and friends
     @db_method(list)
