@@ -215,7 +215,7 @@ def test_chunk_with_a_raising_job_and_a_lost_lock(stage_env, monkeypatch):
     thread took meanwhile, leaves that job alone and the rest of its chunk moves on."""
     from pandaharvester.harvesterbody import stage_batch
 
-    monkeypatch.setattr(stage_batch.job_chunks, "__defaults__", (2,))
+    monkeypatch.setattr(stage_batch, "CHUNK_SIZE", 2)
     home, mapper, proxy = stage_env(fake=True)
     pids = [fetched_job(proxy) for _ in range(5)]
     Scripted.boom = {pids[1]}
@@ -263,3 +263,39 @@ def test_outcomes_one_line_per_message_with_every_id():
     assert lines == [("info", "inputs ready: PandaID=11,12,13"), ("debug", "trigger later: busy: PandaID=14")]
     out.flush(Log())
     assert len(lines) == 2
+
+
+def test_stager_chunk_stops_at_half_the_lock_interval(stage_env, monkeypatch):
+    """lockInterval 0 here: after each job the chunk's re-lock is too old, so every further job
+    is re-locked on its own before its plugin call; all of them still move on in the cycle."""
+    from pandaharvester.harvestercore.db_proxy import DBProxy
+
+    home, mapper, proxy = stage_env(fake=True)
+    pids = [job_to_stage_out(proxy) for _ in range(3)]
+    calls = []
+    real_relock = DBProxy.lock_jobs_again
+
+    def counting_relock(self, panda_ids, *args):
+        calls.append(list(panda_ids))
+        return real_relock(self, panda_ids, *args)
+
+    monkeypatch.setattr(DBProxy, "lock_jobs_again", counting_relock)
+    stage(mapper)
+    assert [job_state(p)[1] for p in pids] == ["transferring"] * 3
+    assert calls[:3] == [pids, pids[1:], pids[2:]]
+
+
+def test_run_in_chunks_hands_back_and_always_progresses():
+    from pandaharvester.harvesterbody.stage_batch import run_in_chunks
+
+    seen = []
+
+    def first_only(chunk):
+        seen.append(list(chunk))
+        return chunk[1:]
+
+    run_in_chunks([1, 2, 3], first_only, size=2)
+    assert seen == [[1, 2], [2, 3], [3]]
+    seen.clear()
+    run_in_chunks([1, 2], lambda chunk: seen.append(list(chunk)) or chunk)  # hands back everything
+    assert seen == [[1, 2], [2]]

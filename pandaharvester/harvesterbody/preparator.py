@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from pandaharvester.harvesterbody.agent_base import AgentBase
-from pandaharvester.harvesterbody.stage_batch import Outcomes, job_chunks, queue_configs, relock
+from pandaharvester.harvesterbody.stage_batch import LockDeadline, Outcomes, queue_configs, relock, run_in_chunks
 from pandaharvester.harvesterconfig import harvester_config
 from pandaharvester.harvestercore import core_utils
 from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
@@ -47,19 +47,19 @@ class Preparator(AgentBase):
             "preparing", cfg.maxJobsToCheck, "preparatorTime", "lockedBy", cfg.checkInterval, cfg.lockInterval,
             locked_by, max_files_per_job=getattr(cfg, "maxFilesPerJobToCheck", 0) or None,
             ng_file_status_list=["ready"]) or []
-        for chunk in job_chunks(to_check):
-            self._run_chunk(chunk, locked_by, self.check_job)
+        run_in_chunks(to_check, lambda chunk: self._run_chunk(chunk, locked_by, cfg.lockInterval, self.check_job))
         to_trigger = self.dbProxy.get_jobs_in_sub_status(
             "fetched", cfg.maxJobsToTrigger, "preparatorTime", "lockedBy", cfg.triggerInterval, cfg.lockInterval,
             locked_by, "preparing", max_files_per_job=getattr(cfg, "maxFilesPerJobToPrepare", 0) or None) or []
         file_states: dict[str, dict] = {}
-        for chunk in job_chunks(to_trigger):
-            self._run_chunk(chunk, locked_by, self.trigger_job, file_states)
+        run_in_chunks(to_trigger, lambda chunk: self._run_chunk(chunk, locked_by, cfg.lockInterval, self.trigger_job,
+                                                                file_states))
         return len(to_check) >= cfg.maxJobsToCheck or len(to_trigger) >= cfg.maxJobsToTrigger
 
-    def _run_chunk(self, jobs: list[Any], locked_by: str, step: Any, *extra: Any) -> None:
+    def _run_chunk(self, jobs: list[Any], locked_by: str, lock_interval: float, step: Any, *extra: Any) -> list[Any]:
         """Re-lock the chunk's jobs in one transaction, run ``step`` job by job (exceptions stay
-        per job), then write the results in one transaction (see :mod:`stage_batch`)."""
+        per job), then write the results in one transaction (see :mod:`stage_batch`); returns
+        the jobs not reached before half of ``lock_interval`` passed."""
         chunk_log = self.make_logger(_logger, f"thr={locked_by}", method_name=step.__name__)
         outcomes = Outcomes()
         pairs = []
@@ -71,8 +71,13 @@ class Preparator(AgentBase):
             else:
                 pairs.append((job, (queue_config, plugin)))
         writes: list[tuple[Any, dict[str, Any], bool, bool]] = []
-        for job, (queue_config, plugin) in relock(self.dbProxy, pairs, "preparatorTime", "lockedBy", locked_by,
-                                                  outcomes):
+        locked = relock(self.dbProxy, pairs, "preparatorTime", "lockedBy", locked_by, outcomes)
+        deadline = LockDeadline(lock_interval)
+        left: list[Any] = []
+        for index, (job, (queue_config, plugin)) in enumerate(locked):
+            if index and deadline.passed():
+                left = [pending for pending, _ in locked[index:]]
+                break
             log = self.make_logger(_logger, f"PandaID={job.PandaID}", method_name=step.__name__)
             mine: list[tuple[Any, dict[str, Any], bool, bool]] = []
             try:
@@ -87,6 +92,7 @@ class Preparator(AgentBase):
                 chunk_log.error("the results were not written (DB error); the jobs are retried after lockInterval: "
                                 f"PandaID={','.join(str(item[0].PandaID) for item in writes)}")
         outcomes.flush(chunk_log)
+        return left
 
     # ------------------------------------------------------------------ outcomes
     @staticmethod

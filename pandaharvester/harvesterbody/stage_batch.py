@@ -2,7 +2,9 @@
 
 Per chunk (``CHUNK_SIZE`` jobs): one queue-config look-up per site, one re-lock transaction for
 every job (``lock_jobs_again``), the plugin calls job by job, then one write transaction for the
-results (``update_jobs_each`` / ``update_jobs_for_stage_out``). The write still follows the
+results (``update_jobs_each`` / ``update_jobs_for_stage_out``). A chunk whose plugin calls
+outlast half of ``lockInterval`` stops there: the rest goes into the next chunk and is re-locked
+first, so no job is handled on a lock older than that. The write still follows the
 plugin's side effect: a crash in between leaves the chunk's jobs locked, and they are picked
 again once the lock is older than ``lockInterval`` (as a crash between a single job's plugin
 call and its write did before). Routine outcomes (DEBUG/INFO) become one line per distinct
@@ -11,8 +13,9 @@ message with the PandaIDs concerned; warnings and errors stay one line per job.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 from pandaharvester.harvestercore import core_utils
 
@@ -20,10 +23,28 @@ from pandaharvester.harvestercore import core_utils
 CHUNK_SIZE = 100
 
 
-def job_chunks(jobs: Sequence[Any], size: int = CHUNK_SIZE) -> Iterator[list[Any]]:
-    """Consecutive slices of at most ``size`` jobs."""
-    for start in range(0, len(jobs), size):
-        yield list(jobs[start:start + size])
+def run_in_chunks(jobs: Sequence[Any], run_chunk: Callable[[list[Any]], list[Any]],
+                  size: int | None = None) -> None:
+    """Call ``run_chunk`` on chunks of ``jobs``; the jobs it hands back (not reached before its
+    lock deadline) lead the next chunk."""
+    size = size or CHUNK_SIZE
+    pending = list(jobs)
+    while pending:
+        chunk, pending = pending[:size], pending[size:]
+        left = run_chunk(chunk)
+        if len(left) >= len(chunk):  # no progress at all: never loop for ever
+            left = left[1:]
+        pending = list(left) + pending
+
+
+class LockDeadline:
+    """Half of ``lock_interval`` from now: past it, the chunk's re-lock is too old to go on."""
+
+    def __init__(self, lock_interval: float) -> None:
+        self.at = time.monotonic() + max(float(lock_interval or 0), 0.0) / 2
+
+    def passed(self) -> bool:
+        return time.monotonic() > self.at
 
 
 class Outcomes:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from pandaharvester.harvesterbody.agent_base import AgentBase
-from pandaharvester.harvesterbody.stage_batch import Outcomes, job_chunks, queue_configs, relock
+from pandaharvester.harvesterbody.stage_batch import LockDeadline, Outcomes, queue_configs, relock, run_in_chunks
 from pandaharvester.harvesterconfig import harvester_config
 from pandaharvester.harvestercore import core_utils
 from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
@@ -56,19 +56,26 @@ class Stager(AgentBase):
         for _name, max_jobs, interval, sub_status, flag, bad_flags, max_files, step in steps:
             jobs = self.dbProxy.get_jobs_for_stage_out(max_jobs, interval, cfg.lockInterval, locked_by, sub_status,
                                                        flag, bad_flags, max_files_per_job=max_files or None) or []
-            for chunk in job_chunks(jobs):
-                self._run_chunk(chunk, locked_by, step)
+            run_in_chunks(jobs, lambda chunk, step=step: self._run_chunk(chunk, locked_by, cfg.lockInterval, step))
             full = full or len(jobs) >= max_jobs
         return full
 
-    def _run_chunk(self, jobs: list[Any], locked_by: str, step: Callable[..., None]) -> None:
+    def _run_chunk(self, jobs: list[Any], locked_by: str, lock_interval: float,
+                   step: Callable[..., None]) -> list[Any]:
         """Re-lock the chunk's jobs in one transaction, run ``step`` job by job (exceptions stay
-        per job), then write the results in one transaction (see :mod:`stage_batch`)."""
+        per job), then write the results in one transaction (see :mod:`stage_batch`); returns
+        the jobs not reached before half of ``lock_interval`` passed."""
         chunk_log = self.make_logger(_logger, f"thr={locked_by}", method_name=step.__name__)
         outcomes = Outcomes()
         pairs = queue_configs(jobs, self.queueConfigMapper, chunk_log)
         writes: list[tuple[Any, bool, Any, str]] = []
-        for job, queue_config in relock(self.dbProxy, pairs, "stagerTime", "stagerLock", locked_by, outcomes):
+        locked = relock(self.dbProxy, pairs, "stagerTime", "stagerLock", locked_by, outcomes)
+        deadline = LockDeadline(lock_interval)
+        left: list[Any] = []
+        for index, (job, queue_config) in enumerate(locked):
+            if index and deadline.passed():
+                left = [pending for pending, _ in locked[index:]]
+                break
             log = self.make_logger(_logger, f"PandaID={job.PandaID}", method_name=step.__name__)
             mine: list[tuple[Any, bool, Any, str]] = []
             try:
@@ -89,6 +96,7 @@ class Stager(AgentBase):
                 else:
                     outcomes.add("info", f"{message}; new subStatus={new_sub_status}", job.PandaID)
         outcomes.flush(chunk_log)
+        return left
 
     def _plugin(self, queue_config: Any, kind: str = "stager") -> Any:
         conf = getattr(queue_config, kind, None)
