@@ -19,8 +19,11 @@ class Scripted(PluginBase):
     """Answers ``answers[method]`` (a (status, diag) tuple, or an exception to raise)."""
 
     answers: dict = {}
+    boom: set = set()  # PandaIDs whose every plugin call raises
 
     def _answer(self, method, jobspec):
+        if jobspec.PandaID in Scripted.boom:
+            raise RuntimeError(f"boom for {jobspec.PandaID}")
         answer = Scripted.answers.get(method, (True, ""))
         if isinstance(answer, Exception):
             raise answer
@@ -48,6 +51,7 @@ class Scripted(PluginBase):
 @pytest.fixture()
 def stage_env(agent_env):
     Scripted.answers = {}
+    Scripted.boom = set()
 
     def make(fake=False):
         extra = {"preparator": plugin("preparator", "Scripted", __name__),
@@ -203,3 +207,95 @@ def test_stager_none_on_trigger_keeps_job_to_transfer(stage_env):
     Scripted.answers = {}
     stage(mapper)
     assert job_state(pid) == ("finished", "transferring")
+
+
+# ------------------------------------------------------------------ chunks
+def test_chunk_with_a_raising_job_and_a_lost_lock(stage_env, monkeypatch):
+    """Jobs go through in chunks; a plugin raising for one job, or a job whose lock another
+    thread took meanwhile, leaves that job alone and the rest of its chunk moves on."""
+    from pandaharvester.harvesterbody import stage_batch
+
+    monkeypatch.setattr(stage_batch, "CHUNK_SIZE", 2)
+    home, mapper, proxy = stage_env(fake=True)
+    pids = [fetched_job(proxy) for _ in range(5)]
+    Scripted.boom = {pids[1]}
+    from pandaharvester.harvestercore.db_proxy import DBProxy
+
+    real_relock = DBProxy.lock_jobs_again
+
+    def steal_then_relock(self, panda_ids, *args):
+        if pids[3] in panda_ids:  # another preparator took this job between pick and re-lock
+            sql("UPDATE job_table SET lockedBy='preparator-other' WHERE PandaID=:p", {":p": pids[3]})
+        return real_relock(self, panda_ids, *args)
+
+    monkeypatch.setattr(DBProxy, "lock_jobs_again", steal_then_relock)
+    prepare(mapper)
+    states = [job_state(p)[1] for p in pids]
+    assert states == ["preparing", "fetched", "preparing", "fetched", "preparing"]
+    assert sql("SELECT lockedBy FROM job_table WHERE PandaID=:p", {":p": pids[3]}) == [("preparator-other",)]
+
+
+def test_stager_chunk_with_a_raising_job(stage_env):
+    home, mapper, proxy = stage_env(fake=True)
+    pids = [job_to_stage_out(proxy) for _ in range(3)]
+    Scripted.boom = {pids[0]}
+    stage(mapper)
+    assert [job_state(p)[1] for p in pids] == ["to_transfer", "transferring", "transferring"]
+
+
+def test_outcomes_one_line_per_message_with_every_id():
+    from pandaharvester.harvesterbody.stage_batch import Outcomes
+
+    lines = []
+
+    class Log:
+        def info(self, msg):
+            lines.append(("info", msg))
+
+        def debug(self, msg):
+            lines.append(("debug", msg))
+
+    out = Outcomes()
+    for pid in (11, 12, 13):
+        out.add("info", "inputs ready", pid)
+    out.add("debug", "trigger later: busy", 14)
+    out.flush(Log())
+    assert lines == [("info", "inputs ready: PandaID=11,12,13"), ("debug", "trigger later: busy: PandaID=14")]
+    out.flush(Log())
+    assert len(lines) == 2
+
+
+def test_stager_chunk_stops_at_half_the_lock_interval(stage_env, monkeypatch):
+    """lockInterval 0 here: after each job the chunk's re-lock is too old, so every further job
+    is re-locked on its own before its plugin call; all of them still move on in the cycle."""
+    from pandaharvester.harvestercore.db_proxy import DBProxy
+
+    home, mapper, proxy = stage_env(fake=True)
+    pids = [job_to_stage_out(proxy) for _ in range(3)]
+    calls = []
+    real_relock = DBProxy.lock_jobs_again
+
+    def counting_relock(self, panda_ids, *args):
+        calls.append(list(panda_ids))
+        return real_relock(self, panda_ids, *args)
+
+    monkeypatch.setattr(DBProxy, "lock_jobs_again", counting_relock)
+    stage(mapper)
+    assert [job_state(p)[1] for p in pids] == ["transferring"] * 3
+    assert calls[:3] == [pids, pids[1:], pids[2:]]
+
+
+def test_run_in_chunks_hands_back_and_always_progresses():
+    from pandaharvester.harvesterbody.stage_batch import run_in_chunks
+
+    seen = []
+
+    def first_only(chunk):
+        seen.append(list(chunk))
+        return chunk[1:]
+
+    run_in_chunks([1, 2, 3], first_only, size=2)
+    assert seen == [[1, 2], [2, 3], [3]]
+    seen.clear()
+    run_in_chunks([1, 2], lambda chunk: seen.append(list(chunk)) or chunk)  # hands back everything
+    assert seen == [[1, 2], [2]]

@@ -309,3 +309,57 @@ def test_event_final_status(sub_status, final):
     e = EventSpec()
     e.subStatus = sub_status
     assert e.is_final_status() is final
+
+
+# ---------------------------------------------------------------- lazy jobParams
+def test_job_params_decoded_on_first_access_only():
+    """A row's jobParams stays JSON text until read; callers always get the dict."""
+    import pickle
+
+    from pandaharvester.harvestercore.spec_base import LazyBlob
+
+    row = make_job().values_list()
+    back = JobSpec.from_values(row)
+    assert type(back.__dict__["jobParams"]) is LazyBlob
+    # writing the row back without touching jobParams reuses the stored text
+    assert back.values_list() == row
+    assert back.jobParams["PandaID"] == 6600000123 and isinstance(back.jobParams, dict)
+    assert back.__dict__["jobParams"] is back.jobParams
+    # assigning an equal dict is no change; a different one is
+    lazy = JobSpec.from_values(row)
+    lazy.jobParams = dict(back.jobParams)
+    assert "jobParams" not in lazy.changedAttrs
+    lazy.jobParams = {"x": 1}
+    assert lazy.get_changed_attributes()["jobParams"] == {"x": 1}
+    # force_update without a read still reports (and writes) the object
+    forced = JobSpec.from_values(row)
+    forced.force_update("jobParams")
+    assert forced.get_changed_attributes()["jobParams"] == back.jobParams
+    assert forced.values_map(only_changed=True)[":jobParams"] == row[JobSpec.column_list().index("jobParams")]
+    # pickles hold the dict, never the lazy wrapper
+    state = pickle.loads(pickle.dumps(JobSpec.from_values(row)))
+    assert type(state.__dict__["jobParams"]) is dict and state.jobParams == back.jobParams
+
+
+def test_job_params_lazy_null_and_bad_json():
+    row = make_job().values_list()
+    idx = JobSpec.column_list().index("jobParams")
+    row[idx] = "null"
+    assert JobSpec.from_values(row).jobParams is None
+    row[idx] = "{not json"
+    assert JobSpec.from_values(row).jobParams == "{not json"
+    row[idx] = b'{"a": 1}'
+    assert JobSpec.from_values(row).jobParams == {"a": 1}
+
+
+def test_every_job_blob_is_lazy_and_in_place_changes_are_written():
+    job = make_job()
+    job.set_one_attribute("coreCount", 8)
+    back = JobSpec.from_values(job.values_list())
+    from pandaharvester.harvestercore.spec_base import LazyBlob
+
+    assert {n for n in JobSpec.blob_columns() if type(back.__dict__[n]) is LazyBlob} == \
+        {n for n in JobSpec.blob_columns() if getattr(job, n) is not None}
+    back.set_one_attribute("nEvents", 5)
+    assert back.get_changed_attributes() == {"jobAttributes": {"coreCount": 8, "nEvents": 5}}
+    assert back.get_logfile_info() == job.get_logfile_info()

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from pandaharvester.harvesterbody.agent_base import AgentBase
+from pandaharvester.harvesterbody.stage_batch import LockDeadline, Outcomes, queue_configs, relock, run_in_chunks
 from pandaharvester.harvesterconfig import harvester_config
 from pandaharvester.harvestercore import core_utils
 from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
@@ -46,97 +47,117 @@ class Preparator(AgentBase):
             "preparing", cfg.maxJobsToCheck, "preparatorTime", "lockedBy", cfg.checkInterval, cfg.lockInterval,
             locked_by, max_files_per_job=getattr(cfg, "maxFilesPerJobToCheck", 0) or None,
             ng_file_status_list=["ready"]) or []
-        for job in to_check:
-            self._guarded(job, locked_by, self.check_job)
+        run_in_chunks(to_check, lambda chunk: self._run_chunk(chunk, locked_by, cfg.lockInterval, self.check_job))
         to_trigger = self.dbProxy.get_jobs_in_sub_status(
             "fetched", cfg.maxJobsToTrigger, "preparatorTime", "lockedBy", cfg.triggerInterval, cfg.lockInterval,
             locked_by, "preparing", max_files_per_job=getattr(cfg, "maxFilesPerJobToPrepare", 0) or None) or []
         file_states: dict[str, dict] = {}
-        for job in to_trigger:
-            self._guarded(job, locked_by, self.trigger_job, file_states)
+        run_in_chunks(to_trigger, lambda chunk: self._run_chunk(chunk, locked_by, cfg.lockInterval, self.trigger_job,
+                                                                file_states))
         return len(to_check) >= cfg.maxJobsToCheck or len(to_trigger) >= cfg.maxJobsToTrigger
 
-    def _guarded(self, job: Any, locked_by: str, step: Any, *extra: Any) -> None:
-        """Find the job's plugin, re-lock the job and run ``step``; exceptions stay per job."""
-        log = self.make_logger(_logger, f"PandaID={job.PandaID}", method_name=step.__name__)
-        try:
-            config_id = job.configID if core_utils.dynamic_plugin_change() else None
-            if not self.queueConfigMapper.has_queue(job.computingSite, config_id):
-                log.error(f"no queue config for {job.computingSite}/{config_id}; job left for a later cycle")
-                return
-            queue_config = self.queueConfigMapper.get_queue(job.computingSite, config_id)
+    def _run_chunk(self, jobs: list[Any], locked_by: str, lock_interval: float, step: Any, *extra: Any) -> list[Any]:
+        """Re-lock the chunk's jobs in one transaction, run ``step`` job by job (exceptions stay
+        per job), then write the results in one transaction (see :mod:`stage_batch`); returns
+        the jobs not reached before half of ``lock_interval`` passed."""
+        chunk_log = self.make_logger(_logger, f"thr={locked_by}", method_name=step.__name__)
+        outcomes = Outcomes()
+        pairs = []
+        for job, queue_config in queue_configs(jobs, self.queueConfigMapper, chunk_log):
             plugin = self.pluginFactory.get_plugin(queue_config.preparator)
             if plugin is None:
-                log.error(f"no preparator plugin for {job.computingSite}")
-                return
-            if not self.dbProxy.lock_job_again(job.PandaID, "preparatorTime", "lockedBy", locked_by):
-                log.debug("skipped: locked by another thread")
-                return
-            step(job, locked_by, log, plugin, queue_config, *extra)
-        except Exception:
-            core_utils.dump_error_message(log)
+                self.make_logger(_logger, f"PandaID={job.PandaID}", method_name=step.__name__).error(
+                    f"no preparator plugin for {job.computingSite}")
+            else:
+                pairs.append((job, (queue_config, plugin)))
+        writes: list[tuple[Any, dict[str, Any], bool, bool]] = []
+        locked = relock(self.dbProxy, pairs, "preparatorTime", "lockedBy", locked_by, outcomes)
+        deadline = LockDeadline(lock_interval)
+        left: list[Any] = []
+        for index, (job, (queue_config, plugin)) in enumerate(locked):
+            if index and deadline.passed():
+                left = [pending for pending, _ in locked[index:]]
+                break
+            log = self.make_logger(_logger, f"PandaID={job.PandaID}", method_name=step.__name__)
+            mine: list[tuple[Any, dict[str, Any], bool, bool]] = []
+            try:
+                step(job, locked_by, log, plugin, queue_config, mine, outcomes, *extra)
+            except Exception:
+                core_utils.dump_error_message(log)
+                continue
+            writes += mine
+        if writes:
+            n_rows = self.dbProxy.update_jobs_each(writes)
+            if len(n_rows) != len(writes):
+                chunk_log.error("the results were not written (DB error); the jobs are retried after lockInterval: "
+                                f"PandaID={','.join(str(item[0].PandaID) for item in writes)}")
+        outcomes.flush(chunk_log)
+        return left
 
     # ------------------------------------------------------------------ outcomes
-    def _release(self, job: Any, locked_by: str, old_sub_status: str, **kwargs: Any) -> None:
+    @staticmethod
+    def _release(job: Any, locked_by: str, old_sub_status: str, writes: list, update_in_file: bool = False) -> None:
+        """Queue the job's write (unlocked) for the end of the chunk."""
         job.lockedBy = None
-        self.dbProxy.update_job(job, {"lockedBy": locked_by, "subStatus": old_sub_status}, **kwargs)
+        writes.append((job, {"lockedBy": locked_by, "subStatus": old_sub_status}, update_in_file, False))
 
-    def _fail(self, job: Any, locked_by: str, old_sub_status: str, diag: str) -> None:
+    def _fail(self, job: Any, locked_by: str, old_sub_status: str, diag: str, writes: list) -> None:
         job.status = "failed"
         job.subStatus = "failed_to_prepare"
         job.preparatorTime = None
         job.stateChangeTime = core_utils.naive_utcnow()
         job.set_pilot_error(PilotErrors.STAGEINFAILED, f"stage-in failed with {diag}")
         job.trigger_propagation()
-        self._release(job, locked_by, old_sub_status)
+        self._release(job, locked_by, old_sub_status, writes)
 
     # ------------------------------------------------------------------ check
-    def check_job(self, job: Any, locked_by: str, log: Any, plugin: Any, queue_config: Any) -> None:
+    def check_job(self, job: Any, locked_by: str, log: Any, plugin: Any, queue_config: Any, writes: list,
+                  outcomes: Outcomes) -> None:
         old = job.subStatus
         method = "check_stage_in_status" if hasattr(plugin, "check_stage_in_status") else "check_status"
         ok, reply = self.call_plugin(log, plugin, method, job)
         status, diag = reply if ok else (None, reply)
         if status is None:
-            log.debug(f"still preparing: {diag}")
-            self._release(job, locked_by, old)
+            outcomes.add("debug", f"still preparing: {diag}", job.PandaID)
+            self._release(job, locked_by, old, writes)
         elif status is True:
             ok, reply = self.call_plugin(log, plugin, "resolve_input_paths", job)
             resolved, diag = reply if ok else (False, reply)
             if resolved is False:
                 log.error(f"failed to resolve input file paths: {diag}")
-                self._release(job, locked_by, old)
+                self._release(job, locked_by, old, writes)
                 return
             job.subStatus = "prepared"
             job.preparatorTime = None
             job.set_all_input_ready()
-            self._release(job, locked_by, old, update_in_file=True)
-            log.info("inputs ready")
+            self._release(job, locked_by, old, writes, update_in_file=True)
+            outcomes.add("info", "inputs ready", job.PandaID)
         else:
             log.error(f"stage-in failed: {diag}")
-            self._fail(job, locked_by, old, diag)
+            self._fail(job, locked_by, old, diag, writes)
 
     # ------------------------------------------------------------------ trigger
-    def trigger_job(self, job: Any, locked_by: str, log: Any, plugin: Any, queue_config: Any,
-                    file_states: dict[str, dict]) -> None:
+    def trigger_job(self, job: Any, locked_by: str, log: Any, plugin: Any, queue_config: Any, writes: list,
+                    outcomes: Outcomes, file_states: dict[str, dict]) -> None:
         old = job.subStatus
         if self.share_inputs(job, locked_by, queue_config.ddmEndpointIn, file_states.setdefault(
                 str(queue_config.ddmEndpointIn), {})):
-            log.debug("waiting: inputs are being prepared by another job")
-            self._release(job, locked_by, old)
+            outcomes.add("debug", "waiting: inputs are being prepared by another job", job.PandaID)
+            self._release(job, locked_by, old, writes)
             return
         ok, reply = self.call_plugin(log, plugin, "trigger_preparation", job)
         status, diag = reply if ok else (None, reply)
         if status is True:
             job.subStatus = "preparing"
             job.preparatorTime = None
-            self._release(job, locked_by, old, update_in_file=True)
-            log.info("stage-in triggered")
+            self._release(job, locked_by, old, writes, update_in_file=True)
+            outcomes.add("info", "stage-in triggered", job.PandaID)
         elif status is False:
             log.error(f"failed to trigger stage-in: {diag}")
-            self._fail(job, locked_by, old, diag)
+            self._fail(job, locked_by, old, diag, writes)
         else:
-            log.debug(f"trigger later: {diag}")
-            self._release(job, locked_by, old)
+            outcomes.add("debug", f"trigger later: {diag}", job.PandaID)
+            self._release(job, locked_by, old, writes)
 
     def share_inputs(self, job: Any, locked_by: str, endpoint: Any, states: dict[str, dict]) -> bool:
         """Take over inputs already staged for other jobs; True when the job must wait for one."""

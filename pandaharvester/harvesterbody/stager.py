@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from pandaharvester.harvesterbody.agent_base import AgentBase
+from pandaharvester.harvesterbody.stage_batch import LockDeadline, Outcomes, queue_configs, relock, run_in_chunks
 from pandaharvester.harvesterconfig import harvester_config
 from pandaharvester.harvestercore import core_utils
 from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
@@ -55,26 +56,47 @@ class Stager(AgentBase):
         for _name, max_jobs, interval, sub_status, flag, bad_flags, max_files, step in steps:
             jobs = self.dbProxy.get_jobs_for_stage_out(max_jobs, interval, cfg.lockInterval, locked_by, sub_status,
                                                        flag, bad_flags, max_files_per_job=max_files or None) or []
-            for job in jobs:
-                self._guarded(job, locked_by, step)
+            run_in_chunks(jobs, lambda chunk, step=step: self._run_chunk(chunk, locked_by, cfg.lockInterval, step))
             full = full or len(jobs) >= max_jobs
         return full
 
-    def _guarded(self, job: Any, locked_by: str, step: Callable[..., None]) -> None:
-        """Find the job's queue config, re-lock the job and run ``step``; exceptions stay per job."""
-        log = self.make_logger(_logger, f"PandaID={job.PandaID}", method_name=step.__name__)
-        try:
-            config_id = job.configID if core_utils.dynamic_plugin_change() else None
-            if not self.queueConfigMapper.has_queue(job.computingSite, config_id):
-                log.error(f"no queue config for {job.computingSite}/{config_id}; job left for a later cycle")
-                return
-            queue_config = self.queueConfigMapper.get_queue(job.computingSite, config_id)
-            if not self.dbProxy.lock_job_again(job.PandaID, "stagerTime", "stagerLock", locked_by):
-                log.debug("skipped: locked by another thread")
-                return
-            step(job, locked_by, log, queue_config)
-        except Exception:
-            core_utils.dump_error_message(log)
+    def _run_chunk(self, jobs: list[Any], locked_by: str, lock_interval: float,
+                   step: Callable[..., None]) -> list[Any]:
+        """Re-lock the chunk's jobs in one transaction, run ``step`` job by job (exceptions stay
+        per job), then write the results in one transaction (see :mod:`stage_batch`); returns
+        the jobs not reached before half of ``lock_interval`` passed."""
+        chunk_log = self.make_logger(_logger, f"thr={locked_by}", method_name=step.__name__)
+        outcomes = Outcomes()
+        pairs = queue_configs(jobs, self.queueConfigMapper, chunk_log)
+        writes: list[tuple[Any, bool, Any, str]] = []
+        locked = relock(self.dbProxy, pairs, "stagerTime", "stagerLock", locked_by, outcomes)
+        deadline = LockDeadline(lock_interval)
+        left: list[Any] = []
+        for index, (job, queue_config) in enumerate(locked):
+            if index and deadline.passed():
+                left = [pending for pending, _ in locked[index:]]
+                break
+            log = self.make_logger(_logger, f"PandaID={job.PandaID}", method_name=step.__name__)
+            mine: list[tuple[Any, bool, Any, str]] = []
+            try:
+                step(job, locked_by, log, queue_config, mine, outcomes)
+            except Exception:
+                core_utils.dump_error_message(log)
+                continue
+            writes += mine
+        if writes:
+            statuses = self.dbProxy.update_jobs_for_stage_out([(job, flag) for job, flag, _log, _msg in writes],
+                                                              locked_by)
+            if len(statuses) != len(writes):
+                chunk_log.error("the results were not written (DB error); the jobs are retried after lockInterval: "
+                                f"PandaID={','.join(str(item[0].PandaID) for item in writes)}")
+            for (job, _flag, log, message), new_sub_status in zip(writes, statuses):
+                if message.startswith("stage-out failed"):
+                    log.error(f"{message}; new subStatus={new_sub_status}")
+                else:
+                    outcomes.add("info", f"{message}; new subStatus={new_sub_status}", job.PandaID)
+        outcomes.flush(chunk_log)
+        return left
 
     def _plugin(self, queue_config: Any, kind: str = "stager") -> Any:
         conf = getattr(queue_config, kind, None)
@@ -84,42 +106,47 @@ class Stager(AgentBase):
         ok, reply = self.call_plugin(log, plugin, method, job)
         return reply if ok else (None, reply)
 
-    def _fail(self, job: Any, locked_by: str, diag: str, log: Any) -> None:
+    @staticmethod
+    def _fail(job: Any, diag: str, log: Any, writes: list) -> None:
         for file_spec in job.outFiles:
             if file_spec.status != "finished":
                 file_spec.status = "failed"
         job.set_pilot_error(PilotErrors.STAGEOUTFAILED, f"stage-out failed with {diag}")
         job.trigger_propagation()
-        new_sub_status = self.dbProxy.update_job_for_stage_out(job, True, locked_by)
-        log.error(f"stage-out failed: {diag}; new subStatus={new_sub_status}")
+        writes.append((job, True, log, f"stage-out failed: {diag}"))
 
     # ------------------------------------------------------------------ steps
-    def check_job(self, job: Any, locked_by: str, log: Any, queue_config: Any) -> None:
+    # Each step queues ``(job, update_event_status, log, message)`` in ``writes``: the chunk's
+    # results are written together once every plugin call of the chunk is done.
+    def check_job(self, job: Any, locked_by: str, log: Any, queue_config: Any, writes: list,
+                  outcomes: Outcomes) -> None:
         plugin = self._plugin(queue_config)
         method = "check_stage_out_status" if hasattr(plugin, "check_stage_out_status") else "check_status"
         status, diag = self._ask(log, plugin, method, job)
         if status is True:
-            log.info(f"stage-out done; new subStatus={self.dbProxy.update_job_for_stage_out(job, True, locked_by)}")
+            writes.append((job, True, log, "stage-out done"))
         elif status is False:
-            self._fail(job, locked_by, diag, log)
+            self._fail(job, diag, log, writes)
         else:
-            log.debug(f"check later: {diag}")
+            outcomes.add("debug", f"check later: {diag}", job.PandaID)
 
-    def trigger_job(self, job: Any, locked_by: str, log: Any, queue_config: Any) -> None:
+    def trigger_job(self, job: Any, locked_by: str, log: Any, queue_config: Any, writes: list,
+                    outcomes: Outcomes) -> None:
         status, diag = self._ask(log, self._plugin(queue_config), "trigger_stage_out", job)
         if status is True:
             job.all_files_triggered_to_stage_out()
-            log.info(f"stage-out triggered; new subStatus={self.dbProxy.update_job_for_stage_out(job, True, locked_by)}")
+            writes.append((job, True, log, "stage-out triggered"))
         elif status is False:
-            self._fail(job, locked_by, diag, log)
+            self._fail(job, diag, log, writes)
         else:
-            log.debug(f"trigger later: {diag}")
+            outcomes.add("debug", f"trigger later: {diag}", job.PandaID)
 
-    def zip_job(self, job: Any, locked_by: str, log: Any, queue_config: Any) -> None:
+    def zip_job(self, job: Any, locked_by: str, log: Any, queue_config: Any, writes: list,
+                outcomes: Outcomes) -> None:
         zipper = self._plugin(queue_config, "zipper") or self._plugin(queue_config)
         status, diag = self._ask(log, zipper, "zip_output", job)
         if status is True:
             job.all_files_zipped()
-            log.info(f"outputs zipped; new subStatus={self.dbProxy.update_job_for_stage_out(job, False, locked_by)}")
+            writes.append((job, False, log, "outputs zipped"))
         else:
             log.warning(f"zip failed, retried later: {diag}")

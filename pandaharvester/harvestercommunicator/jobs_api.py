@@ -201,9 +201,11 @@ class JobsApiMixin:
     def _upload_checkpoints(self, jobspec_list: list, log_all: Any) -> None:
         """HPO jobs: upload output files as checkpoints to the job's ``sourceURL``."""
         for job_spec in jobspec_list:
-            source_url = (getattr(job_spec, "jobParams", None) or {}).get("sourceURL")
             out_files = getattr(job_spec, "outFiles", None) or []
-            if not source_url or not out_files:
+            if not out_files:  # first: jobParams is decoded only for jobs with checkpoint files
+                continue
+            source_url = (getattr(job_spec, "jobParams", None) or {}).get("sourceURL")
+            if not source_url:
                 continue
             log_all.debug(f"upload {len(out_files)} checkpoint files for PandaID={job_spec.PandaID}")
             for file_spec in out_files:

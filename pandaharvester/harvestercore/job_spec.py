@@ -117,6 +117,11 @@ class JobSpec(SpecBase):
     # not read by slim queries (a bare string, as in the original)
     skipAttrsToSlim = "jobParams"
 
+    # JSON columns are decoded only by the readers that use them (the full PanDA job
+    # description, jobParams, is the big one; most cycles read none of them)
+    lazyBlobAttrs = ("jobParams", "jobAttributes", "metaData", "outputFilesToReport", "jobParamsExtForOutput",
+                     "jobParamsExtForLog")
+
     def _init_extra_attributes(self) -> None:
         d = self.__dict__
         d["events"] = set()

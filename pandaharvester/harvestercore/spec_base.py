@@ -20,7 +20,7 @@ import pickle
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-__all__ = ["SpecBase", "PythonObjectEncoder", "as_python_object", "encode_blob", "decode_blob"]
+__all__ = ["SpecBase", "PythonObjectEncoder", "as_python_object", "encode_blob", "decode_blob", "LazyBlob"]
 
 # key marking an embedded pickle inside a JSON blob
 NON_JSON_KEY = "_non_json_object"
@@ -79,6 +79,8 @@ def encode_blob(value: Any) -> str:
 
 
 def _encode_value(value: Any) -> str:
+    if type(value) is LazyBlob:  # never decoded: the stored text is still right
+        return value.text
     return "null" if value is None else _ENCODER.encode(value)
 
 
@@ -102,6 +104,60 @@ def decode_blob(value: Any) -> Any:
         return value
 
 
+class LazyBlob:
+    """The stored JSON text of a blob column read from the DB and not decoded yet.
+
+    Only inside a spec's ``__dict__`` for the columns in ``lazyBlobAttrs``: attribute access
+    decodes it (once) through :class:`_LazyBlobAttr`, so callers always see the Python object.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: Any) -> None:
+        if isinstance(text, (bytes, bytearray, memoryview)):
+            try:
+                text = bytes(text).decode("utf-8")
+            except UnicodeDecodeError:
+                text = bytes(text)
+        self.text = text
+
+    def decode(self) -> Any:
+        return decode_blob(self.text)
+
+    def __eq__(self, other: Any) -> bool:
+        return self.decode() == (other.decode() if type(other) is LazyBlob else other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class _LazyBlobAttr:
+    """Data descriptor of a lazily decoded blob column: decodes a :class:`LazyBlob` on first read."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        d = obj.__dict__
+        try:
+            value = d[self.name]
+        except KeyError:
+            raise AttributeError(self.name) from None
+        if type(value) is LazyBlob:
+            value = d[self.name] = value.decode()
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:  # SpecBase.__setattr__ does the tracking
+        obj.__dict__[self.name] = value
+
+
+def _decoded(value: Any) -> Any:
+    return value.decode() if type(value) is LazyBlob else value
+
+
 def _parse_declaration(decl: str) -> tuple[str, str, frozenset[str]]:
     """``"name:type / index"`` → (name, "type", {"index"})."""
     name, _, rest = decl.partition(":")
@@ -122,6 +178,8 @@ class SpecBase:
     attributesWithTypes: ClassVar[tuple[str, ...]] = ()
     zeroAttrs: ClassVar[tuple[str, ...]] = ()
     skipAttrsToSlim: ClassVar[tuple[str, ...] | str] = ()
+    # blob columns decoded on first attribute access instead of when the row is read
+    lazyBlobAttrs: ClassVar[tuple[str, ...]] = ()
 
     # derived once per class by __init_subclass__ (read-only by convention)
     attributes: ClassVar[tuple[str, ...]] = ()
@@ -140,6 +198,7 @@ class SpecBase:
     _blob_index: ClassVar[tuple[int, ...]] = ()
     _names_cache: ClassVar[dict[tuple[str | None, bool], str]] = {}
     _bind_values: ClassVar[str] = "VALUES()"
+    _lazy_set: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -185,6 +244,9 @@ class SpecBase:
         cls._blob_index = tuple(i for i, n in enumerate(names) if n in blobs)
         cls._names_cache = {}
         cls._bind_values = "VALUES(" + ",".join(":" + n for n in names) + ")"
+        cls._lazy_set = frozenset(n for n in cls.lazyBlobAttrs if n in blobs)
+        for name in cls._lazy_set:
+            setattr(cls, name, _LazyBlobAttr(name))
 
     # ------------------------------------------------------------------ construction
     def __init__(self) -> None:
@@ -239,7 +301,7 @@ class SpecBase:
         """``{column: current value}`` for the changed columns, in column order."""
         changed = self.changedAttrs
         d = self.__dict__
-        return {n: d.get(n) for n in self.attributes if n in changed}
+        return {n: _decoded(d.get(n)) for n in self.attributes if n in changed}
 
     def set_attributes_with_dict(self, attr_dict: Mapping[str, Any]) -> None:
         """Assign every item of ``attr_dict`` as an attribute (with change tracking)."""
@@ -250,6 +312,9 @@ class SpecBase:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.pop("changedAttrs", None)
+        for name in self._lazy_set:
+            if name in state:
+                state[name] = _decoded(state[name])
         return state
 
     def __setstate__(self, state: Mapping[str, Any]) -> None:
@@ -300,11 +365,17 @@ class SpecBase:
             for name in self.attributes:
                 if name not in skip:
                     d[name] = values[name]
-        # JSON-decode the blob columns that hold something
+        # JSON-decode the blob columns that hold something (the lazy ones on first access)
+        lazy = self._lazy_set
         for name in self.serializedAttrs:
             value = d[name]
             if value is not None and not (slim and name in self._slim_skip):
-                d[name] = None if value == "null" else decode_blob(value)
+                if value == "null":
+                    d[name] = None
+                elif name in lazy:
+                    d[name] = LazyBlob(value)
+                else:
+                    d[name] = decode_blob(value)
         if slim:
             for name in self._slim_skip:
                 d[name] = None

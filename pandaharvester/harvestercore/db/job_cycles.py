@@ -15,7 +15,7 @@ import math
 from typing import Any, Sequence
 
 from .. import core_utils
-from ..log_utils import make_logger, setup_logger
+from ..log_utils import dump_error_message, make_logger, setup_logger
 from ..time_utils import naive_utcnow
 from . import schema
 from .base import DBModule, db_method, in_binds
@@ -121,26 +121,36 @@ class JobCyclesMixin(DBModule):
                 total += n_events.get(pid, 0)
             self._lock_ids("job_table", "PandaID", kept, "propagatorTime=:now,propagatorLock=:lockedBy", cond,
                            dict(varmap, **{":now": now, ":lockedBy": locked_by}))
-            jobs = self._select_specs_in("job_table", "PandaID", kept)
-            self._attach_events(jobs)
-            self._attach_files(jobs, "AND fileType='checkpoint' AND status='renewed'", adder="add_out_file")
+            # raw rows only inside the transaction; the specs are built after the commit
+            job_cls, file_cls = schema.spec_class("job_table"), schema.spec_class("file_table")
+            job_rows = self._ids_in(f"SELECT {job_cls.column_names()} FROM job_table WHERE PandaID IN ({{ids}})", kept)
+            file_rows = self._ids_in(f"SELECT {file_cls.column_names()} FROM file_table WHERE PandaID IN ({{ids}}) "
+                                     "AND fileType='checkpoint' AND status='renewed'", kept)
+            events = self._final_events(kept)
         order = {pid: i for i, pid in enumerate(kept)}
-        jobs.sort(key=lambda j: order[j.PandaID])
+        jobs = sorted((job_cls.from_values(tuple(row)) for row in job_rows), key=lambda j: order[j.PandaID])
+        by_id = {job.PandaID: job for job in jobs}
+        for event, zip_spec in events:
+            by_id[event.PandaID].add_event(event, zip_spec)
+        for row in file_rows:
+            file_spec = file_cls.from_values(tuple(row))
+            by_id[file_spec.PandaID].add_out_file(file_spec)
         for job in jobs:
             job.propagatorLock = locked_by
         make_logger(_logger, f"thr={locked_by}", method_name="get_jobs_to_propagate").debug(f"got {len(jobs)} jobs")
         return jobs
 
-    def _attach_events(self, jobs: Sequence[Any]) -> None:
-        """Add finished/failed events (with their zip files) to each job."""
-        by_id = {job.PandaID: job for job in jobs}
-        if not by_id:
-            return
-        events = self._select_specs_in("event_table", "PandaID", list(by_id), "AND subStatus IN ('finished','failed')")
+    def _final_events(self, panda_ids: Sequence[Any]) -> list[tuple[Any, Any]]:
+        """``[(EventSpec, zip FileSpec or None)]`` of the jobs' finished/failed events (an event
+        whose file row is gone is left out)."""
+        if not panda_ids:
+            return []
+        events = self._select_specs_in("event_table", "PandaID", list(panda_ids), "AND subStatus IN ('finished','failed')")
         file_ids = {e.fileID for e in events if e.fileID is not None}
         zip_of = dict(self._ids_in("SELECT fileID, zipFileID FROM file_table WHERE fileID IN ({ids})", list(file_ids)))
         zip_ids = {z for z in zip_of.values() if z is not None}
         zip_files = {f.fileID: f for f in self._select_specs_in("file_table", "fileID", list(zip_ids))}
+        result = []
         for event in events:
             zip_spec = None
             if event.fileID is not None:
@@ -149,7 +159,8 @@ class JobCyclesMixin(DBModule):
                 zip_id = zip_of[event.fileID]
                 if zip_id is not None:
                     zip_spec = zip_files.get(zip_id)
-            by_id[event.PandaID].add_event(event, zip_spec)
+            result.append((event, zip_spec))
+        return result
 
     # ------------------------------------------------------------ preparator and friends
     @db_method(list)
@@ -161,6 +172,7 @@ class JobCyclesMixin(DBModule):
         """Jobs in ``sub_status`` eligible by (time_column, lock_column), locked by ``locked_by``,
         with their input (or aux-input) files not in ``ng_file_status_list``."""
         job_cls = schema.spec_class("job_table")
+        file_cls = schema.spec_class("file_table")
         schema.check_column_names("job_table", job_cls, [c for c in (time_column, lock_column) if c])
         if locked_by is not None and (time_column is None or lock_column is None):
             raise ValueError("get_jobs_in_sub_status: locking needs time_column and lock_column")
@@ -195,21 +207,32 @@ class JobCyclesMixin(DBModule):
             if locked_by is not None:
                 self._lock_ids("job_table", "PandaID", ids, f"{time_column}=:now,{lock_column}=:lockedBy", cond,
                                dict(varmap, **{":now": now, ":lockedBy": locked_by}))
-            jobs = self._select_specs_in("job_table", "PandaID", ids)
-            order_map = {pid: i for i, pid in enumerate(ids)}
-            jobs.sort(key=lambda j: order_map[j.PandaID])
-            for job in jobs:
-                if locked_by is not None:
-                    job.lockedBy = locked_by
-                    setattr(job, time_column, now)
-                fvm: dict[str, Any] = {":PandaID": job.PandaID}
-                fvm[":type"] = "input" if job.auxInput in (None, job.AUX_hasAuxInput, job.AUX_allTriggered) else "aux_input"
-                where = "PandaID=:PandaID AND fileType=:type"
+            # raw rows only inside the transaction; the specs are built after the commit
+            job_rows = self._ids_in(f"SELECT {job_cls.column_names()} FROM job_table WHERE PandaID IN ({{ids}})", ids)
+            aux_idx = job_cls.column_list().index("auxInput")
+            input_aux = (None, job_cls.AUX_hasAuxInput, job_cls.AUX_allTriggered)
+            file_rows = []
+            for file_type in ("input", "aux_input"):
+                type_ids = [row[0] for row in job_rows if (row[aux_idx] in input_aux) == (file_type == "input")]
+                fvm: dict[str, Any] = {":type": file_type}
+                where = "fileType=:type"
                 if ng_file_status_list:
                     where += f" AND status NOT IN ({in_binds('ng', list(ng_file_status_list), fvm)})"
-                suffix = f"LIMIT {int(max_files_per_job)}" if max_files_per_job else ""
-                for file_spec in self._select_specs("file_table", where, fvm, suffix=suffix):
-                    job.add_in_file(file_spec)
+                file_rows += self._ids_in(f"SELECT {file_cls.column_names()} FROM file_table WHERE PandaID IN "
+                                          f"({{ids}}) AND {where} ORDER BY PandaID, fileID", type_ids, fvm)
+        order_map = {pid: i for i, pid in enumerate(ids)}
+        jobs = sorted((job_cls.from_values(tuple(row)) for row in job_rows), key=lambda j: order_map[j.PandaID])
+        by_id = {job.PandaID: job for job in jobs}
+        n_files: dict[Any, int] = {}
+        for row in file_rows:
+            file_spec = file_cls.from_values(tuple(row))
+            n_files[file_spec.PandaID] = n = n_files.get(file_spec.PandaID, 0) + 1
+            if not max_files_per_job or n <= max_files_per_job:
+                by_id[file_spec.PandaID].add_in_file(file_spec)
+        if locked_by is not None:
+            for job in jobs:
+                job.lockedBy = locked_by
+                setattr(job, time_column, now)
         tmp_log.debug(f"got {len(jobs)} jobs")
         return jobs
 
@@ -234,39 +257,69 @@ class JobCyclesMixin(DBModule):
         status_of = {job_cls.HO_hasOutput: "defined", job_cls.HO_hasZipOutput: "zipping",
                      job_cls.HO_hasPostZipOutput: "post_zipping"}
         file_status = status_of.get(has_out_file_flag, "transferring")
+        file_cls = schema.spec_class("file_table")
+        work_cls = schema.spec_class("work_table")
+        not_in = "fileType NOT IN ('input','aux_input','checkpoint')"
+        zip_flags = (job_cls.HO_hasZipOutput, job_cls.HO_hasPostZipOutput)
+        # inside the transaction only the SQL: the rows are read raw and the specs are built after
+        # the commit (the jobs are locked for this caller by then)
         with self._tx():
             ids = [r[0] for r in self._exec(f"SELECT PandaID FROM job_table WHERE {cond} ORDER BY stagerTime "
                                             f"LIMIT {int(max_jobs)}", varmap).fetchall()]
             self._lock_ids("job_table", "PandaID", ids, "stagerTime=:now,stagerLock=:lockedBy", cond,
                            dict(varmap, **{":now": now, ":lockedBy": locked_by}))
-            jobs = self._select_specs_in("job_table", "PandaID", ids, slim=True)
-            order_map = {pid: i for i, pid in enumerate(ids)}
-            jobs.sort(key=lambda j: order_map[j.PandaID])
-            for job in jobs:
-                job.stagerLock = locked_by
-                job.stagerTime = now
-                if job.jobParamsExtForLog is None:
-                    row = self._exec("SELECT jobParams FROM job_table WHERE PandaID=:id", {":id": job.PandaID}).fetchone()
-                    if row is not None and row[0] is not None:
-                        job.set_blob_attribute("jobParams", row[0])
-                    if isinstance(job.jobParams, dict):
-                        job.get_output_file_attributes()
-                        job.get_logfile_info()
-                suffix = f"LIMIT {int(max_files_per_job)}" if max_files_per_job else ""
-                files = self._select_specs("file_table", "PandaID=:PandaID AND status=:status AND fileType NOT IN "
-                                           "('input','aux_input','checkpoint')",
-                                           {":PandaID": job.PandaID, ":status": file_status}, suffix=suffix)
-                for file_spec in files:
-                    file_spec.attemptNr = (file_spec.attemptNr or 0) + 1
-                    job.add_out_file(file_spec)
-                self._update_in("UPDATE file_table SET attemptNr=attemptNr+1 WHERE fileID IN ({ids})",
-                                [f.fileID for f in files])
-                if has_out_file_flag in (job_cls.HO_hasZipOutput, job_cls.HO_hasPostZipOutput):
-                    zipped = {f.fileID: f for f in files}
-                    for assoc in self._select_specs_in("file_table", "zipFileID", list(zipped),
-                                                       "AND fileType NOT IN ('input','aux_input','checkpoint')"):
-                        zipped[assoc.zipFileID].add_associated_file(assoc)
-                job.add_workspec_list(self.get_workers_with_job_id(job.PandaID, use_commit=False))
+            job_rows = self._ids_in(f"SELECT {job_cls.column_names(slim=True)} FROM job_table "
+                                    "WHERE PandaID IN ({ids})", ids)
+            # old jobs without the extracted output/log parameters need the full job description
+            log_idx = job_cls.slim_column_list().index("jobParamsExtForLog")
+            params = dict(self._ids_in("SELECT PandaID, jobParams FROM job_table WHERE PandaID IN ({ids})",
+                                       [row[0] for row in job_rows if row[log_idx] in (None, "null")]))
+            file_rows = self._ids_in(f"SELECT {file_cls.column_names()} FROM file_table WHERE PandaID IN ({{ids}}) "
+                                     f"AND status=:status AND {not_in} ORDER BY PandaID, fileID", ids,
+                                     {":status": file_status})
+            if max_files_per_job:
+                pid_idx = file_cls.column_list().index("PandaID")
+                n_taken: dict[Any, int] = {}
+                kept_rows = []
+                for row in file_rows:
+                    n_taken[row[pid_idx]] = n_taken.get(row[pid_idx], 0) + 1
+                    if n_taken[row[pid_idx]] <= max_files_per_job:
+                        kept_rows.append(row)
+                file_rows = kept_rows
+            fid_idx = file_cls.column_list().index("fileID")
+            file_ids = [row[fid_idx] for row in file_rows]
+            self._update_in("UPDATE file_table SET attemptNr=attemptNr+1 WHERE fileID IN ({ids})", file_ids)
+            assoc_rows = self._ids_in(f"SELECT {file_cls.column_names()} FROM file_table WHERE zipFileID IN ({{ids}}) "
+                                      f"AND {not_in}", file_ids) if has_out_file_flag in zip_flags else []
+            jw_rows = self._ids_in("SELECT PandaID, workerID FROM jw_table WHERE PandaID IN ({ids})", ids)
+            worker_rows = self._ids_in(f"SELECT {work_cls.column_names(slim=True)} FROM work_table "
+                                       "WHERE workerID IN ({ids})", sorted({r[1] for r in jw_rows}))
+        order_map = {pid: i for i, pid in enumerate(ids)}
+        jobs = sorted((job_cls.from_values(tuple(row), slim=True) for row in job_rows),
+                      key=lambda j: order_map[j.PandaID])
+        by_id = {job.PandaID: job for job in jobs}
+        workers = {w.workerID: w for w in (work_cls.from_values(tuple(row), slim=True) for row in worker_rows)}
+        workers_of: dict[Any, list[Any]] = {}
+        for panda_id, worker_id in sorted(jw_rows, key=lambda r: r[1]):
+            if worker_id in workers:
+                workers_of.setdefault(panda_id, []).append(workers[worker_id])
+        files = [file_cls.from_values(tuple(row)) for row in file_rows]
+        zipped = {f.fileID: f for f in files}
+        for row in assoc_rows:
+            assoc = file_cls.from_values(tuple(row))
+            zipped[assoc.zipFileID].add_associated_file(assoc)
+        for file_spec in files:
+            file_spec.attemptNr = (file_spec.attemptNr or 0) + 1
+            by_id[file_spec.PandaID].add_out_file(file_spec)
+        for job in jobs:
+            job.stagerLock = locked_by
+            job.stagerTime = now
+            if job.PandaID in params:
+                job.set_blob_attribute("jobParams", params[job.PandaID])
+                if isinstance(job.jobParams, dict):
+                    job.get_output_file_attributes()
+                    job.get_logfile_info()
+            job.add_workspec_list(workers_of.get(job.PandaID, []))
         make_logger(_logger, f"thr={locked_by}", method_name="get_jobs_for_stage_out").debug(f"got {len(jobs)} jobs")
         return jobs
 
@@ -274,66 +327,110 @@ class JobCyclesMixin(DBModule):
     def update_job_for_stage_out(self, jobspec: Any, update_event_status: bool, locked_by: str) -> str | None:
         """Write stage-out results of a job still locked by ``locked_by``; returns the new subStatus,
         None when the lock was lost (or on error)."""
-        job_cls = type(jobspec)
         tmp_log = make_logger(_logger, f"PandaID={jobspec.PandaID} subStatus={jobspec.subStatus} thr={locked_by}",
                               method_name="update_job_for_stage_out")
-        ev_sql = ("UPDATE event_table SET eventStatus=:st,subStatus=:st WHERE eventRangeID IN ({ids}) "
-                  "AND eventStatus<>'failed' AND subStatus<>'done'")
         with self._tx():
-            n = self._exec("UPDATE job_table SET stagerTime=:now WHERE PandaID=:id AND stagerLock=:lockedBy",
-                           {":now": naive_utcnow(), ":id": jobspec.PandaID, ":lockedBy": locked_by}).rowcount
-            if n == 0:
-                tmp_log.debug("skip since locked by another")
-                return None
-            out_files = list(jobspec.outFiles)
-            self._update_specs_bulk("file_table", out_files, "fileID")
-            if update_event_status:
-                for file_spec in out_files:
-                    range_ids = []
-                    if file_spec.eventRangeID is not None:
-                        range_ids.append(file_spec.eventRangeID)
-                    if file_spec.isZip == 1:
-                        range_ids += [r[0] for r in self._exec(
-                            "SELECT eventRangeID FROM file_table WHERE PandaID=:id AND zipFileID=:z",
-                            {":id": file_spec.PandaID, ":z": file_spec.fileID}).fetchall() if r[0] is not None]
-                    self._update_in(ev_sql, range_ids, {":st": file_spec.status})
-            counts = dict((status, cnt) for cnt, status in self._exec(
-                "SELECT COUNT(*), status FROM file_table WHERE PandaID=:id GROUP BY status",
-                {":id": jobspec.PandaID}).fetchall())
-            jobspec.stagerLock = None
-            if "zipping" in counts:
-                jobspec.hasOutFile = job_cls.HO_hasZipOutput
-            elif "post_zipping" in counts:
-                jobspec.hasOutFile = job_cls.HO_hasPostZipOutput
-            elif "defined" in counts:
-                jobspec.hasOutFile = job_cls.HO_hasOutput
-            elif "transferring" in counts:
-                jobspec.hasOutFile = job_cls.HO_hasTransfer
+            written, out_files = self._write_stage_out(jobspec, update_event_status, locked_by)
+        if not written:
+            tmp_log.debug("skip since locked by another")
+            return None
+        self._stage_out_written(jobspec, out_files)
+        tmp_log.debug("done")
+        return jobspec.subStatus
+
+    @db_method(list)
+    def update_jobs_for_stage_out(self, items: Sequence[tuple[Any, bool]], locked_by: str) -> list[str | None]:
+        """:meth:`update_job_for_stage_out` for many ``(jobspec, update_event_status)`` in one
+        transaction; one entry per job: its new subStatus, or None when its lock was lost or its
+        write failed (that job alone is rolled back, its error logged with its PandaID).
+        [] after a DB error of the whole transaction (nothing written)."""
+        results: list[tuple[bool, list[Any]] | None] = []
+        with self._tx():
+            for jobspec, update_event_status in items:
+                try:
+                    with self._savepoint():
+                        results.append(self._write_stage_out(jobspec, update_event_status, locked_by))
+                except Exception:
+                    dump_error_message(make_logger(_logger, f"PandaID={jobspec.PandaID}",
+                                                   method_name="update_jobs_for_stage_out"))
+                    results.append(None)
+        statuses: list[str | None] = []
+        lost: list[Any] = []
+        for (jobspec, _flag), result in zip(items, results):
+            if result is not None and result[0]:
+                self._stage_out_written(jobspec, result[1])
+                statuses.append(jobspec.subStatus)
             else:
-                jobspec.hasOutFile = job_cls.HO_noOutput
-            if jobspec.subStatus == "to_transfer":
-                if jobspec.hasOutFile not in (job_cls.HO_hasOutput, job_cls.HO_hasZipOutput, job_cls.HO_hasPostZipOutput):
-                    jobspec.subStatus = "transferring"
-                jobspec.stagerTime = None
-            elif jobspec.subStatus == "transferring" and jobspec.hasOutFile == job_cls.HO_noOutput:
-                jobspec.trigger_propagation()
-                if "failed" in counts:
-                    jobspec.status = "failed"
-                    jobspec.subStatus = "failed_to_stage_out"
-                else:
-                    jobspec.subStatus = "staged"
-                    jobspec.reset_out_file()
-                    for file_spec in self._select_specs("file_table", "PandaID=:id AND status='finished' AND "
-                                                        "fileType IN ('output','log')", {":id": jobspec.PandaID}):
-                        jobspec.add_out_file(file_spec)
-                    jobspec.outputFilesToReport = core_utils.get_output_file_report(jobspec)
-            self._update_changes("job_table", jobspec, "PandaID=:id_key AND stagerLock=:lockedBy_key",
-                                 {":id_key": jobspec.PandaID, ":lockedBy_key": locked_by}, skip=("PandaID",))
+                statuses.append(None)
+                if result is not None:
+                    lost.append(jobspec.PandaID)
+        tmp_log = make_logger(_logger, f"thr={locked_by}", method_name="update_jobs_for_stage_out")
+        if lost:
+            tmp_log.debug(f"skip since locked by another: PandaID={','.join(map(str, lost))}")
+        tmp_log.debug(f"done with {sum(s is not None for s in statuses)} of {len(items)}")
+        return statuses
+
+    @staticmethod
+    def _stage_out_written(jobspec: Any, out_files: Sequence[Any]) -> None:
         jobspec.reset_changed_list()
         for file_spec in out_files:
             file_spec.reset_changed_list()
-        tmp_log.debug("done")
-        return jobspec.subStatus
+
+    def _write_stage_out(self, jobspec: Any, update_event_status: bool, locked_by: str) -> tuple[bool, list[Any]]:
+        """The writes of :meth:`update_job_for_stage_out` inside the caller's transaction;
+        (False, []) when the job is not locked by ``locked_by`` any more."""
+        job_cls = type(jobspec)
+        ev_sql = ("UPDATE event_table SET eventStatus=:st,subStatus=:st WHERE eventRangeID IN ({ids}) "
+                  "AND eventStatus<>'failed' AND subStatus<>'done'")
+        n = self._exec("UPDATE job_table SET stagerTime=:now WHERE PandaID=:id AND stagerLock=:lockedBy",
+                       {":now": naive_utcnow(), ":id": jobspec.PandaID, ":lockedBy": locked_by}).rowcount
+        if n == 0:
+            return False, []
+        out_files = list(jobspec.outFiles)
+        self._update_specs_bulk("file_table", out_files, "fileID")
+        if update_event_status:
+            for file_spec in out_files:
+                range_ids = []
+                if file_spec.eventRangeID is not None:
+                    range_ids.append(file_spec.eventRangeID)
+                if file_spec.isZip == 1:
+                    range_ids += [r[0] for r in self._exec(
+                        "SELECT eventRangeID FROM file_table WHERE PandaID=:id AND zipFileID=:z",
+                        {":id": file_spec.PandaID, ":z": file_spec.fileID}).fetchall() if r[0] is not None]
+                self._update_in(ev_sql, range_ids, {":st": file_spec.status})
+        counts = dict((status, cnt) for cnt, status in self._exec(
+            "SELECT COUNT(*), status FROM file_table WHERE PandaID=:id GROUP BY status",
+            {":id": jobspec.PandaID}).fetchall())
+        jobspec.stagerLock = None
+        if "zipping" in counts:
+            jobspec.hasOutFile = job_cls.HO_hasZipOutput
+        elif "post_zipping" in counts:
+            jobspec.hasOutFile = job_cls.HO_hasPostZipOutput
+        elif "defined" in counts:
+            jobspec.hasOutFile = job_cls.HO_hasOutput
+        elif "transferring" in counts:
+            jobspec.hasOutFile = job_cls.HO_hasTransfer
+        else:
+            jobspec.hasOutFile = job_cls.HO_noOutput
+        if jobspec.subStatus == "to_transfer":
+            if jobspec.hasOutFile not in (job_cls.HO_hasOutput, job_cls.HO_hasZipOutput, job_cls.HO_hasPostZipOutput):
+                jobspec.subStatus = "transferring"
+            jobspec.stagerTime = None
+        elif jobspec.subStatus == "transferring" and jobspec.hasOutFile == job_cls.HO_noOutput:
+            jobspec.trigger_propagation()
+            if "failed" in counts:
+                jobspec.status = "failed"
+                jobspec.subStatus = "failed_to_stage_out"
+            else:
+                jobspec.subStatus = "staged"
+                jobspec.reset_out_file()
+                for file_spec in self._select_specs("file_table", "PandaID=:id AND status='finished' AND "
+                                                    "fileType IN ('output','log')", {":id": jobspec.PandaID}):
+                    jobspec.add_out_file(file_spec)
+                jobspec.outputFilesToReport = core_utils.get_output_file_report(jobspec)
+        self._update_changes("job_table", jobspec, "PandaID=:id_key AND stagerLock=:lockedBy_key",
+                             {":id_key": jobspec.PandaID, ":lockedBy_key": locked_by}, skip=("PandaID",))
+        return True, out_files
 
     # ------------------------------------------------------------ submitter
     @db_method(list)
@@ -427,3 +524,4 @@ class JobCyclesMixin(DBModule):
     # provided by other mixins
     get_workers_with_job_id: Any
     _attach_files: Any
+    _savepoint: Any

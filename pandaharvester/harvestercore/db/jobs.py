@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime
+import logging
 from collections import defaultdict
-from typing import Any, Iterable, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator, Sequence
 
-from ..log_utils import make_logger, setup_logger
+from ..log_utils import dump_error_message, make_logger, setup_logger
 from ..time_utils import naive_utcnow
 from . import schema
 from .base import DBModule, chunks, db_method, in_binds
@@ -46,6 +48,18 @@ class JobsMixin(DBModule):
             sets = ",".join(f"{k[1:]}={k}" for k in names if k != f":{key}_key")
             n += self._many(f"UPDATE {table} SET {sets} WHERE {key}=:{key}_key", rows)
         return n
+
+    @contextmanager
+    def _savepoint(self, name: str = "one_job") -> Iterator[None]:
+        """A nested transaction inside the caller's: on error only its own writes are undone."""
+        self._exec(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self._exec(f"ROLLBACK TO {name}")
+            self._exec(f"RELEASE {name}")
+            raise
+        self._exec(f"RELEASE {name}")
 
     def _attach_files(self, jobs: Sequence[Any], where_extra: str = "", varmap: dict[str, Any] | None = None,
                       adder: str = "add_file") -> None:
@@ -105,8 +119,42 @@ class JobsMixin(DBModule):
         with self._tx():
             n_rows = [self._write_job(job, criteria, update_in_file, update_out_file) for job in jobspec_list]
         for job, n_row in zip(jobspec_list, n_rows):
-            self._job_written(job, n_row, update_in_file, update_out_file)
+            self._job_written(job, n_row, update_in_file, update_out_file, log=False)
+        self._log_written("update_jobs_bulk", jobspec_list, n_rows)
         return n_rows
+
+    @db_method(list)
+    def update_jobs_each(self, items: Sequence[tuple[Any, dict[str, Any] | None, bool, bool]]) -> list[int | None]:
+        """:meth:`update_job` for many jobs in one transaction, each with its own
+        ``(jobspec, criteria, update_in_file, update_out_file)``. A job whose write fails is
+        rolled back alone (its error logged with its PandaID, None in its entry); the others are
+        written. [] after a DB error of the whole transaction (nothing written)."""
+        n_rows: list[int | None] = []
+        with self._tx():
+            for job, criteria, in_file, out_file in items:
+                try:
+                    with self._savepoint():
+                        n_rows.append(self._write_job(job, criteria, in_file, out_file))
+                except Exception:
+                    dump_error_message(make_logger(_logger, f"PandaID={job.PandaID}", method_name="update_jobs_each"))
+                    n_rows.append(None)
+        for (job, _criteria, in_file, out_file), n_row in zip(items, n_rows):
+            if n_row is not None:
+                self._job_written(job, n_row, in_file, out_file, log=False)
+        self._log_written("update_jobs_each", [item[0] for item in items], n_rows)
+        return n_rows
+
+    @staticmethod
+    def _log_written(method: str, jobs: Sequence[Any], n_rows: Sequence[int | None]) -> None:
+        """One debug line per (subStatus, rows updated) with the PandaIDs concerned."""
+        log = make_logger(_logger, method_name=method)
+        if not log.isEnabledFor(logging.DEBUG):
+            return
+        groups: dict[tuple[Any, Any], list[Any]] = defaultdict(list)
+        for job, n_row in zip(jobs, n_rows):
+            groups[(job.subStatus, n_row)].append(job.PandaID)
+        for (sub_status, n_row), ids in groups.items():
+            log.debug(f"subStatus={sub_status} done with {n_row} for PandaID={','.join(map(str, ids))}")
 
     def _write_job(self, jobspec: Any, criteria: dict[str, Any] | None, update_in_file: bool,
                    update_out_file: bool) -> int:
@@ -132,14 +180,15 @@ class JobsMixin(DBModule):
         return n_row
 
     @staticmethod
-    def _job_written(jobspec: Any, n_row: int, update_in_file: bool, update_out_file: bool) -> None:
+    def _job_written(jobspec: Any, n_row: int, update_in_file: bool, update_out_file: bool, log: bool = True) -> None:
         """After the commit: the job and its written events/files are clean again."""
         jobspec.reset_changed_list()
         for spec in list(jobspec.events) + list(jobspec.inFiles if update_in_file else []) + \
                 list(jobspec.outFiles if update_out_file else []):
             spec.reset_changed_list()
-        make_logger(_logger, f"PandaID={jobspec.PandaID} subStatus={jobspec.subStatus}",
-                    method_name="update_job").debug(f"done with {n_row}")
+        if log:
+            make_logger(_logger, f"PandaID={jobspec.PandaID} subStatus={jobspec.subStatus}",
+                        method_name="update_job").debug(f"done with {n_row}")
 
     @db_method(False)
     def insert_files(self, jobspec_list: Sequence[Any]) -> bool:
@@ -175,6 +224,26 @@ class JobsMixin(DBModule):
             self._exec(f"UPDATE job_table SET {time_column}=:now WHERE PandaID=:id",
                        {":now": naive_utcnow(), ":id": panda_id})
         return True
+
+    @db_method(list)
+    def lock_jobs_again(self, panda_ids: Sequence[int], time_column: str, lock_column: str,
+                        locked_by: str) -> list[int]:
+        """:meth:`lock_job_again` for many jobs in one transaction: refreshes ``time_column`` of
+        the jobs ``lock_column`` still holds ``locked_by`` for and returns their PandaIDs
+        (in the given order); the others are left alone."""
+        schema.check_column_names("job_table", schema.spec_class("job_table"), [time_column, lock_column])
+        ids = list(panda_ids)
+        with self._tx():
+            mine = {r[0] for r in self._ids_in(f"SELECT PandaID FROM job_table WHERE PandaID IN ({{ids}}) "
+                                               f"AND {lock_column}=:lockedBy", ids, {":lockedBy": locked_by})}
+            kept = [pid for pid in ids if pid in mine]
+            self._update_in(f"UPDATE job_table SET {time_column}=:now WHERE PandaID IN ({{ids}})", kept,
+                            {":now": naive_utcnow()})
+        lost = [pid for pid in ids if pid not in mine]
+        if lost:
+            make_logger(_logger, method_name="lock_jobs_again").debug(
+                f"not locked by {locked_by} any more: PandaID={','.join(map(str, lost))}")
+        return kept
 
     @db_method(False)
     def increment_submission_attempt(self, panda_id: int, new_number: int) -> bool:
