@@ -260,7 +260,7 @@ def test_outcomes_one_line_per_message_with_every_id():
         out.add("info", "inputs ready", pid)
     out.add("debug", "trigger later: busy", 14)
     out.flush(Log())
-    assert lines == [("info", "inputs ready: PandaID=11,12,13"), ("debug", "trigger later: busy: PandaID=14")]
+    assert lines == [("info", "inputs ready: PandaID=11 PandaID=12 PandaID=13"), ("debug", "trigger later: busy: PandaID=14")]
     out.flush(Log())
     assert len(lines) == 2
 

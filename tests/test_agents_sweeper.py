@@ -151,8 +151,8 @@ def test_cleanup_kills_in_one_call_deletes_in_one_go_and_logs_every_id(sweep_env
     assert left == {ids[3]}  # its sweep failed: kept for the next cycle
     assert sql("SELECT COUNT(*) FROM job_table WHERE PandaID=:p", {":p": job.PandaID}) == [(0,)]
     assert sql("SELECT COUNT(*) FROM jw_table") == [(0,)]
-    assert f"workerIDs={ids[:3]}" in caplog.text and "swept and deleted 3 workers" in caplog.text
-    assert f"workerIDs={ids}" in caplog.text  # the kill line
+    assert " ".join(f"workerID={i}" for i in ids[:3]) in caplog.text and "swept and deleted 3 workers" in caplog.text
+    assert all(f"workerID={i} batchID=" in caplog.text for i in ids)  # the kill line
 
 
 def test_cleanup_keeps_swept_workers_when_the_delete_fails(sweep_env, caplog, monkeypatch):
@@ -164,4 +164,4 @@ def test_cleanup_keeps_swept_workers_when_the_delete_fails(sweep_env, caplog, mo
     monkeypatch.setattr(workers_module.WorkersMixin, "delete_workers", lambda self, ids: False)
     run(mapper)
     assert sql("SELECT COUNT(*) FROM work_table WHERE workerID=:w", {":w": worker.workerID}) == [(1,)]
-    assert "swept workers not deleted: DB error" in caplog.text and f"workerIDs=[{worker.workerID}]" in caplog.text
+    assert "swept workers not deleted: DB error" in caplog.text and f"cycle: workerID={worker.workerID}" in caplog.text

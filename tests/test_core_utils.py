@@ -255,3 +255,11 @@ def test_make_logger_prefix_and_dump_error_message(caplog) -> None:
     assert quiet == "not logged" and not any("not logged" in m for m in messages)
     plain = core_utils.make_logger(base, method_name="m")
     assert plain.prefix == "m :"
+
+
+def test_ids_text_names_each_id_so_a_grep_for_one_finds_the_batch_line():
+    from pandaharvester.harvestercore.log_utils import ids_text
+
+    line = f"inputs ready: {ids_text('PandaID', [11, 12, 13])}"
+    assert "PandaID=12" in line and line.endswith("PandaID=11 PandaID=12 PandaID=13")
+    assert ids_text("workerID", iter(())) == ""

@@ -7,6 +7,7 @@ from typing import Any
 from pandaharvester.harvesterbody.agent_base import AgentBase
 from pandaharvester.harvesterconfig import harvester_config
 from pandaharvester.harvestercore import core_utils
+from pandaharvester.harvestercore.log_utils import ids_text
 from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
 from pandaharvester.harvestercore.plugin_factory import PluginFactory
 from pandaharvester.harvestercore.work_spec import WorkSpec
@@ -63,7 +64,7 @@ class EventFeeder(AgentBase):
             log.error(f"failed to feed events: {diag}; retried after [eventfeeder] lockInterval")
             return
         n_ranges = sum(len(ranges) for ranges in events.values())
-        log.info(f"fed {n_ranges} event ranges for PandaIDs={list(events)}")
+        log.info(f"fed {n_ranges} event ranges for {ids_text('PandaID', events)}")
         if work_spec.mapType == WorkSpec.MT_MultiWorkers:
             for panda_id, ranges in events.items():
                 requested = (work_spec.eventsRequestParams or {}).get(panda_id, {}).get("nRanges", 0)

@@ -17,6 +17,7 @@ from pandaharvester.harvesterbody.agent_base import AgentBase
 from pandaharvester.harvesterbody.monitor_checks import FINAL_MONITOR_STATES, CheckResult, WorkerChecker
 from pandaharvester.harvesterconfig import harvester_config
 from pandaharvester.harvestercore import core_utils
+from pandaharvester.harvestercore.log_utils import ids_text
 from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
 from pandaharvester.harvestercore.pilot_errors import PilotErrors
 from pandaharvester.harvestercore.plugin_factory import PluginFactory
@@ -141,14 +142,14 @@ class Monitor(AgentBase):
         log = self.make_logger(_logger, method_name="write_back")
         for (old, new, mon, diag, n_files), ids in outcomes.items():
             log.debug(f"status {old} -> {new} (monitored {mon}) diag={diag!r} files={n_files} "
-                      f"for {len(ids)} workers: workerIDs={ids}")
+                      f"for {len(ids)} workers: {ids_text('workerID', ids)}")
 
     def after_write_back(self, chunk: list[WorkSpec], ok: bool, events_list: list[Any], files_map: dict[int, Any],
                          messenger: Any, log: Any) -> None:
         """Once a chunk is stored: acknowledge its files and events to the messenger (warn when not stored)."""
         if not ok:
             ids = [w.workerID for w in chunk]
-            log.warning(f"workerIDs={ids} not updated: already final or locked by another thread "
+            log.warning(f"{ids_text('workerID', ids)} not updated: already final or locked by another thread "
                         f"(raise [monitor] lockInterval if this repeats)")
             return
         if events_list or files_map:

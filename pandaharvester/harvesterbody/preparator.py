@@ -20,6 +20,7 @@ from pandaharvester.harvesterbody.agent_base import AgentBase
 from pandaharvester.harvesterbody.stage_batch import LockDeadline, Outcomes, queue_configs, relock, run_in_chunks
 from pandaharvester.harvesterconfig import harvester_config
 from pandaharvester.harvestercore import core_utils
+from pandaharvester.harvestercore.log_utils import ids_text
 from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
 from pandaharvester.harvestercore.pilot_errors import PilotErrors
 from pandaharvester.harvestercore.plugin_factory import PluginFactory
@@ -90,7 +91,7 @@ class Preparator(AgentBase):
             n_rows = self.dbProxy.update_jobs_each(writes)
             if len(n_rows) != len(writes):
                 chunk_log.error("the results were not written (DB error); the jobs are retried after lockInterval: "
-                                f"PandaID={','.join(str(item[0].PandaID) for item in writes)}")
+                                f"{ids_text('PandaID', (item[0].PandaID for item in writes))}")
         outcomes.flush(chunk_log)
         return left
 

@@ -18,6 +18,7 @@ from collections import defaultdict
 from typing import Any, Callable, Sequence
 
 from pandaharvester.harvestercore import core_utils
+from pandaharvester.harvestercore.log_utils import ids_text
 
 # jobs per re-lock and per write transaction
 CHUNK_SIZE = 100
@@ -58,9 +59,9 @@ class Outcomes:
         self._ids[(level, message)].append(panda_id)
 
     def flush(self, log: Any) -> None:
-        """Log every message once with its PandaID list (``PandaID=1,2,3``) and forget them."""
+        """Log every message once with its PandaID list (``PandaID=1 PandaID=2``) and forget them."""
         for (level, message), ids in self._ids.items():
-            getattr(log, level)(f"{message}: PandaID={','.join(map(str, ids))}")
+            getattr(log, level)(f"{message}: {ids_text('PandaID', ids)}")
         self._ids.clear()
 
 
@@ -82,7 +83,7 @@ def queue_configs(jobs: Sequence[Any], mapper: Any, log: Any) -> list[tuple[Any,
             result.append((job, found[key]))
     for (site, config_id), ids in missing.items():
         log.error(f"no queue config for {site}/{config_id}; jobs left for a later cycle: "
-                  f"PandaID={','.join(map(str, ids))}")
+                  f"{ids_text('PandaID', ids)}")
     return result
 
 

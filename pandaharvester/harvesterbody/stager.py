@@ -19,6 +19,7 @@ from pandaharvester.harvesterbody.agent_base import AgentBase
 from pandaharvester.harvesterbody.stage_batch import LockDeadline, Outcomes, queue_configs, relock, run_in_chunks
 from pandaharvester.harvesterconfig import harvester_config
 from pandaharvester.harvestercore import core_utils
+from pandaharvester.harvestercore.log_utils import ids_text
 from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
 from pandaharvester.harvestercore.job_spec import JobSpec
 from pandaharvester.harvestercore.pilot_errors import PilotErrors
@@ -89,7 +90,7 @@ class Stager(AgentBase):
                                                               locked_by)
             if len(statuses) != len(writes):
                 chunk_log.error("the results were not written (DB error); the jobs are retried after lockInterval: "
-                                f"PandaID={','.join(str(item[0].PandaID) for item in writes)}")
+                                f"{ids_text('PandaID', (item[0].PandaID for item in writes))}")
             for (job, _flag, log, message), new_sub_status in zip(writes, statuses):
                 if message.startswith("stage-out failed"):
                     log.error(f"{message}; new subStatus={new_sub_status}")

@@ -21,6 +21,7 @@ from pandaharvester.harvesterbody.worker_adjuster import WorkerAdjuster
 from pandaharvester.harvesterbody.worker_maker import WorkerMaker
 from pandaharvester.harvesterconfig import harvester_config
 from pandaharvester.harvestercore import core_utils
+from pandaharvester.harvestercore.log_utils import ids_text
 from pandaharvester.harvestercore.command_spec import CommandSpec
 from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
 from pandaharvester.harvestercore.pilot_errors import PilotErrors
@@ -211,7 +212,7 @@ class Submitter(AgentBase):
                 touched.add(job.PandaID)
             entry = f"workerID={work_spec.workerID} batchID={work_spec.batchID}"
             if jobs:
-                entry += f" PandaIDs={[j.PandaID for j in jobs]}"
+                entry += " " + ids_text("PandaID", (j.PandaID for j in jobs))
             lines.setdefault(("submitted" if ok else "failed to submit", is_registered), []).append(entry)
         for (state, is_registered), entries in lines.items():
             log.info(f"{state} {len(entries)} workers registered={is_registered}: {', '.join(entries)}")

@@ -17,6 +17,7 @@ from typing import Any
 from pandaharvester.harvesterbody.agent_base import AgentBase
 from pandaharvester.harvesterconfig import harvester_config
 from pandaharvester.harvestercore import core_utils
+from pandaharvester.harvestercore.log_utils import ids_text
 from pandaharvester.harvestercore.command_spec import CommandSpec
 from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
 from pandaharvester.harvestercore.plugin_factory import PluginFactory
@@ -103,7 +104,7 @@ class Sweeper(AgentBase):
         for (ok, diag), specs in outcomes.items():
             level = log.info if ok else log.error
             level(f"kill {'done' if ok else 'failed'} {diag} for {len(specs)} workers: "
-                  f"workerIDs={[w.workerID for w in specs]} batchIDs={[w.batchID for w in specs]}")
+                  f"{' '.join(f'workerID={w.workerID} batchID={w.batchID}' for w in specs)}")
         return list(replies)
 
     # ------------------------------------------------------------------ clean up
@@ -140,9 +141,9 @@ class Sweeper(AgentBase):
             return []
         if not self.dbProxy.delete_workers(done):
             log.error(f"{len(done)} swept workers not deleted: DB error (see panda-db_proxy.log); retried next "
-                      f"cycle: workerIDs={done}")
+                      f"cycle: {ids_text('workerID', done)}")
             return []
-        log.info(f"swept and deleted {len(done)} workers: workerIDs={done}")
+        log.info(f"swept and deleted {len(done)} workers: {ids_text('workerID', done)}")
         return done
 
     def sweep_one(self, sweeper: Any, messenger: Any, work_spec: Any, log: Any) -> bool:

@@ -191,6 +191,12 @@ def make_logger(tmp_log: logging.Logger | logging.LoggerAdapter, token: Any = No
     return LogWrapper(base, prefix, hook=hook)
 
 
+def ids_text(key: str, ids: Any) -> str:
+    """``key=1 key=2 ...`` for a line about several objects: ``grep key=2`` finds it as it finds
+    a line about that object alone."""
+    return " ".join(f"{key}={i}" for i in ids)
+
+
 def dump_error_message(tmp_log: Any, err_str: str | None = None, no_message: bool = False) -> str:
     """Log the current exception (or ``err_str``) with its traceback and return the text."""
     method = "" if isinstance(tmp_log, LogWrapper) else f"{inspect.stack()[1][3]} : "

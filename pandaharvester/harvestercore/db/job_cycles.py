@@ -15,7 +15,7 @@ import math
 from typing import Any, Sequence
 
 from .. import core_utils
-from ..log_utils import dump_error_message, make_logger, setup_logger
+from ..log_utils import dump_error_message, ids_text, make_logger, setup_logger
 from ..time_utils import naive_utcnow
 from . import schema
 from .base import DBModule, db_method, in_binds
@@ -366,7 +366,7 @@ class JobCyclesMixin(DBModule):
                     lost.append(jobspec.PandaID)
         tmp_log = make_logger(_logger, f"thr={locked_by}", method_name="update_jobs_for_stage_out")
         if lost:
-            tmp_log.debug(f"skip since locked by another: PandaID={','.join(map(str, lost))}")
+            tmp_log.debug(f"skip since locked by another: {ids_text('PandaID', lost)}")
         tmp_log.debug(f"done with {sum(s is not None for s in statuses)} of {len(items)}")
         return statuses
 

@@ -8,7 +8,7 @@ from collections import defaultdict
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Sequence
 
-from ..log_utils import dump_error_message, make_logger, setup_logger
+from ..log_utils import dump_error_message, ids_text, make_logger, setup_logger
 from ..time_utils import naive_utcnow
 from . import schema
 from .base import DBModule, chunks, db_method, in_binds
@@ -154,7 +154,7 @@ class JobsMixin(DBModule):
         for job, n_row in zip(jobs, n_rows):
             groups[(job.subStatus, n_row)].append(job.PandaID)
         for (sub_status, n_row), ids in groups.items():
-            log.debug(f"subStatus={sub_status} done with {n_row} for PandaID={','.join(map(str, ids))}")
+            log.debug(f"subStatus={sub_status} done with {n_row} for {ids_text('PandaID', ids)}")
 
     def _write_job(self, jobspec: Any, criteria: dict[str, Any] | None, update_in_file: bool,
                    update_out_file: bool) -> int:
@@ -242,7 +242,7 @@ class JobsMixin(DBModule):
         lost = [pid for pid in ids if pid not in mine]
         if lost:
             make_logger(_logger, method_name="lock_jobs_again").debug(
-                f"not locked by {locked_by} any more: PandaID={','.join(map(str, lost))}")
+                f"not locked by {locked_by} any more: {ids_text('PandaID', lost)}")
         return kept
 
     @db_method(False)
