@@ -177,3 +177,25 @@ def test_workers_propagated_then_disabled_when_final(env, emulator):
     rows = dict(sql("SELECT workerID, lastUpdate FROM work_table"))
     assert rows[done.workerID] is None  # final: never propagated again
     assert rows[running.workerID] is not None
+
+
+def test_one_debug_line_per_reply_outcome_carries_every_panda_id(env, emulator, caplog):
+    site, mapper, proxy, comm, (pid, other) = fetched(env, emulator)
+    for job_id in (pid, other):
+        set_job(proxy, job_id, status="finished", subStatus="staged", propagatorTime=ago(7200), propagatorLock=None)
+    with caplog.at_level("DEBUG", logger="panda.log.propagator"), \
+            caplog.at_level("DEBUG", logger="panda.log.communicator"):
+        propagate(mapper, comm)
+    lines = [r.getMessage() for r in caplog.records]
+    reply_lines = [line for line in lines if "record_job_reply" in line and "updated status=finished" in line]
+    assert len(reply_lines) == 1 and f"PandaID={pid} " in reply_lines[0] + " " and f"PandaID={other}" in reply_lines[0]
+    done_lines = [line for line in lines if "update_jobs <" in line and "done with" in line]
+    assert len(done_lines) == 1 and f"PandaID={pid}" in done_lines[0] and f"PandaID={other}" in done_lines[0]
+
+
+def test_refused_job_logs_an_error_with_its_panda_id(env, emulator, caplog):
+    site, mapper, proxy, comm, (pid, _other) = fetched(env, emulator)
+    set_job(proxy, pid, status="failed", subStatus="failed_to_make", propagatorTime=ago(7200))
+    with caplog.at_level("ERROR", logger="panda.log.propagator"):
+        propagate(mapper, FailingReplies())
+    assert any(f"<PandaID={pid}>" in r.getMessage() and "server busy" in r.getMessage() for r in caplog.records)

@@ -10,6 +10,7 @@ PanDA acknowledged in a final state is never sent again (``propagatorTime`` unse
 from __future__ import annotations
 
 import datetime
+import logging
 import threading
 import time
 from typing import Any
@@ -18,6 +19,7 @@ from pandaharvester.harvesterbody.agent_base import AgentBase
 from pandaharvester.harvesterconfig import harvester_config
 from pandaharvester.harvestercore import core_utils
 from pandaharvester.harvestercore.command_spec import CommandSpec
+from pandaharvester.harvestercore.log_utils import ids_text
 from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
 from pandaharvester.harvestercore.pilot_errors import PilotErrors
 
@@ -79,8 +81,10 @@ class Propagator(AgentBase):
             replies += list(self.communicator.check_jobs(to_check)) if to_check else []
             replies += list(self.communicator.update_jobs(to_update, locked_by)) if to_update else []
             sent = {id(job) for job in to_update}
+            outcomes: dict[tuple, list[Any]] = {}
             answered = [job for job, reply in zip(to_skip + to_check + to_update, replies)
-                        if self.apply_job_reply(job, reply or {}, id(job) in sent)]
+                        if self.apply_job_reply(job, reply or {}, id(job) in sent, outcomes)]
+            self.log_outcomes(outcomes)
             # the answered jobs of the chunk in one transaction (one per job cost more than the HTTP call)
             if answered and len(self.dbProxy.update_jobs_bulk(answered, {"propagatorLock": locked_by},
                                                               update_out_file=True)) != len(answered):
@@ -97,15 +101,22 @@ class Propagator(AgentBase):
         if self.apply_job_reply(job, reply, was_sent):
             self.dbProxy.update_job(job, {"propagatorLock": locked_by}, update_out_file=True)
 
-    def apply_job_reply(self, job: Any, reply: dict, was_sent: bool) -> bool:
+    def apply_job_reply(self, job: Any, reply: dict, was_sent: bool,
+                        outcomes: dict[tuple, list[Any]] | None = None) -> bool:
         """Apply what PanDA answered to the job (propagator lock released, final jobs done, kills);
-        False when PanDA refused it: the job is not written and stays locked."""
-        log = self.make_logger(_logger, f"PandaID={job.PandaID}", method_name="record_job_reply")
+        False when PanDA refused it: the job is not written and stays locked.
+
+        With ``outcomes`` the job's DEBUG line is collected there ({(what, status, subStatus):
+        [PandaID, ...]}, logged by :meth:`log_outcomes`) instead of written at once."""
         if reply.get("StatusCode") != 0:
             # left locked: it becomes due again after lockInterval, so nothing is lost
-            log.error(f"failed to update status={job.status}: {reply.get('ErrorDiag', reply)}")
+            self._job_logger(job).error(f"failed to update status={job.status}: {reply.get('ErrorDiag', reply)}")
             return False
-        log.debug(f"{'updated' if was_sent else 'skipped'} status={job.status} subStatus={job.subStatus}")
+        key = ("updated" if was_sent else "skipped", job.status, job.subStatus)
+        if outcomes is None:
+            self._job_logger(job).debug(f"{key[0]} status={key[1]} subStatus={key[2]}")
+        else:
+            outcomes.setdefault(key, []).append(job.PandaID)
         job.propagatorLock = None
         if job.is_final_status() and job.status == job.get_status():
             job.propagatorTime = None
@@ -115,11 +126,22 @@ class Propagator(AgentBase):
             job.trigger_propagation()
         else:
             command = reply.get("command")
-            if self._no_events_left(job, log):
+            if job.status == "starting" and self._no_events_left(job, self._job_logger(job)):
                 command = "tobekilled"
             if command == "tobekilled":
-                self.kill_job(job, log)
+                self.kill_job(job, self._job_logger(job))
         return True
+
+    def _job_logger(self, job: Any) -> Any:
+        return self.make_logger(_logger, f"PandaID={job.PandaID}", method_name="record_job_reply")
+
+    def log_outcomes(self, outcomes: dict[tuple, list[Any]]) -> None:
+        """One DEBUG line per (updated/skipped, status, subStatus) with the PandaIDs concerned."""
+        if not outcomes or not _logger.isEnabledFor(logging.DEBUG):
+            return
+        log = self.make_logger(_logger, method_name="record_job_reply")
+        for (what, status, sub_status), ids in outcomes.items():
+            log.debug(f"{what} status={status} subStatus={sub_status} for {ids_text('PandaID', ids)}")
 
     def _no_events_left(self, job: Any, log: Any) -> bool:
         """Event-service jobs still starting: PanDA has no event left for them."""

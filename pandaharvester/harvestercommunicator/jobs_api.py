@@ -7,9 +7,11 @@ A mixin of :class:`~.panda_communicator.PandaCommunicator`; uses its ``request_s
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from pandaharvester.harvestercore import core_utils
+from pandaharvester.harvestercore.log_utils import ids_text
 
 from .job_payloads import failed_job_result, job_update_dict, normalise_job_result
 
@@ -70,6 +72,14 @@ def _event_ranges_of(payload: Any) -> list | None:
             return _event_ranges_of(ranges)
         return ranges if isinstance(ranges, list) else None
     return None
+
+
+def _grouped_lines(job_ids: list, results: list[dict]) -> list[str]:
+    """``"<result> for PandaID=1 PandaID=2"`` once per distinct result."""
+    groups: dict[str, list] = {}
+    for job_id, result in zip(job_ids, results):
+        groups.setdefault(str(result), []).append(job_id)
+    return [f"{text} for {ids_text('PandaID', ids)}" for text, ids in groups.items()]
 
 
 class JobsApiMixin:
@@ -162,12 +172,28 @@ class JobsApiMixin:
                     result = failed_job_result(error)
                 else:
                     result = normalise_job_result(next(reply_iter))
-                tmp_log = self.make_logger(f"id={id} PandaID={job_spec.PandaID}", method_name="update_jobs")
-                tmp_log.debug(f"done with {self.redactor.text(result)}")  # may carry pilotSecrets
                 shard_results.append(result)
+            self._log_job_results(log_all, shard, shard_results)
             results += shard_results
         log_all.debug("done" + sw.get_elapsed_time())
         return results
+
+    def _log_job_results(self, log: Any, jobs: list, results: list[dict]) -> None:
+        """One DEBUG line per distinct reply with the PandaIDs that got it (a line per job cost
+        about as much as building its update)."""
+        if not log.isEnabledFor(logging.DEBUG):
+            return
+        groups: dict[str, tuple[dict, list]] = {}
+        for job_spec, result in zip(jobs, results):
+            key = str(result)
+            group = groups.get(key)
+            if group is None:
+                groups[key] = (result, [job_spec.PandaID])
+            else:
+                group[1].append(job_spec.PandaID)
+        for result, ids in groups.values():
+            # the reply may carry pilotSecrets: masked
+            log.debug(f"done with {self.redactor.text(result)} for {ids_text('PandaID', ids)}")
 
     def check_jobs(self, jobspec_list: list) -> list[dict]:
         """Status of jobs in PanDA, one dict per job (``StatusCode`` 0 when found, 999 otherwise)."""
@@ -194,8 +220,10 @@ class JobsApiMixin:
                     result.setdefault("command", None)
                 else:
                     result = failed_job_result(error)
-                tmp_log.debug(f"PandaID={job_id} {result}")
                 results.append(result)
+            if tmp_log.isEnabledFor(logging.DEBUG):
+                for line in _grouped_lines(job_ids, results[-len(job_ids):]):
+                    tmp_log.debug(line)
         return results
 
     def _upload_checkpoints(self, jobspec_list: list, log_all: Any) -> None:
