@@ -27,3 +27,10 @@ class NoopSweeper(PluginBase):
 
     def sweep_worker(self, workspec: Any) -> tuple[bool, str]:
         return True, ""
+
+
+class FinishedMonitor(PluginBase):
+    """``check_workers``: (finished, "") for every worker (the push cycle bench)."""
+
+    def check_workers(self, workspec_list: list) -> tuple[bool, list[tuple[str, str]]]:
+        return True, [(WorkSpec.ST_finished, "") for _ in workspec_list]
