@@ -231,3 +231,37 @@ def test_post_processing_gets_the_workers_jobs_and_nothing_for_a_jobless_worker(
     run(mapper)
     assert RecordingMessenger.seen == {with_job.workerID: [panda_id], jobless.workerID: []}
     assert worker_row(jobless.workerID)[0] == "finished"
+
+
+class _CountingProxy:
+    """The agent's DB proxy, counting job look-ups; ``bulk_fails`` makes the bulk one give {}."""
+
+    def __init__(self, inner, bulk_fails=False):
+        self.inner, self.bulk_fails, self.single, self.bulk = inner, bulk_fails, 0, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def get_jobs_with_worker_id(self, *args, **kwargs):
+        self.single += 1
+        return self.inner.get_jobs_with_worker_id(*args, **kwargs)
+
+    def get_jobs_with_worker_ids(self, *args, **kwargs):
+        self.bulk += 1
+        return {} if self.bulk_fails else self.inner.get_jobs_with_worker_ids(*args, **kwargs)
+
+
+@pytest.mark.parametrize("bulk_fails", [False, True])
+def test_write_back_reads_the_jobs_of_all_chunks_at_once_or_falls_back(mon, bulk_fails):
+    mapper, proxy = mon()
+    pairs = [add_worker_with_job(proxy, "running") for _ in range(3)]
+    ScriptedMonitor.answers = {w.workerID: ("finished", "") for w, _ in pairs}
+    agent = Monitor(mapper, single_mode=True)
+    agent.dbProxy = counting = _CountingProxy(agent.dbProxy, bulk_fails)
+    agent.run_one_cycle()
+    assert all(proxy.get_job(pid).status == "finished" for _w, pid in pairs)
+    assert all(worker_row(w.workerID)[0] == "finished" for w, _ in pairs)
+    assert counting.bulk == 1
+    # post-processing reads each final worker's jobs (3); the write-back adds one read per chunk
+    # only when the bulk read failed
+    assert counting.single == (6 if bulk_fails else 3)

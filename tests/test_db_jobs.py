@@ -207,3 +207,27 @@ def test_num_jobs_to_fetch(proxy):
     assert proxy.get_num_jobs_to_fetch(3, 60) == {"Q1": 4}
     # looked at just now: not again before the interval
     assert proxy.get_num_jobs_to_fetch(3, 60) == {}
+
+
+def test_get_jobs_with_worker_ids_matches_one_call_per_worker(proxy):
+    jobs = [make_job(1, status="running", sub_status="running"), make_job(2, status="running", sub_status="submitted"),
+            make_job(3, status="finished", sub_status="done")]
+    assert proxy.insert_jobs(jobs)
+    for panda_id, worker_id in ((1, 10), (3, 10), (1, 11), (2, 11)):
+        proxy.execute("INSERT INTO jw_table (PandaID, workerID) VALUES (:p, :w)", {":p": panda_id, ":w": worker_id})
+    proxy.commit()
+    for kwargs in ({}, {"only_running": True}, {"slim": True, "only_running": True}, {"with_file": True}):
+        bulk = proxy.get_jobs_with_worker_ids([10, 11, 12, 10], **kwargs)
+        assert sorted(bulk) == [10, 11, 12]
+        for worker_id in (10, 11, 12):
+            one = proxy.get_jobs_with_worker_id(worker_id, None, **kwargs)
+            assert sorted(j.PandaID for j in bulk[worker_id]) == sorted(j.PandaID for j in one)
+            for got in bulk[worker_id]:
+                ref = next(j for j in one if j.PandaID == got.PandaID)
+                assert got.lockedBy is None and got.subStatus == ref.subStatus
+                assert sorted(f.lfn for f in got.inFiles) == sorted(f.lfn for f in ref.inFiles)
+    shared = proxy.get_jobs_with_worker_ids([10, 11])
+    job_of_10 = next(j for j in shared[10] if j.PandaID == 1)
+    job_of_11 = next(j for j in shared[11] if j.PandaID == 1)
+    assert job_of_10 is not job_of_11  # each worker its own spec, as with one call each
+    assert proxy.get_jobs_with_worker_ids([]) == {}

@@ -80,7 +80,11 @@ class Monitor(AgentBase):
         (one transaction per chunk cost more than the checks themselves)."""
         outcomes: dict[tuple, list[int]] = {}
         now = core_utils.naive_utcnow()
-        prepared = [self.prepare_write_back(chunk, results, outcomes, now) for chunk in chunks]
+        # the jobs of every chunk in one read (the chunk's first worker with jobs, as below)
+        first_with_job = [next((w.workerID for w in chunk if w.hasJob == 1), None) for chunk in chunks]
+        wanted = [worker_id for worker_id in first_with_job if worker_id is not None]
+        jobs_of = self.dbProxy.get_jobs_with_worker_ids(wanted, only_running=True, slim=True) if wanted else {}
+        prepared = [self.prepare_write_back(chunk, results, outcomes, now, jobs_of) for chunk in chunks]
         self.log_outcomes(outcomes)
         oks = self.dbProxy.update_jobs_workers_bulk([(jobs, chunk, ids) for chunk, (jobs, ids, _e, _f)
                                                      in zip(chunks, prepared)], locked_by)
@@ -97,10 +101,13 @@ class Monitor(AgentBase):
         self.write_back_chunks([chunk], results, messenger, locked_by, log)
 
     def prepare_write_back(self, chunk: list[WorkSpec], results: dict[int, CheckResult],
-                           outcomes: dict[tuple, list[int]] | None = None, now: Any = None
+                           outcomes: dict[tuple, list[int]] | None = None, now: Any = None,
+                           jobs_of: dict[int, list[Any]] | None = None
                            ) -> tuple[list[Any] | None, list[Any], list[Any], dict[int, Any]]:
         """Copy the results into one chunk's workers and jobs: (jobs, panda_ids_list, events_list, files_map).
 
+        The jobs are those of the chunk's first worker with jobs, taken from ``jobs_of``
+        ({workerID: jobs}, read in bulk by the caller) or read here when it lacks the worker.
         Each worker's outcome (old/new/monitored status, diag, number of files) is added to
         ``outcomes`` ({outcome: [workerID, ...]}, logged by :meth:`log_outcomes`); without
         ``outcomes`` it is logged at once."""
@@ -115,7 +122,11 @@ class Monitor(AgentBase):
             result = results[work_spec.workerID]
             self.apply_result(work_spec, result, now)
             if work_spec.hasJob == 1 and jobs is None:
-                jobs = self.dbProxy.get_jobs_with_worker_id(work_spec.workerID, None, only_running=True, slim=True)
+                if jobs_of is not None and work_spec.workerID in jobs_of:
+                    jobs = jobs_of[work_spec.workerID]
+                else:
+                    jobs = self.dbProxy.get_jobs_with_worker_id(work_spec.workerID, None, only_running=True,
+                                                                slim=True)
             panda_ids_list.append(result.panda_ids)
             if result.events_to_update:
                 events_list.append(result.events_to_update)

@@ -315,6 +315,56 @@ class JobsMixin(DBModule):
                 self._attach_files(jobs, "AND zipFileID IS NULL")
         return jobs
 
+    @db_method(dict)
+    def get_jobs_with_worker_ids(self, worker_ids: Sequence[int], only_running: bool = False,
+                                 slim: bool = False, with_file: bool = False) -> dict[int, list[Any]]:
+        """:meth:`get_jobs_with_worker_id` (no lock taken) for many workers in one read:
+        ``{workerID: [JobSpec, ...]}``, a worker without jobs mapped to []. Each worker gets its
+        own spec objects (a job shared by two workers is two objects, as with one call each)."""
+        wanted = list(dict.fromkeys(worker_ids))
+        job_cls = schema.spec_class("job_table")
+        file_cls = schema.spec_class("file_table")
+        with self._tx(write=False):
+            jw_rows = self._ids_in("SELECT workerID, PandaID FROM jw_table WHERE workerID IN ({ids})", wanted)
+            panda_ids = list(dict.fromkeys(r[1] for r in jw_rows))
+            names = job_cls._slim_columns if slim else job_cls.column_list()
+            pid_col = names.index("PandaID")
+            job_rows = {row[pid_col]: tuple(row) for row in self._ids_in(
+                f"SELECT {job_cls.column_names(slim=slim)} FROM job_table WHERE PandaID IN ({{ids}})", panda_ids)}
+            if only_running:
+                sub_idx = names.index("subStatus")
+                job_rows = {pid: row for pid, row in job_rows.items()
+                            if row[sub_idx] in ("running", "submitted", "queued", "idle")}
+            params: dict[Any, Any] = {}
+            if slim:
+                ext_idx = names.index("jobParamsExtForLog")
+                old_ids = [pid for pid, row in job_rows.items() if row[ext_idx] is None]
+                # old jobs without the extracted output/log parameters
+                params = dict(self._ids_in("SELECT PandaID, jobParams FROM job_table WHERE PandaID IN ({ids}) "
+                                           "AND jobParams IS NOT NULL", old_ids))
+            file_rows: dict[Any, list[tuple]] = defaultdict(list)
+            if with_file:
+                pid_idx = file_cls.column_list().index("PandaID")
+                for row in self._ids_in(f"SELECT {file_cls.column_names()} FROM file_table WHERE PandaID IN "
+                                        f"({{ids}}) AND zipFileID IS NULL", list(job_rows)):
+                    file_rows[row[pid_idx]].append(tuple(row))
+        result: dict[int, list[Any]] = {worker_id: [] for worker_id in wanted}
+        for worker_id, panda_id in jw_rows:
+            row = job_rows.get(panda_id)
+            if row is None:
+                continue
+            job = job_cls.from_values(row, slim=slim)
+            job.lockedBy = None
+            if panda_id in params:
+                job.set_blob_attribute("jobParams", params[panda_id])
+            if slim and job.jobParamsExtForLog is None and isinstance(job.jobParams, dict):
+                job.get_output_file_attributes()
+                job.get_logfile_info()
+            for file_row in file_rows.get(panda_id, ()):
+                job.add_file(file_cls.from_values(file_row))
+            result[worker_id].append(job)
+        return result
+
     # ------------------------------------------------------------ stats
     @db_method(None)
     def get_job_stats_full(self, filter_site_list: Sequence[str] | None = None) -> dict | None:
