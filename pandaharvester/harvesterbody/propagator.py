@@ -72,7 +72,9 @@ class Propagator(AgentBase):
         for chunk in core_utils.create_shards(jobs, cfg.nJobsInBulk):
             to_skip, to_check, to_update = [], [], []
             for job in chunk:
-                states = suppressed.setdefault(job.computingSite, self._no_heartbeat_states(job))
+                states = suppressed.get(job.computingSite)
+                if states is None:  # one queue config look-up per site and cycle
+                    states = suppressed[job.computingSite] = self._no_heartbeat_states(job)
                 if job.get_status() in states and not job.not_suppress_heartbeat():
                     (to_check if job.status == "running" else to_skip).append(job)
                 else:
