@@ -197,3 +197,55 @@ def test_update_jobs_bulk_applies_criteria_per_job(proxy: DBProxy) -> None:
     assert [proxy.get_job(800 + i).status for i in range(3)] == ["finished", "finished", "running"]
     # a final job's input files are done, as with update_job
     assert {f.status for f in proxy.get_job(800).inFiles} == {"done"}
+
+
+def _job_state(proxy: DBProxy, panda_id: int) -> tuple:
+    job = proxy.get_job(panda_id)
+    files = sorted((f.lfn, f.status, f.todelete) for f in list(job.inFiles) + list(job.outFiles))
+    return job.status, job.subStatus, job.propagatorLock, files
+
+
+def test_update_jobs_bulk_writes_as_update_job_one_by_one(proxy: DBProxy) -> None:
+    from pandaharvester.harvestercore.file_spec import FileSpec
+
+    def scenario(base: int, bulk: bool) -> list:
+        jobs = [make_job(base + i, status="running", sub_status="running", propagatorLock="prop") for i in range(4)]
+        assert proxy.insert_jobs(jobs)
+        out = FileSpec()
+        out.PandaID, out.lfn, out.fileType, out.status = base + 1, f"out{base}", "output", "defined"
+        assert proxy.insert_files([type("J", (), {"outFiles": [out]})()])
+        loaded = [proxy.get_job(base + i) for i in range(4)]
+        loaded[0].status, loaded[0].subStatus, loaded[0].propagatorLock = "finished", "done", None  # final, done
+        loaded[1].propagatorLock = None
+        for f in loaded[1].outFiles:
+            f.status = "finished"
+        # loaded[2]: nothing changed; loaded[3]: its row is gone
+        proxy.execute(f"DELETE FROM job_table WHERE PandaID={base + 3}")
+        proxy.commit()
+        if bulk:
+            n_rows = proxy.update_jobs_bulk(loaded, {"propagatorLock": "prop"}, update_out_file=True)
+        else:
+            n_rows = [proxy.update_job(job, {"propagatorLock": "prop"}, update_out_file=True) for job in loaded]
+        states = [(i, _job_state(proxy, base + i)) for i in range(3)]
+        return [n_rows, [(s[0], s[1], s[2], [(lfn.replace(str(base + i), "").replace(str(base), ""), st, td)
+                                             for lfn, st, td in s[3]]) for i, s in states]]
+
+    assert scenario(900, bulk=True) == scenario(950, bulk=False)
+
+
+def test_update_jobs_bulk_same_job_twice_and_bad_value(proxy: DBProxy) -> None:
+    assert proxy.insert_jobs([make_job(990, status="running", sub_status="running", propagatorLock="prop")])
+    first, second = proxy.get_job(990), proxy.get_job(990)
+    first.propagatorLock = None
+    second.status = "finished"
+    # the first copy released the lock: the second no longer matches the criteria (one by one, in order)
+    assert proxy.update_jobs_bulk([first, second], {"propagatorLock": "prop"}) == [1, 0]
+    bad = proxy.get_job(990)
+    good = make_job(991, status="running", sub_status="running")
+    assert proxy.insert_jobs([good])
+    good = proxy.get_job(991)
+    good.subStatus = "done"
+    bad.nCore = "not a number"
+    with pytest.raises(DBError):
+        proxy.update_jobs_bulk([good, bad])
+    assert proxy.get_job(991).subStatus == "running"  # nothing written

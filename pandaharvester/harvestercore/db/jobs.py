@@ -8,6 +8,8 @@ from collections import defaultdict
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Sequence
 
+from pandaharvester.errors import DBError
+
 from ..log_utils import dump_error_message, ids_text, make_logger, setup_logger
 from ..time_utils import naive_utcnow
 from . import schema
@@ -117,7 +119,7 @@ class JobsMixin(DBModule):
         """:meth:`update_job` for several jobs (same ``criteria`` for each) in one transaction; one
         entry per job ([] after a DB error: nothing written)."""
         with self._tx():
-            n_rows = [self._write_job(job, criteria, update_in_file, update_out_file) for job in jobspec_list]
+            n_rows = self._write_jobs_bulk(jobspec_list, criteria, update_in_file, update_out_file)
         for job, n_row in zip(jobspec_list, n_rows):
             self._job_written(job, n_row, update_in_file, update_out_file, log=False)
         self._log_written("update_jobs_bulk", jobspec_list, n_rows)
@@ -178,6 +180,52 @@ class JobsMixin(DBModule):
                 self._exec("UPDATE file_table SET todelete=1 WHERE PandaID=:PandaID",
                            {":PandaID": jobspec.PandaID})
         return n_row
+
+    def _write_jobs_bulk(self, jobspec_list: Sequence[Any], criteria: dict[str, Any] | None, update_in_file: bool,
+                         update_out_file: bool) -> list[int]:
+        """:meth:`_write_job` for many jobs inside the caller's write transaction, a statement
+        per kind of write instead of per job: one look-up of the rows matching ``criteria``
+        (no other writer can change them before the commit), one ``executemany`` per set of
+        changed job columns, then the events and files of the jobs found. A job listed twice
+        is written one by one, in order."""
+        jobs = list(jobspec_list)
+        if len({job.PandaID for job in jobs}) != len(jobs):
+            return [self._write_job(job, criteria, update_in_file, update_out_file) for job in jobs]
+        job_cls = schema.spec_class("job_table")
+        crit_map: dict[str, Any] = {}
+        crit = self._criteria("job_table", criteria, crit_map)
+        found = {r[0] for r in self._ids_in(f"SELECT PandaID FROM job_table WHERE PandaID IN ({{ids}}){crit}",
+                                            [job.PandaID for job in jobs], crit_map)}
+        written = [job for job in jobs if job.PandaID in found]
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for job in written:
+            varmap = dict(job.values_map(only_changed=True))
+            varmap.pop(":PandaID", None)
+            if not varmap:
+                continue
+            schema.check_map("job_table", job_cls, varmap)
+            for key in crit_map:
+                if key in varmap:
+                    raise DBError(f"internal: bind {key} used both in SET and WHERE of job_table")
+            columns = tuple(varmap)
+            varmap[":PandaID_key"] = job.PandaID
+            varmap.update(crit_map)
+            groups.setdefault(columns, []).append(varmap)
+        for columns, rows in groups.items():
+            sets = ",".join(f"{key[1:]}={key}" for key in columns)
+            self._many(f"UPDATE job_table SET {sets} WHERE PandaID=:PandaID_key{crit}", rows)
+        self._update_specs_bulk("event_table", [e for job in written for e in job.events], "eventRangeID")
+        if update_in_file:
+            self._update_specs_bulk("file_table", [f for job in written for f in job.inFiles], "fileID")
+        else:
+            self._update_in("UPDATE file_table SET status=:status WHERE PandaID IN ({ids}) AND fileType IN (:t1,:t2)",
+                            [job.PandaID for job in written if job.is_final_status()],
+                            {":status": "done", ":t1": "input", ":t2": "aux_input"})
+        if update_out_file:
+            self._update_specs_bulk("file_table", [f for job in written for f in job.outFiles], "fileID")
+        self._update_in("UPDATE file_table SET todelete=1 WHERE PandaID IN ({ids})",
+                        [job.PandaID for job in written if job.subStatus == "done"])
+        return [1 if job.PandaID in found else 0 for job in jobs]
 
     @staticmethod
     def _job_written(jobspec: Any, n_row: int, update_in_file: bool, update_out_file: bool, log: bool = True) -> None:
