@@ -64,6 +64,8 @@ class WorkerChecker:
         self.messenger = messenger
         self.log = log
         self.now = core_utils.naive_utcnow()
+        # {workerID: jobs} read in bulk for the post-processing of this check (prefetch_jobs)
+        self._jobs_of: dict[int, list[Any]] = {}
         monitor_cfg = harvester_config.monitor
         self.check_timeout = getattr(monitor_plugin, "checkTimeout", None) or getattr(monitor_cfg, "checkTimeout", None)
         self.queue_time_limit = getattr(monitor_cfg, "workerQueueTimeLimit", 172800)
@@ -99,11 +101,23 @@ class WorkerChecker:
             except MessengerFailure as exc:
                 results[work_spec.workerID] = self.messenger_failed(work_spec, str(exc))
         checked = self.call_plugin(to_check)
+        self.prefetch_jobs([w for w, (status, _d) in zip(to_check, checked) if status in FINAL_MONITOR_STATES] +
+                           [w for w, _status in post_process_only])
         for work_spec, (status, diag) in zip(to_check, checked):
             self.interpret_or_fail(work_spec, status, diag, results)
         for work_spec, status in post_process_only:
             self.interpret_or_fail(work_spec, status, "", results)
         return results
+
+    def prefetch_jobs(self, final_workers: list[WorkSpec]) -> None:
+        """The jobs (with files) of the workers the plugin says are final, in one read, for their
+        post-processing (a read per worker cost more than the rest of its check); a worker the
+        bulk read missed is read alone when needed."""
+        self._jobs_of = {}
+        wanted = [w.workerID for w in final_workers if getattr(w, "pandaid_list", None) != []]
+        if len(wanted) > 1:
+            self._jobs_of = self.dbProxy.get_jobs_with_worker_ids(wanted, only_running=True, slim=True,
+                                                                  with_file=True) or {}
 
     def interpret_or_fail(self, work_spec: WorkSpec, status: str | None, diag: str | None,
                           results: dict[int, CheckResult]) -> None:
@@ -219,6 +233,8 @@ class WorkerChecker:
             # a worker read with its (empty) job list, e.g. a pull worker, needs no job look-up
             if getattr(work_spec, "pandaid_list", None) == []:
                 jobs = []
+            elif work_spec.workerID in self._jobs_of:
+                jobs = self._jobs_of.pop(work_spec.workerID)
             else:
                 jobs = self.dbProxy.get_jobs_with_worker_id(work_spec.workerID, None, True, only_running=True,
                                                             slim=True)
