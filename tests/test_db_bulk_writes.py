@@ -249,3 +249,32 @@ def test_update_jobs_bulk_same_job_twice_and_bad_value(proxy: DBProxy) -> None:
     with pytest.raises(DBError):
         proxy.update_jobs_bulk([good, bad])
     assert proxy.get_job(991).subStatus == "running"  # nothing written
+
+
+def test_update_jobs_workers_bulk_same_job_in_two_chunks_and_a_gone_job(proxy: DBProxy, caplog) -> None:
+    from pandaharvester.harvestercore.file_spec import FileSpec
+
+    assert proxy.insert_jobs([make_job(970, status="running", sub_status="running"),
+                              make_job(971, status="running", sub_status="running")])
+    workers = [make_worker(970, status="running"), make_worker(971, status="running")]
+    insert_workers(proxy, workers)
+    got = proxy.get_workers_to_update(10, 0, 600, "mon")
+    locked = {w.workerID: w for q in got.values() for s in q.values() for ws in s for w in ws}
+    copies = [proxy.get_job(970), proxy.get_job(970)]
+    for copy in copies:  # the same new output file reported through two workers
+        out = FileSpec()
+        out.PandaID, out.lfn, out.fileType = 970, "out970", "output"
+        copy.add_out_file(out)
+    gone = proxy.get_job(971)
+    gone.status = "finished"
+    proxy.execute("DELETE FROM job_table WHERE PandaID=971")
+    proxy.commit()
+    with caplog.at_level("DEBUG", logger="panda.log.db_proxy"):
+        oks = proxy.update_jobs_workers_bulk([([copies[0], gone], [locked[970]], None),
+                                              ([copies[1]], [locked[971]], None)], "mon")
+    assert oks == [True, True]
+    rows = proxy.execute("SELECT lfn FROM file_table WHERE PandaID=970 AND fileType='output'").fetchall()
+    proxy.commit()
+    assert [r[0] for r in rows] == ["out970"]  # inserted once: the second copy saw the first's row
+    text = caplog.text
+    assert "inserted 1 files for PandaID=970" in text and "<PandaID=971>" in text and "not in the DB" in text

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from .. import core_utils
-from ..log_utils import make_logger, setup_logger
+from ..log_utils import ids_text, make_logger, setup_logger
 from ..time_utils import naive_utcnow
 from . import schema
 from .base import DBModule, db_method
@@ -210,11 +210,15 @@ class JobsWorkersMixin(DBModule):
         go (:meth:`_update_locked_workers`). One bool per chunk: False if a worker's lock was lost."""
         work_cls = schema.spec_class("work_table")
         all_workers: list[Any] = []
+        known = self._job_rows_of([job for jobs, _w, _i in chunk_list for job in (jobs or [])])
+        inserted: dict[int, list[Any]] = {}  # {number of files inserted: [PandaID, ...]}
         for jobspec_list, workspec_list, panda_ids_list in chunk_list:
             if jobspec_list is not None:
                 multi = bool(workspec_list) and workspec_list[0].mapType == work_cls.MT_MultiWorkers
                 for job in jobspec_list:
-                    self._update_job_from_workers(job, multi, now)
+                    n_files = self._update_job_from_workers(job, multi, now, known)
+                    if n_files:
+                        inserted.setdefault(n_files, []).append(job.PandaID)
             for idx, worker in enumerate(workspec_list):
                 worker.lockedBy = None
                 if worker.status == work_cls.ST_running and worker.startTime is None:
@@ -232,6 +236,10 @@ class JobsWorkersMixin(DBModule):
                 if panda_ids_list is not None and len(panda_ids_list) > idx:
                     self._insert_relations(worker.workerID, list(panda_ids_list[idx]))
             all_workers.extend(workspec_list)
+        if inserted:
+            log = make_logger(_logger, method_name="update_jobs_workers")
+            for n_files, ids in inserted.items():
+                log.debug(f"inserted {n_files} files for {ids_text('PandaID', ids)}")
         lost = self._update_locked_workers(all_workers, locked_by)
         oks = []
         pos = 0
@@ -265,19 +273,47 @@ class JobsWorkersMixin(DBModule):
         lost.update(pos for (pos, _w), n in zip(kept, counts) if n == 0)
         return lost
 
-    def _update_job_from_workers(self, job: Any, multi: bool, now: Any) -> None:
+    def _job_rows_of(self, jobs: Sequence[Any]) -> dict[Any, dict[Any, int] | None]:
+        """For the jobs listed once: {PandaID: {lfn: fileID} of its non-input files, or None when
+        the job row is gone}, read in two queries (a job listed twice is read again at its turn,
+        after the writes of its first copy)."""
+        counts: dict[Any, int] = {}
+        for job in jobs:
+            counts[job.PandaID] = counts.get(job.PandaID, 0) + 1
+        once = [pid for pid, n in counts.items() if n == 1]
+        if not once:
+            return {}
+        known: dict[Any, dict[Any, int] | None] = {pid: None for pid in once}
+        for (pid,) in self._ids_in("SELECT PandaID FROM job_table WHERE PandaID IN ({ids})", once):
+            known[pid] = {}
+        for pid, lfn, file_id in self._ids_in("SELECT PandaID, lfn, fileID FROM file_table WHERE PandaID IN ({ids}) "
+                                              "AND fileType<>'input'", once):
+            lfns = known.get(pid)
+            if lfns is not None:
+                lfns[lfn] = file_id
+        return known
+
+    def _update_job_from_workers(self, job: Any, multi: bool, now: Any,
+                                 known: dict[Any, dict[Any, int] | None] | None = None) -> int:
+        """Write one job the monitor updated (``known``: what :meth:`_job_rows_of` read for it);
+        returns the number of files inserted for it."""
         job_cls = type(job)
         file_cls = schema.spec_class("file_table")
-        tmp_log = make_logger(_logger, f"PandaID={job.PandaID}", method_name="update_jobs_workers")
-        if self._exec("SELECT status FROM job_table WHERE PandaID=:p", {":p": job.PandaID}).fetchone() is None:
-            tmp_log.warning("job not in the DB any more; skipped")
-            return
+        if known is not None and job.PandaID in known:
+            all_lfns = known.pop(job.PandaID)
+        elif self._exec("SELECT status FROM job_table WHERE PandaID=:p", {":p": job.PandaID}).fetchone() is None:
+            all_lfns = None
+        else:
+            all_lfns = dict(self._exec("SELECT lfn, fileID FROM file_table WHERE PandaID=:p AND fileType<>'input'",
+                                       {":p": job.PandaID}).fetchall())
+        if all_lfns is None:
+            make_logger(_logger, f"PandaID={job.PandaID}", method_name="update_jobs_workers").warning(
+                "job not in the DB any more; skipped")
+            return 0
         active: set[int] = set()
         if multi:
             active = self._active_workers_of_job(job.PandaID)
             job.nWorkers = len(active)
-        all_lfns = dict(self._exec("SELECT lfn, fileID FROM file_table WHERE PandaID=:p AND fileType<>'input'",
-                                   {":p": job.PandaID}).fetchall())
         file_id_map: dict[Any, int] = {}
         zip_rows: dict[str, Any] = {}
         n_files = 0
@@ -315,8 +351,6 @@ class JobsWorkersMixin(DBModule):
             elif file_spec.fileType == "checkpoint":
                 self._exec("UPDATE file_table SET status='renewed', zipFileID=NULL WHERE fileID=:f",
                            {":f": all_lfns[file_spec.lfn]})
-        if n_files:
-            tmp_log.debug(f"inserted {n_files} files")
         if job.zipPerMB is not None and not (job.zipPerMB == 0 and job.subStatus != "to_transfer"):
             self._make_zip_groups(job, active, file_cls)
         self._write_events(job, file_id_map)
@@ -324,6 +358,7 @@ class JobsWorkersMixin(DBModule):
             job.lockedBy = None
             job.modificationTime = now
             self._update_changes("job_table", job, "PandaID=:p_key", {":p_key": job.PandaID}, skip=("PandaID",))
+        return n_files
 
     def _make_zip_groups(self, job: Any, active: set[int], file_cls: type) -> None:
         """Group pending output files into zip files (by provenance/worker, up to zipPerMB)."""
