@@ -439,3 +439,25 @@ def test_communicator_copes_with_api_v1_event_reply_shapes(tiny_server, fresh_ho
     ret = com.update_event_ranges([{"eventRanges": [{"eventRangeID": "7-42-1-1-1", "eventStatus": "finished"}]}],
                                   com.make_logger())
     assert ret == {"StatusCode": 0, "Returns": [True], "Commands": {"42": "tobekilled"}}
+
+
+def test_update_events_skips_jobs_without_events_and_leaves_their_job_params_undecoded():
+    from pandaharvester.harvestercommunicator.jobs_api import JobsApiMixin
+    from pandaharvester.harvestercore.event_spec import EventSpec
+    from pandaharvester.harvestercore.job_spec import JobSpec
+    from pandaharvester.harvestercore.spec_base import LazyBlob
+
+    sent: list = []
+    fake = SimpleNamespace(update_event_ranges=lambda ranges, log: sent.append(ranges) or {"StatusCode": 0,
+                                                                                          "Returns": [True]})
+    quiet = JobSpec()
+    quiet.PandaID = 1
+    quiet.__dict__["jobParams"] = LazyBlob('{"sourceURL": "https://x"}')
+    busy = JobSpec()
+    busy.PandaID = 2
+    event = EventSpec()
+    event.eventRangeID, event.eventStatus, event.PandaID = "r-1", "finished", 2
+    busy.add_event(event, None)
+    JobsApiMixin._update_events_of_jobs(fake, [quiet, busy], logging.getLogger("test"))
+    assert type(quiet.__dict__["jobParams"]) is LazyBlob  # never decoded
+    assert len(sent) == 1 and sent[0][0]["eventRanges"][0]["eventRangeID"] == "r-1"

@@ -246,6 +246,8 @@ class JobsApiMixin:
             to_event_data = getattr(job_spec, "to_event_data", None)
             if to_event_data is None:
                 continue
+            if getattr(job_spec, "zipEventMap", None) == {}:
+                continue  # no event to report: spares decoding jobParams (to_event_data reads it)
             try:
                 event_ranges, event_specs = to_event_data(max_events=MAX_EVENTS_PER_UPDATE)
             except Exception as exc:
