@@ -384,6 +384,7 @@ class JobsMixin(DBModule):
                 job_rows = {pid: row for pid, row in job_rows.items()
                             if row[sub_idx] in ("running", "submitted", "queued", "idle")}
             params: dict[Any, Any] = {}
+            old_ids: list[Any] = []
             if slim:
                 ext_idx = names.index("jobParamsExtForLog")
                 old_ids = [pid for pid, row in job_rows.items() if row[ext_idx] is None]
@@ -397,6 +398,7 @@ class JobsMixin(DBModule):
                                         f"({{ids}}) AND zipFileID IS NULL", list(job_rows)):
                     file_rows[row[pid_idx]].append(tuple(row))
         result: dict[int, list[Any]] = {worker_id: [] for worker_id in wanted}
+        old_set = set(old_ids)
         for worker_id, panda_id in jw_rows:
             row = job_rows.get(panda_id)
             if row is None:
@@ -405,7 +407,8 @@ class JobsMixin(DBModule):
             job.lockedBy = None
             if panda_id in params:
                 job.set_blob_attribute("jobParams", params[panda_id])
-            if slim and job.jobParamsExtForLog is None and isinstance(job.jobParams, dict):
+            # the raw row tells "no extracted parameters" without decoding the blob
+            if panda_id in old_set and isinstance(job.jobParams, dict):
                 job.get_output_file_attributes()
                 job.get_logfile_info()
             for file_row in file_rows.get(panda_id, ()):
