@@ -231,3 +231,17 @@ def test_get_jobs_with_worker_ids_matches_one_call_per_worker(proxy):
     job_of_11 = next(j for j in shared[11] if j.PandaID == 1)
     assert job_of_10 is not job_of_11  # each worker its own spec, as with one call each
     assert proxy.get_jobs_with_worker_ids([]) == {}
+
+
+def test_get_jobs_with_worker_ids_slim_fills_the_log_info_of_old_jobs(proxy):
+    job = make_job(5, status="running", sub_status="running")
+    job.jobParams = {"logFile": "log.5.tgz", "logGUID": "g-5", "outFiles": "log.5.tgz", "scopeOut": "",
+                     "scopeLog": "s", "realDatasets": "d", "ddmEndPointOut": "e"}
+    assert proxy.insert_jobs([job])
+    proxy.execute("INSERT INTO jw_table (PandaID, workerID) VALUES (5, 50)")
+    for value in ("NULL", "'null'"):  # an old job: no extracted parameters (SQL NULL or JSON null)
+        proxy.execute(f"UPDATE job_table SET jobParamsExtForLog={value}, jobParamsExtForOutput=NULL WHERE PandaID=5")
+        proxy.commit()
+        (bulk,) = proxy.get_jobs_with_worker_ids([50], slim=True)[50]
+        (one,) = proxy.get_jobs_with_worker_id(50, None, slim=True)
+        assert bulk.jobParamsExtForLog == one.jobParamsExtForLog == {"lfn": "log.5.tgz", "guid": "g-5"}

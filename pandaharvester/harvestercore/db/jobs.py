@@ -387,7 +387,7 @@ class JobsMixin(DBModule):
             old_ids: list[Any] = []
             if slim:
                 ext_idx = names.index("jobParamsExtForLog")
-                old_ids = [pid for pid, row in job_rows.items() if row[ext_idx] is None]
+                old_ids = [pid for pid, row in job_rows.items() if row[ext_idx] in (None, "null")]
                 # old jobs without the extracted output/log parameters
                 params = dict(self._ids_in("SELECT PandaID, jobParams FROM job_table WHERE PandaID IN ({ids}) "
                                            "AND jobParams IS NOT NULL", old_ids))
