@@ -278,3 +278,19 @@ def test_update_jobs_workers_bulk_same_job_in_two_chunks_and_a_gone_job(proxy: D
     assert [r[0] for r in rows] == ["out970"]  # inserted once: the second copy saw the first's row
     text = caplog.text
     assert "inserted 1 files for PandaID=970" in text and "<PandaID=971>" in text and "not in the DB" in text
+
+
+def test_update_jobs_workers_bulk_writes_job_rows_with_different_changes(proxy: DBProxy) -> None:
+    assert proxy.insert_jobs([make_job(980, status="running", sub_status="running"),
+                              make_job(981, status="running", sub_status="running")])
+    insert_workers(proxy, [make_worker(980, status="running"), make_worker(981, status="running")])
+    got = proxy.get_workers_to_update(10, 0, 600, "mon")
+    locked = {w.workerID: w for q in got.values() for s in q.values() for ws in s for w in ws}
+    first, second = proxy.get_job(980), proxy.get_job(981)
+    first.status = "finished"
+    second.nCore = 8
+    assert proxy.update_jobs_workers_bulk([([first], [locked[980]], None), ([second], [locked[981]], None)],
+                                          "mon") == [True, True]
+    assert proxy.get_job(980).status == "finished" and proxy.get_job(980).nCore != 8
+    assert proxy.get_job(981).nCore == 8 and proxy.get_job(981).status == "running"
+    assert not first.has_updated_attributes() and not second.has_updated_attributes()

@@ -212,11 +212,12 @@ class JobsWorkersMixin(DBModule):
         all_workers: list[Any] = []
         known = self._job_rows_of([job for jobs, _w, _i in chunk_list for job in (jobs or [])])
         inserted: dict[int, list[Any]] = {}  # {number of files inserted: [PandaID, ...]}
+        deferred: list[Any] = []  # job rows written together below (jobs listed once)
         for jobspec_list, workspec_list, panda_ids_list in chunk_list:
             if jobspec_list is not None:
                 multi = bool(workspec_list) and workspec_list[0].mapType == work_cls.MT_MultiWorkers
                 for job in jobspec_list:
-                    n_files = self._update_job_from_workers(job, multi, now, known)
+                    n_files = self._update_job_from_workers(job, multi, now, known, deferred)
                     if n_files:
                         inserted.setdefault(n_files, []).append(job.PandaID)
             for idx, worker in enumerate(workspec_list):
@@ -236,6 +237,8 @@ class JobsWorkersMixin(DBModule):
                 if panda_ids_list is not None and len(panda_ids_list) > idx:
                     self._insert_relations(worker.workerID, list(panda_ids_list[idx]))
             all_workers.extend(workspec_list)
+        # one executemany per set of changed job columns instead of one UPDATE per job
+        self._update_specs_bulk("job_table", deferred, "PandaID")
         if inserted:
             log = make_logger(_logger, method_name="update_jobs_workers")
             for n_files, ids in inserted.items():
@@ -294,12 +297,15 @@ class JobsWorkersMixin(DBModule):
         return known
 
     def _update_job_from_workers(self, job: Any, multi: bool, now: Any,
-                                 known: dict[Any, dict[Any, int] | None] | None = None) -> int:
+                                 known: dict[Any, dict[Any, int] | None] | None = None,
+                                 deferred: list[Any] | None = None) -> int:
         """Write one job the monitor updated (``known``: what :meth:`_job_rows_of` read for it);
-        returns the number of files inserted for it."""
+        returns the number of files inserted for it. The job row of a job in ``known`` goes to
+        ``deferred`` when given (the caller writes those rows together)."""
         job_cls = type(job)
         file_cls = schema.spec_class("file_table")
-        if known is not None and job.PandaID in known:
+        listed_once = known is not None and job.PandaID in known
+        if listed_once:
             all_lfns = known.pop(job.PandaID)
         elif self._exec("SELECT status FROM job_table WHERE PandaID=:p", {":p": job.PandaID}).fetchone() is None:
             all_lfns = None
@@ -357,7 +363,10 @@ class JobsWorkersMixin(DBModule):
         if job.has_updated_attributes():
             job.lockedBy = None
             job.modificationTime = now
-            self._update_changes("job_table", job, "PandaID=:p_key", {":p_key": job.PandaID}, skip=("PandaID",))
+            if listed_once and deferred is not None:
+                deferred.append(job)
+            else:
+                self._update_changes("job_table", job, "PandaID=:p_key", {":p_key": job.PandaID}, skip=("PandaID",))
         return n_files
 
     def _make_zip_groups(self, job: Any, active: set[int], file_cls: type) -> None:
@@ -442,3 +451,6 @@ class JobsWorkersMixin(DBModule):
         if updates:
             self._many("UPDATE event_table SET eventStatus=:es, subStatus=:ss WHERE PandaID=:p AND eventRangeID=:e",
                        updates)
+
+    # provided by JobsMixin
+    _update_specs_bulk: Any
