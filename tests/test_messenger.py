@@ -396,3 +396,22 @@ def test_feed_jobs_failure_is_logged_with_the_ids(tmp_path, plugins, caplog):
     assert "PandaID=8101 not fed" in caplog.text and "workerID=83" in caplog.text
     with open(os.path.join(worker.get_access_point(), payload_file_names()["pandaIDsFile"])) as stream:
         assert json.load(stream) == []  # the pilot is not told of a job it has no description of
+
+
+def test_instant_pilot_outputs_are_real_files(tmp_path, plugins):
+    import tarfile
+
+    messenger = plugins[0]
+    job = make_job(8201)
+    worker = make_worker(tmp_path, 84, [job])
+    messenger.setup_access_points([worker])
+    messenger.feed_jobs(worker, [job])
+    assert DummySubmitter(instantMode=True).submit_workers([worker]) == [(True, "")]
+    files = messenger.get_files_to_stage_out(worker)[8201]
+    for lfn, (entry,) in files.items():  # size and checksum as written
+        assert entry["fsize"] == os.path.getsize(entry["path"])
+        assert entry["chksum"] == core_utils.calc_adler32(entry["path"])
+    with tarfile.open(files["log.8201.tgz"][0]["path"]) as tar:  # a gzipped tar with the pilot log
+        text = tar.extractfile("8201/pilotlog.txt").read().decode()
+    assert "PandaID=8201" in text and "start in" in text
+    assert not [n for n in os.listdir(worker.get_access_point()) if ".tmp." in n]
