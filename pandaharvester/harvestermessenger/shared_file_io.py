@@ -15,7 +15,7 @@ import os
 import re
 import tarfile
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 from pandaharvester.harvestercore import core_utils
 
@@ -61,6 +61,21 @@ def read_json_file(path: str, tmp_log: Any, worker_id: Any) -> tuple[bool, Any]:
     except Exception as exc:
         tmp_log.error(f"cannot read JSON file {path} written by workerID={worker_id}: {type(exc).__name__}: {exc}; "
                       "the file is kept and read again next cycle (corrupt or still being written)")
+        return False, None
+
+
+def read_json_if_present(path: str, get_log: Callable[[], Any], worker_id: Any) -> tuple[bool, Any] | None:
+    """None when ``path`` does not exist, else :func:`read_json_file`'s ``(ok, data)``; one ``open``
+    rather than a ``stat`` first. ``get_log()`` gives the logger, made only for an error."""
+    try:
+        with open(path) as stream:
+            text = stream.read()
+        return True, json.loads(text)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:
+        get_log().error(f"cannot read JSON file {path} written by workerID={worker_id}: {type(exc).__name__}: "
+                        f"{exc}; the file is kept and read again next cycle (corrupt or still being written)")
         return False, None
 
 

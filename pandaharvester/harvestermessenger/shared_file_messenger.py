@@ -35,8 +35,8 @@ from pandaharvester.harvestercore.work_spec import WorkSpec
 
 from .base_messenger import BaseMessenger
 # the file helpers live in shared_file_io; imported here too, their old home
-from .shared_file_io import (LOG_PATTERNS, make_log_tarball, read_json_file, scan_files_in_dir,  # noqa: F401
-                             write_json_atomic, write_text_atomic)
+from .shared_file_io import (LOG_PATTERNS, make_log_tarball, read_json_file, read_json_if_present,  # noqa: F401
+                             scan_files_in_dir, write_json_atomic, write_text_atomic)
 
 _logger = log_utils.setup_logger("shared_file_messenger")
 
@@ -215,43 +215,45 @@ class SharedFileMessenger(BaseMessenger):
         all_attrs: dict = {}
         if not workspec.pandaid_list:
             return all_attrs
-        tmp_log = self._log(workspec, "get_work_attributes")
+        loggers: list = []
+
+        def get_log() -> Any:  # made on the first error only: the monitor calls this for every worker
+            if not loggers:
+                loggers.append(self._log(workspec, "get_work_attributes"))
+            return loggers[0]
+
+        worker_id = workspec.workerID
         for panda_id in workspec.pandaid_list:
             access_point = self.get_access_point(workspec, panda_id)
             attrs: dict = {}
             path = os.path.join(access_point, self.jsonAttrsFileName)
-            if os.path.exists(path):
-                ok, data = read_json_file(path, tmp_log, workspec.workerID)
-                if ok and isinstance(data, dict):
-                    attrs = data
-                elif ok:
-                    tmp_log.error(f"{path} of workerID={workspec.workerID} is not a JSON object; ignored")
-            path = os.path.join(access_point, self.jsonJobReport)
-            if os.path.exists(path):
-                ok, data = read_json_file(path, tmp_log, workspec.workerID)
-                if ok:
-                    attrs["metaData"] = data
-            path = os.path.join(access_point, POST_PROCESS_ATTRS_FILE)
-            if os.path.exists(path):
-                ok, data = read_json_file(path, tmp_log, workspec.workerID)
-                if ok and isinstance(data, dict):
-                    attrs.update(data)
+            got = read_json_if_present(path, get_log, worker_id)
+            if got is not None and got[0]:
+                if isinstance(got[1], dict):
+                    attrs = got[1]
+                else:
+                    get_log().error(f"{path} of workerID={worker_id} is not a JSON object; ignored")
+            got = read_json_if_present(os.path.join(access_point, self.jsonJobReport), get_log, worker_id)
+            if got is not None and got[0]:
+                attrs["metaData"] = got[1]
+            got = read_json_if_present(os.path.join(access_point, POST_PROCESS_ATTRS_FILE), get_log, worker_id)
+            if got is not None and got[0] and isinstance(got[1], dict):
+                attrs.update(got[1])
             all_attrs[panda_id] = attrs
         return all_attrs
 
     def _take_for_reading(self, path: str, tmp_log: Any) -> str | None:
-        """Rename ``path`` to ``path.read`` (unless one is pending); the name to read or None."""
+        """Rename ``path`` to ``path.read`` (unless one is pending); the name to read or None.
+        ``tmp_log``: a logger, or a function giving one."""
         read_path = path + SUFFIX_READ
         if os.path.exists(read_path):
             return read_path
-        if not os.path.exists(path):
-            return None
         try:
             os.rename(path, read_path)
         except FileNotFoundError:
             return None
         except OSError as exc:
-            tmp_log.error(f"cannot rename {path} to {read_path}: {exc}")
+            (tmp_log() if callable(tmp_log) else tmp_log).error(f"cannot rename {path} to {read_path}: {exc}")
             return None
         return read_path
 
@@ -261,12 +263,14 @@ class SharedFileMessenger(BaseMessenger):
         file_dict: dict = {}
         if not workspec.pandaid_list:
             return file_dict
-        tmp_log = self._log(workspec, "get_files_to_stage_out")
+        tmp_log = None  # made once there is something to say: the monitor calls this for every worker
         for panda_id in workspec.pandaid_list:
             access_point = self.get_access_point(workspec, panda_id)
-            read_path = self._take_for_reading(os.path.join(access_point, self.jsonOutputsFileName), tmp_log)
+            read_path = self._take_for_reading(os.path.join(access_point, self.jsonOutputsFileName),
+                                               lambda: self._log(workspec, "get_files_to_stage_out"))
             if read_path is None:
                 continue
+            tmp_log = tmp_log or self._log(workspec, "get_files_to_stage_out")
             ok, load_dict = read_json_file(read_path, tmp_log, workspec.workerID)
             if not ok:
                 continue
