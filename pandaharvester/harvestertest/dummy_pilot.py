@@ -102,6 +102,15 @@ def write_json(path: str, data: Any, atomic: bool = True) -> None:
     write_file(path, json.dumps(data).encode(), atomic)  # one write: json.dump writes every fragment
 
 
+def _read_text(path: str) -> str | None:
+    """The text of ``path``, None if there is no such file (one ``open``, no ``stat`` first)."""
+    try:
+        with open(path) as stream:
+            return stream.read()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
 def utc_string(epoch: float) -> str:
     return time.strftime(TIME_FORMAT, time.gmtime(epoch))
 
@@ -149,18 +158,16 @@ class DummyPilot:
     def load_jobs(self) -> dict[str, dict]:
         """{PandaID (str): job params} from the files Harvester wrote (empty in pull mode)."""
         jobs: dict[str, dict] = {}
-        ids_path = self.path("pandaIDsFile")
         panda_ids: list[str] = []
-        if os.path.exists(ids_path):
-            with open(ids_path) as stream:
-                panda_ids = [str(i) for i in json.load(stream)]
+        text = _read_text(self.path("pandaIDsFile"))
+        if text is not None:
+            panda_ids = [str(i) for i in json.loads(text)]
         candidates = [self.path("jobSpecFile", os.path.join(self.ap, i)) for i in panda_ids]
         candidates.append(self.path("jobSpecFile"))
         for spec_path in candidates:
-            if not os.path.exists(spec_path):
+            text = _read_text(spec_path)
+            if text is None:
                 continue
-            with open(spec_path) as stream:
-                text = stream.read()
             try:
                 data = json.loads(text)
             except ValueError:  # cgi-encoded job description
