@@ -206,7 +206,8 @@ class JobsWorkersMixin(DBModule):
         """:meth:`_insert_relations` for several workers ``{workerID: [PandaID, ...]}``."""
         if not related:
             return
-        have = set(self._ids_in("SELECT workerID, PandaID FROM jw_table WHERE workerID IN ({ids})", list(related)))
+        have = {(r[0], r[1]) for r in self._ids_in("SELECT workerID, PandaID FROM jw_table WHERE workerID IN ({ids})",
+                                                    list(related))}
         rel_cls = schema.spec_class("jw_table")
         rows = []
         for worker_id, panda_ids in related.items():
