@@ -185,6 +185,24 @@ def test_worker_ids_are_consecutive_per_slot(agent_env, caplog):
     assert all(f"workerID={i} " in made[0] + " " and f"workerID={i} " in submitted[0] for i in ids)
 
 
+def test_push_batch_lines_name_every_worker_and_job(agent_env, caplog):
+    home, mapper, proxy = agent_env(lambda h: {Q: queue(h, nQueueLimitWorker=3, maxWorkers=10)})
+    insert_jobs(proxy, 3)
+    caplog.set_level("DEBUG")
+    run(mapper)
+    pairs = sql("SELECT PandaID, workerID FROM jw_table")
+    assert len(pairs) == 3
+    lines = [r.getMessage() for r in caplog.records]
+    for start in ("new workers", "jobs fed to 3 workers", "workers with jobs", "submitted 3 workers registered=True"):
+        (line,) = [m for m in lines if start in m]
+        for panda_id, worker_id in pairs:  # each worker with its own jobs
+            assert f"workerID={worker_id} " in line and f"PandaID={panda_id}" in line, (start, line)
+            entry = line[line.index(f"workerID={worker_id} "):].split(",")[0]
+            assert f"PandaID={panda_id}" in entry, (start, line)
+    # no per-job lines left on the submission path
+    assert not [m for m in lines if "feeding PandaID" in m or m.endswith(": 1 jobs") or "jobs fed=" in m]
+
+
 def test_nojob_makes_empty_workers(agent_env):
     home, mapper, proxy = agent_env(lambda h: {Q: queue(h, map_type="NoJob", nQueueLimitWorker=2, maxWorkers=5)})
     ids = insert_jobs(proxy, 2)  # jobs in the DB are not for a pull queue's workers

@@ -294,3 +294,72 @@ def test_update_jobs_workers_bulk_writes_job_rows_with_different_changes(proxy: 
     assert proxy.get_job(980).status == "finished" and proxy.get_job(980).nCore != 8
     assert proxy.get_job(981).nCore == 8 and proxy.get_job(981).status == "running"
     assert not first.has_updated_attributes() and not second.has_updated_attributes()
+
+
+def _push_batch(proxy: DBProxy, base: int, bulk: bool) -> tuple[list, list, list]:
+    """A submitter's push batch of 5 new workers, registered in bulk or one by one: W1 submitted,
+    W2 missed (its job fails), W3 submitted on a job that has an active worker already, W4
+    submitted on a job whose lock was lost meanwhile, W5 missed on a job with an active worker
+    (left alone) and without a pending row. Returns job rows, worker rows and the relations,
+    with the IDs as offsets from ``base``."""
+    site = f"Q{base}"
+    assert proxy.insert_jobs([make_job(base + i, site=site, status="starting", sub_status="prepared")
+                              for i in range(1, 6)])
+    insert_workers(proxy, [make_worker(base + 50, status="running", site=site)])
+    for panda_id in (base + 3, base + 5):
+        proxy.execute("INSERT INTO jw_table (PandaID, workerID) VALUES (:p, :w)", {":p": panda_id, ":w": base + 50})
+    proxy.commit()
+    chunks = proxy.get_job_chunks_for_workers(site, 5, 0, 1, None, False, 0, 600, "sub")
+    assert [c[0].PandaID - base for c in chunks] == [1, 2, 3, 4, 5]
+    workers = [make_worker(base + 10 + i, status="pending", site=site, hasJob=1) for i in range(1, 6)]
+    assert proxy.insert_workers(workers[:4], "sub")
+    proxy.execute("UPDATE job_table SET lockedBy='other' WHERE PandaID=:p", {":p": base + 4})
+    # W1's relation is there already (e.g. written before a crash): not inserted twice
+    proxy.execute("INSERT INTO jw_table (PandaID, workerID) VALUES (:p, :w)", {":p": base + 1, ":w": base + 11})
+    proxy.commit()
+    for worker, status in zip(workers, ("submitted", "missed", "submitted", "submitted", "missed")):
+        worker.status = status
+        worker.batchID = f"b{worker.workerID - base}"
+    if bulk:
+        assert proxy.register_workers_bulk(list(zip(workers, chunks)), "sub") == [True] * 5
+    else:
+        assert all(proxy.register_worker(w, c, "sub") for w, c in zip(workers, chunks))
+    jobs = [(j.status, j.subStatus, j.nWorkers, j.nWorkersInTotal, j.lockedBy, j.jobAttributes)
+            for j in (proxy.get_job(base + i) for i in range(1, 6))]
+    rows = [(w.status, w.batchID and w.batchID, w.hasJob) for w in (proxy.get_worker_with_id(base + 10 + i)
+                                                                    for i in range(1, 6))]
+    rels = sorted((p - base, w - base) for p, w in proxy.execute(
+        "SELECT PandaID, workerID FROM jw_table WHERE PandaID BETWEEN :a AND :b", {":a": base, ":b": base + 9}))
+    proxy.commit()
+    return jobs, rows, rels
+
+
+def test_register_workers_bulk_with_jobs_matches_one_by_one(proxy: DBProxy) -> None:
+    one_by_one = _push_batch(proxy, 10000, bulk=False)
+    proxy.engine.capture = []
+    try:
+        bulk = _push_batch(proxy, 20000, bulk=True)
+        statements = [s for s in proxy.engine.capture if s.startswith("UPDATE job_table") and ":p_key" in s]
+    finally:
+        proxy.engine.capture = None
+    assert bulk == one_by_one
+    jobs, _rows, rels = bulk
+    assert jobs[0][:3] == ("starting", "submitted", 1) and jobs[2][:3] == ("starting", "submitted", 2)
+    assert jobs[1][0] == "missed" and jobs[3][1] == "prepared" and jobs[4][1] == "prepared"
+    assert rels == [(1, 11), (3, 13), (3, 50), (4, 14), (5, 50)]  # W4 ran the job: related all the same
+    assert len(statements) == 2, statements  # one per set of changed columns (submitted, missed), not per job
+
+
+def test_register_workers_bulk_sharing_a_job_goes_one_by_one(proxy: DBProxy) -> None:
+    job = make_job(900, status="starting", sub_status="prepared")
+    assert proxy.insert_jobs([job])
+    (chunk,) = proxy.get_job_chunks_for_workers("Q1", 1, 0, 1, None, False, 0, 600, "sub")
+    workers = [make_worker(90 + i, status="pending", hasJob=1) for i in range(2)]
+    assert proxy.insert_workers(workers, "sub")
+    for worker in workers:
+        worker.status = "submitted"
+    # the same job in two new workers (OneToMany): the second sees the first as active
+    assert proxy.register_workers_bulk([(workers[0], chunk), (workers[1], chunk)], "sub") == [True, True]
+    got = proxy.get_job(900)
+    assert got.nWorkers == 2 and got.nWorkersInTotal == 2
+    assert sorted(w.workerID for w in proxy.get_workers_with_job_id(900)) == [90, 91]

@@ -351,3 +351,67 @@ def test_multijobs_sub_directories_and_post_processing(tmp_path, plugins):
 
     with tarfile.open(os.path.join(ap, "6001", "log.6001.tgz")) as tar:
         assert "payload.log" in tar.getnames()
+
+
+# ---------------------------------------------------------------- file helpers, access points, feeding
+def test_atomic_writes_leave_no_temporary_file(tmp_path):
+    from pandaharvester.harvestermessenger import shared_file_io
+
+    path = tmp_path / "data.json"
+    shared_file_io.write_json_atomic(str(path), {"1": {"a": [1, 2]}})
+    shared_file_io.write_json_atomic(str(path), {"2": "b"})
+    assert json.loads(path.read_text()) == {"2": "b"} and os.listdir(tmp_path) == ["data.json"]
+    with pytest.raises(TypeError):  # not JSON: the old content stays, no temporary file
+        shared_file_io.write_json_atomic(str(path), {"x": object()})
+    with pytest.raises(FileNotFoundError):
+        shared_file_io.write_text_atomic(str(tmp_path / "missing" / "f.txt"), "text")
+    assert json.loads(path.read_text()) == {"2": "b"} and os.listdir(tmp_path) == ["data.json"]
+
+
+def test_access_points_fresh_for_new_workers_kept_for_old(tmp_path, plugins):
+    messenger = plugins[0]
+    worker = make_worker(tmp_path, 81, [make_job(8001)])
+    assert messenger.setup_access_points([worker]) is True  # the parent is made too
+    left = os.path.join(worker.get_access_point(), "left_over")
+    open(left, "w").close()
+    worker.isNew = False
+    assert messenger.setup_access_points([worker]) is True and os.path.exists(left)
+    worker.isNew = True
+    assert messenger.setup_access_points([worker]) is True and os.listdir(worker.get_access_point()) == []
+    # a file where the access point should be: an error, no access point
+    blocker = make_worker(tmp_path, 82, [])
+    blocker.isNew = False
+    open(blocker.get_access_point(), "w").close()
+    assert messenger.setup_access_points([blocker]) is False
+
+
+def test_feed_jobs_failure_is_logged_with_the_ids(tmp_path, plugins, caplog):
+    messenger = plugins[0]
+    job = make_job(8101)
+    worker = make_worker(tmp_path, 83, [job])
+    messenger.setup_access_points([worker])
+    job.jobParams = {"PandaID": 8101, "bad": object()}  # cannot be written as JSON
+    caplog.set_level(logging.DEBUG)
+    assert messenger.feed_jobs(worker, [job]) is False
+    assert "PandaID=8101 not fed" in caplog.text and "workerID=83" in caplog.text
+    with open(os.path.join(worker.get_access_point(), payload_file_names()["pandaIDsFile"])) as stream:
+        assert json.load(stream) == []  # the pilot is not told of a job it has no description of
+
+
+def test_instant_pilot_outputs_are_real_files(tmp_path, plugins):
+    import tarfile
+
+    messenger = plugins[0]
+    job = make_job(8201)
+    worker = make_worker(tmp_path, 84, [job])
+    messenger.setup_access_points([worker])
+    messenger.feed_jobs(worker, [job])
+    assert DummySubmitter(instantMode=True).submit_workers([worker]) == [(True, "")]
+    files = messenger.get_files_to_stage_out(worker)[8201]
+    for lfn, (entry,) in files.items():  # size and checksum as written
+        assert entry["fsize"] == os.path.getsize(entry["path"])
+        assert entry["chksum"] == core_utils.calc_adler32(entry["path"])
+    with tarfile.open(files["log.8201.tgz"][0]["path"]) as tar:  # a gzipped tar with the pilot log
+        text = tar.extractfile("8201/pilotlog.txt").read().decode()
+    assert "PandaID=8201" in text and "start in" in text
+    assert not [n for n in os.listdir(worker.get_access_point()) if ".tmp." in n]

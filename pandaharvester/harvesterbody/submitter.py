@@ -228,15 +228,21 @@ class Submitter(AgentBase):
             log.error(diag)
             return {id(w): (None, diag) for w in workers}
         not_ready: dict[int, tuple[None, str]] = {}
+        fed_entries = []
         for work_spec in workers:
             if work_spec.hasJob != 1:
                 continue
-            ok, fed = self.call_plugin(log, messenger, "feed_jobs", work_spec, work_spec.get_jobspec_list())
-            log.debug(f"workerID={work_spec.workerID} jobs fed={fed}")
+            jobs = work_spec.get_jobspec_list()
+            ok, fed = self.call_plugin(log, messenger, "feed_jobs", work_spec, jobs)
             if not ok or fed is False:
                 diag = f"jobs not fed to the worker: {fed if not ok else 'feed_jobs returned False'}"
                 log.error(f"workerID={work_spec.workerID} {diag}; not submitted")
                 not_ready[id(work_spec)] = (None, diag)
+            else:
+                fed_entries.append(f"workerID={work_spec.workerID} "
+                                   + ids_text("PandaID", (j.PandaID for j in jobs or [])))
+        if fed_entries:  # one line for the batch, naming every worker and job
+            log.debug(f"jobs fed to {len(fed_entries)} workers: {', '.join(fed_entries)}")
         return not_ready
 
     def call_submitter(self, submitter: Any, workers: list[WorkSpec], log: Any,

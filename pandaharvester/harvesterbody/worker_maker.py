@@ -6,6 +6,7 @@ from typing import Any
 
 from pandaharvester.harvestercore import core_utils
 from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
+from pandaharvester.harvestercore.log_utils import ids_text
 from pandaharvester.harvestercore.plugin_factory import PluginFactory
 
 _logger = core_utils.setup_logger("worker_maker")
@@ -74,14 +75,19 @@ class WorkerMaker:
 
     @staticmethod
     def _log_new_workers(log: Any, new_workers: list[tuple[Any, list[Any]]]) -> None:
-        """One line per kind of new worker naming every workerID (not one line per worker)."""
+        """One line per kind of new worker naming every workerID, each followed by its PandaIDs
+        (not one line per worker)."""
         kinds: dict[tuple[Any, ...], list[str]] = {}
-        for work_spec, _jobs in new_workers:
+        for work_spec, jobs in new_workers:
             key = (work_spec.resourceType, work_spec.pilotType, work_spec.jobType, work_spec.nCore)
-            kinds.setdefault(key, []).append(f"workerID={work_spec.workerID}")
+            entry = f"workerID={work_spec.workerID}"
+            if jobs:
+                entry += " " + ids_text("PandaID", (job.PandaID for job in jobs))
+            kinds.setdefault(key, []).append(entry)
+        sep = ", " if any(jobs for _w, jobs in new_workers) else " "  # a comma after each worker's PandaIDs
         for (resource_type, pilot_type, job_type, n_core), ids in kinds.items():
             log.debug(f"new workers resourceType={resource_type} pilotType={pilot_type} jobType={job_type} "
-                      f"nCore={n_core}: {' '.join(ids)}")
+                      f"nCore={n_core}: {sep.join(ids)}")
 
     def _ask(self, queue_config: Any, maker: Any, method: str, *args: Any, default: Any = None) -> Any:
         maker = maker or self.get_plugin(queue_config)

@@ -25,9 +25,7 @@ import datetime
 import fnmatch
 import json
 import os
-import re
 import shutil
-import tarfile
 import uuid
 from typing import Any
 from urllib.parse import urlencode
@@ -36,6 +34,9 @@ from pandaharvester.harvestercore import core_utils, log_utils, time_utils
 from pandaharvester.harvestercore.work_spec import WorkSpec
 
 from .base_messenger import BaseMessenger
+# the file helpers live in shared_file_io; imported here too, their old home
+from .shared_file_io import (LOG_PATTERNS, make_log_tarball, read_json_file, read_json_if_present,  # noqa: F401
+                             scan_files_in_dir, write_json_atomic, write_text_atomic)
 
 _logger = log_utils.setup_logger("shared_file_messenger")
 
@@ -45,104 +46,12 @@ TASK_WORKDIR_PATH_FILE = "task_workdir_path.txt"
 POST_PROCESS_ATTRS_FILE = "post_process_job_attrs.json"
 # suffix of a file taken for reading but not yet acknowledged
 SUFFIX_READ = ".read"
-# files that go into a log tarball
-LOG_PATTERNS = ("*.log", "*.txt", "*.xml", "*.json", "log*")
 
 
 def set_logger(master_logger: Any) -> None:
     """Replace the module logger (used by the middleware bots)."""
     global _logger
     _logger = master_logger
-
-
-def write_json_atomic(path: str, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` through a temporary file and ``os.replace``."""
-    tmp_path = f"{path}.tmp.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-    try:
-        with open(tmp_path, "w") as stream:
-            json.dump(data, stream)
-        os.replace(tmp_path, path)
-    finally:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-
-
-def write_text_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    tmp_path = f"{path}.tmp.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-    try:
-        with open(tmp_path, "w") as stream:
-            stream.write(text)
-        os.replace(tmp_path, path)
-    finally:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-
-
-def read_json_file(path: str, tmp_log: Any, worker_id: Any) -> tuple[bool, Any]:
-    """(True, data) when ``path`` parses, (False, None) with a logged error otherwise."""
-    try:
-        with open(path) as stream:
-            return True, json.load(stream)
-    except Exception as exc:
-        tmp_log.error(f"cannot read JSON file {path} written by workerID={worker_id}: {type(exc).__name__}: {exc}; "
-                      "the file is kept and read again next cycle (corrupt or still being written)")
-        return False, None
-
-
-def make_log_tarball(dir_name: str, tar_path: str, max_depth: int | None = None,
-                     extra_patterns: list[str] | None = None, exclude: tuple[str, ...] = ()) -> int:
-    """Pack files of ``dir_name`` matching the log patterns into the gzipped tar ``tar_path``.
-
-    Returns the number of files packed. Paths inside the tarball are relative to ``dir_name``.
-    """
-    patterns = list(LOG_PATTERNS) + list(extra_patterns or [])
-    tar_abs = os.path.abspath(tar_path)
-    members = []
-    base_depth = dir_name.rstrip(os.sep).count(os.sep)
-    for root, dirs, files in os.walk(dir_name):
-        depth = root.rstrip(os.sep).count(os.sep) - base_depth + 1
-        if max_depth is not None and depth >= max_depth:
-            dirs[:] = []
-        for name in files:
-            path = os.path.join(root, name)
-            if os.path.abspath(path) == tar_abs or name in exclude or ".tmp." in name:
-                continue
-            if any(fnmatch.fnmatch(name, patt) for patt in patterns):
-                members.append(path)
-    tmp_path = f"{tar_path}.tmp.{uuid.uuid4().hex[:8]}"
-    with tarfile.open(tmp_path, "w:gz") as tar:
-        for path in members:
-            try:
-                tar.add(path, arcname=os.path.relpath(path, dir_name))
-            except OSError:
-                continue  # vanished meanwhile
-    os.replace(tmp_path, tar_path)
-    return len(members)
-
-
-def scan_files_in_dir(dir_name: str, patterns: list[str] | None = None,
-                      zip_patterns: list[str] | None = None) -> list[dict]:
-    """Describe leftover event-service outputs in ``dir_name`` (regex patterns on file names)."""
-    file_list = []
-    for root, _dirs, filenames in os.walk(dir_name):
-        for filename in filenames:
-            is_zipped = bool(zip_patterns) and any(re.search(p, filename) for p in zip_patterns)
-            if not is_zipped and patterns and not any(re.search(p, filename) for p in patterns):
-                continue
-            pfn = os.path.join(root, filename)
-            base = {"path": pfn, "fsize": os.stat(pfn).st_size, "guid": str(uuid.uuid4()),
-                    "chksum": core_utils.calc_adler32(pfn), "eventStatus": "finished"}
-            if is_zipped:
-                with tarfile.open(pfn) as tar:
-                    lfns = [os.path.basename(info.name) for info in tar.getmembers()]
-                base["type"] = "zip_output"
-            else:
-                lfns = [filename]
-                base["type"] = "es_output"
-            for lfn in lfns:
-                file_list.append(dict(base, eventRangeID=lfn.split(".")[-1]))
-    return file_list
 
 
 def _make_pool_file_catalog(jobspec_list: list) -> str:
@@ -195,9 +104,7 @@ class SharedFileMessenger(BaseMessenger):
         try:
             for workspec in workspec_list:
                 access_point = workspec.get_access_point()
-                if os.path.exists(access_point) and getattr(workspec, "isNew", False):
-                    shutil.rmtree(access_point, ignore_errors=True)
-                os.makedirs(access_point, exist_ok=True)
+                self._make_access_point(access_point, getattr(workspec, "isNew", False))
                 for jobspec in workspec.get_jobspec_list() or []:
                     sub_access_point = self.get_access_point(workspec, jobspec.PandaID)
                     if sub_access_point != access_point:
@@ -211,24 +118,43 @@ class SharedFileMessenger(BaseMessenger):
             core_utils.dump_error_message(self.make_logger(_logger, method_name="setup_access_points"))
             return False
 
+    @staticmethod
+    def _make_access_point(access_point: str, fresh: bool) -> None:
+        """Make ``access_point``; with ``fresh`` (a new worker) whatever was there is removed first.
+        One ``mkdir`` in the usual case (a new directory whose parent exists)."""
+        try:
+            os.mkdir(access_point)
+            return
+        except FileNotFoundError:  # the parent is missing
+            pass
+        except FileExistsError:
+            if not fresh:
+                if not os.path.isdir(access_point):
+                    raise
+                return
+            shutil.rmtree(access_point, ignore_errors=True)
+        os.makedirs(access_point, exist_ok=True)
+
     # ------------------------------------------------------------------ jobs
     def feed_jobs(self, workspec: Any, jobspec_list: list) -> bool:
-        """Write the job description, the input PFC and input symlinks; then the PandaIDs file."""
-        tmp_log = self._log(workspec, "feed_jobs")
+        """Write the job description, the input PFC and input symlinks; then the PandaIDs file.
+
+        Logs only what went wrong: the Submitter logs the fed workers and jobs, one line a batch.
+        """
         ret_val = True
         try:
             pfc = _make_pool_file_catalog(jobspec_list)
         except Exception:
-            core_utils.dump_error_message(tmp_log)
+            core_utils.dump_error_message(self._log(workspec, "feed_jobs"))
             return False
         panda_ids = []
         for jobspec in jobspec_list:
             access_point = self.get_access_point(workspec, jobspec.PandaID)
-            spec_path = os.path.join(access_point, self.jobSpecFileName)
-            tmp_log.debug(f"feeding PandaID={jobspec.PandaID} to {spec_path}")
             try:
-                os.makedirs(access_point, exist_ok=True)
+                if not os.path.isdir(access_point):
+                    os.makedirs(access_point, exist_ok=True)
                 job_params = jobspec.get_job_params(self.stripJobParams)
+                spec_path = os.path.join(access_point, self.jobSpecFileName)
                 if self.jobSpecFileFormat == "cgi":
                     write_text_atomic(spec_path, urlencode(job_params))
                 else:
@@ -244,18 +170,19 @@ class SharedFileMessenger(BaseMessenger):
                         os.symlink(filespec.path, dst_path)
                 panda_ids.append(jobspec.PandaID)
             except Exception:
+                tmp_log = self._log(workspec, "feed_jobs")
+                tmp_log.error(f"PandaID={jobspec.PandaID} not fed to {access_point}")
                 core_utils.dump_error_message(tmp_log)
                 ret_val = False
         try:
             write_json_atomic(os.path.join(workspec.get_access_point(), self.pandaIDsFile), panda_ids)
         except Exception:
-            core_utils.dump_error_message(tmp_log)
+            core_utils.dump_error_message(self._log(workspec, "feed_jobs"))
             ret_val = False
         try:
             os.remove(os.path.join(workspec.get_access_point(), self.jsonJobRequestFileName))
         except FileNotFoundError:
             pass
-        tmp_log.debug(f"done with {len(panda_ids)} jobs ret={ret_val}")
         return ret_val
 
     def job_requested(self, workspec: Any) -> int | bool:
@@ -288,43 +215,45 @@ class SharedFileMessenger(BaseMessenger):
         all_attrs: dict = {}
         if not workspec.pandaid_list:
             return all_attrs
-        tmp_log = self._log(workspec, "get_work_attributes")
+        loggers: list = []
+
+        def get_log() -> Any:  # made on the first error only: the monitor calls this for every worker
+            if not loggers:
+                loggers.append(self._log(workspec, "get_work_attributes"))
+            return loggers[0]
+
+        worker_id = workspec.workerID
         for panda_id in workspec.pandaid_list:
             access_point = self.get_access_point(workspec, panda_id)
             attrs: dict = {}
             path = os.path.join(access_point, self.jsonAttrsFileName)
-            if os.path.exists(path):
-                ok, data = read_json_file(path, tmp_log, workspec.workerID)
-                if ok and isinstance(data, dict):
-                    attrs = data
-                elif ok:
-                    tmp_log.error(f"{path} of workerID={workspec.workerID} is not a JSON object; ignored")
-            path = os.path.join(access_point, self.jsonJobReport)
-            if os.path.exists(path):
-                ok, data = read_json_file(path, tmp_log, workspec.workerID)
-                if ok:
-                    attrs["metaData"] = data
-            path = os.path.join(access_point, POST_PROCESS_ATTRS_FILE)
-            if os.path.exists(path):
-                ok, data = read_json_file(path, tmp_log, workspec.workerID)
-                if ok and isinstance(data, dict):
-                    attrs.update(data)
+            got = read_json_if_present(path, get_log, worker_id)
+            if got is not None and got[0]:
+                if isinstance(got[1], dict):
+                    attrs = got[1]
+                else:
+                    get_log().error(f"{path} of workerID={worker_id} is not a JSON object; ignored")
+            got = read_json_if_present(os.path.join(access_point, self.jsonJobReport), get_log, worker_id)
+            if got is not None and got[0]:
+                attrs["metaData"] = got[1]
+            got = read_json_if_present(os.path.join(access_point, POST_PROCESS_ATTRS_FILE), get_log, worker_id)
+            if got is not None and got[0] and isinstance(got[1], dict):
+                attrs.update(got[1])
             all_attrs[panda_id] = attrs
         return all_attrs
 
     def _take_for_reading(self, path: str, tmp_log: Any) -> str | None:
-        """Rename ``path`` to ``path.read`` (unless one is pending); the name to read or None."""
+        """Rename ``path`` to ``path.read`` (unless one is pending); the name to read or None.
+        ``tmp_log``: a logger, or a function giving one."""
         read_path = path + SUFFIX_READ
         if os.path.exists(read_path):
             return read_path
-        if not os.path.exists(path):
-            return None
         try:
             os.rename(path, read_path)
         except FileNotFoundError:
             return None
         except OSError as exc:
-            tmp_log.error(f"cannot rename {path} to {read_path}: {exc}")
+            (tmp_log() if callable(tmp_log) else tmp_log).error(f"cannot rename {path} to {read_path}: {exc}")
             return None
         return read_path
 
@@ -334,12 +263,14 @@ class SharedFileMessenger(BaseMessenger):
         file_dict: dict = {}
         if not workspec.pandaid_list:
             return file_dict
-        tmp_log = self._log(workspec, "get_files_to_stage_out")
+        tmp_log = None  # made once there is something to say: the monitor calls this for every worker
         for panda_id in workspec.pandaid_list:
             access_point = self.get_access_point(workspec, panda_id)
-            read_path = self._take_for_reading(os.path.join(access_point, self.jsonOutputsFileName), tmp_log)
+            read_path = self._take_for_reading(os.path.join(access_point, self.jsonOutputsFileName),
+                                               lambda: self._log(workspec, "get_files_to_stage_out"))
             if read_path is None:
                 continue
+            tmp_log = tmp_log or self._log(workspec, "get_files_to_stage_out")
             ok, load_dict = read_json_file(read_path, tmp_log, workspec.workerID)
             if not ok:
                 continue

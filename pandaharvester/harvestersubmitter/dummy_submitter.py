@@ -214,12 +214,20 @@ class DummySubmitter(PluginBase):
         ret_list = []
         file_names = payload_file_names()  # the cfg's names, once per batch
         host = socket.gethostname()
+        entries = []  # the workers with jobs, logged in one line rather than one line per job
         for workspec in workspec_list:
+            jobspec_list = workspec.get_jobspec_list() or []
+            if jobspec_list:
+                entries.append(f"workerID={workspec.workerID} nCore={workspec.nCore} "
+                               f"minRamCount={workspec.minRamCount} "
+                               + log_utils.ids_text("PandaID", (job.PandaID for job in jobspec_list)))
             try:
                 ret_list.append(self._submit_one(workspec, file_names, host))
             except Exception as exc:
                 core_utils.dump_error_message(tmp_log)
                 ret_list.append((False, f"dummy pilot could not be started: {type(exc).__name__}: {exc}"))
+        if entries:
+            tmp_log.debug(f"workers with jobs: {', '.join(entries)}")
         tmp_log.debug("done")
         return ret_list
 
@@ -228,11 +236,6 @@ class DummySubmitter(PluginBase):
         access_point = workspec.get_access_point()
         if not access_point:
             return False, "worker has no accessPoint: set messenger.accessPoint in the queue config"
-        jobspec_list = workspec.get_jobspec_list() or []
-        tmp_log = self.make_logger(_logger, f"workerID={workspec.workerID}", method_name="submit_workers") \
-            if jobspec_list or not self.instantMode else None
-        for jobspec in jobspec_list:
-            tmp_log.debug(f"PandaID={jobspec.PandaID} nCore={workspec.nCore} minRamCount={workspec.minRamCount}")
         if not os.path.isdir(access_point):  # the messenger made it: one stat rather than makedirs' three calls
             os.makedirs(access_point, exist_ok=True)
         fail = self.should_fail(workspec)
@@ -242,6 +245,7 @@ class DummySubmitter(PluginBase):
         if self.instantMode:
             # no config file: the pilot gets its config in memory, nobody else reads it
             return self._run_instant(workspec, access_point, conf)
+        tmp_log = self.make_logger(_logger, f"workerID={workspec.workerID}", method_name="submit_workers")
         write_json(os.path.join(access_point, CONFIG_FILE), conf)
         stdout_path = os.path.join(access_point, STDOUT_FILE)
         stderr_path = os.path.join(access_point, STDERR_FILE)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import configparser
-import io
 import json
 import os
 import signal
@@ -85,13 +84,31 @@ def adler32_of(path: str) -> str:
     return f"{value & 0xFFFFFFFF:08x}"
 
 
-def write_json(path: str, data: Any) -> None:
-    """Write JSON atomically (temporary file + rename) so Harvester never reads half a file."""
+def write_file(path: str, data: bytes, atomic: bool = True) -> None:
+    """Write ``data`` to ``path``; ``atomic``: through a temporary file and a rename, so that
+    Harvester never reads half a file (an instant run needs none: nobody looks meanwhile)."""
+    if not atomic:
+        with open(path, "wb") as stream:
+            stream.write(data)
+        return
     tmp = f"{path}.tmp.{os.getpid()}"
-    text = json.dumps(data)  # one write: json.dump writes every fragment separately
-    with open(tmp, "w") as stream:
-        stream.write(text)
+    with open(tmp, "wb") as stream:
+        stream.write(data)
     os.replace(tmp, path)
+
+
+def write_json(path: str, data: Any, atomic: bool = True) -> None:
+    """Write JSON (atomically by default, see :func:`write_file`)."""
+    write_file(path, json.dumps(data).encode(), atomic)  # one write: json.dump writes every fragment
+
+
+def _read_text(path: str) -> str | None:
+    """The text of ``path``, None if there is no such file (one ``open``, no ``stat`` first)."""
+    try:
+        with open(path) as stream:
+            return stream.read()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
 def utc_string(epoch: float) -> str:
@@ -111,6 +128,8 @@ class DummyPilot:
         self._print = log or (lambda text: print(text, flush=True))
         self.start = time.time()
         self.pid = None if self.conf["instant"] else os.getpid()
+        # an instant run happens inside the submitter's call: no reader before it has ended
+        self.atomic = not self.conf["instant"]
 
     # -------------------------------------------------------------- helpers
     def log(self, text: str) -> None:
@@ -126,7 +145,7 @@ class DummyPilot:
                 "instant": bool(self.conf["instant"])}
         if status in ("finished", "failed"):
             data.update(endTime=time.time(), exitCode=exit_code, diag=diag)
-        write_json(os.path.join(self.ap, STATUS_FILE), data)
+        write_json(os.path.join(self.ap, STATUS_FILE), data, self.atomic)
 
     def heartbeat(self) -> None:
         write_json(self.path("heartbeatFile"), {"time": time.time(), "pid": self.pid})
@@ -139,18 +158,16 @@ class DummyPilot:
     def load_jobs(self) -> dict[str, dict]:
         """{PandaID (str): job params} from the files Harvester wrote (empty in pull mode)."""
         jobs: dict[str, dict] = {}
-        ids_path = self.path("pandaIDsFile")
         panda_ids: list[str] = []
-        if os.path.exists(ids_path):
-            with open(ids_path) as stream:
-                panda_ids = [str(i) for i in json.load(stream)]
+        text = _read_text(self.path("pandaIDsFile"))
+        if text is not None:
+            panda_ids = [str(i) for i in json.loads(text)]
         candidates = [self.path("jobSpecFile", os.path.join(self.ap, i)) for i in panda_ids]
         candidates.append(self.path("jobSpecFile"))
         for spec_path in candidates:
-            if not os.path.exists(spec_path):
+            text = _read_text(spec_path)
+            if text is None:
                 continue
-            with open(spec_path) as stream:
-                text = stream.read()
             try:
                 data = json.loads(text)
             except ValueError:  # cgi-encoded job description
@@ -205,48 +222,61 @@ class DummyPilot:
         if not failed:
             for lfn in outs:
                 path = os.path.join(work_dir, lfn)
-                self._write_payload(path, f"{panda_id}:{lfn}", size)
-                entries.append(self._describe(path, "output"))
+                entries.append(self._describe(path, "output", self._write_payload(path, f"{panda_id}:{lfn}", size)))
         for rng in ranges:
             range_id = rng.get("eventRangeID")
             if failed:
                 entries.append({"eventRangeID": range_id, "eventStatus": "failed"})
                 continue
             path = os.path.join(work_dir, f"es_output.{panda_id}.{range_id}")
-            self._write_payload(path, f"{panda_id}:{range_id}", max(size // 4, 16))
-            entries.append(dict(self._describe(path, "es_output"), eventRangeID=range_id, eventStatus="finished"))
+            data = self._write_payload(path, f"{panda_id}:{range_id}", max(size // 4, 16))
+            entries.append(dict(self._describe(path, "es_output", data), eventRangeID=range_id,
+                                eventStatus="finished"))
         inputs = [lfn for lfn in str(params.get("inFiles") or "").split(",") if lfn]
         found = [lfn for lfn in inputs if os.path.exists(os.path.join(work_dir, lfn))]
         self.log(f"PandaID={panda_id} inputs {len(found)}/{len(inputs)} present, {len(outs)} outputs, "
                  f"{len(ranges)} event ranges, {'failed' if failed else 'finished'}")
         log_path = os.path.join(work_dir, log_lfn)
-        self._write_log_tarball(log_path, panda_id)
-        entries.append(dict(self._describe(log_path, "log"), guid=params.get("logGUID") or str(uuid.uuid4())))
+        data = self._write_log_tarball(log_path, panda_id)
+        entries.append(dict(self._describe(log_path, "log", data), guid=params.get("logGUID") or str(uuid.uuid4())))
         return entries
 
-    @staticmethod
-    def _write_payload(path: str, seed: str, size: int) -> None:
+    def _write_payload(self, path: str, seed: str, size: int) -> bytes:
+        """Write ``size`` bytes of payload output to ``path``; returns them."""
         line = f"dummy payload output {seed}\n".encode()
         data = (line * (size // len(line) + 1))[:size]
-        tmp = f"{path}.tmp.{os.getpid()}"
-        with open(tmp, "wb") as stream:
-            stream.write(data)
-        os.replace(tmp, path)
+        write_file(path, data, self.atomic)
+        return data
 
     @staticmethod
-    def _describe(path: str, file_type: str) -> dict:
-        return {"path": path, "type": file_type, "fsize": os.stat(path).st_size, "chksum": adler32_of(path),
-                "guid": str(uuid.uuid4())}
+    def _describe(path: str, file_type: str, data: bytes | None = None) -> dict:
+        """The stage-out description of the file at ``path``; size and checksum of ``data`` when
+        given (what was just written there), else read from the file."""
+        if data is None:
+            fsize, chksum = os.stat(path).st_size, adler32_of(path)
+        else:
+            fsize, chksum = len(data), f"{zlib.adler32(data) & 0xFFFFFFFF:08x}"
+        return {"path": path, "type": file_type, "fsize": fsize, "chksum": chksum, "guid": str(uuid.uuid4())}
 
-    def _write_log_tarball(self, path: str, panda_id: str) -> None:
+    def _write_log_tarball(self, path: str, panda_id: str) -> bytes:
+        """Write the log tarball (the pilot log as ``<PandaID>/pilotlog.txt``, gzipped); returns its
+        bytes. A one-member tar made in memory (the member's ustar header from ``tarfile``, the data
+        padded to 512-byte blocks, the two zero blocks that end an archive), gzipped with a small
+        zlib window: what ``tarfile``'s own gzip mode writes, less the padding to a 10 kB record
+        that readers do not need, in a fraction of its time."""
         text = ("\n".join(self.log_lines) + "\n").encode()
-        tmp = f"{path}.tmp.{os.getpid()}"
-        with tarfile.open(tmp, "w:gz") as tar:
-            info = tarfile.TarInfo(f"{panda_id}/{PILOT_LOG}")
-            info.size = len(text)
-            info.mtime = int(time.time())
-            tar.addfile(info, io.BytesIO(text))
-        os.replace(tmp, path)
+        info = tarfile.TarInfo(f"{panda_id}/{PILOT_LOG}")
+        info.size = len(text)
+        info.mtime = int(time.time())
+        try:
+            header = info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape")
+        except ValueError:  # a name too long for ustar
+            header = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+        raw = header + text + b"\0" * (-len(text) % tarfile.BLOCKSIZE) + b"\0" * (2 * tarfile.BLOCKSIZE)
+        packer = zlib.compressobj(1, zlib.DEFLATED, 16 + 9, 1)  # gzip wrapper, 512-byte window
+        data = packer.compress(raw) + packer.flush()
+        write_file(path, data, self.atomic)
+        return data
 
     def report_job(self, panda_id: str, params: dict, entries: list[dict], failed: bool, diag: str) -> None:
         work_dir = self.job_dir(panda_id)
@@ -264,10 +294,10 @@ class DummyPilot:
                                                       "file_guid": e["guid"]}]}
                                        for e in entries if e.get("type") == "output"]},
                   "resource": {"executor": {"dummy": {"wallTime": round(end - self.start, 3)}}}}
-        write_json(self.path("jobReportFile", work_dir), report)
+        write_json(self.path("jobReportFile", work_dir), report, self.atomic)
         if entries:
-            write_json(self.path("eventStatusDumpJsonFile", work_dir), {panda_id: entries})
-        write_json(self.path("workerAttributesFile", work_dir), attrs)
+            write_json(self.path("eventStatusDumpJsonFile", work_dir), {panda_id: entries}, self.atomic)
+        write_json(self.path("workerAttributesFile", work_dir), attrs, self.atomic)
 
     # -------------------------------------------------------------- main
     def run(self) -> int:

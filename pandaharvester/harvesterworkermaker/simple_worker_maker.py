@@ -108,9 +108,7 @@ class SimpleWorkerMaker(BaseWorkerMaker):
             return self.make_logger(_logger, f"queue={queue_config.queueName}:{job_type}:{resource_type}",
                                     method_name="make_worker")
 
-        # pull workers (no job) are not logged here: the WorkerMaker logs them per batch, with their IDs
-        if jobspec_list:
-            tmp_log().debug(f"{len(jobspec_list)} jobs")
+        # not logged here: the WorkerMaker logs the new workers per batch, with their workerIDs and PandaIDs
         workspec = WorkSpec()
         workspec.creationTime = naive_utcnow()
         queue_dict, harvester_params = _queue_info(queue_config.queueName)

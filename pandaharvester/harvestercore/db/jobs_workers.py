@@ -25,6 +25,23 @@ class JobsWorkersMixin(DBModule):
                                          "AND w.workerID=t.workerID AND w.status IN ('submitted','running','idle')",
                                          {":p": panda_id}).fetchall()}
 
+    def _active_workers_of_jobs(self, panda_ids: Sequence[int]) -> dict[int, set[int]]:
+        """:meth:`_active_workers_of_job` for several jobs: ``{PandaID: {workerID, ...}}`` (jobs
+        without active workers left out). Two look-ups by index: the relations, then which of
+        their workers are active (a join over an ``IN`` list made SQLite scan the workers)."""
+        relations = self._ids_in("SELECT PandaID, workerID FROM jw_table WHERE PandaID IN ({ids})", panda_ids) \
+            if panda_ids else []
+        if not relations:
+            return {}
+        active_ids = {r[0] for r in self._ids_in("SELECT workerID FROM work_table WHERE workerID IN ({ids}) AND "
+                                                 "status IN ('submitted','running','idle')",
+                                                 list({w for _p, w in relations}))}
+        active: dict[int, set[int]] = {}
+        for panda_id, worker_id in relations:
+            if worker_id in active_ids:
+                active.setdefault(panda_id, set()).add(worker_id)
+        return active
+
     def _insert_relations(self, worker_id: int, panda_ids: Sequence[int]) -> None:
         """Insert the missing (PandaID, workerID) relations."""
         if not panda_ids:
@@ -82,11 +99,16 @@ class JobsWorkersMixin(DBModule):
     def register_workers_bulk(self, worker_list: Sequence[tuple[Any, Sequence[Any] | None]], locked_by: str
                               ) -> list[bool]:
         """:meth:`register_worker` for several ``(workspec, jobspec_list)`` in one transaction; one True
-        per worker ([] after a DB error: nothing written). When no worker has jobs (pull), the UPDATEs
-        of the workers' rows are batched (one executemany per set of changed columns)."""
+        per worker ([] after a DB error: nothing written). The statements are batched (one look-up
+        for the whole batch, one executemany per set of changed columns) when no worker has jobs
+        (pull), or when every worker is new and no job is in two of them (push: the jobs' other
+        workers are then outside the batch, so the order of the writes cannot matter); otherwise
+        the workers are written one after the other, as :meth:`register_worker` does."""
         with self._tx():
             if all(not jobspec_list for _w, jobspec_list in worker_list):
                 self._register_jobless([w for w, _jobs in worker_list], locked_by)
+            elif self._jobs_apart(worker_list):
+                self._register_new_with_jobs(worker_list, locked_by)
             else:
                 for workspec, jobspec_list in worker_list:
                     self._register(workspec, jobspec_list, locked_by)
@@ -100,12 +122,31 @@ class JobsWorkersMixin(DBModule):
                     f"workerID={w.workerID} batchID={w.batchID} nJobs={len(jobs or [])}" for w, jobs in worker_list))
         return [True] * len(worker_list)
 
+    @staticmethod
+    def _jobs_apart(worker_list: Sequence[tuple[Any, Sequence[Any] | None]]) -> bool:
+        """True when every worker is new (with its workerID) and no PandaID is in two of them."""
+        seen: set[int] = set()
+        worker_ids: set[Any] = set()
+        for workspec, jobspec_list in worker_list:
+            if not workspec.isNew or workspec.workerID is None or workspec.workerID in worker_ids:
+                return False
+            worker_ids.add(workspec.workerID)
+            for job in jobspec_list or []:
+                if job.PandaID in seen:
+                    return False
+                seen.add(job.PandaID)
+        return True
+
+    def _new_rows_present(self, workspecs: Sequence[Any]) -> set[int]:
+        """The workerIDs of the new ``workspecs`` that already have their (pending) row."""
+        new_ids = [w.workerID for w in workspecs if w.isNew and w.workerID is not None]
+        return {r[0] for r in self._ids_in("SELECT workerID FROM work_table WHERE workerID IN ({ids})",
+                                           new_ids)} if new_ids else set()
+
     def _register_jobless(self, workspecs: Sequence[Any], locked_by: str) -> None:
         """:meth:`_register` for workers without jobs, inside the caller's transaction: one query for
         which new workers already have their (pending) row, their UPDATEs grouped by changed columns."""
-        new_ids = [w.workerID for w in workspecs if w.isNew and w.workerID is not None]
-        present = {r[0] for r in self._ids_in("SELECT workerID FROM work_table WHERE workerID IN ({ids})",
-                                              new_ids)} if new_ids else set()
+        present = self._new_rows_present(workspecs)
         to_update = []
         for workspec in workspecs:
             if workspec.isNew and workspec.workerID not in present:
@@ -113,6 +154,71 @@ class JobsWorkersMixin(DBModule):
             else:
                 to_update.append(workspec)
         self._update_worker_changes_bulk(to_update)
+
+    def _register_new_with_jobs(self, worker_list: Sequence[tuple[Any, Sequence[Any] | None]],
+                                locked_by: str) -> None:
+        """:meth:`_register` for new workers whose jobs are all different (see :meth:`_jobs_apart`),
+        inside the caller's transaction, with the same outcome: the worker rows, then one look-up of
+        the jobs' active workers, the jobs' UPDATEs and the new relations, each for the whole batch."""
+        present = self._new_rows_present([w for w, _jobs in worker_list])
+        batch = []
+        for workspec, jobspec_list in worker_list:
+            if workspec.workerID not in present:
+                self._register(workspec, jobspec_list, locked_by)  # no row yet: inserted as register_worker does
+            else:
+                batch.append((workspec, jobspec_list or []))
+        self._update_worker_changes_bulk([w for w, _jobs in batch])
+        active = self._active_workers_of_jobs([job.PandaID for _w, jobs in batch for job in jobs])
+        to_write = []
+        related: dict[int, list[int]] = {}
+        for workspec, jobs in batch:
+            for job in jobs:
+                worker_ids = set(active.get(job.PandaID, ()))
+                worker_ids.add(workspec.workerID)
+                if not self._bind_job(workspec, job, worker_ids):
+                    continue
+                to_write.append(job)
+                if job.subStatus in ("submitted", "running"):
+                    related.setdefault(workspec.workerID, []).append(job.PandaID)
+        self._update_locked_jobs_bulk(to_write, locked_by)
+        self._insert_relations_bulk(related)
+
+    def _update_locked_jobs_bulk(self, jobs: Sequence[Any], locked_by: str) -> None:
+        """UPDATE the changed columns of ``jobs`` (distinct PandaIDs) whose row is locked by
+        ``locked_by``; one executemany per set of changed columns."""
+        job_cls = schema.spec_class("job_table")
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for job in jobs:
+            varmap = job.values_map(only_changed=True)
+            varmap.pop(":PandaID", None)
+            if not varmap:
+                continue
+            schema.check_map("job_table", job_cls, varmap)
+            columns = tuple(varmap)
+            varmap[":p_key"] = job.PandaID
+            varmap[":lb_key"] = locked_by
+            groups.setdefault(columns, []).append(varmap)
+        for columns, rows in groups.items():
+            sets = ",".join(f"{key[1:]}={key}" for key in columns)
+            self._many(f"UPDATE job_table SET {sets} WHERE PandaID=:p_key AND lockedBy=:lb_key", rows)
+
+    def _insert_relations_bulk(self, related: dict[int, list[int]]) -> None:
+        """:meth:`_insert_relations` for several workers ``{workerID: [PandaID, ...]}``."""
+        if not related:
+            return
+        have = {(r[0], r[1]) for r in self._ids_in("SELECT workerID, PandaID FROM jw_table WHERE workerID IN ({ids})",
+                                                    list(related))}
+        rel_cls = schema.spec_class("jw_table")
+        rows = []
+        for worker_id, panda_ids in related.items():
+            for pid in dict.fromkeys(panda_ids):
+                if (worker_id, pid) in have:
+                    continue
+                rel = rel_cls()
+                rel.PandaID = pid
+                rel.workerID = worker_id
+                rows.append(rel)
+        self._insert_specs("jw_table", rows)
 
     # provided by WorkersMixin
     _update_worker_changes_bulk: Any
@@ -127,7 +233,6 @@ class JobsWorkersMixin(DBModule):
 
     def _register(self, workspec: Any, jobspec_list: Sequence[Any] | None, locked_by: str) -> None:
         """The writes of :meth:`register_worker`, inside the caller's transaction."""
-        work_cls = type(workspec)
         is_new = False
         if workspec.isNew:
             is_new = self._exec("SELECT 1 FROM work_table WHERE workerID=:w",
@@ -143,32 +248,42 @@ class JobsWorkersMixin(DBModule):
         for job in jobspec_list or []:
             worker_ids = self._active_workers_of_job(job.PandaID)
             worker_ids.add(workspec.workerID)
-            if job.subStatus in ("submitted", "running"):
-                job.nWorkers = len(worker_ids)
-                job.nWorkersInTotal = (job.nWorkersInTotal or 0) + 1 if job.nWorkersInTotal is not None \
-                    else job.nWorkers
-            elif workspec.status == work_cls.ST_missed:
-                # do not touch the job while other workers are active on it
-                if len(worker_ids) > 1:
-                    continue
-                core_utils.update_job_attributes_with_workers(workspec.mapType, [job], [workspec], {}, {})
-                job.trigger_propagation()
-                if workspec.hasJob == 1:
-                    job.nWorkers = len(worker_ids)
-                    job.nWorkersInTotal = (job.nWorkersInTotal + 1) if job.nWorkersInTotal is not None \
-                        else job.nWorkers
-            elif workspec.hasJob == 1:
-                job.subStatus = "submitted"
-                job.nWorkers = len(worker_ids)
-                job.nWorkersInTotal = (job.nWorkersInTotal + 1) if job.nWorkersInTotal is not None \
-                    else job.nWorkers
-            else:
-                job.subStatus = "queued"
+            if not self._bind_job(workspec, job, worker_ids):
+                continue
             self._update_changes("job_table", job, "PandaID=:p_key AND lockedBy=:lb_key",
                                  {":p_key": job.PandaID, ":lb_key": locked_by}, skip=("PandaID",))
             if job.subStatus in ("submitted", "running"):
                 related.append(job.PandaID)
         self._insert_relations(workspec.workerID, related)
+
+    @staticmethod
+    def _bind_job(workspec: Any, job: Any, worker_ids: set[int]) -> bool:
+        """Set the job's attributes for its (just registered) worker; ``worker_ids``: its active
+        workers, this one included. False: the job is left alone (a missed worker while others
+        are active on it)."""
+        work_cls = type(workspec)
+        if job.subStatus in ("submitted", "running"):
+            job.nWorkers = len(worker_ids)
+            job.nWorkersInTotal = (job.nWorkersInTotal or 0) + 1 if job.nWorkersInTotal is not None \
+                else job.nWorkers
+        elif workspec.status == work_cls.ST_missed:
+            # do not touch the job while other workers are active on it
+            if len(worker_ids) > 1:
+                return False
+            core_utils.update_job_attributes_with_workers(workspec.mapType, [job], [workspec], {}, {})
+            job.trigger_propagation()
+            if workspec.hasJob == 1:
+                job.nWorkers = len(worker_ids)
+                job.nWorkersInTotal = (job.nWorkersInTotal + 1) if job.nWorkersInTotal is not None \
+                    else job.nWorkers
+        elif workspec.hasJob == 1:
+            job.subStatus = "submitted"
+            job.nWorkers = len(worker_ids)
+            job.nWorkersInTotal = (job.nWorkersInTotal + 1) if job.nWorkersInTotal is not None \
+                else job.nWorkers
+        else:
+            job.subStatus = "queued"
+        return True
 
     # ------------------------------------------------------------ monitor
     @db_method(False)
