@@ -339,7 +339,7 @@ def test_register_workers_bulk_with_jobs_matches_one_by_one(proxy: DBProxy) -> N
     proxy.engine.capture = []
     try:
         bulk = _push_batch(proxy, 20000, bulk=True)
-        statements = [s for s in proxy.engine.capture if s.startswith("UPDATE job_table") and ":p_key" in s]
+        statements = [s for s in proxy.engine.capture if s.startswith("UPDATE job_table") and ":PandaID_key" in s]
     finally:
         proxy.engine.capture = None
     assert bulk == one_by_one

@@ -33,9 +33,12 @@ class JobsMixin(DBModule):
             self._update_in(f"DELETE FROM {table} WHERE PandaID IN ({{ids}})", panda_ids)
         return n
 
-    def _update_specs_bulk(self, table: str, specs: Iterable[Any], key: str) -> int:
-        """UPDATE the changed attributes of many specs; one executemany per set of changed columns."""
+    def _update_specs_bulk(self, table: str, specs: Iterable[Any], key: str, cond: str = "",
+                           extra: dict[str, Any] | None = None) -> int:
+        """UPDATE the changed attributes of many specs; one executemany per set of changed columns.
+        ``cond`` (SQL ANDed to the key test) with its ``extra`` binds narrows the rows written."""
         cls = schema.spec_class(table)
+        where = f"{key}=:{key}_key AND {cond}" if cond else f"{key}=:{key}_key"
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
         for spec in specs:
             varmap = dict(spec.values_map(only_changed=True))
@@ -43,12 +46,14 @@ class JobsMixin(DBModule):
             if not varmap:
                 continue
             schema.check_map(table, cls, varmap)
+            columns = tuple(sorted(varmap))
             varmap[f":{key}_key"] = getattr(spec, key)
-            groups[tuple(sorted(varmap))].append(varmap)
+            varmap.update(extra or {})
+            groups[columns].append(varmap)
         n = 0
         for names, rows in groups.items():
-            sets = ",".join(f"{k[1:]}={k}" for k in names if k != f":{key}_key")
-            n += self._many(f"UPDATE {table} SET {sets} WHERE {key}=:{key}_key", rows)
+            sets = ",".join(f"{k[1:]}={k}" for k in names)
+            n += self._many(f"UPDATE {table} SET {sets} WHERE {where}", rows)
         return n
 
     @contextmanager

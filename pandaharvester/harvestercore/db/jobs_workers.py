@@ -44,20 +44,8 @@ class JobsWorkersMixin(DBModule):
 
     def _insert_relations(self, worker_id: int, panda_ids: Sequence[int]) -> None:
         """Insert the missing (PandaID, workerID) relations."""
-        if not panda_ids:
-            return
-        have = {r[0] for r in self._ids_in("SELECT PandaID FROM jw_table WHERE workerID=:w AND PandaID IN ({ids})",
-                                           list(panda_ids), {":w": worker_id})}
-        rel_cls = schema.spec_class("jw_table")
-        rows = []
-        for pid in dict.fromkeys(panda_ids):
-            if pid in have:
-                continue
-            rel = rel_cls()
-            rel.PandaID = pid
-            rel.workerID = worker_id
-            rows.append(rel)
-        self._insert_specs("jw_table", rows)
+        if panda_ids:
+            self._insert_relations_bulk({worker_id: list(panda_ids)})
 
     # ------------------------------------------------------------ submitter
     @db_method(False)
@@ -186,21 +174,7 @@ class JobsWorkersMixin(DBModule):
     def _update_locked_jobs_bulk(self, jobs: Sequence[Any], locked_by: str) -> None:
         """UPDATE the changed columns of ``jobs`` (distinct PandaIDs) whose row is locked by
         ``locked_by``; one executemany per set of changed columns."""
-        job_cls = schema.spec_class("job_table")
-        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for job in jobs:
-            varmap = job.values_map(only_changed=True)
-            varmap.pop(":PandaID", None)
-            if not varmap:
-                continue
-            schema.check_map("job_table", job_cls, varmap)
-            columns = tuple(varmap)
-            varmap[":p_key"] = job.PandaID
-            varmap[":lb_key"] = locked_by
-            groups.setdefault(columns, []).append(varmap)
-        for columns, rows in groups.items():
-            sets = ",".join(f"{key[1:]}={key}" for key in columns)
-            self._many(f"UPDATE job_table SET {sets} WHERE PandaID=:p_key AND lockedBy=:lb_key", rows)
+        self._update_specs_bulk("job_table", jobs, "PandaID", "lockedBy=:lb_key", {":lb_key": locked_by})
 
     def _insert_relations_bulk(self, related: dict[int, list[int]]) -> None:
         """:meth:`_insert_relations` for several workers ``{workerID: [PandaID, ...]}``."""
