@@ -17,10 +17,10 @@ from __future__ import annotations
 from typing import Any
 
 from pandaharvester.harvesterbody.agent_base import AgentBase
-from pandaharvester.harvesterbody.stage_batch import LockDeadline, Outcomes, queue_configs, relock, run_in_chunks
+from pandaharvester.harvesterbody.stage_batch import (Outcomes, log_unwritten, queue_configs, relock, run_in_chunks,
+                                                      run_locked)
 from pandaharvester.harvesterconfig import harvester_config
 from pandaharvester.harvestercore import core_utils
-from pandaharvester.harvestercore.log_utils import ids_text
 from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
 from pandaharvester.harvestercore.pilot_errors import PilotErrors
 from pandaharvester.harvestercore.plugin_factory import PluginFactory
@@ -71,27 +71,13 @@ class Preparator(AgentBase):
                     f"no preparator plugin for {job.computingSite}")
             else:
                 pairs.append((job, (queue_config, plugin)))
-        writes: list[tuple[Any, dict[str, Any], bool, bool]] = []
         locked = relock(self.dbProxy, pairs, "preparatorTime", "lockedBy", locked_by, outcomes)
-        deadline = LockDeadline(lock_interval)
-        left: list[Any] = []
-        for index, (job, (queue_config, plugin)) in enumerate(locked):
-            if index and deadline.passed():
-                left = [pending for pending, _ in locked[index:]]
-                break
-            log = self.make_logger(_logger, f"PandaID={job.PandaID}", method_name=step.__name__)
-            mine: list[tuple[Any, dict[str, Any], bool, bool]] = []
-            try:
-                step(job, locked_by, log, plugin, queue_config, mine, outcomes, *extra)
-            except Exception:
-                core_utils.dump_error_message(log)
-                continue
-            writes += mine
+        writes, left = run_locked(
+            locked, lock_interval,
+            lambda job: self.make_logger(_logger, f"PandaID={job.PandaID}", method_name=step.__name__),
+            lambda job, found, log, mine: step(job, locked_by, log, found[1], found[0], mine, outcomes, *extra))
         if writes:
-            n_rows = self.dbProxy.update_jobs_each(writes)
-            if len(n_rows) != len(writes):
-                chunk_log.error("the results were not written (DB error); the jobs are retried after lockInterval: "
-                                f"{ids_text('PandaID', (item[0].PandaID for item in writes))}")
+            log_unwritten(chunk_log, writes, len(self.dbProxy.update_jobs_each(writes)))
         outcomes.flush(chunk_log)
         return left
 

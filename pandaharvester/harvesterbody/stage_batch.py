@@ -97,3 +97,33 @@ def relock(db_proxy: Any, pairs: list[tuple[Any, Any]], time_column: str, lock_c
         if job.PandaID not in kept:
             outcomes.add("debug", "skipped: locked by another thread", job.PandaID)
     return [(job, qc) for job, qc in pairs if job.PandaID in kept]
+
+
+def run_locked(locked: list[tuple[Any, Any]], lock_interval: float, make_log: Callable[[Any], Any],
+               run_one: Callable[[Any, Any, Any, list], None]) -> tuple[list[Any], list[Any]]:
+    """``run_one(job, extra, log, writes)`` for each re-locked ``(job, extra)`` pair, with the
+    job's own ``make_log(job)`` logger; an exception is logged and drops only that job's writes.
+    Returns ``(writes, left)``: the queued writes, and the jobs not reached before half of
+    ``lock_interval`` passed (they lead the next chunk)."""
+    deadline = LockDeadline(lock_interval)
+    writes: list[Any] = []
+    for index, (job, extra) in enumerate(locked):
+        if index and deadline.passed():
+            return writes, [pending for pending, _ in locked[index:]]
+        log = make_log(job)
+        mine: list[Any] = []
+        try:
+            run_one(job, extra, log, mine)
+        except Exception:
+            core_utils.dump_error_message(log)
+            continue
+        writes += mine
+    return writes, []
+
+
+def log_unwritten(log: Any, writes: list[Any], n_written: int) -> None:
+    """An error naming every job of ``writes`` when the chunk's write answered for fewer
+    (``n_written``) than it was given (a DB error: nothing written)."""
+    if n_written != len(writes):
+        log.error("the results were not written (DB error); the jobs are retried after lockInterval: "
+                  f"{ids_text('PandaID', (item[0].PandaID for item in writes))}")

@@ -16,10 +16,10 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from pandaharvester.harvesterbody.agent_base import AgentBase
-from pandaharvester.harvesterbody.stage_batch import LockDeadline, Outcomes, queue_configs, relock, run_in_chunks
+from pandaharvester.harvesterbody.stage_batch import (Outcomes, log_unwritten, queue_configs, relock, run_in_chunks,
+                                                      run_locked)
 from pandaharvester.harvesterconfig import harvester_config
 from pandaharvester.harvestercore import core_utils
-from pandaharvester.harvestercore.log_utils import ids_text
 from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
 from pandaharvester.harvestercore.job_spec import JobSpec
 from pandaharvester.harvestercore.pilot_errors import PilotErrors
@@ -69,28 +69,15 @@ class Stager(AgentBase):
         chunk_log = self.make_logger(_logger, f"thr={locked_by}", method_name=step.__name__)
         outcomes = Outcomes()
         pairs = queue_configs(jobs, self.queueConfigMapper, chunk_log)
-        writes: list[tuple[Any, bool, Any, str]] = []
         locked = relock(self.dbProxy, pairs, "stagerTime", "stagerLock", locked_by, outcomes)
-        deadline = LockDeadline(lock_interval)
-        left: list[Any] = []
-        for index, (job, queue_config) in enumerate(locked):
-            if index and deadline.passed():
-                left = [pending for pending, _ in locked[index:]]
-                break
-            log = self.make_logger(_logger, f"PandaID={job.PandaID}", method_name=step.__name__)
-            mine: list[tuple[Any, bool, Any, str]] = []
-            try:
-                step(job, locked_by, log, queue_config, mine, outcomes)
-            except Exception:
-                core_utils.dump_error_message(log)
-                continue
-            writes += mine
+        writes, left = run_locked(
+            locked, lock_interval,
+            lambda job: self.make_logger(_logger, f"PandaID={job.PandaID}", method_name=step.__name__),
+            lambda job, queue_config, log, mine: step(job, locked_by, log, queue_config, mine, outcomes))
         if writes:
             statuses = self.dbProxy.update_jobs_for_stage_out([(job, flag) for job, flag, _log, _msg in writes],
                                                               locked_by)
-            if len(statuses) != len(writes):
-                chunk_log.error("the results were not written (DB error); the jobs are retried after lockInterval: "
-                                f"{ids_text('PandaID', (item[0].PandaID for item in writes))}")
+            log_unwritten(chunk_log, writes, len(statuses))
             for (job, _flag, log, message), new_sub_status in zip(writes, statuses):
                 if message.startswith("stage-out failed"):
                     log.error(f"{message}; new subStatus={new_sub_status}")
