@@ -36,6 +36,27 @@ def _lock_condition(time_col: str, lock_col: str, with_lock: bool, without_lock:
     return "(" + " OR ".join(terms) + ")"
 
 
+def _jobs_in_order(job_cls: Any, rows: Sequence[Any], ids: Sequence[Any], slim: bool = False
+                   ) -> tuple[list[Any], dict[Any, Any]]:
+    """The JobSpecs of ``rows`` in the order of ``ids`` (as they were picked), and by PandaID."""
+    order = {pid: i for i, pid in enumerate(ids)}
+    jobs = sorted((job_cls.from_values(tuple(row), slim=slim) for row in rows), key=lambda j: order[j.PandaID])
+    return jobs, {job.PandaID: job for job in jobs}
+
+
+def _first_per_job(rows: Sequence[Any], pid_idx: int, limit: int | None) -> list[Any]:
+    """``rows`` keeping the first ``limit`` of each PandaID (column ``pid_idx``); all without a limit."""
+    if not limit:
+        return list(rows)
+    taken: dict[Any, int] = {}
+    kept = []
+    for row in rows:
+        taken[row[pid_idx]] = n = taken.get(row[pid_idx], 0) + 1
+        if n <= limit:
+            kept.append(row)
+    return kept
+
+
 class JobCyclesMixin(DBModule):
     """get_jobs_to_propagate, get_jobs_in_sub_status, get_jobs_for_stage_out, update_job_for_stage_out,
     get_job_chunks_for_workers, get_num_jobs_to_fetch."""
@@ -127,9 +148,7 @@ class JobCyclesMixin(DBModule):
             file_rows = self._ids_in(f"SELECT {file_cls.column_names()} FROM file_table WHERE PandaID IN ({{ids}}) "
                                      "AND fileType='checkpoint' AND status='renewed'", kept)
             events = self._final_events(kept)
-        order = {pid: i for i, pid in enumerate(kept)}
-        jobs = sorted((job_cls.from_values(tuple(row)) for row in job_rows), key=lambda j: order[j.PandaID])
-        by_id = {job.PandaID: job for job in jobs}
+        jobs, by_id = _jobs_in_order(job_cls, job_rows, kept)
         for event, zip_spec in events:
             by_id[event.PandaID].add_event(event, zip_spec)
         for row in file_rows:
@@ -220,15 +239,10 @@ class JobCyclesMixin(DBModule):
                     where += f" AND status NOT IN ({in_binds('ng', list(ng_file_status_list), fvm)})"
                 file_rows += self._ids_in(f"SELECT {file_cls.column_names()} FROM file_table WHERE PandaID IN "
                                           f"({{ids}}) AND {where} ORDER BY PandaID, fileID", type_ids, fvm)
-        order_map = {pid: i for i, pid in enumerate(ids)}
-        jobs = sorted((job_cls.from_values(tuple(row)) for row in job_rows), key=lambda j: order_map[j.PandaID])
-        by_id = {job.PandaID: job for job in jobs}
-        n_files: dict[Any, int] = {}
-        for row in file_rows:
+        jobs, by_id = _jobs_in_order(job_cls, job_rows, ids)
+        for row in _first_per_job(file_rows, file_cls.column_list().index("PandaID"), max_files_per_job):
             file_spec = file_cls.from_values(tuple(row))
-            n_files[file_spec.PandaID] = n = n_files.get(file_spec.PandaID, 0) + 1
-            if not max_files_per_job or n <= max_files_per_job:
-                by_id[file_spec.PandaID].add_in_file(file_spec)
+            by_id[file_spec.PandaID].add_in_file(file_spec)
         if locked_by is not None:
             for job in jobs:
                 job.lockedBy = locked_by
@@ -277,15 +291,7 @@ class JobCyclesMixin(DBModule):
             file_rows = self._ids_in(f"SELECT {file_cls.column_names()} FROM file_table WHERE PandaID IN ({{ids}}) "
                                      f"AND status=:status AND {not_in} ORDER BY PandaID, fileID", ids,
                                      {":status": file_status})
-            if max_files_per_job:
-                pid_idx = file_cls.column_list().index("PandaID")
-                n_taken: dict[Any, int] = {}
-                kept_rows = []
-                for row in file_rows:
-                    n_taken[row[pid_idx]] = n_taken.get(row[pid_idx], 0) + 1
-                    if n_taken[row[pid_idx]] <= max_files_per_job:
-                        kept_rows.append(row)
-                file_rows = kept_rows
+            file_rows = _first_per_job(file_rows, file_cls.column_list().index("PandaID"), max_files_per_job)
             fid_idx = file_cls.column_list().index("fileID")
             file_ids = [row[fid_idx] for row in file_rows]
             self._update_in("UPDATE file_table SET attemptNr=attemptNr+1 WHERE fileID IN ({ids})", file_ids)
@@ -294,10 +300,7 @@ class JobCyclesMixin(DBModule):
             jw_rows = self._ids_in("SELECT PandaID, workerID FROM jw_table WHERE PandaID IN ({ids})", ids)
             worker_rows = self._ids_in(f"SELECT {work_cls.column_names(slim=True)} FROM work_table "
                                        "WHERE workerID IN ({ids})", sorted({r[1] for r in jw_rows}))
-        order_map = {pid: i for i, pid in enumerate(ids)}
-        jobs = sorted((job_cls.from_values(tuple(row), slim=True) for row in job_rows),
-                      key=lambda j: order_map[j.PandaID])
-        by_id = {job.PandaID: job for job in jobs}
+        jobs, by_id = _jobs_in_order(job_cls, job_rows, ids, slim=True)
         workers = {w.workerID: w for w in (work_cls.from_values(tuple(row), slim=True) for row in worker_rows)}
         workers_of: dict[Any, list[Any]] = {}
         for panda_id, worker_id in sorted(jw_rows, key=lambda r: r[1]):
