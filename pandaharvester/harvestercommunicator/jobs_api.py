@@ -74,12 +74,12 @@ def _event_ranges_of(payload: Any) -> list | None:
     return None
 
 
-def _grouped_lines(job_ids: list, results: list[dict]) -> list[str]:
-    """``"<result> for PandaID=1 PandaID=2"`` once per distinct result."""
-    groups: dict[str, list] = {}
+def _grouped_lines(job_ids: list, results: list[dict], render: Any = str) -> list[str]:
+    """``"<render(result)> for PandaID=1 PandaID=2"`` once per distinct result."""
+    groups: dict[str, tuple[dict, list]] = {}
     for job_id, result in zip(job_ids, results):
-        groups.setdefault(str(result), []).append(job_id)
-    return [f"{text} for {ids_text('PandaID', ids)}" for text, ids in groups.items()]
+        groups.setdefault(str(result), (result, []))[1].append(job_id)
+    return [f"{render(result)} for {ids_text('PandaID', ids)}" for result, ids in groups.values()]
 
 
 class JobsApiMixin:
@@ -180,20 +180,10 @@ class JobsApiMixin:
 
     def _log_job_results(self, log: Any, jobs: list, results: list[dict]) -> None:
         """One DEBUG line per distinct reply with the PandaIDs that got it (a line per job cost
-        about as much as building its update)."""
-        if not log.isEnabledFor(logging.DEBUG):
-            return
-        groups: dict[str, tuple[dict, list]] = {}
-        for job_spec, result in zip(jobs, results):
-            key = str(result)
-            group = groups.get(key)
-            if group is None:
-                groups[key] = (result, [job_spec.PandaID])
-            else:
-                group[1].append(job_spec.PandaID)
-        for result, ids in groups.values():
-            # the reply may carry pilotSecrets: masked
-            log.debug(f"done with {self.redactor.text(result)} for {ids_text('PandaID', ids)}")
+        about as much as building its update); the reply may carry pilotSecrets: masked."""
+        if log.isEnabledFor(logging.DEBUG):
+            for line in _grouped_lines([job_spec.PandaID for job_spec in jobs], results, self.redactor.text):
+                log.debug(f"done with {line}")
 
     def check_jobs(self, jobspec_list: list) -> list[dict]:
         """Status of jobs in PanDA, one dict per job (``StatusCode`` 0 when found, 999 otherwise)."""
