@@ -53,7 +53,8 @@ def test_complicated_pilot_options(pilot_type, version, expected):
 
 
 def test_pilot_url_override_and_release_candidate_share():
-    assert sc.get_complicated_pilot_options("RC", pilot_url="http://x/p.tgz")["pilot_url_str"] == "--piloturl http://x/p.tgz"
+    overridden = sc.get_complicated_pilot_options("RC", pilot_url="http://x/p.tgz")
+    assert overridden["pilot_url_str"] == "--piloturl http://x/p.tgz"
     always = sc.get_complicated_pilot_options("PR", pilot_version="3", prod_rc_permille=1000)
     assert always["pilot_url_str"] == "--piloturl http://pandaserver.cern.ch:25085/cache/pilot/pilot3-rc.tar.gz"
     assert sc.get_complicated_pilot_options("PR", prod_rc_permille=0)["pilot_url_str"] == ""
@@ -114,8 +115,8 @@ def test_ce_weighting_slave_queue_targets_what_is_queued():
 
 
 def test_ce_weighting_without_history_is_equal():
-    total, weights, throughputs, target = sc.get_ce_weighting(["ce1", "ce2"], ({"nQueueLimitWorker": 4}, {}, {}, 3600, 2))
-    assert (total, weights, throughputs, target) == (2000.0, {"ce1": 1000.0, "ce2": 1000.0}, {"ce1": 0.0, "ce2": 0.0}, 6.0)
+    weighting = sc.get_ce_weighting(["ce1", "ce2"], ({"nQueueLimitWorker": 4}, {}, {}, 3600, 2))
+    assert weighting == (2000.0, {"ce1": 1000.0, "ce2": 1000.0}, {"ce1": 0.0, "ce2": 0.0}, 6.0)
 
 
 def test_choose_ce_follows_the_weights():
@@ -181,7 +182,8 @@ def test_issuer_broker_client_credentials_flow(issuer_url):
 
     broker = IssuerBroker(issuer_url, "harvester", "s3cret", name="atlas")
     assert broker.token_request_url == f"{issuer_url}/token" and broker.timeout == 3
-    assert broker.get_access_token(aud="https://ce01.example.org", scope="compute.read") == "tok-https://ce01.example.org"
+    token = broker.get_access_token(aud="https://ce01.example.org", scope="compute.read")
+    assert token == "tok-https://ce01.example.org"
     path, form = _Issuer.requests_seen[-1]
     assert path == "/token"
     assert form == {"grant_type": ["client_credentials"], "client_id": ["harvester"], "client_secret": ["s3cret"],
@@ -233,3 +235,23 @@ def test_aux_inputs_of_a_production_job():
         "sandbox.tgz": {"scope": "aux_input", "INTERNAL_FileType": "aux_input",
                         "INTERNAL_URL": "https://x:25443/cache/sandbox.tgz"}}
     assert AuxExtractor().get_aux_inputs(_job()) == {}
+
+
+# ---------------------------------------------------------------- harvestermisc.gitlab_utils
+def test_gitlab_job_params_round_trip_owner_only(tmp_path):
+    import os
+    import stat
+
+    from pandaharvester.harvestermisc import gitlab_utils
+
+    worker = SimpleNamespace(get_access_point=lambda: str(tmp_path))
+    params = {"project_api": "https://gitlab.example.org/api/v4/projects", "project_id": 7,
+              "secrets": {"trigger": "t0ken"}}
+    gitlab_utils.store_job_params(worker, params)
+    path = tmp_path / "__job_params__"
+    assert gitlab_utils.make_file_path(worker) == str(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert gitlab_utils.get_job_params(worker) == params
+    os.chmod(path, 0o644)  # an existing file is tightened when rewritten
+    gitlab_utils.store_job_params(worker, {"x": 1})
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600 and gitlab_utils.get_job_params(worker) == {"x": 1}
