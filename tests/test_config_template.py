@@ -87,7 +87,7 @@ OUR_KEYS = {
 
 # only these may hold a FIXME: every site must set them
 FIXME_KEYS = {("master", "uname"), ("master", "gname"), ("master", "harvester_id"), ("db", "database_filename"),
-              ("db", "password")}
+              ("db", "password"), ("credmanager", "inCertFile"), ("credmanager", "outCertFile")}
 
 # module-level names of harvester_config that are not sections
 API_NAMES = {"reload", "dump", "sections", "get_section", "ensure_loaded", "files_read", "config_dict",

@@ -43,6 +43,10 @@ def instance_defaults(home: Path, harvester_id: str = "test-harvester") -> dict[
         "qconf": {"configFile": str(home / "etc" / "panda" / "panda_queueconfig.json")},
         "fifo": {"database_filename": str(home / "$(TITLE)_fifo.db")},
         "service_monitor": {"pidfile": str(home / "panda_harvester.pid")},
+        # no proxy here: the template's NoVomsCredManager entries would only fail to renew
+        "credmanager": {"moduleName": "pandaharvester.harvestercredmanager.dummy_cred_manager",
+                        "className": "DummyCredManager", "inCertFile": "/dev/null", "outCertFile": "/dev/null",
+                        "voms": "dummy"},
     }
 
 

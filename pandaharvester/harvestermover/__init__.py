@@ -1,0 +1,1 @@
+"""harvestermover: helpers shared by the data-moving plugins (preparators and stagers)."""
