@@ -199,3 +199,50 @@ def test_refused_job_logs_an_error_with_its_panda_id(env, emulator, caplog):
     with caplog.at_level("ERROR", logger="panda.log.propagator"):
         propagate(mapper, FailingReplies())
     assert any(f"<PandaID={pid}>" in r.getMessage() and "server busy" in r.getMessage() for r in caplog.records)
+
+
+def test_worker_stats_of_pseudo_queues_go_to_panda_under_the_unified_queue(agent_env, emulator, monkeypatch):
+    from pandaharvester.harvesterbody import propagator
+
+    unified, push = f"UPQ_{uuid.uuid4().hex[:8]}", f"PQ_{uuid.uuid4().hex[:8]}"
+    harvester_id = f"h-{uuid.uuid4().hex[:8]}"
+    pull = {"map_type": "NoJob", "runMode": "slave"}
+    home, mapper, proxy = agent_env(lambda h: {f"{unified}/SCORE": queue(h, **pull),
+                                               f"{unified}/MCORE": queue(h, **pull), push: queue(h)},
+                                    emulator_overrides(emulator, harvester_id))
+    proxy.set_queue_limit(unified, {"managed": {"SCORE": 3, "MCORE": 2}})
+    for site, rt, status in ((f"{unified}/SCORE", "SCORE", "submitted"), (f"{unified}/SCORE", "SCORE", "running"),
+                             (f"{unified}/MCORE", "MCORE", "submitted"), (push, "SCORE", "running")):
+        store_worker(proxy, make_worker(site, status=status, map_type="NoJob", has_job=0, jobType="managed",
+                                        resourceType=rt))
+    monkeypatch.setitem(propagator._stats_sent, "time", None)  # due now
+    propagate(mapper, CountingCommunicator())
+    held = {queue_name: by_id[harvester_id] for queue_name, by_id in emulator.worker_stats().items()
+            if harvester_id in by_id}
+    # one report for the unified queue, with both pseudo-queues' workers by job and resource type
+    assert set(held) == {unified, push}, held
+    assert held[unified] == {
+        "ANY": {"SCORE": {"running": 0, "submitted": 0, "finished": 0, "to_submit": 0},
+                "MCORE": {"running": 0, "submitted": 0, "finished": 0, "to_submit": 0}},
+        "managed": {"SCORE": {"running": 1, "submitted": 1, "finished": 0, "to_submit": 3},
+                    "MCORE": {"running": 0, "submitted": 1, "finished": 0, "to_submit": 2}},
+    }
+    assert held[push] == {"managed": {"SCORE": {"running": 1, "submitted": 0, "finished": 0, "to_submit": 0}}}
+
+
+def test_reports_of_pseudo_queues_merge_by_panda_queue():
+    from types import SimpleNamespace
+
+    from pandaharvester.harvestercore.worker_stats import by_panda_queue
+
+    configs = {"U/SCORE": SimpleNamespace(siteName="U"), "U/MCORE": SimpleNamespace(siteName="U"),
+               "X/SCORE": SimpleNamespace(siteName="PANDA_X")}
+    stats = {"U/SCORE": {"managed": {"SCORE": {"running": 2, "to_submit": None}}},
+             "U/MCORE": {"managed": {"MCORE": {"running": 1}, "SCORE": {"running": 1, "to_submit": 4}}},
+             "X/SCORE": {"ANY": {"SCORE": {"submitted": 1}}},
+             "OLD/SCORE": {"ANY": {}},  # no config any more: the name before "/"
+             "PLAIN": {"ANY": {}}}
+    assert by_panda_queue(stats, configs.get) == {
+        "U": {"managed": {"SCORE": {"running": 3, "to_submit": 4}, "MCORE": {"running": 1}}},
+        "PANDA_X": {"ANY": {"SCORE": {"submitted": 1}}}, "OLD": {"ANY": {}}, "PLAIN": {"ANY": {}}}
+    assert stats["U/SCORE"]["managed"]["SCORE"]["running"] == 2  # the input is not changed

@@ -118,7 +118,9 @@ def test_worker_stats_and_limits(proxy):
                                        jobType="managed", resourceType="SCORE"),
                            make_worker(3, status="missed", submitTime=ago(60))])
     stats = proxy.get_worker_stats("Q1")
-    assert stats["ANY"]["ANY"]["running"] == 1 and stats["ANY"]["ANY"]["to_submit"] == 3
+    # each worker once, under its own job and resource type; every pq_table row gives its to_submit
+    assert stats["managed"]["SCORE"] == {"running": 1, "submitted": 1, "finished": 0, "to_submit": None}
+    assert stats["ANY"]["ANY"] == {"running": 0, "submitted": 0, "finished": 0, "to_submit": 3}
     bulk = proxy.get_worker_stats_bulk(["UPS"])
     assert bulk["Q1"]["managed"]["SCORE"]["running"] == 1
     assert bulk["UPS"] == {"managed": {"SCORE": {"running": 0, "submitted": 0, "finished": 0, "to_submit": 0}}}
@@ -172,11 +174,12 @@ def test_worker_limits_of_pseudo_queues(proxy):
                                                       "nQueueLimitWorkerPerRT": 2}
     # a plain queue keeps the original's lookup (its site's catch-all row)
     assert proxy.get_worker_limits("P")[0]["nQueueLimitWorker"] == 6
-    # PanDA asks for a resource type the site has no pseudo-queue for: set_queue_limit clones a
-    # row; each pseudo-queue keeps the limits of its own resource type
-    assert proxy.set_queue_limit("S", {"ANY": {"SCORE": 3, "MCORE": 1, "SCORE_HIMEM": 2}})
+    # PanDA asks for a resource type the site has no pseudo-queue for: not applied (no row is
+    # added to a pseudo-queue of another resource type); each pseudo-queue keeps its own limits
+    assert proxy.set_queue_limit("S", {"ANY": {"SCORE": 3, "MCORE": 1, "SCORE_HIMEM": 2}}) == {
+        "ANY": {"SCORE": 3, "MCORE": 1}}
     cur = proxy.execute("SELECT COUNT(*) FROM pq_table WHERE siteName='S'")
-    assert cur.fetchone()[0] == 3
+    assert cur.fetchone()[0] == 2
     proxy.commit()
     assert proxy.get_worker_limits("S/SCORE", score)[0]["nQueueLimitWorker"] == 4
     assert proxy.get_worker_limits("S/MCORE", mcore)[0]["maxWorkers"] == 5
@@ -203,7 +206,7 @@ def test_queues_to_submit_and_queue_limits(proxy):
     ret = proxy.set_queue_limit("S1", {"managed": {"SCORE": 5}, "ANY": {"ANY": 2}})
     assert ret == {"managed": {"SCORE": 5}, "ANY": {"ANY": 2}}
     cur = proxy.execute("SELECT uniqueName, nNewWorkers FROM pq_table ORDER BY uniqueName")
-    assert [tuple(r) for r in cur.fetchall()] == [("Q1:ANY:ANY", 2), ("S1:SCORE:managed", 5)]
+    assert [tuple(r) for r in cur.fetchall()] == [("Q1:ANY:ANY", 2), ("Q1:SCORE:managed", 5)]
     proxy.commit()
     assert proxy.update_panda_queue_attribute("submitTime", ago(10), site_name="S1")
     assert proxy.purge_pq("Q1")

@@ -56,14 +56,38 @@ def _pull_run(daemon_run):
                       queue_changes={f"{PULL}/SCORE": CHANGES, f"{PULL}/MCORE": CHANGES})
 
 
+def _panda_stats(run) -> dict:
+    """What PanDA holds for this instance, per PanDA queue: {queue: {jobType: {resourceType: {status: n}}}}."""
+    return {queue: by_instance[run.harvester_id] for queue, by_instance in run.emulator.worker_stats().items()
+            if run.harvester_id in by_instance}
+
+
 def test_pull_workers_follow_queue_depth(daemon_run):  # noqa: F811
     run = _pull_run(daemon_run)
     _set_depth(run, 2, 1)
     run.start()
     _settles(run, {f"{PULL}/SCORE": 2, f"{PULL}/MCORE": 1})
+    # PanDA's command carries the real job type; each pseudo-queue took its own share, as workers
+    # of that job type and of its own resource type
+    assert "{'managed': {'SCORE': 2, 'MCORE': 1}}" in run.log("submitter")
+    live = {(w["computingSite"], w["resourceType"]) for w in run.workers(PULL) if w["status"] not in FINAL}
+    assert live == {(f"{PULL}/SCORE", "SCORE"), (f"{PULL}/MCORE", "MCORE")}
+    job_types = {r["jobType"] for r in run.db_rows("SELECT jobType FROM work_table WHERE status='submitted'")}
+    assert job_types == {"managed"}
     _set_depth(run, 3, 3)  # raise both: the queued workers follow
     _settles(run, {f"{PULL}/SCORE": 3, f"{PULL}/MCORE": 3})
-    assert "SET_N_WORKERS_JOBTYPE" in run.log("submitter")
+    # PanDA asks for the statistics of the unified queue: it gets them under that name, broken
+    # down by job type and resource type (never under the pseudo-queue names)
+    run.emulator.add_command(run.harvester_id, f"REPORT_WORKER_STATS:{PULL}", None, ack_requested=False)
+
+    def reported():
+        managed = _panda_stats(run).get(PULL, {}).get("managed", {})
+        return {rt: counts.get("submitted") for rt, counts in managed.items()} == {"SCORE": 3, "MCORE": 3}
+
+    run.wait_until(reported, 20, f"PanDA holds the worker statistics of {PULL} by job and resource type")
+    stats = _panda_stats(run)
+    assert set(stats) == {PULL}, stats
+    assert stats[PULL]["managed"]["SCORE"]["to_submit"] == 3 and stats[PULL]["managed"]["MCORE"]["to_submit"] == 3
     assert run.stop() == 0
 
 

@@ -335,16 +335,22 @@ def test_workers_commands_and_queue_depth(emulator):
         "KILL_WORKERS",
         "REPORT_WORKER_STATS:SITE_W",
     ]
-    assert cmds[0]["params"] == {"ANY": {"SCORE": 25}} and cmds[1]["command_id"] == cid
+    # a real job type by default, as the real server's pilot streaming sends it
+    assert cmds[0]["params"] == {"managed": {"SCORE": 25}} and cmds[1]["command_id"] == cid
     assert post(emulator, "harvester/acquire_commands", {"harvester_id": "H2", "n_commands": 10})["data"] == []
     assert emulator.state()["commands"]["H2"] == {"sent": 2}
     assert post(emulator, "harvester/acknowledge_commands", {"command_ids": [c["command_id"] for c in cmds]})["success"]
     assert emulator.state()["commands"] == {}
-    assert emulator.state()["queue_depth"] == {"SITE_W": {"ANY": {"SCORE": 25}}}
+    assert emulator.state()["queue_depth"] == {"SITE_W": {"managed": {"SCORE": 25}}}
     # a later depth for another resource type: the command carries every depth of the site
     emulator.set_queue_depth("SITE_W", 3, resource_type="MCORE")
     cmds = post(emulator, "harvester/acquire_commands", {"harvester_id": "H2", "n_commands": 10})["data"]
-    assert [c["params"] for c in cmds] == [{"ANY": {"SCORE": 25, "MCORE": 3}}]
+    assert [c["params"] for c in cmds] == [{"managed": {"SCORE": 25, "MCORE": 3}}]
+    post(emulator, "harvester/acknowledge_commands", {"command_ids": [c["command_id"] for c in cmds]})
+    # ANY stays possible, mixed with the real job type in the same command
+    emulator.set_queue_depth("SITE_W", 0, resource_type="SCORE", job_type="ANY")
+    cmds = post(emulator, "harvester/acquire_commands", {"harvester_id": "H2", "n_commands": 10})["data"]
+    assert [c["params"] for c in cmds] == [{"ANY": {"SCORE": 0}, "managed": {"SCORE": 25, "MCORE": 3}}]
     post(emulator, "harvester/acknowledge_commands", {"command_ids": [c["command_id"] for c in cmds]})
     with pytest.raises(EmulatorError, match="unknown command"):
         emulator.add_command("H2", "NOT_A_COMMAND")
@@ -357,6 +363,37 @@ def test_workers_commands_and_queue_depth(emulator):
         {"harvester_id": "H2", "panda_queue": "SITE_W", "statistics": json.dumps(stats)},
     )["success"]
     assert get(emulator, "harvester/get_worker_statistics")["data"] == {"SITE_W": {"H2": stats}}
+
+
+def _report(emu, harvester_id, queue, statistics):
+    return post(emu, "harvester/report_worker_statistics",
+                {"harvester_id": harvester_id, "panda_queue": queue, "statistics": statistics})
+
+
+def test_worker_statistics_as_the_real_server_keeps_them(emulator):
+    # a report replaces all the server holds for (instance, queue); other queues and instances stay
+    first = {"managed": {"SCORE": {"running": 3, "submitted": 1}, "MCORE": {"running": 1}}}
+    assert _report(emulator, "HS", "UPQ", json.dumps(first)) == {"success": True, "message": "OK", "data": None}
+    assert _report(emulator, "HS", "OTHER", json.dumps(first))["success"]
+    assert _report(emulator, "HS2", "UPQ", json.dumps(first))["success"]
+    second = {"managed": {"SCORE": {"submitted": 2, "to_submit": 4}, "Undefined": {"running": 9}},
+              "ANY": {"SCORE": {"running": 0}}, "user": {}}
+    assert _report(emulator, "HS", "UPQ", json.dumps(second))["success"]
+    held = get(emulator, "harvester/get_worker_statistics")["data"]
+    # "Undefined" is dropped and a job type without rows is not held, as the real server's rows do
+    assert held["UPQ"]["HS"] == {"managed": {"SCORE": {"submitted": 2, "to_submit": 4}},
+                                 "ANY": {"SCORE": {"running": 0}}}
+    assert held["UPQ"]["HS2"] == first and held["OTHER"]["HS"] == first
+    assert emulator.worker_stats() == held
+    # what the real server cannot store fails with its "database error" and keeps the last report
+    for bad in ("not json", json.dumps([1, 2]), json.dumps({"managed": {"SCORE": {"running": "3"}}}),
+                json.dumps({"managed": ["SCORE"]})):
+        assert _report(emulator, "HS", "UPQ", bad) == {"success": False, "message": "database error", "data": None}
+    assert get(emulator, "harvester/get_worker_statistics")["data"]["UPQ"]["HS"] == held["UPQ"]["HS"]
+    # workers an instance reported through update_workers are no statistics of their own
+    worker = {"workerID": 1, "status": "running", "computingSite": "NOSTATS", "resourceType": "SCORE"}
+    assert post(emulator, "harvester/update_workers", {"harvester_id": "HS", "workers": [worker]})["data"] == [True]
+    assert "NOSTATS" not in get(emulator, "harvester/get_worker_statistics")["data"]
 
 
 def test_statistics_metrics_dialogs_creds_metaconfig(emulator):

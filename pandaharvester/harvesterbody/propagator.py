@@ -22,6 +22,7 @@ from pandaharvester.harvestercore.command_spec import CommandSpec
 from pandaharvester.harvestercore.log_utils import ids_text
 from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
 from pandaharvester.harvestercore.pilot_errors import PilotErrors
+from pandaharvester.harvestercore.worker_stats import by_panda_queue
 
 _logger = core_utils.setup_logger("propagator")
 
@@ -215,7 +216,8 @@ class Propagator(AgentBase):
 
     def report_worker_stats(self) -> None:
         """Every STATS_PERIOD, one of the Propagator threads of this process reports the statistics
-        of every active queue (they used to send the same reports once per thread)."""
+        of every active queue (they used to send the same reports once per thread), under the PanDA
+        queue name (``worker_stats.by_panda_queue``)."""
         with _stats_lock:
             last = _stats_sent["time"]
             if last and time.time() - last <= STATS_PERIOD:
@@ -223,7 +225,8 @@ class Propagator(AgentBase):
             _stats_sent["time"] = time.time()  # claimed: the other threads skip this period
         sent = False
         stats = self.dbProxy.get_worker_stats_bulk(self.queueConfigMapper.get_active_ups_queues())
-        for site_name, site_stats in (stats or {}).items():
+        # one report per PanDA queue (the pseudo-queues of a unified queue merged): each replaces the last
+        for site_name, site_stats in by_panda_queue(stats or {}, self.queueConfigMapper.get_queue).items():
             if self._send_worker_stats(site_name, site_stats, "bulk"):
                 sent = True
                 self._last_stats_update = time.time()

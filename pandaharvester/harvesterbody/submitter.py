@@ -75,19 +75,25 @@ class Submitter(AgentBase):
 
     def apply_commands(self, site_name: str, log: Any, current: dict | None = None, res_map: dict | None = None
                        ) -> None:
-        """Apply the queue depths PanDA set with SET_N_WORKERS_JOBTYPE for this site, in the DB and in
-        this cycle's counts ``current`` (``res_map``: {jobType: {resourceType: queue}}), so that a new
-        depth counts at once rather than at the site's next turn."""
+        """Apply the queue depths PanDA set with SET_N_WORKERS_JOBTYPE for this site in the DB, then
+        read this cycle's counts ``current`` (and ``res_map``: {jobType: {resourceType: queue}})
+        again, so that a new depth — also one for a job type the site had no row for — counts at
+        once rather than at the site's next turn."""
         pattern = f"{CommandSpec.COM_setNWorkers}:{site_name}"
+        applied = False
         for command in self.dbProxy.get_commands_for_receiver("submitter", pattern) or []:
             log.info(f"applying {command.command} params={command.params}")
-            new_limits = self.dbProxy.set_queue_limit(site_name, command.params) or {}
-            for job_type, by_resource in new_limits.items():
-                for resource_type, value in by_resource.items():
-                    queue_name = (res_map or {}).get(job_type, {}).get(resource_type)
-                    counts = (current or {}).get(queue_name, {}).get(job_type, {}).get(resource_type)
-                    if counts is not None:
-                        counts["nNewWorkers"] = value
+            self.dbProxy.set_queue_limit(site_name, command.params)
+            applied = True
+        if not applied or current is None:
+            return
+        fresh, fresh_map = self.dbProxy.get_site_slots(site_name, harvester_config.submitter.lockInterval)
+        if fresh:
+            current.clear()
+            current.update(fresh)
+            if res_map is not None:
+                res_map.clear()
+                res_map.update(fresh_map)
 
     # ------------------------------------------------------------------ one slot
     def submit_slot(self, queue_name: str, job_type: str, resource_type: str, counts: dict, locked_by: str) -> bool:

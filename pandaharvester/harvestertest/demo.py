@@ -1,8 +1,9 @@
 """The README's run command: a whole Harvester flow on one machine, shown as it happens.
 
 Starts the bundled PanDA emulator (HTTP, its own SQLite state) with a task of jobs for a push
-queue and a queue depth for a pull queue, starts the Harvester daemon (SQLite, dummy plugins
-whose workers are real local processes) as a separate process, prints the flow every few
+queue and a queue depth (job type ``managed``, as the real server sends it) for a unified pull
+queue served by one pseudo-queue per resource type, starts the Harvester daemon (SQLite, dummy
+plugins whose workers are real local processes) as a separate process, prints the flow every few
 seconds, and stops both once every job is final in PanDA and the pull workers are done.
 
     python -m pandaharvester.harvestertest.demo [--jobs N] [--pull-workers N] [--workdir DIR] [--slurm]
@@ -33,15 +34,17 @@ HARVESTER_ID = "demo-harvester"
 PUSH_QUEUE = "DEMO_PUSH"
 PULL_QUEUE = "DEMO_PULL"
 PULL_RESOURCE_TYPES = ("SCORE", "MCORE")  # pseudo-queues DEMO_PULL/SCORE and DEMO_PULL/MCORE
+PULL_JOB_TYPE = "managed"  # the job type the real server's SET_N_WORKERS_JOBTYPE carries
 FINAL_JOB_STATES = ("finished", "failed", "closed", "cancelled")
 SLURM_PUSH_QUEUE = "SLURM_PUSH"
 SLURM_PULL_QUEUE = "SLURM_PULL"
 
 
-def set_queue_depth(emulator: Any, site: str, depths: dict[str, int], job_type: str = "ANY") -> None:
+def set_queue_depth(emulator: Any, site: str, depths: dict[str, int], job_type: str = PULL_JOB_TYPE) -> None:
     """PanDA sets the queue depth of every resource type of ``site`` in one SET_N_WORKERS_JOBTYPE
     command (Harvester resets the slots a command does not name, so one command per resource type
-    would leave only the last one)."""
+    would leave only the last one), with a real job type as the real server does
+    (``{"managed": {"SCORE": n, "MCORE": n}}``); each pseudo-queue ``site/RT`` takes its share."""
     for resource_type, n in depths.items():
         emulator.set_queue_depth(site, n, resource_type=resource_type, job_type=job_type, command=False)
     emulator.add_command(HARVESTER_ID, f"SET_N_WORKERS_JOBTYPE:{site}", {job_type: dict(depths)})
@@ -160,7 +163,7 @@ class Demo:
         self.emulator.add_task(self.push_queue, self.n_jobs)
         set_queue_depth(self.emulator, self.pull_queue, {rt: self.n_pull_workers for rt in PULL_RESOURCE_TYPES})
         print(f"emulator at {self.emulator.base_url}; {self.n_jobs} jobs for {self.push_queue}, "
-              f"queue depth {self.n_pull_workers} for each of "
+              f"queue depth {self.n_pull_workers} ({PULL_JOB_TYPE}) for each of "
               + ", ".join(f"{self.pull_queue}/{rt}" for rt in PULL_RESOURCE_TYPES)
               + (" (on the local Slurm)" if self.slurm else ""))
 

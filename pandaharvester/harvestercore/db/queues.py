@@ -38,12 +38,16 @@ class QueuesMixin(DBModule):
                 queue_config = configs[queue_name]
                 if queue_config is None:
                     continue
+                # the queue's own row: resource type ANY, or RT for a pseudo-queue SITE/RT
+                resource_type = getattr(queue_config, "resourceType", None) or pq_cls.RT_catchall
+                job_type = getattr(queue_config, "jobType", None) or pq_cls.JT_catchall
+                unique_name = core_utils.get_unique_queue_name(queue_name, resource_type, job_type)
                 exists = self._exec("SELECT 1 FROM pq_table WHERE queueName=:q AND resourceType=:rt AND jobType=:jt",
-                                    {":q": queue_name, ":rt": pq_cls.RT_catchall, ":jt": pq_cls.JT_catchall}
-                                    ).fetchone() is not None
+                                    {":q": queue_name, ":rt": resource_type, ":jt": job_type}).fetchone() is not None
                 if refill_table:
                     self._exec("DELETE FROM pq_table WHERE queueName=:q", {":q": queue_name})
                 if exists and not refill_table:
+                    self._fix_unique_name(queue_name, resource_type, job_type, unique_name)
                     varmap = {f":{a}": getattr(queue_config, a) for a in LIMIT_ATTRS if hasattr(queue_config, a)}
                     if not varmap:
                         continue
@@ -53,19 +57,22 @@ class QueuesMixin(DBModule):
                     self._exec(f"UPDATE pq_table SET {sets} WHERE queueName=:q_key", varmap)
                     continue
                 values = {c: getattr(queue_config, c) for c in columns if hasattr(queue_config, c)}
-                values["queueName"] = queue_name
-                values.setdefault("resourceType", pq_cls.RT_catchall)
-                values.setdefault("jobType", pq_cls.JT_catchall)
-                values["resourceType"] = values["resourceType"] or pq_cls.RT_catchall
-                values["jobType"] = values["jobType"] or pq_cls.JT_catchall
-                if not values.get("uniqueName"):
-                    values["uniqueName"] = core_utils.get_unique_queue_name(queue_name, values["resourceType"],
-                                                                            values["jobType"])
+                # keyed by the row's own job type, not by the queue config's uniqueName (made with the
+                # prodSourceLabel, it would take the key of the row PanDA's first real job type needs)
+                values.update(queueName=queue_name, resourceType=resource_type, jobType=job_type,
+                              uniqueName=unique_name)
                 names = list(values)
                 schema.check_row("pq_table", pq_cls, names, [values[n] for n in names])
                 self._exec(self._engine.insert_sql("pq_table", names, ignore=True), [values[n] for n in names])
         make_logger(_logger, method_name="fill_panda_queue_table").debug(f"done refill={refill_table}")
         return True
+
+    def _fix_unique_name(self, queue_name: str, resource_type: str, job_type: str, unique_name: str) -> None:
+        """Re-key the queue's own row as ``unique_name`` (an older version keyed it with the queue
+        config's uniqueName, ``<queue>:<resourceType>:<prodSourceLabel>``)."""
+        if self._exec("SELECT 1 FROM pq_table WHERE uniqueName=:u", {":u": unique_name}).fetchone() is None:
+            self._exec("UPDATE pq_table SET uniqueName=:u WHERE queueName=:q AND resourceType=:rt AND jobType=:jt",
+                       {":u": unique_name, ":q": queue_name, ":rt": resource_type, ":jt": job_type})
 
     @db_method(lambda: ({}, None, {}))
     def get_queues_to_submit(self, *args: Any, **kwargs: Any) -> tuple[dict[str, Any], str | None, dict[str, Any]]:
@@ -83,7 +90,6 @@ class QueuesMixin(DBModule):
         params = dict(zip(names, args))
         params.update(kwargs)
         lookup, lock, locked_by, queue_lock = (params[n] for n in names)
-        work_cls = schema.spec_class("work_table")
         now = naive_utcnow()
         result: dict[str, Any] = {}
         resource_map: dict[str, Any] = {}
@@ -102,40 +108,56 @@ class QueuesMixin(DBModule):
                 if n == 0:
                     continue
                 site_name = site
-                for queue, job_type, resource_type, n_new in self._exec(
-                        "SELECT queueName, jobType, resourceType, nNewWorkers FROM pq_table WHERE siteName=:s",
-                        {":s": site}).fetchall():
-                    varmap: dict[str, Any] = {":q": queue}
-                    extra = ""
-                    if job_type != "ANY":
-                        extra += " AND jobType=:jt"
-                        varmap[":jt"] = job_type
-                    if resource_type != "ANY":
-                        extra += " AND resourceType=:rt"
-                        varmap[":rt"] = resource_type
-                    # workers inserted before submission and never registered (a crashed submitter)
-                    self._exec(f"DELETE FROM work_table WHERE computingSite=:q AND status=:pending "
-                               f"AND modificationTime<:limit{extra}",
-                               dict(varmap, **{":pending": work_cls.ST_pending,
-                                               ":limit": now - datetime.timedelta(seconds=lock)}))
-                    n_queue = n_ready = n_running = 0
-                    for status, cnt in self._exec(f"SELECT status, COUNT(*) FROM work_table WHERE computingSite=:q"
-                                                  f"{extra} GROUP BY status", varmap).fetchall():
-                        if status in ("submitted", "pending", "idle"):
-                            n_queue += cnt
-                        elif status == "ready":
-                            n_ready += cnt
-                        elif status == "running":
-                            n_running += cnt
-                    (n_refill,) = self._exec(f"SELECT COUNT(*) FROM work_table WHERE computingSite=:q AND "
-                                             f"status='running' AND nJobsToReFill IS NOT NULL AND nJobsToReFill>0"
-                                             f"{extra}", varmap).fetchone()
-                    result.setdefault(queue, {}).setdefault(job_type, {})[resource_type] = {
-                        "nReady": n_ready + n_refill, "nRunning": n_running, "nQueue": n_queue, "nNewWorkers": n_new}
-                    resource_map.setdefault(job_type, {})[resource_type] = queue
+                result, resource_map = self._site_slots(site, lock, now)
                 break
         make_logger(_logger, method_name="get_queues_to_submit").debug(f"site={site_name} got {result}")
         return result, site_name, resource_map
+
+    @db_method(lambda: ({}, {}))
+    def get_site_slots(self, site_name: str, lock_interval: float) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The counts ``get_queues_to_submit`` gives for a site the caller already locked, read again
+        (after ``set_queue_limit`` added rows): ``(counts, {jobType: {resourceType: queue}})``."""
+        with self._tx():
+            return self._site_slots(site_name, lock_interval, naive_utcnow())
+
+    def _site_slots(self, site: str, lock: float, now: datetime.datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Worker counts per pq_table row (queue, jobType, resourceType) of ``site``; pending workers
+        older than ``lock`` seconds (a crashed submitter) are removed first."""
+        work_cls = schema.spec_class("work_table")
+        result: dict[str, Any] = {}
+        resource_map: dict[str, Any] = {}
+        for queue, job_type, resource_type, n_new in self._exec(
+                "SELECT queueName, jobType, resourceType, nNewWorkers FROM pq_table WHERE siteName=:s",
+                {":s": site}).fetchall():
+            varmap: dict[str, Any] = {":q": queue}
+            extra = ""
+            if job_type != "ANY":
+                extra += " AND jobType=:jt"
+                varmap[":jt"] = job_type
+            if resource_type != "ANY":
+                extra += " AND resourceType=:rt"
+                varmap[":rt"] = resource_type
+            # workers inserted before submission and never registered (a crashed submitter)
+            self._exec(f"DELETE FROM work_table WHERE computingSite=:q AND status=:pending "
+                       f"AND modificationTime<:limit{extra}",
+                       dict(varmap, **{":pending": work_cls.ST_pending,
+                                       ":limit": now - datetime.timedelta(seconds=lock)}))
+            n_queue = n_ready = n_running = 0
+            for status, cnt in self._exec(f"SELECT status, COUNT(*) FROM work_table WHERE computingSite=:q"
+                                          f"{extra} GROUP BY status", varmap).fetchall():
+                if status in ("submitted", "pending", "idle"):
+                    n_queue += cnt
+                elif status == "ready":
+                    n_ready += cnt
+                elif status == "running":
+                    n_running += cnt
+            (n_refill,) = self._exec(f"SELECT COUNT(*) FROM work_table WHERE computingSite=:q AND "
+                                     f"status='running' AND nJobsToReFill IS NOT NULL AND nJobsToReFill>0"
+                                     f"{extra}", varmap).fetchone()
+            result.setdefault(queue, {}).setdefault(job_type, {})[resource_type] = {
+                "nReady": n_ready + n_refill, "nRunning": n_running, "nQueue": n_queue, "nNewWorkers": n_new}
+            resource_map.setdefault(job_type, {})[resource_type] = queue
+        return result, resource_map
 
     @db_method(False)
     def release_site(self, site_name: str, locked_by: str) -> bool:
@@ -147,33 +169,57 @@ class QueuesMixin(DBModule):
     @db_method(False)
     def clone_queue_with_new_job_and_resource_type(self, site_name: str, queue_name: str, job_type: str,
                                                    resource_type: str, new_workers: int) -> bool:
-        """Add a pq_table row for (queue, job type, resource type) copied from a row of the site."""
+        """Add a pq_table row for (job type, resource type) to a queue of the site: a copy of a row of
+        ``queue_name`` (of that resource type first, then the catch-all job type), else — the
+        original's call with the site name — of any row of the site."""
         pq_cls = schema.spec_class("pq_table")
         columns = pq_cls.column_names().split(",")
         with self._tx():
-            row = self._exec(f"SELECT {','.join(columns)} FROM pq_table WHERE siteName=:s LIMIT 1",
-                             {":s": site_name}).fetchone()
+            row = self._exec(f"SELECT {','.join(columns)} FROM pq_table WHERE siteName=:s "
+                             "ORDER BY queueName=:q DESC, resourceType=:rt DESC, jobType=:any DESC, uniqueName "
+                             "LIMIT 1", {":s": site_name, ":q": queue_name, ":rt": resource_type,
+                                         ":any": pq_cls.JT_catchall}).fetchone()
             if row is None:
                 make_logger(_logger, f"site_name={site_name}", method_name="clone_queue_with_new_job_and_resource_type"
                             ).debug("no queue to clone")
                 return True
             values = dict(zip(columns, row))
             values.update(resourceType=resource_type, jobType=job_type, nNewWorkers=new_workers,
-                          uniqueName=core_utils.get_unique_queue_name(queue_name, resource_type, job_type))
+                          uniqueName=core_utils.get_unique_queue_name(values["queueName"], resource_type, job_type))
             schema.check_row("pq_table", pq_cls, columns, [values[c] for c in columns])
-            self._exec(self._engine.insert_sql("pq_table", columns, ignore=True), [values[c] for c in columns])
+            if self._exec(self._engine.insert_sql("pq_table", columns, ignore=True),
+                          [values[c] for c in columns]).rowcount == 0:
+                make_logger(_logger, f"site_name={site_name}", method_name="clone_queue_with_new_job_and_resource_type"
+                            ).warning(f"pq_table row uniqueName={values['uniqueName']} exists already; not cloned")
+                return False
         return True
+
+    @staticmethod
+    def _queue_for_resource_type(rows: Sequence[tuple[str, str, str]], resource_type: str) -> str | None:
+        """The queue of a site that serves ``resource_type``: its pseudo-queue (a row of that
+        resource type), else the site's catch-all queue (resource type ANY), else None."""
+        for wanted in (resource_type, "ANY"):
+            queues = sorted({queue for queue, _jt, rt in rows if rt == wanted})
+            if queues:
+                return queues[0]
+        return None
 
     @db_method(dict)
     def set_queue_limit(self, site_name: str, params: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """Apply PanDA's SET_N_WORKERS_JOBTYPE: nNewWorkers per (jobType, resourceType) (others reset to 0);
-        returns {jobType: {resourceType: value}} of what was set."""
+        returns {jobType: {resourceType: value}} of what was set.
+
+        A (jobType, resourceType) the site has no row for gets one in the queue serving that
+        resource type (``_queue_for_resource_type``); with no such queue the value is not applied
+        (a WARNING names what to add).
+        """
         tmp_log = make_logger(_logger, f"siteName={site_name}", method_name="set_queue_limit")
         result: dict[str, dict[str, Any]] = {}
         with self._tx():
             self._exec("UPDATE pq_table SET nNewWorkers=0 WHERE siteName=:s", {":s": site_name})
-            known = {tuple(r) for r in self._exec("SELECT jobType, resourceType FROM pq_table WHERE siteName=:s",
-                                                  {":s": site_name}).fetchall()}
+            rows = [tuple(r) for r in self._exec("SELECT queueName, jobType, resourceType FROM pq_table "
+                                                 "WHERE siteName=:s", {":s": site_name}).fetchall()]
+            known = {(jt, rt) for _queue, jt, rt in rows}
             for job_type, values in params.items():
                 result.setdefault(job_type, {})
                 for resource_type, value in values.items():
@@ -181,12 +227,24 @@ class QueuesMixin(DBModule):
                     n = self._exec("UPDATE pq_table SET nNewWorkers=:n WHERE siteName=:s AND jobType=:jt AND "
                                    "resourceType=:rt", {":n": value, ":s": site_name, ":jt": job_type,
                                                         ":rt": resource_type}).rowcount
+                    slot = f"jobType={job_type} resourceType={resource_type}"
                     if n > 0 or (job_type, resource_type) in known:
                         result[job_type][resource_type] = value
-                    elif self.clone_queue_with_new_job_and_resource_type(site_name, site_name, job_type,
+                        tmp_log.debug(f"set nNewWorkers={value} to {slot}")
+                        continue
+                    queue_name = self._queue_for_resource_type(rows, resource_type)
+                    if queue_name is None:
+                        message = (f"{slot} nNewWorkers={value} not applied: no queue of the site serves "
+                                   f"{resource_type} (queues: {', '.join(sorted({r[0] for r in rows})) or 'none'}); "
+                                   f"add the pseudo-queue {site_name}/{resource_type} or a catch-all queue "
+                                   f"{site_name} to the queue config to serve it")
+                        (tmp_log.warning if value else tmp_log.debug)(message)
+                        continue
+                    if self.clone_queue_with_new_job_and_resource_type(site_name, queue_name, job_type,
                                                                          resource_type, value):
                         result[job_type][resource_type] = value
-                    tmp_log.debug(f"set nNewWorkers={value} to {site_name}:{job_type}:{resource_type}")
+                        rows.append((queue_name, job_type, resource_type))
+                        tmp_log.debug(f"set nNewWorkers={value} to {slot} in the new row of {queue_name}")
         return result
 
     @db_method(False)

@@ -34,24 +34,29 @@ class StatsMixin(DBModule):
 
     @db_method(dict)
     def get_worker_stats(self, site_name: str) -> dict[str, dict[str, dict[str, int]]]:
-        """{jobType: {resourceType: {running, submitted, finished, to_submit}}} for a site."""
+        """{jobType: {resourceType: {running, submitted, finished, to_submit}}} for a site: a slot per
+        pq_table row (``to_submit`` = its nNewWorkers), each worker of the site's queues counted once,
+        under its own jobType and resourceType (none: ``ANY``)."""
         result: dict[str, dict[str, dict[str, int]]] = {}
         with self._tx(write=False):
             for _queue, job_type, resource_type, n_new in self._exec(
                     "SELECT queueName, jobType, resourceType, nNewWorkers FROM pq_table WHERE siteName=:s",
                     {":s": site_name}).fetchall():
                 result.setdefault(job_type, {}).setdefault(resource_type, _new_counts(n_new))
-            for status, _site, job_type, resource_type, cnt in self._exec(
-                    "SELECT wt.status, wt.computingSite, pq.jobType, pq.resourceType, COUNT(*) "
-                    "FROM work_table wt, pq_table pq WHERE pq.siteName=:s AND wt.computingSite=pq.queueName "
-                    "AND wt.status IN ('running','submitted','finished') "
-                    "GROUP BY wt.status, wt.computingSite, pq.jobType, pq.resourceType", {":s": site_name}).fetchall():
+            for status, job_type, resource_type, cnt in self._exec(
+                    "SELECT status, COALESCE(jobType,'ANY'), COALESCE(resourceType,'ANY'), COUNT(*) FROM work_table "
+                    "WHERE computingSite IN (SELECT queueName FROM pq_table WHERE siteName=:s) "
+                    "AND status IN ('running','submitted','finished') "
+                    "GROUP BY status, COALESCE(jobType,'ANY'), COALESCE(resourceType,'ANY')",
+                    {":s": site_name}).fetchall():
                 result.setdefault(job_type, {}).setdefault(resource_type, _new_counts())[status] = cnt
         return result
 
     @db_method(dict)
     def get_worker_stats_bulk(self, active_ups_queues: Sequence[str] | None) -> dict[str, Any]:
-        """{queue: {jobType: {resourceType: counts}}} for all queues (UPS queues always present)."""
+        """{queue: {jobType: {resourceType: counts}}} for all queues (UPS queues always present); a
+        worker without a jobType counts under ``ANY``. The Propagator reports it per PanDA queue
+        (``worker_stats.by_panda_queue``)."""
         result: dict[str, Any] = {}
         with self._tx(write=False):
             for queue, job_type, resource_type, n_new in self._exec(
@@ -60,9 +65,9 @@ class StatsMixin(DBModule):
                 if resource_type and resource_type != "ANY":
                     by_type.setdefault(resource_type, _new_counts(n_new))
             for status, queue, job_type, resource_type, cnt in self._exec(
-                    "SELECT status, computingSite, jobType, resourceType, COUNT(*) FROM work_table "
+                    "SELECT status, computingSite, COALESCE(jobType,'ANY'), resourceType, COUNT(*) FROM work_table "
                     "WHERE status IN ('running','submitted','finished') "
-                    "GROUP BY status, computingSite, jobType, resourceType").fetchall():
+                    "GROUP BY status, computingSite, COALESCE(jobType,'ANY'), resourceType").fetchall():
                 if resource_type and resource_type != "ANY":
                     result.setdefault(queue, {}).setdefault(job_type, {}).setdefault(
                         resource_type, _new_counts())[status] = cnt

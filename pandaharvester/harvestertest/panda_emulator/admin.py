@@ -11,6 +11,7 @@ import json
 import time
 from typing import Any
 
+from .instances import DEFAULT_JOB_TYPE
 from .jobs import FINAL_STATES
 
 
@@ -191,7 +192,7 @@ def _route(srv, method: str, path: str, p: dict) -> tuple[int, Any]:
                 p["site"],
                 int(p["n"]),
                 p.get("resource_type", "ANY"),
-                p.get("job_type", "ANY"),
+                p.get("job_type", DEFAULT_JOB_TYPE),
                 p.get("harvester_id"),
                 bool(p.get("command", True)),
             )

@@ -231,8 +231,8 @@ def update_workers(srv, ctx: Context, p: dict) -> dict:
 
 def report_worker_statistics(srv, ctx: Context, p: dict) -> dict:
     queue = need(p, "panda_queue")
-    srv.instances.report_worker_stats(str(need(p, "harvester_id")), str(queue), as_json(p, "statistics"))
-    return ok(None, "OK")
+    success, message = srv.instances.report_worker_stats(str(need(p, "harvester_id")), str(queue), p.get("statistics"))
+    return ok(None, message) if success else fail(message)
 
 
 def get_worker_statistics(srv, ctx: Context, p: dict) -> dict:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .faults import KINDS
+from .instances import DEFAULT_JOB_TYPE
 
 
 def _serve_parser(sub) -> None:
@@ -99,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--site", required=True)
     p.add_argument("--n", type=int, required=True)
     p.add_argument("--resource-type", default="ANY")
-    p.add_argument("--job-type", default="ANY")
+    p.add_argument("--job-type", default=DEFAULT_JOB_TYPE,
+                   help=f"job type of the SET_N_WORKERS_JOBTYPE command (default {DEFAULT_JOB_TYPE}, as the real "
+                        "server; ANY possible)")
     p.add_argument("--harvester-id", default=None)
     p.add_argument("--no-command", action="store_true")
     p = sub.add_parser("kill-job", help="mark a job tobekilled")

@@ -10,6 +10,10 @@ from typing import Any
 from .store import Store, now
 
 MESSAGE_DATABASE = "database error in the PanDA server"
+# what the real server's report_worker_statistics answers when it cannot store a report
+STATS_DATABASE_ERROR = "database error"
+# the real server answers get_worker_statistics from the reports of the last 4 hours
+STATS_WINDOW_SECONDS = 4 * 3600
 
 # instance-table columns a heartbeat may set (anything else is a database error, as on the real server)
 HEARTBEAT_COLUMNS = {
@@ -23,6 +27,9 @@ HEARTBEAT_COLUMNS = {
     "status",
     "commands",
 }
+
+# the job type the real server puts in SET_N_WORKERS_JOBTYPE (its pilot streaming's default label)
+DEFAULT_JOB_TYPE = "managed"
 
 KNOWN_COMMANDS = ("KILL_WORKERS", "SET_N_WORKERS_JOBTYPE", "REPORT_WORKER_STATS", "SYNC_WORKERS_KILL", "RELOAD_CONFIG")
 
@@ -180,14 +187,16 @@ class Instances:
         site: str,
         n: int,
         resource_type: str = "ANY",
-        job_type: str = "ANY",
+        job_type: str = DEFAULT_JOB_TYPE,
         harvester_id: str | None = None,
         command: bool = True,
     ) -> dict:
         """Set the number of jobs/workers wanted at ``site``; notify instances with SET_N_WORKERS_JOBTYPE.
 
         As the real server, the command carries every depth set for the site (``{job_type:
-        {resource_type: n}}``): Harvester resets the slots a command does not name.
+        {resource_type: n}}``): Harvester resets the slots a command does not name. The job type is
+        a real one (``managed``) unless told otherwise, as the real server's pilot streaming sends it;
+        ``ANY`` is possible.
         """
         n = int(n)
         if n < 0:
@@ -225,34 +234,42 @@ class Instances:
         return sorted(found)
 
     # ---------------------------------------------------------- statistics
-    def report_worker_stats(self, harvester_id: str, panda_queue: str, statistics: Any) -> None:
-        """Store the worker statistics an instance reported for a queue (replaces the previous report)."""
-        if isinstance(statistics, str):
-            statistics = json.loads(statistics)
-        if not isinstance(statistics, dict):
-            raise TypeError("statistics must be a JSON object")
+    def report_worker_stats(self, harvester_id: str, panda_queue: str, statistics: Any) -> tuple[bool, str]:
+        """Store the worker statistics an instance reported for a PanDA queue, as the real server does:
+        the report REPLACES every row held for (instance, queue), one row per (jobType, resourceType,
+        status) with its number; resource type ``Undefined`` is dropped. A report that is not
+        ``{jobType: {resourceType: {status: n}}}`` fails with the server's "database error"."""
+        try:
+            if isinstance(statistics, str):
+                statistics = json.loads(statistics)
+            rows = [
+                (job_type, resource_type, status, n)
+                for job_type, by_resource in statistics.items()
+                for resource_type, counts in by_resource.items()
+                if resource_type != "Undefined"
+                for status, n in counts.items()
+            ]
+        except (AttributeError, TypeError, ValueError):
+            return False, STATS_DATABASE_ERROR
+        if any(not isinstance(n, (int, type(None))) or isinstance(n, bool) for *_key, n in rows):
+            return False, STATS_DATABASE_ERROR
+        stored: dict = {}
+        for job_type, resource_type, status, n in rows:
+            stored.setdefault(job_type, {}).setdefault(resource_type, {})[status] = n
         with self.store.write() as con:
-            con.execute(
-                "INSERT OR REPLACE INTO worker_stats VALUES(?,?,?,?)",
-                (harvester_id, panda_queue, json.dumps(statistics), now()),
-            )
+            con.execute("DELETE FROM worker_stats WHERE harvester_id=? AND panda_queue=?", (harvester_id, panda_queue))
+            if stored:
+                con.execute("INSERT INTO worker_stats VALUES(?,?,?,?)",
+                            (harvester_id, panda_queue, json.dumps(stored), now()))
+        return True, "OK"
 
     def worker_statistics(self) -> dict:
-        """{site: {harvester_id: {job_type: {resource_type: {status: n}}}}} (reports, else worker rows)."""
+        """{queue: {harvester_id: {job_type: {resource_type: {status: n}}}}} of the reports of the last
+        4 hours (the real server's window); workers an instance did not report are not counted."""
         out: dict = {}
-        reported = set()
-        for r in self.store.query("SELECT * FROM worker_stats"):
-            reported.add((r["harvester_id"], r["panda_queue"]))
+        limit = now() - STATS_WINDOW_SECONDS
+        for r in self.store.query("SELECT * FROM worker_stats WHERE update_time>=?", (limit,)):
             out.setdefault(r["panda_queue"], {})[r["harvester_id"]] = json.loads(r["statistics"])
-        for r in self.store.query(
-            "SELECT harvester_id, computing_site, job_type, resource_type, status, COUNT(*) AS n FROM workers"
-            " GROUP BY harvester_id, computing_site, job_type, resource_type, status"
-        ):
-            if (r["harvester_id"], r["computing_site"]) in reported:
-                continue
-            node = out.setdefault(r["computing_site"], {}).setdefault(r["harvester_id"], {})
-            node = node.setdefault(r["job_type"] or "ANY", {}).setdefault(r["resource_type"] or "ANY", {})
-            node[r["status"]] = node.get(r["status"], 0) + r["n"]
         return out
 
     # ------------------------------------------------- metrics and dialogs

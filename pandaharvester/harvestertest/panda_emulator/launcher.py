@@ -278,10 +278,16 @@ class EmulatorProcess:
     def set_queue_depth(self, site: str, n: int, **kw: Any) -> dict:
         """Set the number of jobs/workers PanDA wants queued at ``site``.
 
-        Keywords: ``resource_type`` ("ANY"), ``job_type`` ("ANY"), ``harvester_id`` (send the
-        SET_N_WORKERS_JOBTYPE command to that instance only), ``command`` (False: no command).
+        Keywords: ``resource_type`` ("ANY"), ``job_type`` ("managed", as the real server sends;
+        "ANY" possible), ``harvester_id`` (send the SET_N_WORKERS_JOBTYPE command to that instance
+        only), ``command`` (False: no command).
         """
         return self._data("POST", "set_queue_depth", {"site": site, "n": n, **kw})
+
+    def worker_stats(self) -> dict:
+        """The worker statistics PanDA holds: ``{queue: {harvester_id: {job_type: {resource_type:
+        {status: n}}}}}``, as ``harvester/get_worker_statistics`` answers."""
+        return self._data("GET", "worker_stats")
 
     def kill_job(self, panda_id: int) -> dict:
         """Mark a job tobekilled (a not-yet-dispatched job is cancelled at once)."""
