@@ -114,7 +114,9 @@ def test_a_short_proxy_is_invalid_and_gets_renewed(voms_env):
     assert ok, message
     left = short.check_credential_lifetime()
     assert left is not None and 0 < left <= 2 / 60
-    manager = NoVomsCredManager(inCertFile=str(voms_env["plain"]), outCertFile=str(out), lifetime=1, checkPeriod=0)
+    # renewed for 2 h, checked for more than 1 h left (a proxy made with -valid 1:00 has slightly less
+    # than an hour left by the time it is checked, so lifetime == threshold would always renew)
+    manager = NoVomsCredManager(inCertFile=str(voms_env["plain"]), outCertFile=str(out), lifetime=2, checkPeriod=1)
     assert manager.check_credential() is False  # two minutes left, one hour needed
     ok, message = manager.renew_credential()
     assert ok, message
