@@ -99,7 +99,8 @@ class DaemonRun:
     def __init__(self, home: Path, *, worker_seconds: float = 1.0, queues: dict | None = None,
                  queue_changes: dict[str, dict] | None = None, cfg: dict[str, dict] | None = None,
                  only_queues: list[str] | None = None,
-                 queue_maker: Callable[[Path, float], dict] | None = None) -> None:
+                 queue_maker: Callable[[Path, float], dict] | None = None,
+                 emulator_kwargs: dict[str, Any] | None = None) -> None:
         from pandaharvester.harvestertest import demo
 
         self.demo = demo
@@ -118,6 +119,7 @@ class DaemonRun:
                 else:
                     self.queues[name][key] = value
         self.cfg_changes = cfg or {}
+        self.emulator_kwargs = emulator_kwargs or {}  # more start_emulator() keywords (sent_timeout, faults)
         self.pid_file = self.home / "panda_harvester.pid"
         self.emulator: Any = None
         self.daemon: subprocess.Popen | None = None
@@ -128,7 +130,8 @@ class DaemonRun:
         from pandaharvester.harvestertest import instance
         from pandaharvester.harvestertest.panda_emulator.launcher import start_emulator
 
-        self.emulator = start_emulator(self.home / "emulator", extra_args=["--holding-delay", "0.3"])
+        self.emulator = start_emulator(self.home / "emulator", extra_args=["--holding-delay", "0.3"],
+                                       **self.emulator_kwargs)
         overrides = copy.deepcopy(self.demo.cfg_overrides(self.emulator.base_url))
         for section, values in self.cfg_changes.items():
             overrides.setdefault(section, {}).update(values)

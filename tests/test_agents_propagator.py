@@ -100,6 +100,58 @@ def test_fetcher_skips_malformed_job_keeps_the_others(env):
     assert {r[0] for r in db_jobs()} == {900000, 900001}
 
 
+class BadItemsCommunicator(CountingCommunicator):
+    """The real communicator; non-object items slipped into the real acquire_jobs reply."""
+
+    def get_jobs(self, *args, **kwargs):
+        jobs, message = super().get_jobs(*args, **kwargs)
+        return jobs[:10] + [42, "junk", None, ["x"], {"jobPars": "no PandaID"}] + jobs[10:], message
+
+
+class DbRefusedItemCommunicator(CountingCommunicator):
+    """The real reply plus a job the DB cannot store (a dict where an integer column is)."""
+
+    def get_jobs(self, *args, **kwargs):
+        jobs, message = super().get_jobs(*args, **kwargs)
+        return jobs + [dict(jobs[0], PandaID=jobs[0]["PandaID"] + 10**6, zipPerMB={"not": "a number"})], message
+
+
+def test_fetcher_records_every_good_job_when_items_are_not_jobs(env, emulator, caplog):
+    site, mapper, proxy, _comm = env(n_queue_limit_job=50)
+    ids = emulator.add_task(site, 30)
+    with caplog.at_level("ERROR", logger="panda.log.job_fetcher"):
+        fetch(mapper, BadItemsCommunicator())
+    assert sorted(r[0] for r in db_jobs()) == ids  # all 30 dispatched jobs recorded
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 5, errors
+    assert "item 11/35 of the acquire_jobs reply (42) skipped: ValueError: a job must be a JSON object, not int" \
+        in errors[0]
+    assert "item 12/35 of the acquire_jobs reply ('junk')" in errors[1] and "(None)" in errors[2]
+    assert "the job has no 'PandaID'" in errors[4]
+
+
+def test_fetcher_stores_the_others_when_the_db_refuses_one_job(env, emulator, caplog):
+    site, mapper, proxy, _comm = env(n_queue_limit_job=50)
+    ids = emulator.add_task(site, 5)
+    with caplog.at_level("ERROR", logger="panda.log.job_fetcher"):
+        fetch(mapper, DbRefusedItemCommunicator())
+    assert sorted(r[0] for r in db_jobs()) == ids
+    assert f"PandaID={ids[0] + 10**6} not stored: the DB refused it" in caplog.text
+
+
+def test_fetcher_stores_real_server_job_shapes(env, emulator):
+    """The real server sends taskID/jobsetID/maxWalltime as strings: ids are stored as ints."""
+    site, mapper, proxy, comm = env()
+    (panda_id,) = emulator.add_task(site, 1)
+    fetch(mapper, comm)
+    job = proxy.get_job(panda_id)
+    spec = emulator.jobs(panda_ids=[panda_id], with_spec=True)[0]["spec"]
+    assert isinstance(spec["taskID"], str) and isinstance(spec["jobsetID"], str)
+    assert job.taskID == int(spec["taskID"]) and job.jobsetID == int(spec["jobsetID"])
+    assert job.jobParams["maxWalltime"] == spec["maxWalltime"]  # the pilot gets PanDA's own values
+    assert sql("SELECT typeof(taskID), typeof(jobsetID) FROM job_table") == [("integer", "integer")]
+
+
 # ------------------------------------------------------------------ Propagator
 def fetched(env, emulator, n=2):
     site, mapper, proxy, comm = env()

@@ -148,7 +148,7 @@ def test_every_method(emu_http, emu_tls, make_comm, tmp_path, mode, transport):
     assert [_job(emu, p)["status"] for p in panda_ids] == ["running"] * 3
     checked = com.check_jobs(specs[:1] + [_jobspecs([{**jobs[0], "PandaID": 1}])[0]])
     assert checked[0]["StatusCode"] == 0 and checked[0]["status"] == "running"
-    assert checked[1]["status"] == "not found"
+    assert checked[1]["status"] is None and checked[1]["command"] is None  # unknown to PanDA
     specs[0].status = "finished"
     specs[0].subStatus = "done"
     specs[0].endTime = datetime.datetime(2026, 11, 25, 12, 0)

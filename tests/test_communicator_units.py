@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -17,6 +18,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import requests
 
 from pandaharvester.errors import CommunicatorError, ConfigError
 from pandaharvester.harvestercommunicator import settings as settings_mod
@@ -232,7 +234,13 @@ def test_retry_policy_bounds_and_backoff():
 def test_payload_encoding_datetimes_and_lists():
     when = datetime.datetime(2026, 11, 25, 11, 0, 0, 123)
     assert json.loads(encode_json({"t": when})) == {"t": "datetime/2026-11-25 11:00:00.000123"}
-    assert encode_query({"job_ids": [1, 2], "flag": True, "none": None}) == "job_ids=%5B1%2C+2%5D&flag=true"
+    # a list goes as repeated keys (what requests' params= does, the form the real server casts to a list)
+    query = encode_query({"job_ids": [1, 2], "flag": True, "none": None, "when": when})
+    assert query == "job_ids=1&job_ids=2&flag=true&when=datetime%2F2026-11-25+11%3A00%3A00.000123"
+    prepared = requests.Request("GET", "http://h/x", params={"job_ids": [1, 2]}).prepare()
+    assert prepared.url == "http://h/x?" + encode_query({"job_ids": (1, 2)})
+    assert encode_query({"job_ids": {2, 1}}) == "job_ids=1&job_ids=2"
+    assert encode_query({"job_ids": [3]}) == "job_ids=3"
 
 
 # ---------------------------------------------------------------- transports
@@ -260,13 +268,29 @@ def test_transport_errors_are_transport_errors(tiny_server, transport):
     t = make_transport(transport)
     with pytest.raises(TransportError) as info:
         t.send(HttpRequest("GET", f"{url}/slow", {}, timeout=0.3))
-    assert info.value.timeout
+    assert info.value.timeout and not info.value.never_sent  # sent: the reply did not come in time
+    with pytest.raises(TransportError) as info:
+        t.send(HttpRequest("GET", f"http://127.0.0.1:{_closed_port()}/x", {}, timeout=2))
+    assert info.value.never_sent and not info.value.timeout  # refused: the request never left
+    with pytest.raises(TransportError) as info:
+        t.send(HttpRequest("GET", "http://no-such-host.invalid/x", {}, timeout=2))
+    assert info.value.never_sent  # name not resolved
+
+
+def _closed_port() -> int:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    with pytest.raises(TransportError):
-        t.send(HttpRequest("GET", f"http://127.0.0.1:{port}/x", {}, timeout=2))
+    return port
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_transport_tells_a_lost_reply_from_a_request_never_sent(tiny_server, transport):
+    url, _ = tiny_server(["drop"])
+    with pytest.raises(TransportError) as info:
+        make_transport(transport).send(HttpRequest("POST", f"{url}/pilot/acquire_jobs", {}, body=b"{}"))
+    assert not info.value.never_sent  # connection closed after the request was sent
 
 
 # ---------------------------------------------------------------- request engine
@@ -297,6 +321,37 @@ def test_client_does_not_retry_application_failure_or_4xx(tiny_server):
     url2, scripted2 = tiny_server([(403, b"forbidden")])
     ok, err = make_client(url2).request("GET", "system/is_alive")
     assert not ok and "StatusCode=403" in err and len(scripted2.requests) == 1
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("first", ["drop", (500, b"boom"), (502, b"bad gateway"), (200, b'{"success": tr'),
+                                   (200, b"[1]")])
+def test_non_idempotent_call_not_retried_once_it_may_have_been_applied(tiny_server, transport, first):
+    url, scripted = tiny_server([first, ENVELOPE_OK])
+    result = make_client(url, transport).call("POST", "pilot/acquire_jobs", {"site_name": "X"}, idempotent=False)
+    assert not result.ok and result.maybe_applied and len(scripted.requests) == 1
+    assert result.started is not None and result.ended >= result.started
+    assert re.fullmatch(r"\S+Z/\S+Z", result.window_text())
+    # the same reply to an idempotent call is retried as before
+    url, scripted = tiny_server([first, ENVELOPE_OK])
+    assert make_client(url, transport).request("POST", "pilot/update_jobs_bulk", {"job_list": []}) \
+        == (True, ENVELOPE_OK)
+    assert len(scripted.requests) == 2
+
+
+@pytest.mark.parametrize("first", [(503, b"busy"), (429, b"slow down"), (408, b"request timeout")])
+def test_non_idempotent_call_retried_when_the_server_did_not_process_it(tiny_server, first):
+    url, scripted = tiny_server([first, ENVELOPE_OK])
+    result = make_client(url).call("POST", "pilot/acquire_jobs", {"site_name": "X"}, idempotent=False)
+    assert result.ok and result.value == ENVELOPE_OK and len(scripted.requests) == 2 and not result.maybe_applied
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_non_idempotent_call_retried_while_the_server_cannot_be_reached(transport):
+    client = make_client(f"http://127.0.0.1:{_closed_port()}/api/v1", transport, max_retries=2)
+    result = client.call("POST", "pilot/acquire_jobs", {"site_name": "X"}, idempotent=False)
+    assert not result.ok and not result.maybe_applied and result.attempts == 3
+    assert "gave up after 3 attempts" in result.value
 
 
 class _Capture(logging.Handler):

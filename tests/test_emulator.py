@@ -108,7 +108,10 @@ def test_job_lifecycle_and_idempotent_final_update(emulator):
         "nSent",
     ):
         assert key in job, key
-    assert job["coreCount"] == 8 and job["maxWalltime"] == 7200 and job["resourceType"] == "MCORE"
+    assert job["coreCount"] == 8 and job["resourceType"] == "MCORE"
+    # as the real server sends them: strings, and reqID present
+    assert job["maxWalltime"] == "7200" and job["taskID"] == str(job["jediTaskID"]) and job["jobsetID"].isdigit()
+    assert isinstance(job["reqID"], str) and isinstance(job["PandaID"], int)
     assert len(job["inFiles"].split(",")) == 2 == len(job["GUID"].split(",")) == len(job["scopeIn"].split(","))
     assert {j["status"] for j in emulator.jobs(panda_ids=ids[:2])} == {"sent"}
 
@@ -148,12 +151,30 @@ def test_job_lifecycle_and_idempotent_final_update(emulator):
     assert post(emulator, "pilot/update_jobs_bulk", final)["data"][0]["success"] is True
     assert emulator.jobs(panda_ids=[pid])[0]["status"] == "finished"
 
-    status = get(emulator, "job/get_status", {"job_ids": [pid, ids[2], 12345]})
+    status = get(emulator, "job/get_status", {"job_ids": [pid, ids[2], 12345]})  # repeated keys
     assert status["data"] == [
-        {"job_id": pid, "status": "finished", "attempt_number": 1, "command": "NULL"},
-        {"job_id": ids[2], "status": "activated", "attempt_number": 1, "command": "NULL"},
-        {"job_id": 12345, "status": "not found", "attempt_number": 0, "command": "NULL"},
+        {"status": "finished", "command": None},
+        {"status": "activated", "command": None},
+        {"status": None, "command": None},
     ]
+
+
+def test_get_list_arguments_are_repeated_keys_like_the_real_server(emulator):
+    """job/get_status?job_ids=3&job_ids=4 works; the list as JSON text or comma-joined is refused
+    with the real server's words (observed on panda-server 1.0.4)."""
+    ids = emulator.add_task("SITE_LIST", 2)
+    url = f"{emulator.base_url}/job/get_status"
+    repeated = requests.get(f"{url}?job_ids={ids[0]}&job_ids={ids[1]}", headers=J, timeout=10).json()
+    assert repeated["success"] is True and [e["status"] for e in repeated["data"]] == ["activated", "activated"]
+    single = requests.get(f"{url}?job_ids={ids[0]}", headers=J, timeout=10).json()
+    assert single["data"] == [{"status": "activated", "command": None}]
+    as_json = get(emulator, "job/get_status", {"job_ids": json.dumps([3, 4])})
+    assert as_json == {"success": False, "data": None, "message": "Type error: 'job_ids' with value '['[3, 4]']' "
+                       "could not be casted to type List from list."}
+    joined = get(emulator, "job/get_status", {"job_ids": f"{ids[0]},{ids[1]}"})
+    assert joined["success"] is False
+    assert joined["message"] == (f"Type error: 'job_ids' with value '['{ids[0]},{ids[1]}']' could not be casted to "
+                                 f"type List from list.")
 
 
 def test_method_and_arguments_checked_like_the_real_server(emulator):
@@ -203,8 +224,8 @@ def test_failed_report_and_kill(emulator):
     assert emulator.kill_job(ids[0])["command"] == "tobekilled"
     rep = post(emulator, "pilot/update_jobs_bulk", {"job_list": [{"job_id": ids[0], "job_status": "running"}]})
     assert rep["data"][0]["data"]["command"] == "tobekilled"
-    st = get(emulator, "job/get_status", {"job_ids": f"{ids[0]},{ids[1]}"})["data"]
-    assert st[0]["command"] == "tobekilled" and st[1]["command"] == "NULL"
+    st = get(emulator, "job/get_status", {"job_ids": [ids[0], ids[1]]})["data"]
+    assert st == [{"status": "running", "command": "tobekilled"}, {"status": "sent", "command": None}]
     post(
         emulator,
         "pilot/update_jobs_bulk",
@@ -253,7 +274,7 @@ def test_event_ranges(emulator):
         "data"
     ]["jobs"][0]
     assert job["eventService"] == "True"
-    params = {"job_id": ids[0], "jobset_id": job["jobsetID"], "task_id": job["taskID"]}
+    params = {"job_id": ids[0], "jobset_id": int(job["jobsetID"]), "task_id": int(job["taskID"])}
     assert get(emulator, "event/get_available_event_range_count", params)["data"] == 5
     got = post(emulator, "event/acquire_event_ranges", {**params, "n_ranges": 3})["data"]
     assert got["StatusCode"] == 0 and len(got["eventRanges"]) == 3
@@ -264,7 +285,7 @@ def test_event_ranges(emulator):
     rest = post(
         emulator,
         "event/acquire_event_ranges",
-        {"pandaID": ids[0], "jobsetID": job["jobsetID"], "taskID": job["taskID"], "nRanges": 10},
+        {"pandaID": ids[0], "jobsetID": params["jobset_id"], "taskID": params["task_id"], "nRanges": 10},
     )
     assert len(rest["data"]["eventRanges"]) == 2
     ids_ = [e["eventRangeID"] for e in got["eventRanges"]]
@@ -404,8 +425,9 @@ def test_statistics_metrics_dialogs_creds_metaconfig(emulator):
     assert get(emulator, "statistics/active_job_stats_by_site")["data"] == {"SITE_S": {"activated": 3}}
     detailed = get(emulator, "statistics/active_job_detailed_stats_by_site")["data"]
     assert detailed == {"SITE_S": {"managed": {"SCORE": {"activated": 2}, "MCORE": {"activated": 1}}}}
-    rts = get(emulator, "metaconfig/get_resource_types")["data"]["ResourceTypes"]
-    assert {r["resource_name"] for r in rts} >= {"SCORE", "MCORE"}
+    rts = get(emulator, "metaconfig/get_resource_types")["data"]  # a bare list, as the real server sends
+    assert isinstance(rts, list) and {r["resource_name"] for r in rts} >= {"SCORE", "MCORE"}
+    assert all(set(r) == {"resource_name", "mincore", "maxcore", "minrampercore", "maxrampercore"} for r in rts)
 
     metrics = [["datetime/2026-01-01 00:00:00.000000", "host1", {"cpu_pc": 3.0}]]
     assert post(emulator, "harvester/update_service_metrics", {"harvester_id": "H3", "metrics": metrics})["success"]

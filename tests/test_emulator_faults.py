@@ -230,3 +230,45 @@ def test_faults_at_start_and_bad_settings(tmp_path):
             == 500
         )
         assert requests.get(f"{emu.base_url}/system/is_alive", headers=J, timeout=5).status_code == 200
+
+
+def test_watchdog_reassigns_jobs_left_in_sent(tmp_path):
+    """A dispatch whose reply was lost (drop_after_commit on acquire_jobs) leaves the job in sent;
+    the watchdog gives it back with the next attempt, so the flow converges."""
+    with start_emulator(tmp_path / "emu", sent_timeout=1.0) as emu:
+        assert emu.state()["sent_timeout"] == 1.0
+        taken, lost = emu.add_task("SITE_W", 2)
+        acquire = {"site_name": "SITE_W", "n_jobs": 1, "prod_source_label": "managed"}
+        assert requests.post(f"{emu.base_url}/pilot/acquire_jobs", json=acquire, headers=J,
+                             timeout=10).json()["data"]["jobs"][0]["PandaID"] == taken
+        running = {"job_list": [{"job_id": taken, "job_status": "running", "attempt_nr": 1}]}
+        assert requests.post(f"{emu.base_url}/{UPDATE}", json=running, headers=J, timeout=10).json()["data"][0][
+            "success"]
+        emu.set_faults(rate=1.0, kinds=["drop_after_commit"], endpoints=["pilot/acquire_jobs"])
+        with pytest.raises(requests.exceptions.ConnectionError):
+            requests.post(f"{emu.base_url}/pilot/acquire_jobs", json=acquire, headers=J, timeout=10)
+        emu.set_faults(rate=0.0)
+        assert _job(emu, lost)["status"] == "sent"  # applied, the reply never arrived
+        deadline = time.monotonic() + 20
+        while _job(emu, lost)["status"] != "activated" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        row = _job(emu, lost)
+        assert row["status"] == "activated" and row["attempt_nr"] == 2 and row["harvester_id"] is None
+        assert _job(emu, taken)["status"] == "running"  # a reported job is left alone
+        (job,) = requests.post(f"{emu.base_url}/pilot/acquire_jobs", json=acquire, headers=J,
+                               timeout=10).json()["data"]["jobs"]
+        assert job["PandaID"] == lost and job["attemptNr"] == 2 and _job(emu, lost)["n_sent"] == 2
+        # a late report of the lost attempt is refused; the new attempt's is taken
+        old = {"job_list": [{"job_id": lost, "job_status": "running", "attempt_nr": 1}]}
+        assert requests.post(f"{emu.base_url}/{UPDATE}", json=old, headers=J, timeout=10).json()["data"][0][
+            "success"] is False
+        new = {"job_list": [{"job_id": lost, "job_status": "finished", "attempt_nr": 2}]}
+        assert requests.post(f"{emu.base_url}/{UPDATE}", json=new, headers=J, timeout=10).json()["data"][0][
+            "success"] is True
+
+
+def test_default_sent_timeout_leaves_normal_runs_alone(emulator):
+    pid = _dispatch_one(emulator)
+    assert emulator.state()["sent_timeout"] >= 600
+    time.sleep(0.5)  # a few watchdog rounds
+    assert _job(emulator, pid)["status"] == "sent"

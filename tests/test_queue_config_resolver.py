@@ -167,3 +167,15 @@ def test_resource_types_from_cache_and_worker_requirements():
     himem = rt_mapper()
     assert himem.calculate_worker_requirements("MCORE", {"corecount": 8, "maxrss": 8000, "capability": "ucore"}) \
         == (8, 8000)
+
+
+def test_resource_types_bare_list_or_wrapped():
+    """The real server's reply is a bare list; the old {"ResourceTypes": [...]} form still works."""
+    types = [{"resource_name": "SCORE", "mincore": None, "maxcore": 1, "minrampercore": None, "maxrampercore": 2000},
+             {"resource_name": "MCORE_XL", "mincore": 16, "maxcore": None, "minrampercore": None,
+              "maxrampercore": None}]
+    for data in (types, {"ResourceTypes": types}):
+        mapper = rt_mapper(data)
+        assert sorted(mapper.get_all_resource_types()) == ["MCORE_XL", "SCORE"] and mapper.from_cache
+        assert mapper.get_rtype_for_queue({"corecount": 32, "maxrss": 64000}) == "MCORE_XL"
+    assert rt_mapper({"something": "else"}).from_cache is False  # unusable: the built-in defaults

@@ -110,6 +110,28 @@ def test_convert_job_json_real_ids_and_bad_secrets():
     assert job.nCore is None
 
 
+def test_convert_job_json_ids_sent_as_strings_become_ints():
+    """The real server sends taskID and jobsetID (and maxWalltime) as strings: the ids are ints in
+    the spec (DB column type, comparisons with jobs read back), jobParams keep PanDA's values."""
+    job = make_job(taskID="38123456", jobsetID="77", maxWalltime="7200", reqID="38123456", PandaID="6600000124")
+    assert (job.PandaID, job.taskID, job.jobsetID) == (6600000124, 38123456, 77)
+    assert job.jobParams["taskID"] == "38123456" and job.jobParams["maxWalltime"] == "7200"
+    back = JobSpec.from_values(job.values_list())
+    assert back.taskID == job.taskID and back.jobsetID == job.jobsetID
+
+
+@pytest.mark.parametrize("item,message", [
+    (42, "a job must be a JSON object, not int 42"),
+    ({"taskID": 1}, "the job has no 'PandaID'"),
+    ({"PandaID": "abc"}, "PandaID='abc' is not an integer"),
+    ({"PandaID": 5, "taskID": [1]}, "taskID=[1] is not an integer"),
+])
+def test_convert_job_json_refuses_what_cannot_be_a_job(item, message):
+    with pytest.raises(ValueError) as info:
+        JobSpec().convert_job_json(item)
+    assert message in str(info.value)
+
+
 def test_input_file_attributes_and_paths():
     job = make_job()
     attrs = job.get_input_file_attributes()

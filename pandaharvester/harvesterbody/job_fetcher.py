@@ -6,6 +6,7 @@ import random
 import socket
 from typing import Any
 
+from pandaharvester.errors import DBError
 from pandaharvester.harvesterbody.agent_base import AgentBase
 from pandaharvester.harvesterconfig import harvester_config
 from pandaharvester.harvestercore import core_utils
@@ -18,6 +19,14 @@ _logger = core_utils.setup_logger("job_fetcher")
 
 # input files already looked after by another job: no second stage-in
 _FILE_STATES_TAKEN = ("ready", "preparing", "to_prepare", "triggered")
+
+
+def _item_text(index: int, n_items: int, job: Any) -> str:
+    """How a log line names an item of an acquire_jobs reply: its PandaID when it has one."""
+    where = f"item {index + 1}/{n_items} of the acquire_jobs reply"
+    if isinstance(job, dict) and "PandaID" in job:
+        return f"PandaID={repr(job['PandaID'])[:40]} ({where})"
+    return f"{where} ({repr(job)[:100]})"
 
 
 class JobFetcher(AgentBase):
@@ -62,17 +71,44 @@ class JobFetcher(AgentBase):
         extractor = self.pluginFactory.get_plugin(queue_config.extractor) if getattr(queue_config, "extractor", None) else None
         file_states: dict[str, dict] = {}
         job_specs = []
-        for job in jobs:
+        seen: set[int] = set()
+        for index, job in enumerate(jobs):
             try:
-                job_specs.append(self.make_job_spec(job, queue_name, queue_config, extractor, file_states))
+                job_spec = self.make_job_spec(job, queue_name, queue_config, extractor, file_states)
+                if job_spec.PandaID in seen:
+                    raise ValueError("the same PandaID came earlier in the reply")
+                seen.add(job_spec.PandaID)
+                job_specs.append(job_spec)
             except Exception as exc:
-                # a malformed job must not cost the others; PanDA times out the job it sent
-                log.error(f"PandaID={job.get('PandaID')!r} skipped: cannot convert the job from PanDA "
-                          f"({exc.__class__.__name__}: {exc})")
-        if job_specs:
-            self.dbProxy.insert_jobs(job_specs)
-        log.debug(f"inserted {len(job_specs)} jobs")
+                # one malformed item must not cost the others; PanDA's watchdog reassigns a job it sent
+                log.error(f"{_item_text(index, len(jobs), job)} skipped: {exc.__class__.__name__}: {exc}")
+        self._insert(job_specs, log)
         return len(jobs)
+
+    def _insert(self, job_specs: list[JobSpec], log: Any) -> None:
+        """Store the jobs in one transaction; if that fails, one by one, so that a job the DB
+        refuses costs only itself (each failure is logged with its PandaID and the reason)."""
+        if not job_specs:
+            return
+        if self._try_insert(job_specs) is None:
+            log.debug(f"inserted {len(job_specs)} jobs")
+            return
+        n_stored = 0
+        for job in job_specs:
+            error = self._try_insert([job])
+            if error is None:
+                n_stored += 1
+            else:
+                log.error(f"PandaID={job.PandaID} not stored: the DB refused it ({error}); "
+                          f"PanDA reassigns it after its sent timeout")
+        log.info(f"inserted {n_stored} of {len(job_specs)} jobs one by one after the bulk insert failed")
+
+    def _try_insert(self, job_specs: list[JobSpec]) -> str | None:
+        """None when stored, else why not."""
+        try:
+            return None if self.dbProxy.insert_jobs(job_specs) else "DB error, see panda-db_proxy.log"
+        except DBError as exc:
+            return str(exc)
 
     @staticmethod
     def _prod_source_label(queue_config: Any) -> str:

@@ -7,6 +7,7 @@ an HTTP 200 with a JSON body, else ``(False, <error text>)``; it never raises.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import threading
@@ -15,12 +16,12 @@ from typing import Any, Callable
 from urllib.parse import urlencode
 
 from pandaharvester.harvestercore import core_utils
-from pandaharvester.harvestercore.time_utils import to_panda_string
+from pandaharvester.harvestercore.time_utils import naive_utcnow, to_panda_string
 from pandaharvester.panda_pkg_info import release_version
 
 from .auth import AuthManager
 from .redact import Redactor, mask_data
-from .retry import RetryPolicy, is_retryable_status, wait
+from .retry import RetryPolicy, is_refused_status, is_retryable_status, wait
 from .settings import PandaconSettings
 from .transport import HttpRequest, HttpResponse, Transport, TransportError
 
@@ -49,23 +50,71 @@ def encode_json(data: Any) -> bytes:
     return json.dumps(data if data is not None else {}, default=json_default).encode("utf-8")
 
 
+def _query_scalar(value: Any) -> str:
+    if isinstance(value, datetime.datetime):
+        return to_panda_string(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def encode_query(data: dict[str, Any] | None) -> str:
-    """The query string for GET ``data``: lists/dicts as JSON, datetimes as ``datetime/...``."""
+    """The query string for GET ``data``.
+
+    A list (tuple, set) is sent as repeated keys, ``job_ids=3&job_ids=4``, which is the only
+    form the real server casts to a list (JSON text such as ``job_ids=[3, 4]`` is refused);
+    datetimes go as ``datetime/...``, booleans as ``true``/``false``, None is left out; a dict
+    (no GET function of the API takes one) is sent as JSON text.
+    """
     if not data:
         return ""
     pairs = []
     for key, value in data.items():
         if value is None:
             continue
-        if isinstance(value, (list, tuple, set, frozenset, dict)):
-            value = json.dumps(value if not isinstance(value, (set, frozenset)) else sorted(value),
-                               default=json_default)
-        elif isinstance(value, datetime.datetime):
-            value = to_panda_string(value)
-        elif isinstance(value, bool):
-            value = "true" if value else "false"
-        pairs.append((key, str(value)))
+        if isinstance(value, (set, frozenset)):
+            value = sorted(value)
+        if isinstance(value, (list, tuple)):
+            pairs += [(key, _query_scalar(item)) for item in value if item is not None]
+        elif isinstance(value, dict):
+            pairs.append((key, json.dumps(value, default=json_default)))
+        else:
+            pairs.append((key, _query_scalar(value)))
     return urlencode(pairs)
+
+
+@dataclasses.dataclass
+class Attempt:
+    """One try: ``value`` is the envelope (or bytes) when ``ok``, else the error text.
+
+    ``maybe_applied``: it failed after the request may have reached the server (a reply was
+    lost, cut or garbled), so the server may have applied it.
+    """
+
+    ok: bool
+    value: Any
+    retryable: bool = False
+    maybe_applied: bool = False
+
+
+@dataclasses.dataclass
+class CallResult:
+    """The outcome of :meth:`PandaHttpClient.call`.
+
+    ``started``/``ended`` (naive UTC) bound the last attempt: for a non-idempotent call that
+    stopped with ``maybe_applied``, the window in which the server may have applied it.
+    """
+
+    ok: bool
+    value: Any
+    maybe_applied: bool = False
+    started: datetime.datetime | None = None
+    ended: datetime.datetime | None = None
+    attempts: int = 1
+
+    def window_text(self) -> str:
+        """``<start>/<end>`` in ISO 8601 UTC (``Z``), the window of a reply that was lost."""
+        return "/".join(t.isoformat(timespec="milliseconds") + "Z" if t else "?" for t in (self.started, self.ended))
 
 
 class PandaHttpClient:
@@ -122,6 +171,21 @@ class PandaHttpClient:
         With ``raw`` the success value is the reply's bytes instead of decoded JSON; ``caller``
         (the communicator method, with ``useInspect``) prefixes the request id in log lines.
         """
+        result = self.call(method, path, data, files=files, cert=cert, base_url=base_url, raw=raw, caller=caller)
+        return result.ok, result.value
+
+    def call(self, method: str, path: str, data: Any = None, files: dict | None = None,
+             cert: tuple | None = None, base_url: str | None = None, raw: bool = False,
+             caller: str | None = None, idempotent: bool = True) -> CallResult:
+        """:meth:`request` with the whole outcome.
+
+        ``idempotent=False`` (calls that hand something out: ``acquire_jobs``, ``acquire_commands``,
+        ``acquire_event_ranges``): retried only while the request surely never reached the server
+        (connection refused, name not resolved, connect timeout; or HTTP 408/429/503, the server
+        refusing to process it); after a failure that may have followed the server applying it
+        (reset, read timeout, truncated or garbled reply, other 5xx) the call stops with
+        ``maybe_applied`` set and the UTC window of that attempt.
+        """
         if method not in METHODS:
             raise ValueError(f"unsupported method {method!r}: use one of {METHODS}")
         exec_id = uuid.uuid4().hex[:12]
@@ -135,7 +199,7 @@ class PandaHttpClient:
             err = f"failed to prepare {method} {path}: {type(exc).__name__}: {exc}"
             err = self.redactor.text(err)
             tmp_log.error(err)
-            return False, err
+            return CallResult(False, err)
         policy = RetryPolicy(settings.max_retries, settings.retry_backoff)
         secret_reply = path.startswith(SECRET_MODULES)
         if self.verbose:
@@ -143,61 +207,67 @@ class PandaHttpClient:
             tmp_log.debug(f"URL={self.redactor.text(request.url)} "
                           f"data={self._clip(self.redactor.text(mask_data(data)))}"
                           + (f" files={shown}" if shown else ""))
-        last_error = ""
+        last: Attempt | None = None
         for attempt in range(1, policy.attempts + 1):
             sw = core_utils.get_stopwatch()
-            ok, value, retryable = self._attempt(request, raw)
+            started = naive_utcnow()
+            last = self._attempt(request, raw)
             if self.verbose:
-                reply = "<credential reply not logged>" if (ok and secret_reply) else self._clip(
+                value = last.value
+                reply = "<credential reply not logged>" if (last.ok and secret_reply) else self._clip(
                     self.redactor.text(value if isinstance(value, str) else mask_data(value))
                     if not isinstance(value, bytes) else f"<{len(value)} bytes>")
-                tmp_log.debug(f"attempt={attempt} ok={ok}{sw.get_elapsed_time()} return={reply}")
-            if ok:
+                tmp_log.debug(f"attempt={attempt} ok={last.ok}{sw.get_elapsed_time()} return={reply}")
+            if last.ok:
                 if attempt > 1:
                     tmp_log.info(f"{method} {path} succeeded at attempt {attempt}")
-                return True, value
-            last_error = value
-            if not retryable or attempt == policy.attempts:
+                return CallResult(True, last.value, started=started, ended=naive_utcnow(), attempts=attempt)
+            if not idempotent and last.maybe_applied:
+                err = self.redactor.text(f"{method} {path}: {last.value}")
+                return CallResult(False, err, maybe_applied=True, started=started, ended=naive_utcnow(),
+                                  attempts=attempt)
+            if not last.retryable or attempt == policy.attempts:
                 break
             delay = policy.delay(attempt)
             tmp_log.warning(f"{method} {path} attempt {attempt}/{policy.attempts} failed: "
-                            f"{self._clip(self.redactor.text(value), 500)}; retrying in {delay:.2f}s")
+                            f"{self._clip(self.redactor.text(last.value), 500)}; retrying in {delay:.2f}s")
             if wait(delay, self.stop_event):
-                last_error += " (stopped before retrying)"
+                last.value += " (stopped before retrying)"
                 break
-        else:  # pragma: no cover - loop always breaks or returns
-            pass
-        err = self.redactor.text(f"{method} {path}: {last_error}")
+        assert last is not None  # the loop runs at least once
+        err = self.redactor.text(f"{method} {path}: {last.value}")
         if attempt > 1:
             err += f" (gave up after {attempt} attempts)"
-        return False, err
+        return CallResult(False, err, attempts=attempt)
 
-    def _attempt(self, request: HttpRequest, raw: bool) -> tuple[bool, Any, bool]:
-        """One try: ``(ok, value, retryable)``."""
+    def _attempt(self, request: HttpRequest, raw: bool) -> Attempt:
+        """One try."""
         try:
             response = self.transport.send(request)
         except TransportError as exc:
-            return False, f"failed to {request.method} with {exc}", True
+            return Attempt(False, f"failed to {request.method} with {exc}", True, maybe_applied=not exc.never_sent)
         except Exception as exc:  # a transport bug must not kill the agent thread
-            return False, f"failed to {request.method} with {type(exc).__name__}: {exc}", False
+            return Attempt(False, f"failed to {request.method} with {type(exc).__name__}: {exc}", False,
+                           maybe_applied=True)
         if response.status_code != 200:
-            return False, f"StatusCode={response.status_code} {self._clip(response.text, 1000)}", \
-                is_retryable_status(response.status_code)
+            return Attempt(False, f"StatusCode={response.status_code} {self._clip(response.text, 1000)}",
+                           is_retryable_status(response.status_code),
+                           maybe_applied=not is_refused_status(response.status_code))
         if raw:
-            return True, response.content, False
+            return Attempt(True, response.content)
         return self._decode(response)
 
     @staticmethod
-    def _decode(response: HttpResponse) -> tuple[bool, Any, bool]:
+    def _decode(response: HttpResponse) -> Attempt:
         try:
             value = json.loads(response.content)
         except ValueError as exc:
             snippet = response.text[:200]
-            return False, f"invalid JSON in reply ({exc}): {snippet!r}", True
+            return Attempt(False, f"invalid JSON in reply ({exc}): {snippet!r}", True, maybe_applied=True)
         if not isinstance(value, dict) or "success" not in value:
             # not an API v1 envelope (e.g. a proxy's error page in JSON): treat as garbled
-            return False, f"unexpected reply (no envelope): {str(value)[:200]!r}", True
-        return True, value, False
+            return Attempt(False, f"unexpected reply (no envelope): {str(value)[:200]!r}", True, maybe_applied=True)
+        return Attempt(True, value)
 
     @staticmethod
     def _clip(text: str, limit: int = LOG_BODY_LIMIT) -> str:

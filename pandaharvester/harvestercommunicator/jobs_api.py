@@ -1,11 +1,13 @@
 """Jobs and event ranges: the PanDA calls of the job fetcher, propagator and event feeder.
 
 A mixin of :class:`~.panda_communicator.PandaCommunicator`; uses its ``request_ssl``,
-``make_logger``, ``_fail``, ``_settings`` and ``harvester_id``.
+``request_non_idempotent``, ``make_logger``, ``_fail``, ``_lost_reply``, ``_settings`` and
+``harvester_id``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 from pandaharvester.harvestercore import core_utils
 from pandaharvester.harvestercore.log_utils import ids_text
 
+from .http_client import CallResult
 from .job_payloads import failed_job_result, job_update_dict, normalise_job_result
 
 MAX_EVENTS_PER_UPDATE = 10000
@@ -102,23 +105,36 @@ class JobsApiMixin:
         if additional_criteria:
             data.update(additional_criteria)
         sw = core_utils.get_stopwatch()
-        ok, reply = self.request_ssl("POST", "pilot/acquire_jobs", data)
+        path = "pilot/acquire_jobs"
+        result = self.request_non_idempotent("POST", path, data)
         tmp_log.debug(f"acquire_jobs for {n_jobs} jobs{sw.get_elapsed_time()}")
-        if not ok:
-            return [], self._fail(tmp_log, reply)
-        success, message, payload = _envelope(reply)
+        if result.maybe_applied:
+            return [], self._lost_jobs(tmp_log, result, site_name, n_jobs)
+        if not result.ok:
+            return [], self._fail(tmp_log, result.value)
+        success, message, payload = _envelope(result.value)
         if not success:
             # "No jobs in PanDA" is the normal empty answer, not an error
             tmp_log.debug(f"no jobs: {message}")
             return [], message or "no jobs"
-        if not isinstance(payload, dict):
-            return [], self._fail(tmp_log, f"unexpected data in reply: {str(payload)[:200]}")
+        if not isinstance(payload, dict) or not isinstance(payload.get("jobs") or [], list):
+            garbled = dataclasses.replace(result, value=f"unexpected data in a successful reply: {str(payload)[:200]}")
+            return [], self._lost_jobs(tmp_log, garbled, site_name, n_jobs)
         status_code = payload.get("StatusCode", 0)
         if status_code == 0:
             jobs = payload.get("jobs") or []
             tmp_log.debug(f"got {len(jobs)} jobs")
             return jobs, "OK"
         return [], payload.get("errorDialog") or f"StatusCode={status_code}"
+
+    def _lost_jobs(self, tmp_log: Any, result: CallResult, site_name: str, n_jobs: int) -> str:
+        """Log the window of an acquire_jobs reply lost after PanDA may have dispatched jobs."""
+        return self._lost_reply(
+            tmp_log, "pilot/acquire_jobs", result, f"site={site_name} n_jobs={n_jobs}",
+            f"up to {n_jobs} jobs PanDA dispatched in that window are not recorded here and stay 'sent' "
+            f"in PanDA until its watchdog reassigns them.",
+            f"To recover sooner, ask PanDA to reassign the jobs sent to harvester_id={self.harvester_id} "
+            f"at site {site_name} in that window.")
 
     def update_jobs(self, jobspec_list: list, id: Any) -> list[dict]:
         """Report jobs in bulk; one ``{"StatusCode", "ErrorDiag", "command"}`` per job, in order.
@@ -279,11 +295,18 @@ class JobsApiMixin:
             while n_ranges > 0:
                 chunk = min(chunk_default, n_ranges)
                 n_ranges -= chunk
-                ok, reply = self.request_ssl("POST", "event/acquire_event_ranges", {**data, "n_ranges": chunk})
-                if not ok:
-                    self._fail(tmp_log, reply)
+                path = "event/acquire_event_ranges"
+                result = self.request_non_idempotent("POST", path, {**data, "n_ranges": chunk})
+                if result.maybe_applied:
+                    self._lost_reply(tmp_log, path, result, f"PandaID={job_id} n_ranges={chunk}",
+                                     "event ranges PanDA handed out in that window stay 'sent' for this job "
+                                     "(PanDA releases them when the job ends).",
+                                     "The next request of the worker gets other ranges.")
+                    break
+                if not result.ok:
+                    self._fail(tmp_log, result.value)
                     continue
-                success, message, payload = _envelope(reply)
+                success, message, payload = _envelope(result.value)
                 ranges = _event_ranges_of(payload) if success else None
                 if ranges is None:
                     self._fail(tmp_log, message or f"unexpected data {str(payload)[:200]}")

@@ -17,11 +17,12 @@ import threading
 from typing import Any
 
 from pandaharvester.harvestercore import core_utils
+from pandaharvester.harvestercore.resource_type_mapper import resource_type_entries
 
 from .auth import AuthManager
 from .base_communicator import BaseCommunicator, _logger
 from .files_api import FilesApiMixin
-from .http_client import PandaHttpClient
+from .http_client import CallResult, PandaHttpClient
 from .jobs_api import JobsApiMixin
 from .redact import Redactor
 from .settings import PandaconSettings, load_settings
@@ -85,6 +86,21 @@ class PandaCommunicator(JobsApiMixin, FilesApiMixin, BaseCommunicator):
         caller = sys._getframe(1).f_code.co_name if self.useInspect else None
         return self.http.request(method, path, data=data, files=files, cert=cert, base_url=base_url, caller=caller)
 
+    def request_non_idempotent(self, method: str, path: str, data: Any = None) -> CallResult:
+        """One call that hands something out (jobs, commands, event ranges), which the server
+        cannot recognise when repeated: retried only while the request surely did not reach the
+        server; ``maybe_applied`` tells when its reply was lost after the server may have applied it."""
+        caller = sys._getframe(1).f_code.co_name if self.useInspect else None
+        return self.http.call(method, path, data=data, caller=caller, idempotent=False)
+
+    def _lost_reply(self, tmp_log: Any, path: str, result: CallResult, scope: str, lost: str, action: str) -> str:
+        """Log (ERROR, greppable ``LOST_REPLY``) a reply lost after the server may have applied the
+        call, with what an operator needs to recover; returns the error text."""
+        text = (f"LOST_REPLY {path} harvester_id={self.harvester_id} {scope} window_utc={result.window_text()}: "
+                f"the request may have been applied by PanDA but its reply was lost ({result.value}); "
+                f"{lost} Not retried: {path} has no idempotency key. {action}")
+        return self._fail(tmp_log, text)
+
     def _fail(self, tmp_log: Any, message: Any) -> str:
         text = self.redactor.text(message if isinstance(message, str) else str(message))
         return core_utils.dump_error_message(tmp_log, text)
@@ -145,11 +161,17 @@ class PandaCommunicator(JobsApiMixin, FilesApiMixin, BaseCommunicator):
         tmp_log = self.make_logger(method_name="get_commands")
         tmp_log.debug(f"start retrieving {n_commands} commands")
         data = {"harvester_id": self.harvester_id, "n_commands": n_commands}
-        ok, reply = self.request_ssl("POST", "harvester/acquire_commands", data)
-        if not ok:
-            self._fail(tmp_log, reply)
+        path = "harvester/acquire_commands"
+        result = self.request_non_idempotent("POST", path, data)
+        if result.maybe_applied:
+            self._lost_reply(tmp_log, path, result, f"n_commands={n_commands}",
+                             "commands PanDA handed out in that window are not applied here.",
+                             "Ask PanDA to send the commands of this harvester_id again.")
             return []
-        success, message, commands = envelope(reply)
+        if not result.ok:
+            self._fail(tmp_log, result.value)
+            return []
+        success, message, commands = envelope(result.value)
         if not success:
             self._fail(tmp_log, message)
             return []
@@ -230,7 +252,11 @@ class PandaCommunicator(JobsApiMixin, FilesApiMixin, BaseCommunicator):
         return stats if stats is not None else {}, "OK"
 
     def get_resource_types(self) -> tuple[Any, str]:
-        """Resource type definitions: ``(list, "")`` or ``(None, error)``."""
+        """Resource type definitions: ``(list, "")`` or ``(None, error)``.
+
+        The real server's ``data`` is a bare list of ``{resource_name, mincore, maxcore,
+        minrampercore, maxrampercore}``; a list wrapped as ``{"ResourceTypes": [...]}`` is unwrapped.
+        """
         tmp_log = self.make_logger(method_name="get_resource_types")
         ok, reply = self.request_ssl("GET", "metaconfig/get_resource_types", {})
         if not ok:
@@ -238,9 +264,11 @@ class PandaCommunicator(JobsApiMixin, FilesApiMixin, BaseCommunicator):
         success, message, data = envelope(reply)
         if not success:
             return None, self._fail(tmp_log, message)
-        if isinstance(data, dict) and "ResourceTypes" in data:
-            data = data["ResourceTypes"]
-        return data, ""
+        entries = resource_type_entries(data)
+        if entries is None:
+            return None, self._fail(tmp_log, f"unexpected data in reply (not a list of resource types): "
+                                             f"{str(data)[:200]}")
+        return entries, ""
 
     def get_job_stats(self) -> tuple[Any, str]:
         """Active job statistics per site: ``(stats, "OK")`` or ``({}, error)``."""

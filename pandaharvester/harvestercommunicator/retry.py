@@ -8,6 +8,14 @@ exception, the first-heartbeat quirk, is handled by the heartbeat method itself)
 
 Every retry resends exactly the same request bytes, so an update whose reply was lost is
 presented to the server again unchanged and the server's idempotency makes it a no-op.
+
+Calls that hand something out (``pilot/acquire_jobs``, ``harvester/acquire_commands``,
+``event/acquire_event_ranges``) are not idempotent: the server has no key to recognise a
+repeat, so a repeat gets a new batch and the first one is lost. They are retried only when
+the request surely was not processed: it never reached the server (connection refused, name
+not resolved, connect timeout: ``TransportError.never_sent``) or the server refused it
+(HTTP 408, 429, 503: :func:`is_refused_status`). Any other failure may have followed the server
+applying it, and the caller is told so (``CallResult.maybe_applied`` in ``http_client``).
 """
 
 from __future__ import annotations
@@ -18,12 +26,19 @@ import threading
 from typing import Iterator
 
 RETRYABLE_STATUS = frozenset({408, 429})
+# statuses by which the server (or its front end) says it did not process the request
+REFUSED_STATUS = frozenset({408, 429, 503})
 MAX_BACKOFF_SECONDS = 60.0
 
 
 def is_retryable_status(status_code: int) -> bool:
     """True for HTTP statuses that signal a transient server problem."""
     return status_code >= 500 or status_code in RETRYABLE_STATUS
+
+
+def is_refused_status(status_code: int) -> bool:
+    """True for HTTP statuses that mean the request was not processed (safe to send again)."""
+    return status_code in REFUSED_STATUS
 
 
 @dataclasses.dataclass(frozen=True)

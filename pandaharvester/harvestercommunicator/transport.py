@@ -2,8 +2,11 @@
 
 A transport sends one :class:`HttpRequest` and returns an :class:`HttpResponse` for any HTTP
 status; it raises :class:`TransportError` when no complete HTTP reply arrived (connection
-refused or reset, TLS failure, timeout). Retries, JSON decoding and auth decisions are not its
-business (see ``http_client``).
+refused or reset, TLS failure, timeout). It tells "the request never reached the server"
+(connection refused, name not resolved, connect timeout: ``never_sent``) from "it may have
+been sent and the reply lost" (reset, read timeout, cut body, TLS failure), which decides
+whether a non-idempotent call may be sent again. Retries, JSON decoding and auth decisions
+are not its business (see ``http_client``).
 """
 
 from __future__ import annotations
@@ -43,11 +46,15 @@ class HttpResponse:
 
 
 class TransportError(Exception):
-    """No complete HTTP reply: connection, TLS or timeout failure."""
+    """No complete HTTP reply: connection, TLS or timeout failure.
 
-    def __init__(self, message: str, timeout: bool = False) -> None:
+    ``never_sent``: surely no byte of the request reached the server (when in doubt, False).
+    """
+
+    def __init__(self, message: str, timeout: bool = False, never_sent: bool = False) -> None:
         super().__init__(message)
         self.timeout = timeout
+        self.never_sent = never_sent
 
 
 class Transport(Protocol):
@@ -82,10 +89,32 @@ class RequestsTransport:
                 )
                 content = reply.content  # read the whole body here: a cut body is a transport error
         except requests.exceptions.Timeout as exc:
-            raise TransportError(f"timeout after {request.timeout}s: {_short(exc)}", timeout=True) from None
+            raise TransportError(f"timeout after {request.timeout}s: {_short(exc)}", timeout=True,
+                                 never_sent=self._never_sent(exc)) from None
         except (requests.exceptions.RequestException, OSError) as exc:
-            raise TransportError(f"{type(exc).__name__}: {_short(exc)}") from None
+            raise TransportError(f"{type(exc).__name__}: {_short(exc)}", never_sent=self._never_sent(exc)) from None
         return HttpResponse(reply.status_code, content, dict(reply.headers))
+
+    def _never_sent(self, exc: BaseException) -> bool:
+        """True when the connection was never made: urllib3's connect errors (refused, name not
+        resolved, connect timeout) are all ``ConnectTimeoutError``s; anything later may follow a
+        request the server received (TLS errors included: they also end connections mid-reply)."""
+        if isinstance(exc, self._requests.exceptions.ConnectTimeout):
+            return True
+        from urllib3.exceptions import ConnectTimeoutError
+
+        seen: set[int] = set()
+        todo: list = [exc]
+        while todo:
+            item = todo.pop()
+            if not isinstance(item, BaseException) or id(item) in seen:
+                continue
+            seen.add(id(item))
+            if isinstance(item, ConnectTimeoutError):
+                return True
+            todo += [getattr(item, "reason", None), item.__cause__, item.__context__]
+            todo += list(item.args)
+        return False
 
     def close(self) -> None:
         pass
@@ -100,6 +129,9 @@ class PycurlTransport:
         import pycurl
 
         self._pycurl = pycurl
+        # no connection was made: the request cannot have reached the server
+        self._connect_errors = frozenset({pycurl.E_COULDNT_RESOLVE_PROXY, pycurl.E_COULDNT_RESOLVE_HOST,
+                                          pycurl.E_COULDNT_CONNECT})
 
     def send(self, request: HttpRequest) -> HttpResponse:
         pycurl = self._pycurl
@@ -159,7 +191,9 @@ class PycurlTransport:
                 message = exc.args[1] if len(exc.args) > 1 else str(exc)
                 timed_out = code == pycurl.E_OPERATION_TIMEDOUT
                 prefix = f"timeout after {request.timeout}s" if timed_out else f"pycurl error {code}"
-                raise TransportError(f"{prefix}: {message}", timeout=timed_out) from None
+                # libcurl counts the request bytes it wrote: none written, nothing reached the server
+                never_sent = code in self._connect_errors or int(curl.getinfo(pycurl.REQUEST_SIZE) or 0) == 0
+                raise TransportError(f"{prefix}: {message}", timeout=timed_out, never_sent=never_sent) from None
             status = int(curl.getinfo(pycurl.RESPONSE_CODE))
         finally:
             curl.close()

@@ -39,9 +39,22 @@ PILOT_TYPE_OF_PROD_SOURCE_LABEL = {"rc_test": "RC", "rc_test2": "RC", "rc_alrb":
 PROD_SOURCE_LABEL_OF_PILOT_TYPE = {"RC": "rc_test2", "ALRB": "rc_alrb", "PT": "ptest"}
 
 
-def _null_to_none(value: Any) -> Any:
-    """PanDA sends missing ids as the string "NULL"."""
-    return None if value == "NULL" else value
+def _job_int(data: dict, key: str, nullable: bool = False) -> int | None:
+    """``data[key]`` as an int: the real server sends some ids as strings (``"taskID": "123"``),
+    and the DB column and later comparisons want one type. ``nullable``: "NULL"/None give None.
+
+    Raises ``ValueError`` naming the key and value when it is missing or not an integer.
+    """
+    if key not in data:
+        raise ValueError(f"the job has no {key!r}")
+    value = data[key]
+    if nullable and value in (None, "NULL", ""):
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise ValueError(f"{key}={repr(value)[:100]} is not an integer")
 
 
 def _split(params: dict, key: str) -> list[str]:
@@ -168,19 +181,24 @@ class JobSpec(SpecBase):
     def convert_job_json(self, data: dict) -> None:
         """Fill the job from a PanDA job dict (as returned by acquire_jobs).
 
-        The whole dict becomes jobParams; "NULL" task/jobset ids become None; "secrets" (a JSON
-        string) is decoded in place when possible.
+        The whole dict becomes jobParams (as sent: the pilot gets PanDA's own values); PandaID,
+        taskID, jobsetID, attemptNr and currentPriority become ints (the real server sends taskID
+        and jobsetID as strings), "NULL" task/jobset ids None; "secrets" (a JSON string) is decoded
+        in place when possible. Raises ``ValueError`` naming the key when one of these five is
+        missing or not an integer (the job cannot be stored or reported then).
         """
+        if not isinstance(data, dict):
+            raise ValueError(f"a job must be a JSON object, not {type(data).__name__} {repr(data)[:100]}")
         if "secrets" in data:
             try:
                 data["secrets"] = json.loads(data["secrets"])
             except (TypeError, ValueError):
                 pass
-        self.PandaID = data["PandaID"]
-        self.taskID = _null_to_none(data["taskID"])
-        self.attemptNr = data["attemptNr"]
-        self.jobsetID = _null_to_none(data["jobsetID"])
-        self.currentPriority = data["currentPriority"]
+        self.PandaID = _job_int(data, "PandaID")
+        self.taskID = _job_int(data, "taskID", nullable=True)
+        self.attemptNr = _job_int(data, "attemptNr")
+        self.jobsetID = _job_int(data, "jobsetID", nullable=True)
+        self.currentPriority = _job_int(data, "currentPriority")
         if "coreCount" in data:
             try:
                 self.nCore = int(data["coreCount"])

@@ -1,8 +1,10 @@
 """PanDA resource types (SCORE, MCORE, SCORE_HIMEM, MCORE_HIMEM, ...) and worker sizing.
 
 Definitions come from the cache entry ``resource_types.json`` (filled by the cacher from
-the PanDA server); when it is absent the built-in PanDA defaults below are used, so the
-mapper always knows the basic types. Data is re-read at most every 10 minutes.
+the PanDA server: a bare list of ``{resource_name, mincore, maxcore, minrampercore,
+maxrampercore}``; the older ``{"ResourceTypes": [...]}`` wrapping is accepted too); when it
+is absent the built-in PanDA defaults below are used, so the mapper always knows the basic
+types. Data is re-read at most every 10 minutes.
 """
 
 from __future__ import annotations
@@ -62,6 +64,14 @@ class ResourceType:
                 f"ram/core {self.min_ram_per_core}-{self.max_ram_per_core}>")
 
 
+def resource_type_entries(data: Any) -> list | None:
+    """The list of type definitions in ``data``: the real server's bare list, or the same list
+    wrapped as ``{"ResourceTypes": [...]}`` (older servers and caches); None for anything else."""
+    if isinstance(data, dict):
+        data = data.get("ResourceTypes")
+    return data if isinstance(data, list) else None
+
+
 def _default_cache_reader(main_key: str) -> Any:
     from .queue_config_store import read_cache
 
@@ -91,7 +101,8 @@ class ResourceTypeMapper(metaclass=SingletonWithID):
                 cached = getattr(self.cache_reader(CACHE_KEY), "data", None)
             except Exception:
                 cached = None
-            entries = cached if isinstance(cached, list) and cached else DEFAULT_RESOURCE_TYPES
+            cached = resource_type_entries(cached)
+            entries = cached if cached else DEFAULT_RESOURCE_TYPES
             types: dict[str, ResourceType] = {}
             for entry in entries:
                 try:

@@ -74,6 +74,7 @@ def state(srv) -> dict:
         "uploads": srv.store.scalar("SELECT COUNT(*) FROM uploads"),
         "faults": {"settings": srv.faults.describe(), "calls": counters["calls"], "injected": counters["injected"]},
         "holding_delay": srv.jobs.holding_delay,
+        "sent_timeout": srv.jobs.sent_timeout,
         "uptime_seconds": round(now - srv.started, 3),
     }
 
@@ -208,7 +209,9 @@ def _route(srv, method: str, path: str, p: dict) -> tuple[int, Any]:
     if path == "settings":
         if "holding_delay" in p:
             srv.jobs.holding_delay = float(p["holding_delay"])
-        return _ok({"holding_delay": srv.jobs.holding_delay})
+        if "sent_timeout" in p:
+            srv.jobs.sent_timeout = float(p["sent_timeout"])
+        return _ok({"holding_delay": srv.jobs.holding_delay, "sent_timeout": srv.jobs.sent_timeout})
     if path == "jobs":
         return _ok(_jobs(srv, p))
     if path == "workers":

@@ -45,9 +45,10 @@ ALIASES = {
 # aliases that only one endpoint takes
 ENDPOINT_ALIASES = {"harvester/report_worker_statistics": {"siteName": "panda_queue"}}
 
+# PanDA's standard definitions (single core: mincore = maxcore = 1)
 RESOURCE_TYPES = [
-    {"resource_name": "SCORE", "mincore": None, "maxcore": 1, "minrampercore": None, "maxrampercore": 2000},
-    {"resource_name": "SCORE_HIMEM", "mincore": None, "maxcore": 1, "minrampercore": 2001, "maxrampercore": None},
+    {"resource_name": "SCORE", "mincore": 1, "maxcore": 1, "minrampercore": None, "maxrampercore": 2000},
+    {"resource_name": "SCORE_HIMEM", "mincore": 1, "maxcore": 1, "minrampercore": 2001, "maxrampercore": None},
     {"resource_name": "MCORE", "mincore": 2, "maxcore": None, "minrampercore": None, "maxrampercore": 2000},
     {"resource_name": "MCORE_HIMEM", "mincore": 2, "maxcore": None, "minrampercore": 2001, "maxrampercore": None},
 ]
@@ -109,23 +110,11 @@ def as_int(p: dict, name: str, default: Any = None) -> Any:
 
 
 def as_list(p: dict, name: str) -> list:
-    """A list parameter: a JSON list, a JSON string of a list, or a comma-joined string."""
-    value = p.get(name)
-    if value is None:
-        raise ParamError(f"missing parameter {name}")
-    if isinstance(value, list):
-        return value
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                loaded = json.loads(text)
-            except ValueError:
-                raise ParamError(f"parameter {name} is not valid JSON") from None
-            if isinstance(loaded, list):
-                return loaded
-        return [v for v in text.split(",") if v != ""]
-    return [value]
+    """A list parameter of a JSON body: a JSON list, or (leniency) a JSON string of a list."""
+    value = as_json(p, name)
+    if not isinstance(value, list):
+        raise ParamError(f"parameter {name} must be a list, got {type(value).__name__}")
+    return value
 
 
 def as_json(p: dict, name: str) -> Any:
@@ -190,7 +179,8 @@ def update_jobs_bulk(srv, ctx: Context, p: dict) -> dict:
 
 
 def get_status(srv, ctx: Context, p: dict) -> dict:
-    return ok(srv.jobs.status(as_list(p, "job_ids")))
+    # job_ids is already a list of ints: bound from repeated query keys (signatures.bind)
+    return ok(srv.jobs.status(p["job_ids"]))
 
 
 def acquire_event_ranges(srv, ctx: Context, p: dict) -> dict:
@@ -283,7 +273,8 @@ def active_job_detailed_stats_by_site(srv, ctx: Context, p: dict) -> dict:
 
 
 def get_resource_types(srv, ctx: Context, p: dict) -> dict:
-    return ok({"ResourceTypes": RESOURCE_TYPES})
+    # a bare list, as the real server answers (not wrapped in {"ResourceTypes": ...})
+    return ok(RESOURCE_TYPES)
 
 
 def _secret(srv, *parts: str) -> str:

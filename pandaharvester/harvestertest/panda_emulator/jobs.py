@@ -5,6 +5,10 @@ Job life cycle (as on the real server): ``defined`` → ``activated`` (dispatcha
 a reported ``finished``/``failed`` moves the job to ``holding``; the emulated server daemon
 moves it to the reported final state (``finished``/``failed``; ``cancelled`` when it had been
 killed) after ``holding_delay`` seconds. A killed job not yet dispatched is ``cancelled`` at once.
+
+Like the real server's watchdog, a job left in ``sent`` (dispatched, never reported) for
+``sent_timeout`` seconds is reassigned: back to ``activated`` with the next attempt number, so
+that a dispatch whose reply the client lost is made again (a killed one is ``cancelled``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ REPORTABLE = ("starting", "running", "transferring", "holding", "finished", "fai
 ACTIVE_STATES = ("defined", "activated", "sent", "starting", "running", "transferring", "holding")
 EVENT_FINAL = ("finished", "failed", "cancelled", "discarded", "fatal")
 EVENT_REPORTABLE = ("running", "finished", "failed", "cancelled", "discarded", "fatal")
+# seconds a job may stay in "sent" before the watchdog reassigns it: long enough that a normal
+# run (a client reports a job within seconds of taking it) never sees it
+DEFAULT_SENT_TIMEOUT = 1800.0
 
 
 def _uuid(rng: random.Random) -> str:
@@ -51,8 +58,10 @@ def make_job_spec(panda_id: int, task_id: int, jobset_id: int, site: str, opts: 
     spec = {
         "StatusCode": 0,
         "PandaID": panda_id,
-        "jobsetID": jobset_id,
-        "taskID": task_id,
+        # the real server sends these three as strings (and reqID), see panda-server-behaviour.md
+        "jobsetID": str(jobset_id),
+        "taskID": str(task_id),
+        "reqID": str(task_id),
         "jediTaskID": task_id,
         "jobDefinitionID": jobset_id,
         "jobName": f"{out_ds}.{panda_id}",
@@ -73,7 +82,7 @@ def make_job_spec(panda_id: int, task_id: int, jobset_id: int, site: str, opts: 
         "coreCount": cores,
         "resource_type": resource_type,
         "resourceType": resource_type,
-        "maxWalltime": walltime,
+        "maxWalltime": str(walltime),
         "maxCpuCount": walltime * cores,
         "minRamCount": ram,
         "maxDiskCount": int(opts.get("disk", 5000)),
@@ -123,10 +132,12 @@ def make_job_spec(panda_id: int, task_id: int, jobset_id: int, site: str, opts: 
 class Jobs:
     """Job and event-range operations on the store."""
 
-    def __init__(self, store: Store, seed: int = 0, holding_delay: float = 1.0) -> None:
+    def __init__(self, store: Store, seed: int = 0, holding_delay: float = 1.0,
+                 sent_timeout: float = DEFAULT_SENT_TIMEOUT) -> None:
         self.store = store
         self.seed = seed
         self.holding_delay = holding_delay
+        self.sent_timeout = sent_timeout
 
     # ------------------------------------------------------------ creation
     def add_task(self, site: str, n_jobs: int, **opts: Any) -> dict:
@@ -305,25 +316,18 @@ class Jobs:
         return _job_reply(True, "", {"StatusCode": 0, "command": command})
 
     def status(self, job_ids: list) -> list[dict]:
-        """``job/get_status`` entries in request order."""
+        """``job/get_status`` entries in request order: ``{"status", "command"}`` only, as on the
+        real server; ``command`` is null when there is none, and an unknown job gets both null."""
         out = []
         for raw in job_ids:
             panda_id = _int_or_none(raw)
-            row = None
-            if panda_id is not None:
-                rows = self.store.query("SELECT status, attempt_nr, command FROM jobs WHERE panda_id=?", (panda_id,))
-                row = rows[0] if rows else None
-            if row is None:
-                out.append({"job_id": raw, "status": "not found", "attempt_number": 0, "command": "NULL"})
+            rows = self.store.query("SELECT status, command FROM jobs WHERE panda_id=?", (panda_id,)) \
+                if panda_id is not None else []
+            if not rows:
+                out.append({"status": None, "command": None})
             else:
-                out.append(
-                    {
-                        "job_id": panda_id,
-                        "status": row["status"],
-                        "attempt_number": row["attempt_nr"],
-                        "command": row["command"] or "NULL",
-                    }
-                )
+                command = rows[0]["command"]
+                out.append({"status": rows[0]["status"], "command": None if command in (None, "NULL") else command})
         return out
 
     def kill(self, panda_id: int) -> dict:
@@ -353,6 +357,33 @@ class Jobs:
                 " WHERE status='holding' AND holding_since<=?",
                 (t, t - self.holding_delay),
             ).rowcount
+
+    def reassign_stale_sent(self) -> int:
+        """The watchdog: jobs ``sent`` for ``sent_timeout`` seconds without a report go back to
+        ``activated`` with the next attempt (a report of the old attempt is then refused);
+        killed ones are cancelled. Returns the number of jobs changed."""
+        t = now()
+        stale = "status='sent' AND state_change_time<=?"
+        limit = t - self.sent_timeout
+        with self.store.write() as con:
+            ids = [r[0] for r in con.execute(f"SELECT panda_id FROM jobs WHERE {stale}", (limit,)).fetchall()]
+            if not ids:
+                return 0
+            con.execute(
+                "UPDATE jobs SET status='cancelled', state_change_time=?, n_changes=n_changes+1"
+                f" WHERE {stale} AND command='tobekilled'",
+                (t, limit),
+            )
+            con.execute(
+                "UPDATE jobs SET status='activated', attempt_nr=attempt_nr+1,"
+                " spec=json_set(spec, '$.attemptNr', attempt_nr+1), harvester_id=NULL, worker_id=NULL, node=NULL,"
+                f" modification_time=?, state_change_time=?, n_changes=n_changes+1 WHERE {stale}",
+                (t, t, limit),
+            )
+            # event ranges handed to the lost attempt can be handed out again
+            con.executemany("UPDATE event_ranges SET status='ready', modification_time=? WHERE panda_id=? AND "
+                            "status='sent'", [(t, panda_id) for panda_id in ids])
+        return len(ids)
 
     # ------------------------------------------------------------- events
     def acquire_event_ranges(self, panda_id: int, n_ranges: int) -> list[dict]:

@@ -53,6 +53,7 @@ class EmulatorProcess:
         port: int,
         extra_args: list[str],
         startup_timeout: float = 30.0,
+        sent_timeout: float | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -63,6 +64,7 @@ class EmulatorProcess:
         self.seed = seed
         self.port = port
         self.extra_args = list(extra_args)
+        self.sent_timeout = sent_timeout
         self.startup_timeout = startup_timeout
         self.state_file = self.state_dir / STATE_FILE
         self.log_file = self.state_dir / LOG_FILE
@@ -115,6 +117,8 @@ class EmulatorProcess:
         cmd.append("--require-auth" if self.require_auth else "--no-require-auth")
         if self.faults:
             cmd += ["--faults", json.dumps(self.faults)]
+        if self.sent_timeout is not None:
+            cmd += ["--sent-timeout", str(self.sent_timeout)]
         cmd += self.extra_args
         return cmd
 
@@ -315,12 +319,15 @@ def start_emulator(
     seed: int = 0,
     port: int = 0,
     extra_args: list[str] | tuple[str, ...] = (),
+    sent_timeout: float | None = None,
 ) -> EmulatorProcess:
     """Start an emulator process and wait until it answers.
 
     ``require_auth`` defaults to True when ``tls`` or ``tokens`` is given. ``port=0`` picks a
     free port (kept across :meth:`EmulatorProcess.restart`). ``extra_args`` are appended to
-    the ``serve`` command line (e.g. ``["--holding-delay", "0.5"]``).
+    the ``serve`` command line (e.g. ``["--holding-delay", "0.5"]``). ``sent_timeout``: seconds
+    after which the server's watchdog reassigns a job left in ``sent`` (``serve --sent-timeout``;
+    None keeps the server's default, long enough not to disturb a normal run).
     """
     tokens = list(tokens or [])
     if require_auth is None:
@@ -334,5 +341,6 @@ def start_emulator(
         seed=seed,
         port=port,
         extra_args=list(extra_args),
+        sent_timeout=sent_timeout,
     )
     return emu.start()

@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 from . import admin, api
 from .faults import FaultConfig
 from .instances import Instances
-from .jobs import Jobs
+from .jobs import DEFAULT_SENT_TIMEOUT, Jobs
 from .store import Store
 from .tls import ensure_pki, peer_dn, server_context
 
@@ -107,6 +107,7 @@ class EmulatorServer(ThreadingHTTPServer):
         seed: int = 0,
         faults: dict | None = None,
         holding_delay: float = 1.0,
+        sent_timeout: float = DEFAULT_SENT_TIMEOUT,
     ) -> None:
         self.tls_paths = tls_paths
         self.ssl_context = server_context(tls_paths) if tls_paths else None
@@ -116,7 +117,7 @@ class EmulatorServer(ThreadingHTTPServer):
         self.state_file = Path(state_file)
         self.cache_dir = self.state_file.parent / "cache"
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        self.jobs = Jobs(self.store, seed=seed, holding_delay=holding_delay)
+        self.jobs = Jobs(self.store, seed=seed, holding_delay=holding_delay, sent_timeout=sent_timeout)
         self.instances = Instances(self.store)
         self.faults = FaultConfig()
         self.faults.configure(faults, default_seed=seed)
@@ -150,6 +151,9 @@ class EmulatorServer(ThreadingHTTPServer):
         while not self._stop.wait(0.2):
             try:
                 self.jobs.finish_holding()
+                n = self.jobs.reassign_stale_sent()
+                if n:
+                    log.info("watchdog: %d jobs left in sent for %.1fs reassigned", n, self.jobs.sent_timeout)
             except Exception:  # keep the daemon alive; the next round retries
                 log.exception("housekeeping failed")
 
@@ -389,6 +393,7 @@ def serve(
     faults: dict | None,
     holding_delay: float,
     ready_file: Path | None,
+    sent_timeout: float = DEFAULT_SENT_TIMEOUT,
 ) -> int:
     """Run until SIGTERM/SIGINT. Returns the exit code."""
     tls_paths = ensure_pki(cert_dir or Path(state_file).parent / "pki") if tls else None
@@ -401,6 +406,7 @@ def serve(
         seed=seed,
         faults=faults,
         holding_delay=holding_delay,
+        sent_timeout=sent_timeout,
     )
     stopping = threading.Event()
 

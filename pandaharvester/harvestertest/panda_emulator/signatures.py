@@ -8,9 +8,13 @@ query string or a form are strings and are cast to the declared type first; valu
 body are checked as they are. ``pilot/update_jobs_bulk`` checks every job of ``job_list``
 against the arguments of ``pilot/update_job`` in the same way.
 
-Leniencies of the emulator (documented in ``docs/emulator.md``): structured arguments (lists,
-dicts, JSON strings) may come either as JSON values or as JSON strings; a list in a query
-string may be a JSON list or comma-joined; an integer where a float is declared is accepted.
+A list argument in a query string is made of repeated keys (``job_ids=3&job_ids=4``), as on the
+real server; JSON text or a comma-joined string there is refused with the real server's
+"could not be casted to type List" message.
+
+Leniencies of the emulator (documented in ``docs/emulator.md``): structured arguments of a JSON
+body (lists, dicts, JSON strings) may come either as JSON values or as JSON strings; an integer
+where a float is declared is accepted.
 """
 
 from __future__ import annotations
@@ -120,26 +124,39 @@ for _module, _alias in (("creds", "credential"), ("file_server", "file")):
             SIGNATURES[_alias + _name[len(_module):]] = _s
 
 
+# how the real server names the declared types in its cast error (``List[int].__name__`` is "List")
+_TYPE_NAMES = {INT_LIST: "List"}
+
+
 def _cast(value: Any, kind: str) -> Any:
-    """A query-string/form value (a string, or a list from repeated keys) as ``kind``."""
+    """A query-string/form value (a string, or a list of strings from repeated keys) as ``kind``.
+
+    As on the real server: a list argument is made of repeated keys (``job_ids=3&job_ids=4``; a
+    single key gives a one-element list) and each element is cast on its own, so JSON text
+    (``job_ids=[3, 4]``) or a comma-joined string cannot be cast; a scalar argument sent as
+    repeated keys cannot be cast either.
+    """
     if kind in (STR, ANY, FILE):
         return value
-    if isinstance(value, list) and kind != INT_LIST:
-        value = value[-1]
+    if kind == INT_LIST:
+        values = [value] if isinstance(value, str) else value
+        return [int(float(v)) for v in values]
+    if isinstance(value, list):
+        raise TypeError("repeated keys for a scalar argument")
     if kind == INT:
         return int(float(value))
     if kind == FLOAT:
         return float(value)
     if kind == BOOL:
         return str(value).lower() in ("true", "1")
-    if kind == INT_LIST:
-        if isinstance(value, str):
-            text = value.strip()
-            value = json.loads(text) if text.startswith("[") else [v for v in text.split(",") if v != ""]
-        if not isinstance(value, list):
-            value = [value]
-        return [int(float(v)) for v in value]
     return value  # JSON: the handlers decode JSON strings
+
+
+def _cast_error(name: str, value: Any, kind: str) -> str:
+    """The real server's message for a query-string value that cannot be cast to ``kind``."""
+    shown = [value] if kind == INT_LIST and isinstance(value, str) else value
+    return (f"Type error: '{name}' with value '{shown}' could not be casted to type {_TYPE_NAMES.get(kind, kind)} "
+            f"from {_type_name(shown)}.")
 
 
 def _type_ok(value: Any, kind: str) -> bool:
@@ -188,10 +205,12 @@ def bind(sig: Signature, params: dict, typed: bool) -> tuple[dict | None, str]:
             try:
                 value = _cast(value, kind)
             except (TypeError, ValueError):
-                return None, (f"Type error: '{name}' with value '{value}' could not be casted to type {kind} "
-                              f"from {_type_name(value)}.")
+                return None, _cast_error(name, value, kind)
+        if kind == INT_LIST and isinstance(value, list) and not _type_ok(value, kind):
+            return None, f"Type error: All elements in '{name}' must be int."
         if not _type_ok(value, kind):
-            return None, f"Type error: '{name}' must be of type {kind}, got {_type_name(value)}."
+            shown = "list" if kind == INT_LIST else kind
+            return None, f"Type error: '{name}' must be of type {shown}, got {_type_name(value)}."
         out[name] = value
     return out, ""
 
