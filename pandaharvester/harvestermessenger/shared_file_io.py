@@ -53,30 +53,43 @@ def write_json_atomic(path: str, data: Any) -> None:
     write_text_atomic(path, json.dumps(data))
 
 
+UNREADABLE_NOTE = "the file is kept and read again next cycle (corrupt or still being written)"
+
+
+def load_json(path: str) -> tuple[bool, Any, str]:
+    """``(True, data, "")`` when ``path`` parses as JSON, else ``(False, None, "<Type>: <message>")``.
+    A missing file raises ``FileNotFoundError`` (the callers tell "absent" from "unreadable")."""
+    try:
+        with open(path) as stream:
+            text = stream.read()
+        return True, json.loads(text), ""
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        return False, None, f"{type(exc).__name__}: {exc}"
+
+
 def read_json_file(path: str, tmp_log: Any, worker_id: Any) -> tuple[bool, Any]:
     """(True, data) when ``path`` parses, (False, None) with a logged error otherwise."""
     try:
-        with open(path) as stream:
-            return True, json.loads(stream.read())
-    except Exception as exc:
-        tmp_log.error(f"cannot read JSON file {path} written by workerID={worker_id}: {type(exc).__name__}: {exc}; "
-                      "the file is kept and read again next cycle (corrupt or still being written)")
-        return False, None
+        ok, data, why = load_json(path)
+    except FileNotFoundError as exc:
+        ok, data, why = False, None, f"{type(exc).__name__}: {exc}"
+    if not ok:
+        tmp_log.error(f"cannot read JSON file {path} written by workerID={worker_id}: {why}; {UNREADABLE_NOTE}")
+    return ok, data
 
 
 def read_json_if_present(path: str, get_log: Callable[[], Any], worker_id: Any) -> tuple[bool, Any] | None:
     """None when ``path`` does not exist, else :func:`read_json_file`'s ``(ok, data)``; one ``open``
     rather than a ``stat`` first. ``get_log()`` gives the logger, made only for an error."""
     try:
-        with open(path) as stream:
-            text = stream.read()
-        return True, json.loads(text)
+        ok, data, why = load_json(path)
     except FileNotFoundError:
         return None
-    except Exception as exc:
-        get_log().error(f"cannot read JSON file {path} written by workerID={worker_id}: {type(exc).__name__}: "
-                        f"{exc}; the file is kept and read again next cycle (corrupt or still being written)")
-        return False, None
+    if not ok:
+        get_log().error(f"cannot read JSON file {path} written by workerID={worker_id}: {why}; {UNREADABLE_NOTE}")
+    return ok, data
 
 
 def make_log_tarball(dir_name: str, tar_path: str, max_depth: int | None = None,
