@@ -1,7 +1,9 @@
 """File helpers of the shared-file messenger: atomic writes, tolerant JSON reads, log tarballs.
 
 Atomic writes go through a temporary file in the same directory and ``os.replace``, so a
-reader (the worker, or Harvester) never sees half a file. The temporary name carries the
+reader (the worker, or Harvester) never sees half a file. A file carrying secrets (the job
+description holds PanDA's ``secrets``) is written :data:`SECRET_FILE_MODE`, and access points
+are made :data:`ACCESS_POINT_MODE` (the worker runs as Harvester's user). The temporary name carries the
 process ID and a per-process counter, so concurrent writers (threads, processes) never share
 one; a write that fails removes its temporary file.
 """
@@ -22,6 +24,10 @@ from pandaharvester.harvestercore import core_utils
 # files that go into a log tarball
 LOG_PATTERNS = ("*.log", "*.txt", "*.xml", "*.json", "log*")
 
+# permissions of a file carrying secrets, and of the directories shared with a worker
+SECRET_FILE_MODE = 0o600
+ACCESS_POINT_MODE = 0o700
+
 _tmp_counter = itertools.count()
 
 
@@ -29,11 +35,16 @@ def _tmp_name(path: str) -> str:
     return f"{path}.tmp.{os.getpid()}.{next(_tmp_counter)}"
 
 
-def write_text_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
+def write_text_atomic(path: str, text: str, mode: int | None = None) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``; ``mode``: the file's
+    permission bits from its creation on (e.g. :data:`SECRET_FILE_MODE`), else the umask's default."""
     tmp_path = _tmp_name(path)
     try:
-        with open(tmp_path, "w") as stream:
+        if mode is None:
+            stream = open(tmp_path, "w")
+        else:
+            stream = os.fdopen(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "w")
+        with stream:
             stream.write(text)
         os.replace(tmp_path, path)
     except BaseException:
@@ -44,13 +55,14 @@ def write_text_atomic(path: str, text: str) -> None:
         raise
 
 
-def write_json_atomic(path: str, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` through a temporary file and ``os.replace``.
+def write_json_atomic(path: str, data: Any, mode: int | None = None) -> None:
+    """Write ``data`` as JSON to ``path`` through a temporary file and ``os.replace`` (``mode``: as
+    in :func:`write_text_atomic`).
 
     Encoded in one go (``json.dumps``, the C encoder) and written at once: ``json.dump`` runs the
     pure-Python encoder and writes every fragment separately.
     """
-    write_text_atomic(path, json.dumps(data))
+    write_text_atomic(path, json.dumps(data), mode)
 
 
 UNREADABLE_NOTE = "the file is kept and read again next cycle (corrupt or still being written)"

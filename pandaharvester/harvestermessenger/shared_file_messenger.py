@@ -38,8 +38,9 @@ from pandaharvester.harvestercore.work_spec import WorkSpec
 
 from .base_messenger import BaseMessenger
 # the file helpers live in shared_file_io; imported here too, their old home
-from .shared_file_io import (LOG_PATTERNS, make_log_tarball, read_json_file, read_json_if_present,  # noqa: F401
-                             scan_files_in_dir, write_json_atomic, write_text_atomic)
+from .shared_file_io import (ACCESS_POINT_MODE, LOG_PATTERNS, SECRET_FILE_MODE, make_log_tarball,  # noqa: F401
+                             read_json_file, read_json_if_present, scan_files_in_dir, write_json_atomic,
+                             write_text_atomic)
 from .shared_file_reports import KIND_ANY, KIND_OBJECT, KIND_OUTPUTS, read_outputs_dump, report_problem
 
 _logger = log_utils.setup_logger("shared_file_messenger")
@@ -112,7 +113,7 @@ class SharedFileMessenger(BaseMessenger):
                 for jobspec in workspec.get_jobspec_list() or []:
                     sub_access_point = self.get_access_point(workspec, jobspec.PandaID)
                     if sub_access_point != access_point:
-                        os.makedirs(sub_access_point, exist_ok=True)
+                        os.makedirs(sub_access_point, ACCESS_POINT_MODE, exist_ok=True)
                     task_dir = self.get_task_access_point(workspec, jobspec)
                     if task_dir:
                         os.makedirs(task_dir, exist_ok=True)
@@ -125,9 +126,10 @@ class SharedFileMessenger(BaseMessenger):
     @staticmethod
     def _make_access_point(access_point: str, fresh: bool) -> None:
         """Make ``access_point``; with ``fresh`` (a new worker) whatever was there is removed first.
-        One ``mkdir`` in the usual case (a new directory whose parent exists)."""
+        One ``mkdir`` in the usual case (a new directory whose parent exists); made ACCESS_POINT_MODE
+        (it gets the job description, which carries secrets)."""
         try:
-            os.mkdir(access_point)
+            os.mkdir(access_point, ACCESS_POINT_MODE)
             return
         except FileNotFoundError:  # the parent is missing
             pass
@@ -137,7 +139,7 @@ class SharedFileMessenger(BaseMessenger):
                     raise
                 return
             shutil.rmtree(access_point, ignore_errors=True)
-        os.makedirs(access_point, exist_ok=True)
+        os.makedirs(access_point, ACCESS_POINT_MODE, exist_ok=True)
 
     # ------------------------------------------------------------------ jobs
     def feed_jobs(self, workspec: Any, jobspec_list: list) -> bool:
@@ -156,13 +158,14 @@ class SharedFileMessenger(BaseMessenger):
             access_point = self.get_access_point(workspec, jobspec.PandaID)
             try:
                 if not os.path.isdir(access_point):
-                    os.makedirs(access_point, exist_ok=True)
+                    os.makedirs(access_point, ACCESS_POINT_MODE, exist_ok=True)
                 job_params = jobspec.get_job_params(self.stripJobParams)
                 spec_path = os.path.join(access_point, self.jobSpecFileName)
+                # the job description carries PanDA's secrets: owner only
                 if self.jobSpecFileFormat == "cgi":
-                    write_text_atomic(spec_path, urlencode(job_params))
+                    write_text_atomic(spec_path, urlencode(job_params), SECRET_FILE_MODE)
                 else:
-                    write_json_atomic(spec_path, {jobspec.PandaID: job_params})
+                    write_json_atomic(spec_path, {jobspec.PandaID: job_params}, SECRET_FILE_MODE)
                 write_text_atomic(os.path.join(access_point, self.xmlPoolCatalogFileName), pfc)
                 for filespec in jobspec.inFiles:
                     if not filespec.path:
