@@ -11,7 +11,8 @@ import pytest
 from pandaharvester.harvesterbody.monitor import Monitor
 from pandaharvester.harvestercore.pilot_errors import PilotErrors
 
-from test_agents_helpers import agent_env, make_job, make_worker, plugin, queue, set_job, sql, store_worker  # noqa: F401
+from test_agents_helpers import (agent_env, make_job, make_worker, plugin, queue, set_job, sql,  # noqa: F401
+                                 store_worker)
 from test_agents_monitor import ScriptedMonitor
 
 Q = "REPQ"

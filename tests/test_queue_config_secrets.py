@@ -48,7 +48,8 @@ def db_mapper(tmp_path, fresh_home):
 
 
 def stored_dumps(proxy) -> list[tuple]:
-    return [tuple(row) for row in proxy.cur.execute("SELECT configID, dumpUniqueName, checksum, data FROM qcdump_table")]
+    rows = proxy.cur.execute("SELECT configID, dumpUniqueName, checksum, data FROM qcdump_table")
+    return [tuple(row) for row in rows]
 
 
 def test_secrets_are_masked_in_the_dump_and_restored_for_plugins(db_mapper):

@@ -203,7 +203,7 @@ def load_settings() -> PandaconSettings:
         raise ConfigError(f"[pandacon] transport = {transport!r} is unknown: use one of {', '.join(TRANSPORT_NAMES)}")
     auth_type = normalise_auth_type(_opt_str(pandacon, "auth_type"))
     auth_token = _opt_str(pandacon, "auth_token")
-    allow_plain = _as_bool(getattr(pandacon, ALLOW_PLAIN_HTTP_KEY, False))
+    allow_plain = read_allow_plain_http()
     cache_url = resolve_cache_url(pandacon, server_url)
     if auth_type == "oidc" and auth_token:
         for url in dict.fromkeys((server_url, cache_url)):

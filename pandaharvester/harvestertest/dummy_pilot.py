@@ -11,10 +11,11 @@ the job description(s) Harvester wrote, runs for ``--sleep`` seconds while touch
 heartbeat file (asking for and processing event ranges for event-service jobs), then writes
 per job: output files with real content, a log tarball, the files-to-stage-out dump
 (``{PandaID: [{path, type, fsize, chksum, guid[, eventRangeID, eventStatus]}]}``), the job
-report and the worker attributes (``jobStatus`` finished or failed); the reports named in ``corruptFiles`` (their file-name keys,
-e.g. ``eventStatusDumpJsonFile``) are written cut in half, as a crash mid-write leaves them. Last it writes its own
-status file ``dummy_pilot_status.json`` ({status, pid, startTime, endTime, exitCode, diag}),
-which is what ``DummyMonitor`` reads. With no PandaIDs file (pull mode) it just runs.
+report and the worker attributes (``jobStatus`` finished or failed); the reports named in
+``corruptFiles`` (their file-name keys, e.g. ``eventStatusDumpJsonFile``) are written cut in
+half, as a crash mid-write leaves them. Last it writes its own status file
+``dummy_pilot_status.json`` ({status, pid, startTime, endTime, exitCode, diag}), which is what
+``DummyMonitor`` reads. With no PandaIDs file (pull mode) it just runs.
 
 SIGTERM/SIGINT end it early with jobStatus failed and exit code 143. File names default to
 the cfg template's ``[payload_interaction]`` values; the config JSON may override them.
