@@ -148,7 +148,8 @@ def test_cache_url_falls_back_to_legacy_then_server():
 def test_load_settings_reads_cfg(fresh_home):
     fresh_home({"pandacon": {"server_api_url_ssl": "http://127.0.0.1:1/api/v1", "maxRetries": "5",
                              "retryBackoff": "2", "transport": "pycurl", "auth_type": "oidc",
-                             "auth_token": "file:/nonexistent", "ca_cert": ""},
+                             "auth_token": "file:/nonexistent", "ca_cert": "",
+                             "allow_credentials_over_http": "True"},
                 "propagator": {"nJobsInBulk": "7"}})
     s = settings_mod.load_settings()
     assert (s.server_url, s.max_retries, s.retry_backoff) == ("http://127.0.0.1:1/api/v1", 5, 2.0)
@@ -387,7 +388,7 @@ def test_client_sends_bearer_and_origin_and_never_logs_them(tiny_server, tmp_pat
     url, scripted = tiny_server([{"success": True, "message": "", "data": {"tokenKey": "key-" + "Q" * 30}}])
     redactor = Redactor()
     auth = AuthManager(auth_type="oidc", auth_token=f"file:{token_file}", auth_origin="atlas.production",
-                       on_new_secret=redactor.add_secret)
+                       on_new_secret=redactor.add_secret, allow_plain_http=True)  # tiny_server is plain HTTP
     client = make_client(url, verbose=True, auth=auth, redactor=redactor)
     ok, reply = client.request("GET", "creds/get_token_key", {"client_name": "c"})
     assert ok and reply["data"]["tokenKey"].startswith("key-")

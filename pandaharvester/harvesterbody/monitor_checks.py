@@ -10,6 +10,12 @@ Status rules for a worker the plugin says is final (finished/failed/cancelled):
 
 - while it still has output files or events to report, it is held in running (or idle), so
   the files/events are recorded first;
+- while a job's reports (outputs dump, attributes, job report) exist but cannot be used
+  (messenger ``get_unreadable_reports``), the job is held: its reported attributes are not
+  applied (so it does not end) and an ended worker stays in running (or idle); once the worker
+  ended, this lasts until ``[monitor] postProcessTimeout`` minutes after the first check that
+  found it so (at least one more check), then the job and the worker are failed with a
+  diagnostic naming the file and the reason;
 - then the messenger's ``post_processing`` runs once (unless the status is a no-heartbeat one
   or the queue is a true-pilot queue); ``None`` from it means "not yet": held again until
   ``[monitor] postProcessTimeout`` minutes have passed;
@@ -28,6 +34,12 @@ from pandaharvester.harvestercore.pilot_errors import PilotErrors
 from pandaharvester.harvestercore.work_spec import WorkSpec
 
 FINAL_MONITOR_STATES = (WorkSpec.ST_finished, WorkSpec.ST_failed, WorkSpec.ST_cancelled)
+# job states a worker reports in its attributes (jobStatus) that end the job
+JOB_END_STATES = ("finished", "failed")
+# workParams key: when a check first found the ended worker with reports that cannot be used
+UNREADABLE_SINCE = "unreadableReportsSince"
+# PanDA's pilotErrorDiag column holds 500 characters
+PILOT_DIAG_LIMIT = 500
 
 
 class MessengerFailure(Exception):
@@ -127,9 +139,10 @@ class WorkerChecker:
         except MessengerFailure as exc:
             results[work_spec.workerID] = self.messenger_failed(work_spec, str(exc))
 
-    def ask(self, method: str, *args: Any) -> Any:
-        """``messenger.<method>(*args)``; raises :class:`MessengerFailure` when it raises."""
-        ok, reply = self.agent.call_plugin(self.log, self.messenger, method, *args)
+    def ask(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """``messenger.<method>(*args)``; raises :class:`MessengerFailure` when it raises
+        (``default=``: the reply when the messenger lacks the method)."""
+        ok, reply = self.agent.call_plugin(self.log, self.messenger, method, *args, **kwargs)
         if not ok:
             raise MessengerFailure(reply)
         return reply
@@ -190,8 +203,10 @@ class WorkerChecker:
             self.dbProxy.mark_workers_to_kill_by_workerids([worker_id])
             work_spec.set_pilot_error(PilotErrors.FAILEDBYSERVER, diag)
         self.collect_reports(work_spec, result)
+        status, diag, held = self.hold_unreadable(work_spec, status, diag, result)
         result.mon_status = status
-        result.new_status = self.hold_until_reported(work_spec, status, result)
+        result.new_status = self.holding_status(work_spec) if held else \
+            self.hold_until_reported(work_spec, status, result)
         result.diag = diag
 
     def unchecked(self, work_spec: WorkSpec, diag: str, now: datetime.datetime,
@@ -218,11 +233,16 @@ class WorkerChecker:
         if work_spec.mapType == WorkSpec.MT_NoJob:
             result.panda_ids = self.ask("get_panda_ids", work_spec) or ()
 
+    @staticmethod
+    def holding_status(work_spec: WorkSpec) -> str:
+        """The status an ended worker is held in while something of it is still to be reported."""
+        return WorkSpec.ST_running if work_spec.status == WorkSpec.ST_running else WorkSpec.ST_idle
+
     def hold_until_reported(self, work_spec: WorkSpec, status: str, result: CheckResult) -> str:
         """The status to write now: a final status waits for files, events and post-processing."""
         if status not in FINAL_MONITOR_STATES:
             return status
-        holding = WorkSpec.ST_running if work_spec.status == WorkSpec.ST_running else WorkSpec.ST_idle
+        holding = self.holding_status(work_spec)
         if result.files_to_stage_out or result.events_to_update:
             work_spec.trigger_next_lookup()
             return holding
@@ -244,6 +264,68 @@ class WorkerChecker:
                 return holding
         work_spec.post_processed()
         return status
+
+    def hold_unreadable(self, work_spec: WorkSpec, status: str, diag: str,
+                        result: CheckResult) -> tuple[str, str, bool]:
+        """Hold the jobs whose reports cannot be used (module docstring): ``(status, diag, held)``,
+        where ``held`` keeps the ended worker in its holding status. Asked only once the worker
+        ended or its attributes end a job: before that nothing would end the job."""
+        attrs = result.work_attributes if isinstance(result.work_attributes, dict) else {}
+        ended = status in FINAL_MONITOR_STATES
+        if not ended and not any(isinstance(a, dict) and a.get("jobStatus") in JOB_END_STATES
+                                 for a in attrs.values()):
+            return status, diag, False
+        problems = self.ask("get_unreadable_reports", work_spec, default={}) or {}
+        if not problems:
+            if work_spec.get_work_params(UNREADABLE_SINCE)[1] is not None:
+                work_spec.set_work_params({UNREADABLE_SINCE: None})
+            return status, diag, False
+        result.work_attributes = attrs
+        worker_id = work_spec.workerID
+        texts = {panda_id: "; ".join(f"cannot read {path}: {why}" for path, why in files.items())
+                 for panda_id, files in problems.items()}
+        if not ended or not self.unreadable_timed_out(work_spec):
+            for panda_id, text in texts.items():
+                attrs[panda_id] = {}  # not applied: the job keeps running until its reports can be used
+                self.log.warning(f"workerID={worker_id} PandaID={panda_id} held: {text}; checked again each "
+                                 f"cycle, failed once the worker has been ended so for [monitor] "
+                                 f"postProcessTimeout = {self.post_process_timeout} min (at the next check at "
+                                 f"the earliest)")
+            return status, diag, ended
+        for panda_id, text in texts.items():
+            attrs[panda_id] = self.failed_job_attributes(attrs.get(panda_id), text)
+            self.log.error(f"workerID={worker_id} PandaID={panda_id} failed: {text} "
+                           f"(unreadable for [monitor] postProcessTimeout = {self.post_process_timeout} min)")
+        worker_diag = f"Harvester failed the job(s): {'; '.join(texts.values())}"
+        work_spec.set_supplemental_error(PilotErrors.STAGEOUTFAILED, worker_diag)
+        return WorkSpec.ST_failed, f"{worker_diag}. {diag}" if diag else worker_diag, False
+
+    @staticmethod
+    def failed_job_attributes(reported: Any, text: str) -> dict:
+        """The attributes that fail a job whose reports cannot be used: the reported ones, ended
+        failed with a diag naming the file (after the pilot's own error when it reported one)."""
+        attrs = dict(reported) if isinstance(reported, dict) else {}
+        ours = f"Harvester cannot use the job's reports: {text}"
+        if attrs.get("jobStatus") == "failed" and attrs.get("pilotErrorCode"):
+            ours = f"{attrs.get('pilotErrorDiag') or ''} | {ours}"
+        else:
+            attrs["pilotErrorCode"] = PilotErrors.STAGEOUTFAILED
+        attrs["jobStatus"] = "failed"
+        attrs["pilotErrorDiag"] = ours[:PILOT_DIAG_LIMIT]
+        return attrs
+
+    def unreadable_timed_out(self, work_spec: WorkSpec) -> bool:
+        """True once the ended worker's reports stayed unusable ``postProcessTimeout`` minutes since
+        the first check that found them so (recorded in workParams); that first check never is."""
+        _found, since = work_spec.get_work_params(UNREADABLE_SINCE)
+        try:
+            first = datetime.datetime.fromisoformat(since) if since else None
+        except (TypeError, ValueError):
+            first = None
+        if first is None:
+            work_spec.set_work_params({UNREADABLE_SINCE: self.now.isoformat()})
+            return False
+        return self.now - first >= datetime.timedelta(minutes=max(self.post_process_timeout, 0))
 
     def post_process_timed_out(self, work_spec: WorkSpec) -> bool:
         """True when post-processing may not be retried any more (postProcessTimeout minutes; 0 = no retry)."""

@@ -1,8 +1,10 @@
 """Credentials the communicator presents: X.509 client certificates or OIDC bearer tokens.
 
-``[pandacon] auth_type`` selects ``x509`` (``cert_file``/``key_file`` presented over TLS,
-``ca_cert`` to verify the server) or ``oidc`` (``Authorization: Bearer <token>`` and
-``Origin: <auth_origin>``). ``auth_token`` is the token itself or ``file:<path>``; a file is
+``[pandacon] auth_type`` selects ``oidc`` (``Authorization: Bearer <token>`` and
+``Origin: <auth_origin>``) or, for any other value (``x509``, ``none``, as in the original),
+certificates (``cert_file``/``key_file`` presented over TLS, ``ca_cert`` to verify the server).
+A token is never sent to a plain ``http://`` URL unless ``[pandacon] allow_credentials_over_http``
+(:func:`.settings.check_plain_http`). ``auth_token`` is the token itself or ``file:<path>``; a file is
 re-read when it changes (checked on each request), on :meth:`AuthManager.force_renewal`, and
 at least every :data:`TOKEN_REFRESH_SECONDS`.
 
@@ -20,8 +22,9 @@ import time
 from typing import Any, Callable
 from urllib.parse import urlparse
 
+from .settings import check_plain_http, normalise_auth_type, read_allow_plain_http
+
 TOKEN_REFRESH_SECONDS = 600.0
-AUTH_TYPES = ("x509", "oidc")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,13 +148,15 @@ class AuthManager:
     def __init__(self, auth_type: str = "x509", cert_file: str | None = None, key_file: str | None = None,
                  ca_cert: str | bool | None = None, auth_token: str | None = None, auth_origin: str | None = None,
                  multihost_auth_config: str | None = None,
-                 on_new_secret: Callable[[str], None] | None = None, logger: Any = None) -> None:
-        self.auth_type = auth_type or "x509"
+                 on_new_secret: Callable[[str], None] | None = None, logger: Any = None,
+                 allow_plain_http: bool | None = None) -> None:
+        self.auth_type = normalise_auth_type(auth_type)
         self.cert_file = cert_file
         self.key_file = key_file
         self.ca_cert = ca_cert
         self.auth_origin = auth_origin
         self._on_new_secret = on_new_secret
+        self._allow_plain_http = allow_plain_http
         self._token = TokenSource(auth_token, on_new_secret)
         self._hosts: dict[str, _HostEntry] = {}
         self._netlocs: dict[str, str] = {}
@@ -210,19 +215,31 @@ class AuthManager:
             self._netlocs[base_url] = netloc
         return netloc
 
+    @property
+    def allow_plain_http(self) -> bool:
+        """Whether a token may go to a plain ``http://`` URL (``[pandacon] allow_credentials_over_http``)."""
+        if self._allow_plain_http is None:
+            self._allow_plain_http = read_allow_plain_http()
+        return self._allow_plain_http
+
     def for_url(self, base_url: str) -> HostAuth:
-        """The credentials for requests to ``base_url`` (default ones unless the host is overridden)."""
+        """The credentials for requests to ``base_url`` (default ones unless the host is overridden).
+        ConfigError when they hold a token and ``base_url`` is plain HTTP (unless allowed)."""
         entry = self._hosts.get(self._netloc(base_url))
         if entry is None:
-            return HostAuth(self.auth_type, self.cert_file, self.key_file, self.ca_cert,
+            auth = HostAuth(self.auth_type, self.cert_file, self.key_file, self.ca_cert,
                             self._token.get() if self.auth_type == "oidc" else None, self.auth_origin)
-        values = entry.values
-        auth_type = str(values.get("auth_type", self.auth_type)).lower()
-        token = None
-        if auth_type == "oidc":
-            token = entry.token.get() if entry.token is not None else self._token.get()
-        return HostAuth(auth_type, values.get("cert_file", self.cert_file), values.get("key_file", self.key_file),
-                        values.get("ca_cert", self.ca_cert), token, values.get("auth_origin", self.auth_origin))
+        else:
+            values = entry.values
+            auth_type = normalise_auth_type(values.get("auth_type", self.auth_type))
+            token = None
+            if auth_type == "oidc":
+                token = entry.token.get() if entry.token is not None else self._token.get()
+            auth = HostAuth(auth_type, values.get("cert_file", self.cert_file), values.get("key_file", self.key_file),
+                            values.get("ca_cert", self.ca_cert), token, values.get("auth_origin", self.auth_origin))
+        if auth.token:
+            check_plain_http(base_url, "the OIDC token", self.allow_plain_http)
+        return auth
 
     def host_tuple(self, base_url: str) -> tuple:
         """``(auth_type, cert_file, key_file, ca_cert, auth_token)`` as the original returns it."""

@@ -11,12 +11,20 @@ URL rules (the one decision about plain HTTP):
   ``pandaURLSSL`` + ``/api/v1``; if that is absent too, ``server_api_url`` (then ``pandaURL``).
 * ``cache_url`` = ``cache_api_url_ssl``; else from ``pandaCacheURL_W``; else ``server_url``.
 * Whatever URL results is used as written: an ``http://`` URL is plain HTTP (no TLS, so no
-  client certificate is presented), an ``https://`` URL is TLS with the configured auth.
+  client certificate or proxy is ever presented), an ``https://`` URL is TLS with the configured auth.
+* A bearer token would travel in clear to an ``http://`` URL: that is refused (ConfigError at
+  start, for the default host; per request for a ``multihost_auth_config`` host) unless
+  ``[pandacon] allow_credentials_over_http = True``, which is then logged as a WARNING once per
+  URL and process (every start).
+
+``auth_type``: ``oidc`` means bearer tokens; anything else (``x509``, ``none``, empty) means
+certificates, as in the original.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 from typing import Any
 from urllib.parse import urlparse
 
@@ -28,6 +36,11 @@ DEFAULT_RETRY_BACKOFF = 1.0
 DEFAULT_EVENTS_CHUNK_SIZE = 5120
 DEFAULT_JOBS_IN_BULK = 100
 TRANSPORT_NAMES = ("requests", "pycurl")
+ALLOW_PLAIN_HTTP_KEY = "allow_credentials_over_http"
+
+# URLs already warned about (credentials allowed over plain HTTP): one WARNING per URL and process
+_warned_plain_http: set[str] = set()
+_warned_lock = threading.Lock()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +66,7 @@ class PandaconSettings:
     jobs_in_bulk: int = DEFAULT_JOBS_IN_BULK
     harvester_id: str | None = None
     idds_url: str | None = None
+    allow_credentials_over_http: bool = False
 
 
 def _blank(value: Any) -> bool:
@@ -136,6 +150,46 @@ def _ca_cert(section: Any) -> str | bool | None:
     return text
 
 
+def normalise_auth_type(value: Any) -> str:
+    """``oidc`` (bearer token) or ``x509`` (certificates): anything but oidc means certificates."""
+    return "oidc" if str(value or "").strip().lower() == "oidc" else "x509"
+
+
+def is_plain_http(url: str | None) -> bool:
+    """True for an ``http://`` URL (no TLS)."""
+    return bool(url) and str(url).strip().lower().startswith("http://")
+
+
+def read_allow_plain_http() -> bool:
+    """``[pandacon] allow_credentials_over_http`` now (False when unset or without a cfg)."""
+    try:
+        from pandaharvester.harvesterconfig import harvester_config
+
+        return _as_bool(getattr(harvester_config.pandacon, ALLOW_PLAIN_HTTP_KEY, False))
+    except Exception:
+        return False
+
+
+def check_plain_http(url: str, what: str, allowed: bool) -> None:
+    """Refuse to send ``what`` (a credential) in clear to ``url`` when it is ``http://``, unless
+    ``allowed``: then one WARNING per URL and process."""
+    if not is_plain_http(url):
+        return
+    if not allowed:
+        from pandaharvester.errors import ConfigError
+
+        raise ConfigError(f"[pandacon] refusing to send {what} in clear to {url} (plain HTTP): use an https:// "
+                          f"URL, or set {ALLOW_PLAIN_HTTP_KEY} = True to accept that risk")
+    with _warned_lock:
+        if url in _warned_plain_http:
+            return
+        _warned_plain_http.add(url)
+    from .base_communicator import _logger
+
+    _logger.warning(f"[pandacon] {ALLOW_PLAIN_HTTP_KEY} = True: {what} is sent in clear to {url} (plain HTTP); "
+                    "anyone on the network path can read it. Use an https:// URL")
+
+
 def load_settings() -> PandaconSettings:
     """Read the communicator's settings from ``harvester_config`` now."""
     from pandaharvester.harvesterconfig import harvester_config
@@ -147,17 +201,19 @@ def load_settings() -> PandaconSettings:
         from pandaharvester.errors import ConfigError
 
         raise ConfigError(f"[pandacon] transport = {transport!r} is unknown: use one of {', '.join(TRANSPORT_NAMES)}")
-    auth_type = (_opt_str(pandacon, "auth_type") or "x509").lower()
-    if auth_type not in ("x509", "oidc"):
-        from pandaharvester.errors import ConfigError
-
-        raise ConfigError(f"[pandacon] auth_type = {auth_type!r} is unknown: use x509 or oidc")
+    auth_type = normalise_auth_type(_opt_str(pandacon, "auth_type"))
+    auth_token = _opt_str(pandacon, "auth_token")
+    allow_plain = read_allow_plain_http()
+    cache_url = resolve_cache_url(pandacon, server_url)
+    if auth_type == "oidc" and auth_token:
+        for url in dict.fromkeys((server_url, cache_url)):
+            check_plain_http(url, "the OIDC token ([pandacon] auth_token)", allow_plain)
     propagator = getattr(harvester_config, "propagator", None)
     master = getattr(harvester_config, "master", None)
     verbose = _as_bool(getattr(pandacon, "verbose", False))
     return PandaconSettings(
         server_url=server_url,
-        cache_url=resolve_cache_url(pandacon, server_url),
+        cache_url=cache_url,
         timeout=_as_number(getattr(pandacon, "timeout", None), DEFAULT_TIMEOUT, float, "timeout"),
         max_retries=max(0, _as_number(getattr(pandacon, "maxRetries", None), DEFAULT_MAX_RETRIES, int, "maxRetries")),
         retry_backoff=max(0.0, _as_number(getattr(pandacon, "retryBackoff", None), DEFAULT_RETRY_BACKOFF, float,
@@ -169,7 +225,7 @@ def load_settings() -> PandaconSettings:
         cert_file=_opt_str(pandacon, "cert_file"),
         key_file=_opt_str(pandacon, "key_file"),
         ca_cert=_ca_cert(pandacon),
-        auth_token=_opt_str(pandacon, "auth_token"),
+        auth_token=auth_token,
         auth_origin=_opt_str(pandacon, "auth_origin"),
         multihost_auth_config=_opt_str(pandacon, "multihost_auth_config"),
         events_chunk_size=max(1, _as_number(getattr(pandacon, "getEventsChunkSize", None), DEFAULT_EVENTS_CHUNK_SIZE,
@@ -178,4 +234,5 @@ def load_settings() -> PandaconSettings:
                                        "nJobsInBulk")),
         harvester_id=_opt_str(master, "harvester_id") if master is not None else None,
         idds_url=_opt_str(pandacon, "iddsURL"),
+        allow_credentials_over_http=allow_plain,
     )

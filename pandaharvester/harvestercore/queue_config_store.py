@@ -132,6 +132,7 @@ class DBConfigStore:
     def __init__(self, proxy: Any | None = None) -> None:
         self.proxy = proxy if proxy is not None else get_db_proxy()
         self._dumps: dict[str, Any] = {}
+        self._live: dict[str, dict[str, Any]] = {}  # queueName → current config data (secrets unmasked)
 
     def _log(self, method: str) -> Any:
         return make_logger(_logger, method_name=method)
@@ -148,6 +149,7 @@ class DBConfigStore:
 
         tmp_log = self._log("assign_config_ids")
         dumps = self._load_dumps()
+        self._live = {name: vars(queue_config) for name, queue_config in queues.items()}
         for name, queue_config in queues.items():
             spec = QueueConfigDumpSpec()
             spec.queueName = name
@@ -168,8 +170,12 @@ class DBConfigStore:
         self._dumps = dumps
 
     def history(self) -> dict[int, QueueConfig]:
-        """Every dumped version in the DB, by configID."""
-        return {spec.configID: config_from_dump(spec.queueName, spec.configID, spec.data or {})
+        """Every dumped version in the DB, by configID; the secrets the dumps have masked are taken
+        from the queue's current config (a queue no longer configured keeps them masked)."""
+        from .queue_config_dump_spec import restore_secrets
+
+        return {spec.configID: config_from_dump(spec.queueName, spec.configID,
+                                                restore_secrets(spec.data or {}, self._live.get(spec.queueName)))
                 for spec in self._dumps.values() if spec.configID is not None}
 
     def last_reload_elsewhere(self) -> float | None:

@@ -74,6 +74,11 @@ class BaseMessenger(PluginBase):
         """{PandaID: {lfn: [{path, type, fsize, chksum, guid, ...}]}} produced by the worker."""
         return {}
 
+    def get_unreadable_reports(self, workspec: Any) -> dict:
+        """{PandaID: {path: why}} of the worker's report files (outputs, end state) that exist but
+        cannot be used now; the monitor holds such a job instead of ending it. {} = nothing unreadable."""
+        return {}
+
     def job_requested(self, workspec: Any) -> int | bool:
         """Number of jobs the worker asks for (falsy = none)."""
         return 0

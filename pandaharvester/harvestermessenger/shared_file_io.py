@@ -1,7 +1,9 @@
 """File helpers of the shared-file messenger: atomic writes, tolerant JSON reads, log tarballs.
 
 Atomic writes go through a temporary file in the same directory and ``os.replace``, so a
-reader (the worker, or Harvester) never sees half a file. The temporary name carries the
+reader (the worker, or Harvester) never sees half a file. A file carrying secrets (the job
+description holds PanDA's ``secrets``) is written :data:`SECRET_FILE_MODE`, and access points
+are made :data:`ACCESS_POINT_MODE` (the worker runs as Harvester's user). The temporary name carries the
 process ID and a per-process counter, so concurrent writers (threads, processes) never share
 one; a write that fails removes its temporary file.
 """
@@ -22,6 +24,10 @@ from pandaharvester.harvestercore import core_utils
 # files that go into a log tarball
 LOG_PATTERNS = ("*.log", "*.txt", "*.xml", "*.json", "log*")
 
+# permissions of a file carrying secrets, and of the directories shared with a worker
+SECRET_FILE_MODE = 0o600
+ACCESS_POINT_MODE = 0o700
+
 _tmp_counter = itertools.count()
 
 
@@ -29,11 +35,16 @@ def _tmp_name(path: str) -> str:
     return f"{path}.tmp.{os.getpid()}.{next(_tmp_counter)}"
 
 
-def write_text_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
+def write_text_atomic(path: str, text: str, mode: int | None = None) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``; ``mode``: the file's
+    permission bits from its creation on (e.g. :data:`SECRET_FILE_MODE`), else the umask's default."""
     tmp_path = _tmp_name(path)
     try:
-        with open(tmp_path, "w") as stream:
+        if mode is None:
+            stream = open(tmp_path, "w")
+        else:
+            stream = os.fdopen(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "w")
+        with stream:
             stream.write(text)
         os.replace(tmp_path, path)
     except BaseException:
@@ -44,39 +55,53 @@ def write_text_atomic(path: str, text: str) -> None:
         raise
 
 
-def write_json_atomic(path: str, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` through a temporary file and ``os.replace``.
+def write_json_atomic(path: str, data: Any, mode: int | None = None) -> None:
+    """Write ``data`` as JSON to ``path`` through a temporary file and ``os.replace`` (``mode``: as
+    in :func:`write_text_atomic`).
 
     Encoded in one go (``json.dumps``, the C encoder) and written at once: ``json.dump`` runs the
     pure-Python encoder and writes every fragment separately.
     """
-    write_text_atomic(path, json.dumps(data))
+    write_text_atomic(path, json.dumps(data), mode)
+
+
+UNREADABLE_NOTE = "the file is kept and read again next cycle (corrupt or still being written)"
+
+
+def load_json(path: str) -> tuple[bool, Any, str]:
+    """``(True, data, "")`` when ``path`` parses as JSON, else ``(False, None, "<Type>: <message>")``.
+    A missing file raises ``FileNotFoundError`` (the callers tell "absent" from "unreadable")."""
+    try:
+        with open(path) as stream:
+            text = stream.read()
+        return True, json.loads(text), ""
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        return False, None, f"{type(exc).__name__}: {exc}"
 
 
 def read_json_file(path: str, tmp_log: Any, worker_id: Any) -> tuple[bool, Any]:
     """(True, data) when ``path`` parses, (False, None) with a logged error otherwise."""
     try:
-        with open(path) as stream:
-            return True, json.loads(stream.read())
-    except Exception as exc:
-        tmp_log.error(f"cannot read JSON file {path} written by workerID={worker_id}: {type(exc).__name__}: {exc}; "
-                      "the file is kept and read again next cycle (corrupt or still being written)")
-        return False, None
+        ok, data, why = load_json(path)
+    except FileNotFoundError as exc:
+        ok, data, why = False, None, f"{type(exc).__name__}: {exc}"
+    if not ok:
+        tmp_log.error(f"cannot read JSON file {path} written by workerID={worker_id}: {why}; {UNREADABLE_NOTE}")
+    return ok, data
 
 
 def read_json_if_present(path: str, get_log: Callable[[], Any], worker_id: Any) -> tuple[bool, Any] | None:
     """None when ``path`` does not exist, else :func:`read_json_file`'s ``(ok, data)``; one ``open``
     rather than a ``stat`` first. ``get_log()`` gives the logger, made only for an error."""
     try:
-        with open(path) as stream:
-            text = stream.read()
-        return True, json.loads(text)
+        ok, data, why = load_json(path)
     except FileNotFoundError:
         return None
-    except Exception as exc:
-        get_log().error(f"cannot read JSON file {path} written by workerID={worker_id}: {type(exc).__name__}: "
-                        f"{exc}; the file is kept and read again next cycle (corrupt or still being written)")
-        return False, None
+    if not ok:
+        get_log().error(f"cannot read JSON file {path} written by workerID={worker_id}: {why}; {UNREADABLE_NOTE}")
+    return ok, data
 
 
 def make_log_tarball(dir_name: str, tar_path: str, max_depth: int | None = None,

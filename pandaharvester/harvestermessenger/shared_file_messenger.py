@@ -15,7 +15,10 @@ Harvester writes                          the worker writes
 
 Files this side reads and must not lose are renamed to ``<name>.read`` before parsing and only
 removed or archived once consumed; a file that does not parse is kept and retried next cycle
-with an error naming the file and the worker. Files written here are written atomically
+with an error naming the file and the worker. The reports that carry a job's outputs and end
+state (outputs dump, worker attributes, job report) are used whole or not at all
+(:mod:`.shared_file_reports`); :meth:`SharedFileMessenger.get_unreadable_reports` names those
+that cannot be used, and the monitor holds their jobs. Files written here are written atomically
 (temporary file + ``os.replace``) so a worker never reads half a file.
 """
 
@@ -35,8 +38,10 @@ from pandaharvester.harvestercore.work_spec import WorkSpec
 
 from .base_messenger import BaseMessenger
 # the file helpers live in shared_file_io; imported here too, their old home
-from .shared_file_io import (LOG_PATTERNS, make_log_tarball, read_json_file, read_json_if_present,  # noqa: F401
-                             scan_files_in_dir, write_json_atomic, write_text_atomic)
+from .shared_file_io import (ACCESS_POINT_MODE, LOG_PATTERNS, SECRET_FILE_MODE, make_log_tarball,  # noqa: F401
+                             read_json_file, read_json_if_present, scan_files_in_dir, write_json_atomic,
+                             write_text_atomic)
+from .shared_file_reports import KIND_ANY, KIND_OBJECT, KIND_OUTPUTS, read_outputs_dump, report_problem
 
 _logger = log_utils.setup_logger("shared_file_messenger")
 
@@ -108,7 +113,7 @@ class SharedFileMessenger(BaseMessenger):
                 for jobspec in workspec.get_jobspec_list() or []:
                     sub_access_point = self.get_access_point(workspec, jobspec.PandaID)
                     if sub_access_point != access_point:
-                        os.makedirs(sub_access_point, exist_ok=True)
+                        os.makedirs(sub_access_point, ACCESS_POINT_MODE, exist_ok=True)
                     task_dir = self.get_task_access_point(workspec, jobspec)
                     if task_dir:
                         os.makedirs(task_dir, exist_ok=True)
@@ -121,9 +126,10 @@ class SharedFileMessenger(BaseMessenger):
     @staticmethod
     def _make_access_point(access_point: str, fresh: bool) -> None:
         """Make ``access_point``; with ``fresh`` (a new worker) whatever was there is removed first.
-        One ``mkdir`` in the usual case (a new directory whose parent exists)."""
+        One ``mkdir`` in the usual case (a new directory whose parent exists); made ACCESS_POINT_MODE
+        (it gets the job description, which carries secrets)."""
         try:
-            os.mkdir(access_point)
+            os.mkdir(access_point, ACCESS_POINT_MODE)
             return
         except FileNotFoundError:  # the parent is missing
             pass
@@ -133,7 +139,7 @@ class SharedFileMessenger(BaseMessenger):
                     raise
                 return
             shutil.rmtree(access_point, ignore_errors=True)
-        os.makedirs(access_point, exist_ok=True)
+        os.makedirs(access_point, ACCESS_POINT_MODE, exist_ok=True)
 
     # ------------------------------------------------------------------ jobs
     def feed_jobs(self, workspec: Any, jobspec_list: list) -> bool:
@@ -152,13 +158,14 @@ class SharedFileMessenger(BaseMessenger):
             access_point = self.get_access_point(workspec, jobspec.PandaID)
             try:
                 if not os.path.isdir(access_point):
-                    os.makedirs(access_point, exist_ok=True)
+                    os.makedirs(access_point, ACCESS_POINT_MODE, exist_ok=True)
                 job_params = jobspec.get_job_params(self.stripJobParams)
                 spec_path = os.path.join(access_point, self.jobSpecFileName)
+                # the job description carries PanDA's secrets: owner only
                 if self.jobSpecFileFormat == "cgi":
-                    write_text_atomic(spec_path, urlencode(job_params))
+                    write_text_atomic(spec_path, urlencode(job_params), SECRET_FILE_MODE)
                 else:
-                    write_json_atomic(spec_path, {jobspec.PandaID: job_params})
+                    write_json_atomic(spec_path, {jobspec.PandaID: job_params}, SECRET_FILE_MODE)
                 write_text_atomic(os.path.join(access_point, self.xmlPoolCatalogFileName), pfc)
                 for filespec in jobspec.inFiles:
                     if not filespec.path:
@@ -232,7 +239,7 @@ class SharedFileMessenger(BaseMessenger):
                 if isinstance(got[1], dict):
                     attrs = got[1]
                 else:
-                    get_log().error(f"{path} of workerID={worker_id} is not a JSON object; ignored")
+                    get_log().error(f"{path} of workerID={worker_id} is not a JSON object; not used")
             got = read_json_if_present(os.path.join(access_point, self.jsonJobReport), get_log, worker_id)
             if got is not None and got[0]:
                 attrs["metaData"] = got[1]
@@ -259,27 +266,33 @@ class SharedFileMessenger(BaseMessenger):
 
     def get_files_to_stage_out(self, workspec: Any) -> dict:
         """{PandaID: {lfn: [file dicts]}} from the event status dump; event outputs also become
-        event updates for :meth:`events_to_update`."""
+        event updates for :meth:`events_to_update`. A dump that cannot be used is kept and none of
+        it is returned (see :meth:`get_unreadable_reports`); a newer dump from the worker replaces it."""
         file_dict: dict = {}
         if not workspec.pandaid_list:
             return file_dict
         tmp_log = None  # made once there is something to say: the monitor calls this for every worker
         for panda_id in workspec.pandaid_list:
             access_point = self.get_access_point(workspec, panda_id)
-            read_path = self._take_for_reading(os.path.join(access_point, self.jsonOutputsFileName),
-                                               lambda: self._log(workspec, "get_files_to_stage_out"))
+            path = os.path.join(access_point, self.jsonOutputsFileName)
+            read_path = self._take_for_reading(path, lambda: self._log(workspec, "get_files_to_stage_out"))
             if read_path is None:
                 continue
             tmp_log = tmp_log or self._log(workspec, "get_files_to_stage_out")
-            ok, load_dict = read_json_file(read_path, tmp_log, workspec.workerID)
-            if not ok:
+            parsed, why = read_outputs_dump(read_path)
+            if parsed is None and os.path.exists(path):
+                os.replace(path, read_path)
+                tmp_log.info(f"{read_path} of workerID={workspec.workerID} could not be used ({why}): "
+                             f"replaced by the newer {path}")
+                parsed, why = read_outputs_dump(read_path)
+            if parsed is None:
+                tmp_log.error(f"cannot use {read_path} written by workerID={workspec.workerID}: {why}; the file is "
+                              f"kept and none of it used: PandaID={panda_id} is held until it can be read")
                 continue
-            if not isinstance(load_dict, dict) or not all(isinstance(v, list) for v in load_dict.values()):
-                tmp_log.error(f"{read_path} of workerID={workspec.workerID} is not {{PandaID: [file dicts]}}; "
-                              "removed")
-                os.remove(read_path)
-                continue
-            n_data, events = self._collect_files(load_dict, file_dict, tmp_log)
+            files, events, n_data = parsed
+            for job_id, by_lfn in files.items():
+                for lfn, entries in by_lfn.items():
+                    file_dict.setdefault(job_id, {}).setdefault(lfn, []).extend(entries)
             if events:
                 self._add_event_updates(access_point, events)
             if n_data == 0:
@@ -287,42 +300,22 @@ class SharedFileMessenger(BaseMessenger):
             tmp_log.debug(f"got {n_data} entries for PandaID={panda_id}")
         return file_dict
 
-    @staticmethod
-    def _collect_files(load_dict: dict, file_dict: dict, tmp_log: Any) -> tuple[int, dict]:
-        n_data = 0
-        events: dict = {}
-        size_map: dict = {}
-        chksum_map: dict = {}
-        for key, entries in load_dict.items():
-            panda_id = int(key)
-            for info in entries:
-                try:
-                    n_data += 1
-                    event_range_id = info.get("eventRangeID")
-                    if "path" in info:
-                        pfn = info["path"]
-                        lfn = os.path.basename(pfn)
-                        if pfn not in size_map:
-                            size_map[pfn] = info["fsize"] if "fsize" in info else os.stat(pfn).st_size
-                        if pfn not in chksum_map:
-                            chksum_map[pfn] = info["chksum"] if "chksum" in info else core_utils.calc_adler32(pfn)
-                        entry = {"path": pfn, "fsize": size_map[pfn], "type": info["type"],
-                                 "guid": info.get("guid") or str(uuid.uuid4()), "chksum": chksum_map[pfn]}
-                        if info["type"] in ("log", "output", "checkpoint"):
-                            entry["isZip"] = 0
-                        elif info["type"] == "zip_output":
-                            entry["isZip"] = 1
-                        elif "isZip" in info:
-                            entry["isZip"] = info["isZip"]
-                        file_dict.setdefault(panda_id, {}).setdefault(lfn, []).append(entry)
-                        if info["type"] not in ("es_output", "zip_output"):
-                            continue
-                        entry["eventRangeID"] = event_range_id
-                    events.setdefault(panda_id, []).append(
-                        {"eventRangeID": event_range_id, "eventStatus": info["eventStatus"]})
-                except Exception:
-                    core_utils.dump_error_message(tmp_log)
-        return n_data, events
+    def get_unreadable_reports(self, workspec: Any) -> dict:
+        """{PandaID: {path: why}} of the reports of the worker's jobs that exist but cannot be used now
+        (outputs dump taken for reading, worker attributes, job report); {} when all can."""
+        problems: dict = {}
+        for panda_id in workspec.pandaid_list or []:
+            access_point = self.get_access_point(workspec, panda_id)
+            found = {}
+            for name, kind in ((self.jsonOutputsFileName + SUFFIX_READ, KIND_OUTPUTS),
+                               (self.jsonAttrsFileName, KIND_OBJECT), (self.jsonJobReport, KIND_ANY)):
+                path = os.path.join(access_point, name)
+                why = report_problem(path, kind)
+                if why:
+                    found[path] = why
+            if found:
+                problems[panda_id] = found
+        return problems
 
     def _add_event_updates(self, access_point: str, events: dict) -> None:
         """Merge ``events`` into the (not yet taken) event update file."""

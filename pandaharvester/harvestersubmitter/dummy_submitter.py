@@ -14,7 +14,8 @@ deterministic per workerID), ``failWorkerIDs`` (list), ``failureExitCode``, ``in
 (no process: the pilot's work is done inside ``submit_workers`` and the worker is finished at
 once; only the pilot's own files are written, no config file or process record; for
 benchmarks), ``uploadLogs`` (False stores file:// URLs for stdout/stderr instead of scheduling
-their upload), ``pilotModule`` (module of the pilot script).
+their upload), ``pilotModule`` (module of the pilot script), ``corruptFiles`` (file-name keys
+of the reports the pilot writes corrupt, e.g. ``["eventStatusDumpJsonFile"]``: a fault knob).
 """
 
 from __future__ import annotations
@@ -179,6 +180,7 @@ class DummySubmitter(PluginBase):
         self.uploadLogs = True
         self.requestEvents = False
         self.pilotModule = DEFAULT_PILOT_MODULE
+        self.corruptFiles: list[str] = []
         PluginBase.__init__(self, **kwarg)
         if "workerRunTime" in kwarg and "sleepTime" not in kwarg:
             self.sleepTime = kwarg["workerRunTime"]
@@ -202,7 +204,8 @@ class DummySubmitter(PluginBase):
         return {"sleepTime": float(self.sleepTime), "heartbeatInterval": float(self.heartbeatInterval),
                 "outputFileSize": int(self.outputFileSize), "fail": fail, "failureExitCode": int(self.failureExitCode),
                 "workerID": workspec.workerID, "mapType": workspec.mapType, "requestEvents": bool(self.requestEvents),
-                "instant": bool(self.instantMode), "fileNames": file_names}
+                "instant": bool(self.instantMode), "fileNames": file_names,
+                "corruptFiles": list(self.corruptFiles or [])}
 
     def submit_workers(self, workspec_list: list) -> list[tuple[bool, str]]:
         """Start a pilot per worker; sets batchID (the PID), submissionHost and log files."""

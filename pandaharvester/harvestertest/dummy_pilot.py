@@ -11,9 +11,11 @@ the job description(s) Harvester wrote, runs for ``--sleep`` seconds while touch
 heartbeat file (asking for and processing event ranges for event-service jobs), then writes
 per job: output files with real content, a log tarball, the files-to-stage-out dump
 (``{PandaID: [{path, type, fsize, chksum, guid[, eventRangeID, eventStatus]}]}``), the job
-report and the worker attributes (``jobStatus`` finished or failed). Last it writes its own
-status file ``dummy_pilot_status.json`` ({status, pid, startTime, endTime, exitCode, diag}),
-which is what ``DummyMonitor`` reads. With no PandaIDs file (pull mode) it just runs.
+report and the worker attributes (``jobStatus`` finished or failed); the reports named in
+``corruptFiles`` (their file-name keys, e.g. ``eventStatusDumpJsonFile``) are written cut in
+half, as a crash mid-write leaves them. Last it writes its own status file
+``dummy_pilot_status.json`` ({status, pid, startTime, endTime, exitCode, diag}), which is what
+``DummyMonitor`` reads. With no PandaIDs file (pull mode) it just runs.
 
 SIGTERM/SIGINT end it early with jobStatus failed and exit code 143. File names default to
 the cfg template's ``[payload_interaction]`` values; the config JSON may override them.
@@ -66,6 +68,8 @@ DEFAULTS: dict[str, Any] = {
     "workerID": None,
     "mapType": None,
     "instant": False,
+    # fault knob: file-name keys (e.g. "eventStatusDumpJsonFile") of reports written corrupt
+    "corruptFiles": [],
 }
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -294,10 +298,18 @@ class DummyPilot:
                                                       "file_guid": e["guid"]}]}
                                        for e in entries if e.get("type") == "output"]},
                   "resource": {"executor": {"dummy": {"wallTime": round(end - self.start, 3)}}}}
-        write_json(self.path("jobReportFile", work_dir), report, self.atomic)
+        self.write_report("jobReportFile", work_dir, report)
         if entries:
-            write_json(self.path("eventStatusDumpJsonFile", work_dir), {panda_id: entries}, self.atomic)
-        write_json(self.path("workerAttributesFile", work_dir), attrs, self.atomic)
+            self.write_report("eventStatusDumpJsonFile", work_dir, {panda_id: entries})
+        self.write_report("workerAttributesFile", work_dir, attrs)
+
+    def write_report(self, name_key: str, work_dir: str, data: Any) -> None:
+        """Write one report as JSON; cut in half when ``corruptFiles`` names it (fault knob)."""
+        text = json.dumps(data).encode()
+        if name_key in (self.conf["corruptFiles"] or ()):
+            text = text[:len(text) // 2]
+            self.log(f"wrote {self.names[name_key]} corrupt (corruptFiles)")
+        write_file(self.path(name_key, work_dir), text, self.atomic)
 
     # -------------------------------------------------------------- main
     def run(self) -> int:

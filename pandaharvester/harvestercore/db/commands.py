@@ -63,7 +63,8 @@ class CommandsMixin(DBModule):
     # ------------------------------------------------------------ queue config dumps
     @db_method(dict)
     def get_queue_config_dumps(self) -> dict[str, Any]:
-        """{dumpUniqueName: QueueConfigDumpSpec}; dumps unused by any job/worker for 24 h are deleted."""
+        """{dumpUniqueName: QueueConfigDumpSpec}; dumps unused by any job/worker for 24 h are deleted,
+        and dumps stored with secrets in clear (by an older version) get them masked."""
         limit = naive_utcnow() - DUMP_LIFETIME
         result: dict[str, Any] = {}
         with self._tx():
@@ -76,9 +77,25 @@ class CommandsMixin(DBModule):
                 else:
                     result[spec.dumpUniqueName] = spec
             self._update_in("DELETE FROM qcdump_table WHERE configID IN ({ids})", to_delete)
+            n_masked = self._mask_dump_secrets(result.values())
         make_logger(_logger, method_name="get_queue_config_dumps").debug(
-            f"got {len(result)} dumps and deleted {len(to_delete)}")
+            f"got {len(result)} dumps, deleted {len(to_delete)}, masked the secrets of {n_masked}")
         return result
+
+    def _mask_dump_secrets(self, specs: Any) -> int:
+        """Mask the secrets still in clear in stored dumps (their configID and name are kept)."""
+        from ..queue_config_dump_spec import mask_secrets
+        from ..spec_base import encode_blob
+
+        n_masked = 0
+        for spec in specs:
+            masked = mask_secrets(spec.data)
+            if masked != spec.data:
+                spec.data = masked
+                self._exec("UPDATE qcdump_table SET data=:data WHERE configID=:id",
+                           {":data": encode_blob(masked), ":id": spec.configID})
+                n_masked += 1
+        return n_masked
 
     @db_method(False)
     def add_queue_config_dump(self, dump_spec: Any) -> bool:
