@@ -481,6 +481,7 @@ def test_systemd_unit() -> None:
     assert "pandaharvester.harvesterbody.master" in service["ExecStart"]
     assert "--foreground" in service["ExecStart"] and "--pid" in service["ExecStart"]
     assert service["Type"] == "simple"
+    assert service["Restart"] == "on-failure" and service["RestartPreventExitStatus"] == "78"  # 78: bad cfg
     assert "sysconfig/panda_harvester" in service["EnvironmentFile"]
     assert "HUP" in service["ExecReload"]
 
