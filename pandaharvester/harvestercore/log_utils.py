@@ -87,6 +87,14 @@ def log_dir() -> str | None:
     return _state["log_dir"]
 
 
+def known_level(name: str) -> int | None:
+    """Effective level of the Harvester logger ``panda.log.<name>``; None if this process has no such logger."""
+    with _lock:
+        if name not in _known:
+            return None
+    return logging.getLogger(LOGGER_PREFIX + name).getEffectiveLevel()
+
+
 def _to_level(value: Any) -> int:
     if isinstance(value, int):
         return value
