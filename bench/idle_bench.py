@@ -4,8 +4,9 @@ The daemon runs with the cfg template's own agent settings (``nThreads``, ``slee
 queues (50 push, 50 pull) against the emulator, which has no job and asks for no worker.
 Start-up to first cycle is the time from the process start to the moment every threaded agent
 (JobFetcher, Propagator, Monitor, Preparator, Submitter, Stager, EventFeeder, Sweeper) has logged
-the end of its first cycle (and, second figure, every one of its 3 threads has); RSS and CPU
-are measured over a window once it is settled.
+the end of its first cycle (and, second figure, every one of its 3 threads has: the DEBUG line
+``done : took``, so these agents log at DEBUG here); RSS and CPU are measured over a window once
+it is settled.
 
     .venv/bin/python bench/idle_bench.py [--quick]
 """
@@ -41,6 +42,7 @@ TEMPLATE_AGENTS = {
     "commandmanager": {"sleepTime": 5},
     "credmanager": {"sleepTime": 1800},
     "qconf": {"updateInterval": 600, "checkInterval": 5},
+    "log_level": {agent: "DEBUG" for agent in AGENT_LOGS},  # the end of each cycle is a DEBUG line
 }
 
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pandaharvester.harvestertest.instance import REPO, write_cfg  # noqa: F401  (re-exported)
+from pandaharvester.harvestertest.instance import REPO, write_cfg, write_panda_common_cfg  # noqa: F401  (re-exported)
 
 SHARED = REPO.parent / "shared"
 
@@ -21,3 +21,15 @@ def activate(home: Path, overrides: dict[str, dict[str, Any]] | None = None) -> 
 
     harvester_config.reload()
     return path
+
+
+def drop_key(home: Path, section: str, key: str) -> None:
+    """Remove ``key`` from ``[section]`` of ``home``'s cfg (to test a cfg that lacks it)."""
+    path = home / "etc" / "panda" / "panda_harvester.cfg"
+    current, kept = None, []
+    for line in path.read_text().splitlines():
+        if line.startswith("["):
+            current = line.strip("[] ")
+        if not (current == section and line.split("=")[0].strip() == key):
+            kept.append(line)
+    path.write_text("\n".join(kept) + "\n")

@@ -50,7 +50,7 @@ def wait_until(predicate, timeout=5.0):
 @pytest.fixture()
 def log_dir(tmp_path: Path):
     directory = tmp_path / "logs"
-    core_utils.configure_logging(str(directory))
+    core_utils.configure_logging(str(directory), default_level="DEBUG")  # the cycle's "done" line is DEBUG
     yield directory
     core_utils.configure_logging(None)
 

@@ -299,3 +299,27 @@ def test_run_in_chunks_hands_back_and_always_progresses():
     seen.clear()
     run_in_chunks([1, 2], lambda chunk: seen.append(list(chunk)) or chunk)  # hands back everything
     assert seen == [[1, 2], [2]]
+
+
+def test_stager_zip_step_takes_its_settings_from_zipper_before_stager(fresh_home):
+    """As in the original: [zipper] sets the zip step when it has the key, else [stager] does."""
+    fresh_home({"zipper": {"maxJobsToZip": 7, "zipInterval": 11, "lockInterval": 13, "maxFilesPerJobToZip": 2},
+                "stager": {"maxJobsToZip": 100, "zipInterval": 180, "lockInterval": 600, "maxJobsToCheck": 5}})
+    stager = Stager(None, single_mode=True)
+    calls = []
+
+    class Recorder:
+        def get_jobs_for_stage_out(self, max_jobs, interval, lock_interval, locked_by, sub_status, flag, bad_flags,
+                                   max_files_per_job=None):
+            calls.append((flag, max_jobs, interval, lock_interval, max_files_per_job))
+            return []
+
+    stager.dbProxy = Recorder()
+    stager.run_cycle()
+    steps = {flag: rest for flag, *rest in calls}
+    assert steps[JobSpec.HO_hasZipOutput] == [7, 11, 13, 2]
+    assert steps[JobSpec.HO_hasTransfer] == [5, 180, 600, None]  # check step: [stager] only
+    from pandaharvester.harvesterzipper.base_zipper import n_threads_for_zip
+
+    fresh_home({"zipper": {"nThreadsForZip": 3}, "stager": {"nThreadsForZip": 9}})
+    assert n_threads_for_zip() == 3

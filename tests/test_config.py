@@ -483,13 +483,13 @@ def test_reload_rereads_and_replaces_sections(fresh_home) -> None:
 def test_concurrent_first_access_loads_once(fresh_home, monkeypatch) -> None:
     fresh_home()
     calls = []
-    real_load = _parser.load
+    real_load = _parser.load_with_origins
 
     def counting_load(env):
         calls.append(1)
         return real_load(env)
 
-    monkeypatch.setattr(_parser, "load", counting_load)
+    monkeypatch.setattr(_parser, "load_with_origins", counting_load)
     monkeypatch.setattr(harvester_config, "_state", None)
     results = []
     threads = [threading.Thread(target=lambda: results.append(harvester_config.monitor.nThreads)) for _ in range(8)]

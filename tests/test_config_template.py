@@ -1,6 +1,9 @@
 """etc/panda_harvester.cfg.rpmnew: complete, loadable, and holding every key the code reads.
 
-Also checks the service templates under templates/.
+The template, the cfg key table (``harvesterconfig/cfg_keys.py``) and the code agree: every
+template key is in the table, a key is marked ``# not read by this Harvester`` in the template
+exactly when the table says it is not implemented, an unmarked key is read by the code and a
+marked one is read nowhere. Also checks the service templates under templates/.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import harvester_env
-from pandaharvester.harvesterconfig import harvester_config
+from pandaharvester.harvesterconfig import harvester_config, schema
 
 REPO = harvester_env.REPO
 TEMPLATE = REPO / "etc" / "panda_harvester.cfg.rpmnew"
@@ -90,8 +93,11 @@ FIXME_KEYS = {("master", "uname"), ("master", "gname"), ("master", "harvester_id
               ("db", "password"), ("credmanager", "inCertFile"), ("credmanager", "outCertFile")}
 
 # module-level names of harvester_config that are not sections
-API_NAMES = {"reload", "dump", "sections", "get_section", "ensure_loaded", "files_read", "config_dict",
+API_NAMES = {"reload", "dump", "sections", "get_section", "ensure_loaded", "origin_of", "files_read", "config_dict",
              "ConfigSection"}
+UNREAD_MARKER = "# not read by this Harvester"
+# helpers that read a key by name: cfg_value(section, key[, default]) and the master's _cfg(section, key, default)
+READ_HELPERS = {"cfg_value", "_cfg"}
 # ConfigSection methods: never cfg keys
 SECTION_METHODS = {"get", "keys", "items", "to_dict"}
 
@@ -104,18 +110,50 @@ def _template_parser() -> configparser.ConfigParser:
 
 
 def _commented_keys() -> dict[str, set[str]]:
-    """Keys shown commented out (``#key = value``) in each section of the template."""
+    """Keys shown commented out (``#key = value``, no space after ``#``) in each section of the template."""
     found: dict[str, set[str]] = defaultdict(set)
-    section = None
-    for line in TEMPLATE.read_text().splitlines():
+    for (section, key), entry in _template_keys().items():
+        if entry["commented"]:
+            found[section].add(key)
+    return found
+
+
+def _template_keys() -> dict[tuple[str, str], dict]:
+    """Every key of the template, active or commented: ``{(section, key): {"commented", "marked", "line"}}``.
+
+    A key is marked when an ``UNREAD_MARKER`` comment is in its paragraph (lines between blank
+    lines), or in the paragraph of its ``[section]`` line (the whole section is then marked).
+    """
+    keys: dict[tuple[str, str], dict] = {}
+    section, section_marked = None, False
+    paragraph: list[tuple[str, bool, int]] = []
+    para_marked = para_has_header = False
+
+    def flush() -> None:
+        nonlocal paragraph, para_marked, para_has_header, section_marked
+        if para_has_header and para_marked:
+            section_marked = True
+        for key, commented, number in paragraph:
+            keys[(section, key)] = {"commented": commented, "marked": para_marked or section_marked, "line": number}
+        paragraph, para_marked, para_has_header = [], False, False
+
+    for number, line in enumerate(TEMPLATE.read_text().splitlines(), 1):
+        if not line.strip():
+            flush()
+            continue
         head = re.match(r"\[(\w+)\]\s*$", line)
         if head:
-            section = head.group(1)
+            flush()
+            section, section_marked, para_has_header = head.group(1), False, True
             continue
-        key = re.match(r"#\s*(\w+)\s*=", line)
-        if key and section:
-            found[section].add(key.group(1))
-    return found
+        if line.startswith(UNREAD_MARKER):
+            para_marked = True
+        active = re.match(r"(\w+)\s*=", line)
+        commented = re.match(r"#(\w+)\s*=", line)
+        if section and (active or commented):
+            paragraph.append(((active or commented).group(1), commented is not None, number))
+    flush()
+    return keys
 
 
 def _documented(parser: configparser.ConfigParser, commented: dict[str, set[str]], section: str, key: str,
@@ -195,7 +233,8 @@ class _ConfigReads(ast.NodeVisitor):
         if agent_section and isinstance(func, ast.Attribute) and func.attr == "cfg" and \
                 isinstance(func.value, ast.Name) and func.value.id == "self" and self._str_arg(node, 0):
             self.reads.append((agent_section, self._str_arg(node, 0), True, node.lineno))
-        if isinstance(func, ast.Name) and func.id == "_cfg" and self._str_arg(node, 0) and self._str_arg(node, 1):
+        helper = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+        if helper in READ_HELPERS and self._str_arg(node, 0) and self._str_arg(node, 1):
             self.reads.append((self._str_arg(node, 0), self._str_arg(node, 1), True, node.lineno))
         name = self._str_arg(node, 1)
         if node.args and name is not None:
@@ -257,8 +296,8 @@ def scan_config_reads(root: Path = PACKAGE) -> dict[tuple[str, str | None], dict
         except (SyntaxError, UnicodeDecodeError):
             continue  # another test reports broken modules
         names = _module_names(tree)
-        if not names:
-            continue
+        if not names and "pandaharvester.harvesterconfig" not in path.read_text(encoding="utf-8"):
+            continue  # neither harvester_config nor the typed accessor (schema.cfg_value)
         visitor = _ConfigReads(names, _aliases(tree, names))
         visitor.visit(tree)
         for section, key, optional, line in visitor.reads:
@@ -267,6 +306,58 @@ def scan_config_reads(root: Path = PACKAGE) -> dict[tuple[str, str | None], dict
             shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
             entry["where"].append(f"{shown}:{line}")
     return found
+
+
+class _Mentions(ast.NodeVisitor):
+    """Names one module mentions (string constants, attribute names) and whether it names cfg
+    sections at run time (``getattr(harvester_config, <expr>)``, ``cfg_value(<expr>, ...)``)."""
+
+    def __init__(self, module_names: set[str]):
+        self.module_names = module_names
+        self.names: set[str] = set()
+        self.dynamic = False
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        if isinstance(node.value, str):
+            self.names.add(node.value)
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        self.names.add(node.attr)
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+        first, second = (node.args + [None, None])[:2]
+        if name == "getattr" and isinstance(first, ast.Name) and first.id in self.module_names and \
+                not isinstance(second, ast.Constant):
+            self.dynamic = True
+        if name in READ_HELPERS and first is not None and not isinstance(first, ast.Constant):
+            self.dynamic = True
+        self.generic_visit(node)
+
+
+def _module_mentions(root: Path = PACKAGE) -> dict[str, _Mentions]:
+    """``{module path: _Mentions}`` of every module outside harvesterconfig."""
+    found = {}
+    for path in sorted(root.rglob("*.py")):
+        if "harvesterconfig" in path.parts:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        visitor = _Mentions(_module_names(tree))
+        visitor.visit(tree)
+        found[str(path.relative_to(REPO) if path.is_relative_to(REPO) else path)] = visitor
+    return found
+
+
+def _read_where(section: str, key: str, reads: dict, mentions: dict[str, _Mentions]) -> list[str]:
+    """Where the code may read ``[section] key``: the scanner's hits, else the modules that read
+    ``[section]`` (or name sections at run time and mention it) and mention ``key``."""
+    if (section, key) in reads:
+        return reads[(section, key)]["where"]
+    readers = {where.rsplit(":", 1)[0] for (s, _k), info in reads.items() if s == section for where in info["where"]}
+    return sorted(path for path, m in mentions.items()
+                  if key in m.names and (path in readers or (m.dynamic and section in m.names)))
 
 
 # ----------------------------------------------------------------------------- tests
@@ -390,6 +481,7 @@ def test_systemd_unit() -> None:
     assert "pandaharvester.harvesterbody.master" in service["ExecStart"]
     assert "--foreground" in service["ExecStart"] and "--pid" in service["ExecStart"]
     assert service["Type"] == "simple"
+    assert service["Restart"] == "on-failure" and service["RestartPreventExitStatus"] == "78"  # 78: bad cfg
     assert "sysconfig/panda_harvester" in service["EnvironmentFile"]
     assert "HUP" in service["ExecReload"]
 
@@ -409,3 +501,70 @@ def test_sysconfig_is_valid_shell_and_exports(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     env = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
     assert env["TZ"] == "UTC" and env["PANDA_HOME"] and "PYTHONPATH" in env
+
+
+# ----------------------------------------------------------------------------- the key table
+
+def test_template_keys_and_the_key_table_are_the_same_keys() -> None:
+    keys = _template_keys()
+    table = schema.table()
+    not_in_table = [f"[{s}] {k} (line {e['line']})" for (s, k), e in keys.items() if table.get(s, k) is None]
+    assert not not_in_table, f"template keys missing from harvesterconfig/cfg_keys.py: {not_in_table}"
+    not_in_template = [f"[{k.section}] {k.name}" for k in table.keys
+                       if k.name != schema.ANY_KEY and (k.section, k.name) not in keys]
+    assert not not_in_template, f"cfg_keys.py keys missing from {TEMPLATE.name}: {not_in_template}"
+
+
+def test_unread_marker_is_where_the_table_says_not_implemented() -> None:
+    table = schema.table()
+    wrong = [f"[{s}] {k} (line {e['line']}): " + ("marked but the table says implemented" if e["marked"] else
+                                                  f"not implemented: add a '{UNREAD_MARKER}: <why>' line")
+             for (s, k), e in _template_keys().items() if e["marked"] == table.get(s, k).implemented]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_unmarked_template_keys_are_read_and_marked_ones_are_not() -> None:
+    reads = scan_config_reads()
+    mentions = _module_mentions()
+    wrong = []
+    for (section, key), entry in sorted(_template_keys().items()):
+        where = _read_where(section, key, reads, mentions)
+        if entry["marked"] and where:
+            wrong.append(f"[{section}] {key} is marked '{UNREAD_MARKER}' but may be read at {where[:3]}")
+        elif not entry["marked"] and not where and section != "log_level":
+            wrong.append(f"[{section}] {key} is read nowhere: mark it '{UNREAD_MARKER}: <why>' "
+                         f"(and implemented=False in cfg_keys.py)")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_every_key_the_code_reads_is_an_implemented_key_of_the_table() -> None:
+    table = schema.table()
+    wrong = []
+    for (section, key), info in sorted(scan_config_reads().items(), key=lambda item: (item[0][0], item[0][1] or "")):
+        entry = table.get(section, key) if key is not None else None
+        if key is not None and section in table.sections and (entry is None or not entry.implemented):
+            what = "is not in" if entry is None else "is marked not implemented in"
+            wrong.append(f"[{section}] {key} read at {', '.join(info['where'][:2])} {what} cfg_keys.py")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_mentions_scan_sees_dynamic_section_reads(tmp_path: Path) -> None:
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "dyn.py").write_text(
+        "from pandaharvester.harvesterconfig import harvester_config\n"
+        "SECTIONS = ('monitor', 'sweeper')\n"
+        "def n(section):\n"
+        "    return getattr(getattr(harvester_config, section), 'nThreads', 1)\n")
+    (pkg / "static.py").write_text(
+        "from pandaharvester.harvesterconfig import harvester_config\n"
+        "def f():\n"
+        "    section = getattr(harvester_config, 'qconf', None)\n"
+        "    def get(key):\n"
+        "        return getattr(section, key, None)\n"
+        "    return get('pilotVersion')\n")
+    reads, mentions = scan_config_reads(tmp_path), _module_mentions(tmp_path)
+    assert _read_where("monitor", "nThreads", reads, mentions)
+    assert _read_where("qconf", "pilotVersion", reads, mentions)
+    assert not _read_where("zipper", "nThreads", reads, mentions)  # never named as a section
+    assert not _read_where("qconf", "configURL", reads, mentions)  # never mentioned

@@ -11,7 +11,7 @@ K = 4
 
 
 def test_monitor_keeps_cycling_while_its_plugin_raises(daemon_run):  # noqa: F811
-    run = daemon_run(only_queues=[PUSH])
+    run = daemon_run(only_queues=[PUSH], cfg={"log_level": {"monitor": "DEBUG"}})  # cycles end with a DEBUG line
     counter = run.home / "flaky_monitor.count"
     run.queues[PUSH]["submitter"]["sleepTime"] = 1
     run.queues[PUSH]["monitor"] = {"name": "FlakyMonitor", "module": "e2e_helpers", "nFailures": K,

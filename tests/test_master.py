@@ -30,10 +30,16 @@ def need_stack():
         pytest.importorskip(module)
 
 
-def make_home(tmp_path: Path, overrides: dict | None = None) -> Path:
-    """A PANDA_HOME for a master subprocess (does not touch this process's cfg)."""
+def make_home(tmp_path: Path, overrides: dict | None = None, log_level: str | None = "DEBUG") -> Path:
+    """A PANDA_HOME for a master subprocess (does not touch this process's cfg).
+
+    ``log_level``: written to ``$PANDA_HOME/etc/panda/panda_common.cfg`` (these tests read the
+    DEBUG line ending each cycle); None writes no panda_common.cfg (default level INFO).
+    """
     home = tmp_path / "home"
     (home / "etc" / "panda").mkdir(parents=True)
+    if log_level is not None:
+        harvester_env.write_panda_common_cfg(home, log_level)
     (home / "etc" / "panda" / "panda_queueconfig.json").write_text("{}")
     cache_source = home / "cache_source.json"
     cache_source.write_text(json.dumps({"answer": 42}))

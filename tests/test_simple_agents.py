@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import http.server
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -466,3 +467,21 @@ def test_service_monitor_metrics_without_db_write(db_home, tmp_path):
     assert metrics["rss_mib"] > 1
     assert 0 <= metrics["volume_tmp_pc"] <= 100
     assert metrics["volume_no_such_volume_xyz_pc"] is None
+
+
+
+def test_watcher_does_not_time_a_log_above_debug(watcher_home, caplog):
+    """At INFO (the default) a quiet log is normal: no stalled alarm, and one warning saying how to get it."""
+    watcher, path, sent = watcher_home(checkInterval=0)
+    old = datetime.datetime.now() - datetime.timedelta(minutes=10)
+    write_log(path, [old + datetime.timedelta(seconds=i * 0.1) for i in range(20)])
+    watched = core_utils.setup_logger("watched")
+    watched.setLevel(logging.INFO)
+    try:
+        assert watcher.execute() == [] and watcher.execute() == [] and sent == []
+        notes = [r.getMessage() for r in caplog.records if "maxStalled and maxDuration are not checked" in r.getMessage()]
+        assert len(notes) == 1 and "set [log_level] watched = DEBUG" in notes[0], notes
+        watched.setLevel(logging.DEBUG)
+        assert watcher.execute() == ["last log message is too old in panda-watched.log. seems to be stalled"]
+    finally:
+        watched.setLevel(logging.DEBUG)

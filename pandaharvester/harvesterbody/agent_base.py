@@ -15,7 +15,10 @@ rest of the cycle::
 ``run_cycle()`` returns True when it found a full batch (more work is waiting), so the next
 cycle starts without sleeping. A plugin call wrapped in :meth:`AgentBase.call_plugin` turns an
 exception into ``(False, "<Class>.<method> raised <Type>: <message>")`` so that it ends up as a
-diagnostic on the worker or job, never as a dead thread.
+diagnostic on the worker or job, never as a dead thread. Anything that still escapes the loop
+(a plugin calling ``sys.exit``, an error in the base itself) ends the thread: it is logged as
+CRITICAL in the agent's log and kept in ``fatalError``; the master, which watches its threads,
+then stops harvester with a non-zero exit status instead of running on without this agent.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ class AgentBase(threading.Thread):
         self.nCycles = 0
         self.heldProcessLocks: set[str] = set()
         self._db_interface: Any = _MISSING
+        self.fatalError: BaseException | None = None  # what ended the thread, if it did not stop as asked
         # [propagator] minMessageLevel, read once per cycle (make_logger runs per job and per worker)
         self._hook_level: int | None = None
 
@@ -126,11 +130,11 @@ class AgentBase(threading.Thread):
         return core_utils.setup_logger(name)
 
     def cfg(self, key: str, default: Any = None) -> Any:
-        """``[cfg_section] key`` of the harvester cfg, or ``default`` when absent."""
-        from pandaharvester.harvesterconfig import harvester_config
+        """``[cfg_section] key`` of the harvester cfg (checked against the cfg key table), or
+        ``default`` when absent; a bad value raises a ConfigError naming section, key and value."""
+        from pandaharvester.harvesterconfig import schema
 
-        section = getattr(harvester_config, self.cfg_section, None) if self.cfg_section else None
-        return getattr(section, key, default) if section is not None else default
+        return schema.cfg_value(self.cfg_section, key, default) if self.cfg_section else default
 
     def sleep_time(self) -> float:
         """Seconds between cycles (``[cfg_section] sleepTime``)."""
@@ -142,17 +146,30 @@ class AgentBase(threading.Thread):
 
     # ------------------------------------------------------------ the cycle
     def run(self) -> None:
-        """The thread body: bootstrap, cycles until stopped, teardown."""
+        """The thread body: bootstrap, cycles until stopped, teardown; a death is logged (see the module doc)."""
         try:
-            self.bootstrap()
+            try:
+                self.bootstrap()
+            except Exception:
+                core_utils.dump_error_message(self.make_logger(self.logger, f"id={self.get_pid()}",
+                                                               method_name="bootstrap", send_dialog=False))
+            while True:
+                more_work = self.run_one_cycle()
+                if self.wait_for_next_cycle(more_work):
+                    break
+            self.teardown()
+        except BaseException as exc:  # noqa: B036 - the thread ends here either way: say why, where it is seen
+            self.fatalError = exc
+            self.log_death(exc)
+
+    def log_death(self, exc: BaseException) -> None:
+        """CRITICAL line with the traceback in the agent's own log (stderr if even that fails)."""
+        try:
+            log = self.make_logger(self.logger, f"id={self.get_pid()}", method_name="run", send_dialog=False)
+            log.critical(f"thread {self.name} died: {type(exc).__name__}: {exc}; the master stops harvester",
+                         exc_info=(type(exc), exc, exc.__traceback__))
         except Exception:
-            core_utils.dump_error_message(self.make_logger(self.logger, f"id={self.get_pid()}",
-                                                           method_name="bootstrap", send_dialog=False))
-        while True:
-            more_work = self.run_one_cycle()
-            if self.wait_for_next_cycle(more_work):
-                break
-        self.teardown()
+            sys.excepthook(type(exc), exc, exc.__traceback__)
 
     def bootstrap(self) -> None:
         """Called once in the thread before the first cycle (override when needed)."""

@@ -1,8 +1,14 @@
 """The Harvester master process: ``python -m pandaharvester.harvesterbody.master`` / ``panda_harvester``.
 
-The master prepares the DB, starts every agent thread in the original's order and waits for
-the stop event (SIGTERM/SIGINT/SIGUSR2); then the agents finish their current cycle, the
-master releases its process locks, closes the DB connections and removes the pid file.
+Before anything else the cfg is checked (:func:`master_cli.check_config`): a value that does
+not fit (``[monitor] sleepTime = abc``), a missing required key (``[master] harvester_id``)
+stops the start with one line per problem on stderr and exit status 78 (EX_CONFIG; the systemd
+unit does not restart on it). Then the master prepares the DB, starts every agent thread in the
+original's order and waits for the stop event (SIGTERM/SIGINT/SIGUSR2); then the agents finish
+their current cycle, the master releases its process locks, closes the DB connections and
+removes the pid file. An agent thread that dies (or ends while harvester is not stopping) is
+logged in its own log and in the master's; the master then stops the other agents and exits
+with status 1, so that systemd restarts it.
 
 Agents are listed in :data:`AGENT_REGISTRY` and imported lazily: an agent whose module does
 not exist (yet) is logged and skipped.
@@ -24,6 +30,8 @@ from pandaharvester.harvestercore import core_utils
 _logger = core_utils.setup_logger("master")
 
 AGENT_PACKAGE = "pandaharvester.harvesterbody"
+EXIT_AGENT_DIED = 1
+EXIT_CONFIG = 78  # sysexits.h EX_CONFIG
 
 
 @dataclass(frozen=True)
@@ -81,12 +89,9 @@ def load_agent_class(entry: AgentEntry) -> type | None:
 
 
 def _cfg(section: str, key: str, default: Any = None) -> Any:
-    from pandaharvester.harvesterconfig import harvester_config
+    from pandaharvester.harvesterconfig import schema
 
-    try:
-        return getattr(getattr(harvester_config, section), key, default)
-    except Exception:
-        return default
+    return schema.cfg_value(section, key, default)
 
 
 class Master:
@@ -103,6 +108,7 @@ class Master:
         self.daemonMode = daemon_mode
         self.pidFile = pid_file
         self.threads: list[Any] = []
+        self.deadAgents: list[Any] = []  # agent threads that died: the master exits non-zero
         self.signalHandlers: Any = None  # set by run_master: queued signals are acted on in the waits
         self.lockOwner = core_utils.get_pid()
         self.communicatorPool = CommunicatorPool()
@@ -170,35 +176,42 @@ class Master:
             self.threads += self.start_agent(entry)
             if entry.then is not None:
                 getattr(self, entry.then)()
-        self.report_to_apfmon()
         if not self.daemonMode:
             return
         if not self.singleMode:
             while not self.stopEvent.is_set():
                 self.poll_signals()
+                self.check_agents()
                 self.stopEvent.wait(0.2)
         self.join_agents()
+        self.check_agents()
+
+    def check_agents(self) -> None:
+        """Log each agent thread that died, or ended while harvester was not stopping, and stop harvester."""
+        stopping = self.stopEvent.is_set() or self.singleMode
+        for thread in self.threads:
+            if thread.is_alive() or thread in self.deadAgents:
+                continue
+            error = getattr(thread, "fatalError", None)
+            if error is None and stopping:
+                continue  # ended as asked
+            self.deadAgents.append(thread)
+            reason = f"{type(error).__name__}: {error}" if error is not None else "it ended without a stop request"
+            log_name = getattr(getattr(thread, "logger", None), "name", "").rsplit(".", 1)[-1]
+            where = f"; traceback in panda-{log_name}.log" if error is not None and log_name else ""
+            _logger.critical(f"agent thread {thread.name} died ({reason}{where}): stopping all agents, harvester "
+                             f"exits with status {EXIT_AGENT_DIED} (systemd restarts it)")
+        if self.deadAgents and not self.stopEvent.is_set():
+            self.stopEvent.set()
+
+    def exit_code(self) -> int:
+        """0, or :data:`EXIT_AGENT_DIED` when an agent thread died."""
+        return EXIT_AGENT_DIED if self.deadAgents else 0
 
     def poll_signals(self) -> None:
         """Act on signals queued by the handlers (stop, SIGHUP, SIGUSR1)."""
         if self.signalHandlers is not None:
             self.signalHandlers.process_pending()
-
-    def report_to_apfmon(self) -> None:
-        """Register the instance with APFMon when ``[apfmon] active`` and the helper exists."""
-        if not _cfg("apfmon", "active", False):
-            return
-        try:
-            from pandaharvester.harvestermisc.apfmon import Apfmon
-        except ImportError:
-            _logger.debug("apfmon helper not available: skipped")
-            return
-        try:
-            apf_mon = Apfmon(self.queueConfigMapper)
-            apf_mon.create_factory()
-            apf_mon.create_labels()
-        except Exception:
-            core_utils.dump_error_message(_logger)
 
     # ------------------------------------------------------------ stopping
     def join_agents(self, timeout: float | None = None) -> list[Any]:
@@ -267,7 +280,9 @@ def run_master(options: Any, daemon_mode: bool, pid_file: Any) -> int:
         if daemon_mode:
             master.shutdown()
     if daemon_mode:
-        _logger.info("terminated")
+        code = master.exit_code()
+        _logger.info("terminated" + (f" with exit status {code}: an agent thread died" if code else ""))
+        return code
     return 0
 
 
@@ -280,7 +295,14 @@ def main(daemon_mode: bool = True, argv: list[str] | None = None) -> int:
         print(f"Version : {panda_pkg_info.release_version}")
         print(f"Last commit : {commit_timestamp.timestamp}")
         return 0
+    problems, warnings = master_cli.check_config()
+    if problems:
+        for line in problems:
+            print(line, file=sys.stderr)
+        return EXIT_CONFIG
     directory = master_cli.configure_logging()
+    for line in warnings:
+        _logger.warning(line)
     pid_file = master_cli.PidFile(options.pid) if options.pid else None
     if pid_file is not None:
         refusal = pid_file.check_free()

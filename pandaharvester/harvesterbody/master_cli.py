@@ -65,18 +65,45 @@ def section_dict(name: str) -> dict[str, Any]:
 
 
 def log_dir() -> str:
-    """Absolute ``[master] logDir`` (default ``$PANDA_HOME/var/log/panda``)."""
-    from pandaharvester.harvesterconfig import harvester_config
+    """Absolute ``[master] logDir``, else panda_common.cfg ``[logger] logdir``, else ``$PANDA_HOME/var/log/panda``."""
+    from pandaharvester.harvesterconfig import panda_common, schema
 
-    default = os.path.join(os.environ.get("PANDA_HOME", "/"), "var", "log", "panda")
-    return os.path.abspath(str(getattr(harvester_config.master, "logDir", default)))
+    directory = schema.cfg_value("master", "logDir") or panda_common.read_logger_section().log_dir
+    if not directory:
+        directory = os.path.join(os.environ.get("PANDA_HOME", "/"), "var", "log", "panda")
+    return os.path.abspath(str(directory))
 
 
 def configure_logging() -> str:
-    """One file per agent under ``[master] logDir``, levels from ``[log_level]``; returns the dir."""
+    """One file per agent under :func:`log_dir`; returns the directory.
+
+    Levels: ``[log_level] <name>`` of panda_harvester.cfg per logger, else panda_common.cfg
+    ``[logger] log_level`` (where the original reads it), else INFO.
+    """
+    from pandaharvester.harvesterconfig import panda_common
+
     directory = log_dir()
-    core_utils.configure_logging(directory, section_dict("log_level"))
+    default = panda_common.read_logger_section().log_level  # checked at start (check_config)
+    core_utils.configure_logging(directory, section_dict("log_level"), default_level=default or logging.INFO)
     return directory
+
+
+def check_config() -> tuple[list[str], list[str]]:
+    """``(problems, warnings)`` of the cfg and of panda_common.cfg, one line each.
+
+    Problems (a cfg that does not load, bad values, missing required keys) must stop the start;
+    warnings (features turned on that this Harvester does not implement, unknown keys) are logged.
+    """
+    from pandaharvester.errors import ConfigError
+    from pandaharvester.harvesterconfig import harvester_config, panda_common, schema
+
+    try:
+        harvester_config.ensure_loaded()
+    except ConfigError as exc:
+        return [str(exc)], []
+    common = panda_common.read_logger_section()
+    problems = schema.validate(harvester_config) + common.problems()
+    return problems, schema.feature_warnings(harvester_config) + common.warnings()
 
 
 def tune_gc() -> None:

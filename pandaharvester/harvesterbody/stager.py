@@ -5,7 +5,8 @@ Three steps per cycle, each over jobs picked by ``get_jobs_for_stage_out``:
 - check: jobs ``transferring`` → ``check_stage_out_status``;
 - trigger: jobs ``to_transfer`` with outputs → ``trigger_stage_out``;
 - zip: jobs ``to_transfer`` whose outputs must be zipped first → ``zip_output`` (the queue's
-  ``zipper`` plugin when it has one, else the stager plugin).
+  ``zipper`` plugin when it has one, else the stager plugin); its limits come from ``[zipper]``,
+  key by key, else from ``[stager]`` (``base_zipper.zip_setting``).
 
 True = done (``update_job_for_stage_out`` moves the job on), False = failed for good (files
 not finished are failed, the job gets a stage-out error), None = not yet.
@@ -24,6 +25,7 @@ from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
 from pandaharvester.harvestercore.job_spec import JobSpec
 from pandaharvester.harvestercore.pilot_errors import PilotErrors
 from pandaharvester.harvestercore.plugin_factory import PluginFactory
+from pandaharvester.harvesterzipper.base_zipper import zip_setting
 
 _logger = core_utils.setup_logger("stager")
 
@@ -46,18 +48,18 @@ class Stager(AgentBase):
         full = False
         steps = (
             ("check", cfg.maxJobsToCheck, cfg.checkInterval, "transferring", JobSpec.HO_hasTransfer, None,
-             getattr(cfg, "maxFilesPerJobToCheck", 0), self.check_job),
+             getattr(cfg, "maxFilesPerJobToCheck", 0), self.check_job, cfg.lockInterval),
             ("trigger", cfg.maxJobsToTrigger, cfg.triggerInterval, "to_transfer", JobSpec.HO_hasOutput,
              [JobSpec.HO_hasZipOutput, JobSpec.HO_hasPostZipOutput], getattr(cfg, "maxFilesPerJobToTrigger", 0),
-             self.trigger_job),
-            ("zip", getattr(cfg, "maxJobsToZip", cfg.maxJobsToTrigger), getattr(cfg, "zipInterval", cfg.triggerInterval),
+             self.trigger_job, cfg.lockInterval),
+            ("zip", zip_setting("maxJobsToZip", cfg.maxJobsToTrigger), zip_setting("zipInterval", cfg.triggerInterval),
              "to_transfer", JobSpec.HO_hasZipOutput, [JobSpec.HO_hasOutput, JobSpec.HO_hasPostZipOutput],
-             getattr(cfg, "maxFilesPerJobToZip", 0), self.zip_job),
+             zip_setting("maxFilesPerJobToZip", 0), self.zip_job, zip_setting("lockInterval", cfg.lockInterval)),
         )
-        for _name, max_jobs, interval, sub_status, flag, bad_flags, max_files, step in steps:
-            jobs = self.dbProxy.get_jobs_for_stage_out(max_jobs, interval, cfg.lockInterval, locked_by, sub_status,
+        for _name, max_jobs, interval, sub_status, flag, bad_flags, max_files, step, lock in steps:
+            jobs = self.dbProxy.get_jobs_for_stage_out(max_jobs, interval, lock, locked_by, sub_status,
                                                        flag, bad_flags, max_files_per_job=max_files or None) or []
-            run_in_chunks(jobs, lambda chunk, step=step: self._run_chunk(chunk, locked_by, cfg.lockInterval, step))
+            run_in_chunks(jobs, lambda chunk, step=step, lock=lock: self._run_chunk(chunk, locked_by, lock, step))
             full = full or len(jobs) >= max_jobs
         return full
 

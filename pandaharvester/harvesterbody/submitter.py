@@ -12,6 +12,7 @@ outcome (``register_worker``) and release jobs and site.
 from __future__ import annotations
 
 import datetime
+import logging
 import math
 import socket
 from typing import Any
@@ -235,6 +236,7 @@ class Submitter(AgentBase):
             return {id(w): (None, diag) for w in workers}
         not_ready: dict[int, tuple[None, str]] = {}
         fed_entries = []
+        debug = log.isEnabledFor(logging.DEBUG)
         for work_spec in workers:
             if work_spec.hasJob != 1:
                 continue
@@ -244,7 +246,7 @@ class Submitter(AgentBase):
                 diag = f"jobs not fed to the worker: {fed if not ok else 'feed_jobs returned False'}"
                 log.error(f"workerID={work_spec.workerID} {diag}; not submitted")
                 not_ready[id(work_spec)] = (None, diag)
-            else:
+            elif debug:
                 fed_entries.append(f"workerID={work_spec.workerID} "
                                    + ids_text("PandaID", (j.PandaID for j in jobs or [])))
         if fed_entries:  # one line for the batch, naming every worker and job

@@ -6,7 +6,9 @@ last line is older than ``maxStalled`` s, *slow* when those ``nMessages`` lines 
 ``maxDuration`` s, *erroring* when more than ``maxErrors`` of them are ERROR/CRITICAL lines
 (0 = not checked). Then the ``actions`` run: ``email`` (SMTP, when configured), ``kill``
 (SIGUSR2, then SIGKILL after a grace period) or ``terminate`` (SIGTERM). Checks are spaced by
-``checkInterval`` s across processes with a file lock.
+``checkInterval`` s across processes with a file lock. The stalled and slow checks count on a
+steady flow of lines, i.e. DEBUG lines: for a ``panda-<name>.log`` whose logger is above DEBUG
+(the default level is INFO) they are skipped, with one WARNING saying how to turn them on.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class Watcher(AgentBase):
         super().__init__(single_mode)
         self.startTime = core_utils.naive_utcnow()
         self.signal_sender = signal_sender or self.signal_own_process
+        self._quiet_logs_warned: set[str] = set()
 
     # ------------------------------------------------------------ configuration
     @staticmethod
@@ -130,9 +133,11 @@ class Watcher(AgentBase):
             first_time = line_time(lines[0]) if lines else None
             duration = (last_time - first_time).total_seconds() if last_time and first_time else None
             main_log.debug(f"log={name} : last message at {last_time}; {len(lines)} messages took {duration} sec")
-            if max_stalled > 0 and last_time is not None and (log_now() - last_time).total_seconds() > max_stalled:
+            timed = (max_stalled > 0 or max_duration > 0) and not self.too_quiet_to_time(name, main_log)
+            if timed and max_stalled > 0 and last_time is not None and \
+                    (log_now() - last_time).total_seconds() > max_stalled:
                 problems.append(f"last log message is too old in {name}. seems to be stalled")
-            elif max_duration > 0 and duration is not None and duration > max_duration:
+            elif timed and max_duration > 0 and duration is not None and duration > max_duration:
                 problems.append(f"slow message generation in {name}. seems to be a performance issue")
             n_errors = sum(1 for line in lines if _ERROR_LINE.match(line))
             if max_errors > 0 and n_errors > max_errors:
@@ -141,6 +146,22 @@ class Watcher(AgentBase):
         for problem in problems:
             main_log.warning(problem)
         return problems
+
+    def too_quiet_to_time(self, name: str, main_log: Any) -> bool:
+        """Whether ``name`` is the log of a logger of this process above DEBUG (its silence says
+        nothing); warned once per log."""
+        from pandaharvester.harvestercore import log_utils
+
+        match = re.fullmatch(r"panda-(.+)\.log", name)
+        level = log_utils.known_level(match.group(1)) if match else None
+        if level is None or level <= logging.DEBUG:
+            return False
+        if name not in self._quiet_logs_warned:
+            self._quiet_logs_warned.add(name)
+            main_log.warning(f"log={name}: [watcher] maxStalled and maxDuration are not checked: the logger logs at "
+                             f"{logging.getLevelName(level)} and they count on DEBUG lines; set [log_level] "
+                             f"{match.group(1)} = DEBUG to check them")
+        return True
 
     # ------------------------------------------------------------ actions
     def take_actions(self, problems: list[str], main_log: Any) -> None:

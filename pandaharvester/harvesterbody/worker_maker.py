@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pandaharvester.harvestercore import core_utils
@@ -77,6 +78,8 @@ class WorkerMaker:
     def _log_new_workers(log: Any, new_workers: list[tuple[Any, list[Any]]]) -> None:
         """One line per kind of new worker naming every workerID, each followed by its PandaIDs
         (not one line per worker)."""
+        if not log.isEnabledFor(logging.DEBUG):
+            return
         kinds: dict[tuple[Any, ...], list[str]] = {}
         for work_spec, jobs in new_workers:
             key = (work_spec.resourceType, work_spec.pilotType, work_spec.jobType, work_spec.nCore)

@@ -88,7 +88,7 @@ def _as_bool(value: Any, default: bool = False) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
-def _as_number(value: Any, default: float, kind: type, key: str) -> Any:
+def _as_number(value: Any, default: float, kind: type, key: str, section: str = "pandacon") -> Any:
     if _blank(value):
         return kind(default)
     try:
@@ -96,7 +96,7 @@ def _as_number(value: Any, default: float, kind: type, key: str) -> Any:
     except (TypeError, ValueError):
         from pandaharvester.errors import ConfigError
 
-        raise ConfigError(f"[pandacon] {key} = {value!r} is not a number: set it to a plain number") from None
+        raise ConfigError(f"[{section}] {key} = {value!r} is not a number: set it to a plain number") from None
 
 
 def api_base_from_legacy(url: str) -> str:
@@ -231,7 +231,7 @@ def load_settings() -> PandaconSettings:
         events_chunk_size=max(1, _as_number(getattr(pandacon, "getEventsChunkSize", None), DEFAULT_EVENTS_CHUNK_SIZE,
                                             int, "getEventsChunkSize")),
         jobs_in_bulk=max(1, _as_number(getattr(propagator, "nJobsInBulk", None), DEFAULT_JOBS_IN_BULK, int,
-                                       "nJobsInBulk")),
+                                       "nJobsInBulk", "propagator")),
         harvester_id=_opt_str(master, "harvester_id") if master is not None else None,
         idds_url=_opt_str(pandacon, "iddsURL"),
         allow_credentials_over_http=allow_plain,

@@ -291,6 +291,12 @@ def validate_harvester_id(value: Any, sources: str) -> None:
 
 def load(env: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """Read all sources and convert every value: ``({section: {key: value}}, files_read)``."""
+    values, files_read, _origins = load_with_origins(env)
+    return values, files_read
+
+
+def load_with_origins(env: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], list[str], dict[tuple[str, str], str]]:
+    """:func:`load` plus, per ``(section, key)``, the source (file, URL, configmap) whose value is in force."""
     raw = read_sources(env)
     converted: dict[str, dict[str, Any]] = {}
     for section, values in raw.sections.items():
@@ -303,4 +309,5 @@ def load(env: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
     master = converted.get("master", {})
     if "harvester_id" in master:
         validate_harvester_id(master["harvester_id"], raw.origin("master", "harvester_id"))
-    return converted, raw.files_read
+    origins = {(section, key): raw.origin(section, key) for section, values in converted.items() for key in values}
+    return converted, raw.files_read, origins

@@ -9,7 +9,7 @@ keeps the result until :func:`reload`. Read keys at call time, never cache a sec
     opt = getattr(harvester_config.monitor, "fifoEnable", False)
 
 Besides the sections the module offers :func:`reload`, :func:`dump`, :func:`sections`,
-:func:`get_section`, :func:`ensure_loaded` and the lazy attributes ``files_read`` (sources read)
+:func:`get_section`, :func:`ensure_loaded`, :func:`origin_of` and the lazy attributes ``files_read`` (sources read)
 and ``config_dict`` (``{section: {key: value}}`` with secrets masked).
 
 A missing section raises :class:`~pandaharvester.errors.ConfigKeyError` (an ``AttributeError``,
@@ -27,7 +27,7 @@ from pandaharvester.errors import ConfigError as _ConfigError, ConfigKeyError as
 from pandaharvester.harvesterconfig import _parser
 from pandaharvester.harvesterconfig._section import ConfigSection, mask_value as _mask_value, render_value as _render
 
-__all__ = ["ConfigSection", "reload", "dump", "sections", "get_section", "ensure_loaded"]
+__all__ = ["ConfigSection", "reload", "dump", "sections", "get_section", "ensure_loaded", "origin_of"]
 
 # names served by this module itself; a cfg section of one of these names is refused
 _LAZY_ATTRS = ("files_read", "config_dict")
@@ -37,12 +37,14 @@ _RESERVED = frozenset(_LAZY_ATTRS) | frozenset(__all__) | {"annotations"}
 class _Loaded:
     """One load result: the sections, or the error met while loading."""
 
-    __slots__ = ("sections", "files_read", "error")
+    __slots__ = ("sections", "files_read", "error", "origins")
 
-    def __init__(self, sections: dict[str, ConfigSection], files_read: list[str], error: _ConfigError | None):
+    def __init__(self, sections: dict[str, ConfigSection], files_read: list[str], error: _ConfigError | None,
+                 origins: dict[tuple[str, str], str] | None = None):
         self.sections = sections
         self.files_read = files_read
         self.error = error
+        self.origins = origins or {}
 
 
 _lock = _threading.RLock()
@@ -51,7 +53,7 @@ _state: _Loaded | None = None
 
 def _build() -> _Loaded:
     try:
-        values, files_read = _parser.load(_os.environ)
+        values, files_read, origins = _parser.load_with_origins(_os.environ)
     except _ConfigError as exc:
         return _Loaded({}, [], exc)
     clash = sorted(_RESERVED.intersection(values))
@@ -59,7 +61,7 @@ def _build() -> _Loaded:
         return _Loaded({}, files_read, _ConfigError(
             f"section name(s) {clash} in {', '.join(files_read)} are reserved by harvester_config: rename them"))
     sections = {name: ConfigSection(name, vals, files_read) for name, vals in values.items()}
-    return _Loaded(sections, files_read, None)
+    return _Loaded(sections, files_read, None, origins)
 
 
 def _current() -> _Loaded:
@@ -123,6 +125,14 @@ def get_section(name: str) -> ConfigSection:
         err.key = None  # type: ignore[attr-defined]
         err.sources = list(state.files_read)  # type: ignore[attr-defined]
         raise err from None
+
+
+def origin_of(section: str, key: str | None = None) -> str:
+    """Where ``[section] key`` was set (file, URL or configmap); the sources read when it was not set."""
+    state = _current()
+    _raise_error(state)
+    found = state.origins.get((section, key)) if key is not None else None
+    return found or ", ".join(state.files_read)
 
 
 def _config_dict(state: _Loaded) -> dict[str, dict[str, _Any]]:

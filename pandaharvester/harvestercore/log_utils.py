@@ -3,7 +3,11 @@
 Loggers are named ``panda.log.<name>``. Until :func:`configure_logging` is called (the master
 does it with ``[master] logDir``), records propagate to Python's root logger, so plugins and
 tests work without any setup. Once configured, each ``panda.log.<name>`` logger writes to
-``<logDir>/panda-<name>.log``.
+``<logDir>/panda-<name>.log`` at its level: ``[log_level] <name>``, else the default level
+(panda_common.cfg ``[logger] log_level``, else INFO).
+
+A line that is not emitted is never formatted: pass costly values as ``%s`` arguments, or test
+``log.isEnabledFor(logging.DEBUG)`` before building a DEBUG line in a loop.
 
 Line format::
 
@@ -12,7 +16,6 @@ Line format::
 
 from __future__ import annotations
 
-import inspect
 import logging
 import logging.handlers
 import os
@@ -60,11 +63,15 @@ def _attach(logger: logging.Logger, name: str) -> None:
 
 
 def configure_logging(log_dir: str | None, levels: dict[str, Any] | None = None,
-                      default_level: int | str = logging.DEBUG) -> None:
+                      default_level: int | str | None = None) -> None:
     """Send every ``panda.log.<name>`` logger to ``<log_dir>/panda-<name>.log``.
 
-    ``levels`` maps logger names to levels (the cfg's ``[log_level]`` section).
+    ``levels`` maps logger names to levels (the cfg's ``[log_level]`` section); the others log
+    at ``default_level``: INFO by default. ``log_dir=None`` goes back to the unconfigured state
+    (records propagate to the root logger, DEBUG by default: the root's handlers choose).
     """
+    if default_level is None:
+        default_level = logging.INFO if log_dir is not None else logging.DEBUG
     with _lock:
         if log_dir is not None:
             os.makedirs(log_dir, exist_ok=True)
@@ -78,6 +85,14 @@ def configure_logging(log_dir: str | None, levels: dict[str, Any] | None = None,
 def log_dir() -> str | None:
     """The configured log directory, or None before :func:`configure_logging`."""
     return _state["log_dir"]
+
+
+def known_level(name: str) -> int | None:
+    """Effective level of the Harvester logger ``panda.log.<name>``; None if this process has no such logger."""
+    with _lock:
+        if name not in _known:
+            return None
+    return logging.getLogger(LOGGER_PREFIX + name).getEffectiveLevel()
 
 
 def _to_level(value: Any) -> int:
@@ -119,9 +134,8 @@ def do_log_rollover() -> None:
 def setup_logger(name: str | None = None, log_level: Any = None) -> logging.Logger:
     """Return the ``panda.log.<name>`` logger; ``name`` defaults to the caller's module."""
     if name is None:
-        frame = inspect.stack()[1][0]
-        module = inspect.getmodule(frame)
-        name = module.__name__.split(".")[-1] if module else "harvester"
+        module_name = sys._getframe(1).f_globals.get("__name__")
+        name = module_name.split(".")[-1] if module_name else "harvester"
     logger = logging.getLogger(LOGGER_PREFIX + name)
     with _lock:
         if name not in _known:
@@ -183,7 +197,8 @@ def make_logger(tmp_log: logging.Logger | logging.LoggerAdapter, token: Any = No
                 method_name: str | None = None, hook: DialogHook | None = None) -> LogWrapper:
     """Wrap ``tmp_log`` so each line reads ``<method> <token> message``."""
     if method_name is None:
-        method_name = inspect.stack()[1][3]
+        # the caller's function name; inspect.stack() would read the source of every frame
+        method_name = sys._getframe(1).f_code.co_name
     prefix = f"{method_name} <{token}>" if token is not None else f"{method_name} :"
     base = tmp_log.logger if isinstance(tmp_log, logging.LoggerAdapter) else tmp_log
     if isinstance(tmp_log, LogWrapper):
@@ -199,7 +214,7 @@ def ids_text(key: str, ids: Any) -> str:
 
 def dump_error_message(tmp_log: Any, err_str: str | None = None, no_message: bool = False) -> str:
     """Log the current exception (or ``err_str``) with its traceback and return the text."""
-    method = "" if isinstance(tmp_log, LogWrapper) else f"{inspect.stack()[1][3]} : "
+    method = "" if isinstance(tmp_log, LogWrapper) else f"{sys._getframe(1).f_code.co_name} : "
     if err_str is None:
         err_type, err_value = sys.exc_info()[:2]
         name = err_type.__name__ if err_type else "Error"

@@ -24,6 +24,7 @@ import importlib
 import importlib.util
 import itertools
 import json
+import logging
 import os
 import signal
 import socket
@@ -218,9 +219,10 @@ class DummySubmitter(PluginBase):
         file_names = payload_file_names()  # the cfg's names, once per batch
         host = socket.gethostname()
         entries = []  # the workers with jobs, logged in one line rather than one line per job
+        debug = tmp_log.isEnabledFor(logging.DEBUG)
         for workspec in workspec_list:
             jobspec_list = workspec.get_jobspec_list() or []
-            if jobspec_list:
+            if jobspec_list and debug:
                 entries.append(f"workerID={workspec.workerID} nCore={workspec.nCore} "
                                f"minRamCount={workspec.minRamCount} "
                                + log_utils.ids_text("PandaID", (job.PandaID for job in jobspec_list)))

@@ -158,6 +158,7 @@ class Demo:
             ensure_slurm()
         self.emulator = start_emulator(self.home / "emulator")
         instance.write_cfg(self.home, cfg_overrides(self.emulator.base_url), harvester_id=HARVESTER_ID)
+        instance.write_panda_common_cfg(self.home, "DEBUG")  # shows every cycle (a site's default is INFO)
         make_queues = slurm_queue_config if self.slurm else queue_config
         instance.write_queue_config(self.home, make_queues(self.home, self.worker_seconds))
         self.emulator.add_task(self.push_queue, self.n_jobs)

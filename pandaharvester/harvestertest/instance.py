@@ -72,6 +72,15 @@ def write_cfg(home: Path, overrides: dict[str, dict[str, Any]] | None = None,
     return path
 
 
+def write_panda_common_cfg(home: Path, log_level: str) -> Path:
+    """Write ``home/etc/panda/panda_common.cfg`` with ``[logger] log_level`` (the level of every
+    logger that ``[log_level]`` does not name; INFO without this file)."""
+    path = home / "etc" / "panda" / "panda_common.cfg"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"[logger]\nlog_level = {log_level}\n")
+    return path
+
+
 def write_queue_config(home: Path, queues: dict[str, Any]) -> Path:
     """Write the queue config JSON the cfg's ``[qconf] configFile`` points at."""
     path = home / "etc" / "panda" / "panda_queueconfig.json"

@@ -24,14 +24,33 @@ from pandaharvester.harvestercore.plugin_base import PluginBase
 _local_lock = threading.Lock()
 
 
-def n_threads_for_zip() -> int:
-    """``[stager] nThreadsForZip`` or the number of CPUs."""
-    try:
-        from pandaharvester.harvesterconfig import harvester_config
+# the zipping settings, read from [zipper] and else from [stager] (as the original does)
+ZIP_KEYS = ("maxJobsToZip", "maxFilesPerJobToZip", "zipInterval", "lockInterval", "nThreadsForZip")
 
-        return max(int(harvester_config.stager.nThreadsForZip), 1)
-    except Exception:
-        return multiprocessing.cpu_count()
+
+def zip_setting(key: str, default: Any) -> Any:
+    """A zipping setting (one of :data:`ZIP_KEYS`): ``[zipper] key`` when set, else ``[stager] key``, else ``default``."""
+    from pandaharvester.harvesterconfig import harvester_config
+
+    if key not in ZIP_KEYS:
+        raise ValueError(f"{key} is not a zipping setting: use one of {ZIP_KEYS}")
+
+    for name in ("zipper", "stager"):
+        section = getattr(harvester_config, name, None)
+        if section is not None and key in section:
+            return getattr(section, key)
+    return default
+
+
+def n_threads_for_zip() -> int:
+    """``nThreadsForZip`` (:func:`zip_setting`), else the number of CPUs."""
+    try:
+        n_threads = zip_setting("nThreadsForZip", None)
+        if n_threads is not None:
+            return max(int(n_threads), 1)
+    except Exception:  # no cfg (a plugin used on its own)
+        pass
+    return multiprocessing.cpu_count()
 
 
 class BaseZipper(PluginBase):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Sequence
 
 from .. import core_utils
@@ -328,7 +329,7 @@ class JobsWorkersMixin(DBModule):
             all_workers.extend(workspec_list)
         # one executemany per set of changed job columns instead of one UPDATE per job
         self._update_specs_bulk("job_table", deferred, "PandaID")
-        if inserted:
+        if inserted and _logger.isEnabledFor(logging.DEBUG):
             log = make_logger(_logger, method_name="update_jobs_workers")
             for n_files, ids in inserted.items():
                 log.debug(f"inserted {n_files} files for {ids_text('PandaID', ids)}")

@@ -1,0 +1,189 @@
+"""The cfg key table at work: one line per bad value, required keys, feature warnings, typed reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import harvester_env
+from pandaharvester.errors import ConfigError
+from pandaharvester.harvesterconfig import harvester_config, panda_common, schema
+from pandaharvester.harvesterconfig._parser import convert_value
+
+
+def _cfg_path(home: Path) -> str:
+    return str(home / "etc" / "panda" / "panda_harvester.cfg")
+
+
+def test_the_test_instance_cfg_has_no_problem_and_no_warning(fresh_home) -> None:
+    fresh_home()
+    assert schema.validate() == []
+    assert schema.feature_warnings() == []
+
+
+# the values that killed an agent thread or gave a bare Python error before they were checked at start
+ISSUE_BAD_VALUES = [
+    ("monitor", "sleepTime", "abc", "must be a number ≥ 0 (seconds)"),
+    ("monitor", "lockInterval", "abc", "must be a number ≥ 0 (seconds)"),
+    ("monitor", "nThreads", "abc", "must be an integer ≥ 0 (number of threads, 0 for none)"),
+    ("jobfetcher", "maxJobs", "abc", "must be an integer ≥ 0"),
+    ("propagator", "nJobsInBulk", "abc", "must be an integer ≥ 1"),
+    ("master", "logDir", "/etc/passwd", "is not a directory: it must be a writable directory (or one that can be "
+                                        "created)"),
+]
+
+
+@pytest.mark.parametrize("section, key, value, requirement", ISSUE_BAD_VALUES + [
+    ("monitor", "maxWorkers", "0", "must be an integer ≥ 1"),
+    ("propagator", "minMessageLevel", "LOUD", "must be one of CRITICAL, ERROR, WARNING, INFO, DEBUG, NOTSET"),
+    ("db", "engine", "oracle", "must be one of sqlite, mariadb, mysql"),
+    ("pandacon", "transport", "curl", "must be one of requests, pycurl"),
+    ("submitter", "respectSleepTime", "true", "must be True or False"),
+    ("submitter", "activateWorkerFactor", "often", "must be one of auto or a number ≥ 0"),
+    ("watcher", "mailPort", "70000", "must be an integer from 1 to 65535"),
+    ("qconf", "resolverConfig", "[1, 2]", "must be a JSON object (continuation lines indented)"),
+    ("log_level", "monitor", "LOUD", "must be one of CRITICAL, ERROR, WARNING, INFO, DEBUG, NOTSET"),
+])
+def test_a_bad_value_gives_one_line_naming_file_section_key_and_value(fresh_home, section, key, value,
+                                                                      requirement) -> None:
+    home = fresh_home({section: {key: value}})
+    shown = repr(convert_value(section, key, value, {}))  # '0' is read as the integer 0
+    assert schema.validate() == [f"{_cfg_path(home)} [{section}] {key} = {shown}: {requirement}"]
+
+
+def test_log_dir_below_a_file_cannot_be_created(fresh_home) -> None:
+    home = fresh_home({"master": {"logDir": "/etc/passwd/logs"}})
+    [line] = schema.validate()
+    assert line.startswith(f"{_cfg_path(home)} [master] logDir = '/etc/passwd/logs': cannot be created")
+
+
+def test_good_values_of_every_kind_pass(fresh_home, tmp_path) -> None:
+    fresh_home({"monitor": {"sleepTime": "0.5", "nThreads": "0"}, "submitter": {"activateWorkerFactor": "auto"},
+                "db": {"engine": "SQLite"}, "master": {"logDir": str(tmp_path / "new" / "logs")},
+                "log_level": {"monitor": "debug"}, "qconf": {"resolverConfig": '{"refreshPeriod": 60}'}})
+    assert schema.validate() == []
+
+
+def test_several_problems_give_one_line_each(fresh_home) -> None:
+    fresh_home({"monitor": {"sleepTime": "abc"}, "sweeper": {"keepFailed": "-1"}})
+    problems = schema.validate()
+    assert len(problems) == 2
+    assert "[sweeper] keepFailed = -1: must be a number ≥ 0 (hours)" in problems[1]
+
+
+def test_a_secret_value_is_masked_in_the_line(fresh_home) -> None:
+    fresh_home({"watcher": {"mailPassword": "[1, 2]"}})
+    [line] = schema.validate()
+    assert "[watcher] mailPassword = '********': must be a single value" in line
+    assert "1, 2" not in line
+
+
+def _drop_key(home: Path, section: str, key: str) -> None:
+    harvester_env.drop_key(home, section, key)
+    harvester_config.reload()
+
+
+def test_a_missing_required_key_says_what_to_add(fresh_home) -> None:
+    home = fresh_home()
+    _drop_key(home, "monitor", "maxWorkers")
+    assert schema.validate() == [f"{_cfg_path(home)} [monitor] maxWorkers is not set: add 'maxWorkers = 500' "
+                                 "under [monitor] (workers checked in one cycle); see etc/panda_harvester.cfg.rpmnew"]
+
+
+def test_a_missing_harvester_id_is_a_problem(fresh_home) -> None:
+    home = fresh_home()
+    _drop_key(home, "master", "harvester_id")
+    [line] = schema.validate()
+    assert line.startswith(f"{_cfg_path(home)} [master] harvester_id is not set: add 'harvester_id = ...' "
+                           "under [master] (the id of this instance as registered in the PanDA server")
+
+
+def test_the_templates_fixme_is_a_problem(fresh_home) -> None:
+    fresh_home({"master": {"harvester_id": "FIXME"}})
+    [line] = schema.validate()
+    assert "[master] harvester_id = 'FIXME' still holds the template's FIXME: replace it with the id" in line
+
+
+def test_keys_of_unimplemented_features_are_not_checked_but_warned_when_turned_on(fresh_home) -> None:
+    home = fresh_home({"monitor": {"fifoEnable": "True", "fifoSleepTimeMilli": "soon", "eventBasedEnable": "True"},
+                       "apfmon": {"active": "True"}, "zipper": {"usePostZipping": "True"},
+                       "file_syncer": {"pluginConfigs": '[{"module": "m", "name": "n"}]'}})
+    assert schema.validate() == []
+    warnings = schema.feature_warnings()
+    where = _cfg_path(home)
+    assert warnings == [
+        f"{where} [monitor] fifoEnable = True: the monitor FIFO is not implemented in this Harvester: workers are "
+        "checked from the DB every [monitor] sleepTime seconds",
+        f"{where} [monitor] eventBasedEnable = True: event-based monitoring (which needs the monitor FIFO) is not "
+        "implemented in this Harvester",
+        f"{where} [zipper] usePostZipping = True: two-stage zipping (async_zip_output then post_zip_output) is not "
+        "implemented in this Harvester: outputs are zipped in one step with zip_output",
+        f"{where} [apfmon] active = True: APFMon reporting is not implemented in this Harvester: nothing is sent "
+        "to [apfmon] base_url",
+        f"{where} [file_syncer] pluginConfigs = [{{'module': 'm', 'name': 'n'}}]: the file syncer agent is not "
+        "implemented in this Harvester: no file is synced",
+    ]
+
+
+def test_an_unknown_key_of_a_known_section_is_warned_with_the_likely_key(fresh_home) -> None:
+    home = fresh_home({"monitor": {"sleeptime": "5"}, "my_plugin_section": {"anything": "1"}})
+    assert schema.feature_warnings() == [f"{_cfg_path(home)} [monitor] sleeptime is not a key this Harvester reads "
+                                         "(a typo of sleepTime?): it has no effect"]
+
+
+def test_cfg_value_checks_and_falls_back_to_the_table_default(fresh_home) -> None:
+    fresh_home({"monitor": {"sleepTime": "7"}})
+    assert schema.cfg_value("monitor", "sleepTime") == 7
+    assert schema.cfg_value("submitter", "activateWorkerFactor") == 1.0  # not in the test cfg: table default
+    assert schema.cfg_value("submitter", "activateWorkerFactor", 5) == 5  # the caller's default wins
+    assert schema.cfg_value("no_such_section", "x", 3) == 3
+    home = fresh_home({"monitor": {"sleepTime": "abc"}})
+    with pytest.raises(ConfigError) as err:
+        schema.cfg_value("monitor", "sleepTime")
+    assert str(err.value) == f"{_cfg_path(home)} [monitor] sleepTime = 'abc': must be a number ≥ 0 (seconds)"
+
+
+def test_origin_names_the_source_that_set_the_key(fresh_home) -> None:
+    home = fresh_home()
+    configmap = home / "etc" / "configmap" / "panda_harvester_configmap.json"
+    configmap.parent.mkdir(parents=True)
+    configmap.write_text('{"monitor": {"sleepTime": "abc"}}')
+    harvester_config.reload()
+    assert schema.validate() == [f"{configmap} [monitor] sleepTime = 'abc': must be a number ≥ 0 (seconds)"]
+
+
+def test_the_table_rejects_a_key_declared_twice() -> None:
+    key = schema.Key("s", "k", schema.Int())
+    with pytest.raises(ValueError, match=r"\[s\] k is declared twice"):
+        schema.Table((key, key))
+
+
+# ----------------------------------------------------------------------------- panda_common.cfg
+def test_panda_common_logger_section_is_merged_in_panda_commons_order(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    user = tmp_path / "user" / "etc" / "panda"
+    user.mkdir(parents=True)
+    (user / "panda_common.cfg").write_text("[logger]\nlog_level = WARNING\nlogdir = /srv/logs\n")
+    home = tmp_path / "home" / "etc" / "panda"
+    home.mkdir(parents=True)
+    (home / "panda_common.cfg").write_text("[logger]\nlog_level = DEBUG\n")
+    found = panda_common.read_logger_section({"PANDA_HOME": str(tmp_path / "home")})
+    assert (found.log_level, found.log_dir) == ("DEBUG", "/srv/logs")  # PANDA_HOME's file wins key by key
+    assert found.problems() == [] and found.warnings() == []
+
+
+def test_panda_common_bad_level_and_rotation_are_reported(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    home = tmp_path / "etc" / "panda"
+    home.mkdir(parents=True)
+    cfg = home / "panda_common.cfg"
+    cfg.write_text("[logger]\nlog_level = LOUD\nrotating_policy = time\n")
+    found = panda_common.read_logger_section({"PANDA_HOME": str(tmp_path)})
+    assert found.problems() == [f"{cfg} [logger] log_level = 'LOUD': must be one of CRITICAL, ERROR, WARNING, "
+                                "INFO, DEBUG, NOTSET"]
+    [warning] = found.warnings()
+    assert warning.startswith(f"{cfg} [logger] rotating_policy = 'time': log rotation by Harvester is not implemented")
+    cfg.write_text("log_level = DEBUG\n")  # no section header
+    [problem] = panda_common.read_logger_section({"PANDA_HOME": str(tmp_path)}).problems()
+    assert problem.startswith(f"cannot read {cfg}: ")
