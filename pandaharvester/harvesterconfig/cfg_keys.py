@@ -108,6 +108,8 @@ KEYS: tuple[Key, ...] = (
     _k("pandacon", "key_file", TEXT, None, "client key (x509)"),
     _k("pandacon", "auth_token", TEXT, None, "token, or file:/path/to/token (oidc)"),
     _k("pandacon", "auth_origin", TEXT, None, "origin (VO) sent with the token"),
+    _k("pandacon", "allow_credentials_over_http", BOOL, False,
+       "let a token go to an http:// URL (refused otherwise; a WARNING each start when allowed)"),
     _k("pandacon", "multihost_auth_config", TEXT, None, "JSON file of per-host authentication"),
     _k("pandacon", "server_api_url", TEXT, None, "PanDA server API over http"),
     _k("pandacon", "server_api_url_ssl", TEXT, None, "PanDA server API over https"),
