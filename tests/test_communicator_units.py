@@ -399,6 +399,28 @@ def test_client_sends_bearer_and_origin_and_never_logs_them(tiny_server, tmp_pat
     assert token not in captured.text and "Q" * 30 not in captured.text
 
 
+def test_verbose_lines_are_not_built_when_debug_is_off(tiny_server, monkeypatch):
+    """[pandacon] verbose with the communicator's logger at INFO: the request/reply text (masking,
+    redaction, clipping of whole payloads) is never built."""
+    from pandaharvester.harvestercommunicator import http_client
+
+    masked: list = []
+    monkeypatch.setattr(http_client, "mask_data", lambda data: masked.append(data) or data)
+    logger = logging.getLogger("panda.log.communicator")
+    old_level = logger.level
+    url, _scripted = tiny_server([ENVELOPE_OK, ENVELOPE_OK])
+    client = make_client(url, verbose=True)
+    try:
+        logger.setLevel(logging.INFO)
+        assert client.request("POST", "harvester/heartbeat", {"harvester_id": "h", "data": {"k": 1}})[0]
+        assert masked == []
+        logger.setLevel(logging.DEBUG)  # the same call at DEBUG builds them (the test can fail)
+        assert client.request("POST", "harvester/heartbeat", {"harvester_id": "h", "data": {"k": 1}})[0]
+        assert masked
+    finally:
+        logger.setLevel(old_level)
+
+
 def test_client_unreadable_token_fails_cleanly(tiny_server, tmp_path):
     url, scripted = tiny_server([ENVELOPE_OK])
     auth = AuthManager(auth_type="oidc", auth_token=f"file:{tmp_path / 'missing'}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import logging
 import threading
 import uuid
 from typing import Any, Callable
@@ -202,7 +203,9 @@ class PandaHttpClient:
             return CallResult(False, err)
         policy = RetryPolicy(settings.max_retries, settings.retry_backoff)
         secret_reply = path.startswith(SECRET_MODULES)
-        if self.verbose:
+        # the verbose request/reply lines are DEBUG lines: not built when DEBUG is off
+        verbose = self.verbose and tmp_log.isEnabledFor(logging.DEBUG)
+        if verbose:
             shown = {name: f"<{len(content)} bytes>" for name, (_, content) in (request.files or {}).items()}
             tmp_log.debug(f"URL={self.redactor.text(request.url)} "
                           f"data={self._clip(self.redactor.text(mask_data(data)))}"
@@ -212,7 +215,7 @@ class PandaHttpClient:
             sw = core_utils.get_stopwatch()
             started = naive_utcnow()
             last = self._attempt(request, raw)
-            if self.verbose:
+            if verbose:
                 value = last.value
                 reply = "<credential reply not logged>" if (last.ok and secret_reply) else self._clip(
                     self.redactor.text(value if isinstance(value, str) else mask_data(value))
