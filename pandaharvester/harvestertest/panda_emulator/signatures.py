@@ -19,7 +19,6 @@ where a float is declared is accepted.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
