@@ -211,7 +211,8 @@ def test_zip_groups_split_at_the_limit_and_keep_a_small_tail_waiting():
     # a group of exactly the limit is not over it
     assert lc.zip_groups([_p(1, MIB, "A")], 1, "running", []) == []
     # files add up to a zip until the next one would overflow it
-    assert _ids(lc.zip_groups([_p(i, 300 * 1024, "A") for i in range(1, 8)], 1, "running", [])) == [[1, 2, 3], [4, 5, 6]]
+    seven = [_p(i, 300 * 1024, "A") for i in range(1, 8)]
+    assert _ids(lc.zip_groups(seven, 1, "running", [])) == [[1, 2, 3], [4, 5, 6]]
 
 
 def test_zip_groups_of_a_worker_that_ended_are_complete():

@@ -302,7 +302,8 @@ class JobSpec(SpecBase):
         if (
             self.is_final_status()
             and self.subStatus != lifecycle.SUB_KILLED
-            and (self.subStatus in (lifecycle.SUB_TO_TRANSFER, lifecycle.SUB_TRANSFERRING) or not self.all_events_done())
+            and (self.subStatus in (lifecycle.SUB_TO_TRANSFER, lifecycle.SUB_TRANSFERRING)
+                 or not self.all_events_done())
         ):
             return lifecycle.JOB_TRANSFERRING
         return self.status

@@ -167,7 +167,8 @@ class JobCyclesMixin(DBModule):
         whose file row is gone is left out)."""
         if not panda_ids:
             return []
-        events = self._select_specs_in("event_table", "PandaID", list(panda_ids), f"AND subStatus IN {SQL_EVENTS_TO_REPORT}")
+        events = self._select_specs_in("event_table", "PandaID", list(panda_ids),
+                                       f"AND subStatus IN {SQL_EVENTS_TO_REPORT}")
         file_ids = {e.fileID for e in events if e.fileID is not None}
         zip_of = dict(self._ids_in("SELECT fileID, zipFileID FROM file_table WHERE fileID IN ({ids})", list(file_ids)))
         zip_ids = {z for z in zip_of.values() if z is not None}
