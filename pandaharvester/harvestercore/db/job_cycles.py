@@ -447,7 +447,8 @@ class JobCyclesMixin(DBModule):
         else:
             max_jobs = math.ceil((n_workers + n_ready) / n_workers_per_job)
         now = naive_utcnow()
-        varmap = {":s1": "prepared", ":s2": "queued", ":s3": "submitted", ":s4": "running", ":queueName": queue_name,
+        varmap = {":s1": lifecycle.SUB_PREPARED, ":s2": lifecycle.SUB_QUEUED, ":s3": lifecycle.SUB_SUBMITTED,
+                  ":s4": lifecycle.SUB_RUNNING, ":queueName": queue_name,
                   ":lockTimeLimit": now - datetime.timedelta(seconds=lock_interval),
                   ":checkTimeLimit": now - datetime.timedelta(seconds=check_interval)}
         cond = ("computingSite=:queueName AND (subStatus IN (:s1,:s2) OR (subStatus IN (:s3,:s4) "
@@ -479,7 +480,7 @@ class JobCyclesMixin(DBModule):
                     if chunk and chunk[0].taskID != job.taskID and not allow_job_mixture:
                         chunk_list.append(chunk)
                         chunk = []
-                    if not (len(chunk_list) >= n_ready and job.subStatus == "queued"):
+                    if not (len(chunk_list) >= n_ready and job.subStatus == lifecycle.SUB_QUEUED):
                         taken.append(job)
                         chunk.append(job)
                         if n_jobs_per_worker is not None and len(chunk) >= n_jobs_per_worker:
