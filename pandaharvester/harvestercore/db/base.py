@@ -312,14 +312,15 @@ class DBModule:
         of columns (``:<key>_key`` holds the spec's key, ``extra`` is added); unchanged specs left out."""
         cls = schema.spec_class(table)
         groups: dict[tuple[str, ...], list[tuple[int, dict[str, Any]]]] = {}
+        own_bind, key_bind = f":{key}", f":{key}_key"
         for index, spec in enumerate(specs):
             varmap = spec.values_map(only_changed=True)
-            varmap.pop(f":{key}", None)
+            varmap.pop(own_bind, None)
             if not varmap:
                 continue
             schema.check_map(table, cls, varmap)
             columns = tuple(varmap)
-            varmap[f":{key}_key"] = getattr(spec, key)
+            varmap[key_bind] = getattr(spec, key)
             if extra:
                 varmap.update(extra)
             groups.setdefault(columns, []).append((index, varmap))
