@@ -4,7 +4,7 @@ Everything that names a status, a set of statuses, or decides which status or ti
 is here (the shape of Parsl's ``parsl/jobs/states.py``): the spec classes take their constants
 from this module (``WorkSpec.ST_finished`` is :data:`WORKER_FINISHED`), the DB modules build
 their SQL status lists from these sets (``db/base.py``) and only persist what the functions
-below return, and the agents ask these functions instead of spelling statuses out.
+below return, and the agents take the sets and transitions they share with the core from here.
 
 The values are the original's strings (stored in the DB, sent to PanDA, in pickles), so every
 constant is a plain ``str`` and every set a tuple (its order is the order of the SQL lists).
