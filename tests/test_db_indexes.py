@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from pandaharvester.harvestercore.event_spec import EventSpec
+from pandaharvester.harvestercore.file_spec import FileSpec
 from pandaharvester.harvestercore.job_spec import JobSpec
 from test_db_fixtures import ago, db_home, insert_workers, make_job, make_worker, proxy  # noqa: F401
 
@@ -85,6 +87,14 @@ def test_per_cycle_queries_use_indexes(proxy, caplog):
             worker.status = "running"
             worker.nJobs = 1
         taken = proxy.get_jobs_with_worker_id(1, "m2")
+        # a job that zips its outputs and has events: the file, zip and event writes of the monitor
+        taken[0].zipPerMB, taken[0].subStatus = 0, "to_transfer"
+        out = FileSpec()
+        out.PandaID, out.lfn, out.fileType, out.fsize, out.eventRangeID = taken[0].PandaID, "o.1", "es_output", 5, "r1"
+        taken[0].add_out_file(out)
+        event = EventSpec()
+        event.PandaID, event.eventRangeID, event.eventStatus = taken[0].PandaID, "r1", "finished"
+        taken[0].add_event(event, None)
         proxy.update_jobs_workers(taken, workers, "m2", [[100]] * len(workers))
         new = make_worker(900, status="submitted")
         proxy.insert_workers([new], "sub")
@@ -117,6 +127,7 @@ def test_per_cycle_queries_use_indexes(proxy, caplog):
     finally:
         proxy.engine.capture = None
     assert len(captured) > 60
+    assert any("provenanceID" in sql for sql in captured) and any("event_table" in sql for sql in captured)
     # every call above ran (an error would return the neutral value and hide its statements)
     assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
     bad = _full_scans(proxy, captured)

@@ -9,16 +9,13 @@ from typing import Any
 from pandaharvester.errors import DBError
 from pandaharvester.harvesterbody.agent_base import AgentBase
 from pandaharvester.harvesterconfig import harvester_config
-from pandaharvester.harvestercore import core_utils
+from pandaharvester.harvestercore import core_utils, lifecycle
 from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
 from pandaharvester.harvestercore.file_spec import FileSpec
 from pandaharvester.harvestercore.job_spec import JobSpec
 from pandaharvester.harvestercore.plugin_factory import PluginFactory
 
 _logger = core_utils.setup_logger("job_fetcher")
-
-# input files already looked after by another job: no second stage-in
-_FILE_STATES_TAKEN = ("ready", "preparing", "to_prepare", "triggered")
 
 
 def _item_text(index: int, n_items: int, job: Any) -> str:
@@ -123,10 +120,8 @@ class JobFetcher(AgentBase):
         job_spec = JobSpec()
         job_spec.convert_job_json(job)
         job_spec.computingSite = queue_name
-        job_spec.status = "starting"
-        job_spec.subStatus = "fetched"
+        lifecycle.change_job_status(job_spec, lifecycle.JOB_STARTING, lifecycle.SUB_FETCHED, now)
         job_spec.creationTime = now
-        job_spec.stateChangeTime = now
         job_spec.configID = queue_config.configID
         job_spec.set_one_attribute("schedulerID", f"harvester-{harvester_config.master.harvester_id}")
         if queue_config.zipPerMB is not None and job_spec.zipPerMB is None:
@@ -156,8 +151,7 @@ class JobFetcher(AgentBase):
         if lfn not in file_states:
             file_states[lfn] = self.dbProxy.get_file_status(lfn, file_spec.fileType, queue_config.ddmEndpointIn,
                                                             "starting") or {}
-        taken = any(state in file_states[lfn] for state in _FILE_STATES_TAKEN)
-        file_spec.status = "preparing" if taken else "to_prepare"
+        file_spec.status = lifecycle.new_input_status(file_states[lfn])
         file_states[lfn].setdefault(file_spec.status, None)
         if "INTERNAL_URL" in attrs:
             file_spec.url = attrs["INTERNAL_URL"]

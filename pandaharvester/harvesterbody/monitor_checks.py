@@ -29,13 +29,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pandaharvester.harvesterconfig import harvester_config
-from pandaharvester.harvestercore import core_utils
+from pandaharvester.harvestercore import core_utils, lifecycle
 from pandaharvester.harvestercore.pilot_errors import PilotErrors
 from pandaharvester.harvestercore.work_spec import WorkSpec
 
-FINAL_MONITOR_STATES = (WorkSpec.ST_finished, WorkSpec.ST_failed, WorkSpec.ST_cancelled)
+FINAL_MONITOR_STATES = lifecycle.WORKER_ENDED
 # job states a worker reports in its attributes (jobStatus) that end the job
-JOB_END_STATES = ("finished", "failed")
+JOB_END_STATES = lifecycle.JOB_PAYLOAD_END
 # workParams key: when a check first found the ended worker with reports that cannot be used
 UNREADABLE_SINCE = "unreadableReportsSince"
 # PanDA's pilotErrorDiag column holds 500 characters

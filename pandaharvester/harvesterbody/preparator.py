@@ -20,7 +20,7 @@ from pandaharvester.harvesterbody.agent_base import AgentBase
 from pandaharvester.harvesterbody.stage_batch import (Outcomes, log_unwritten, queue_configs, relock, run_in_chunks,
                                                       run_locked)
 from pandaharvester.harvesterconfig import harvester_config
-from pandaharvester.harvestercore import core_utils
+from pandaharvester.harvestercore import core_utils, lifecycle
 from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
 from pandaharvester.harvestercore.pilot_errors import PilotErrors
 from pandaharvester.harvestercore.plugin_factory import PluginFactory
@@ -89,10 +89,8 @@ class Preparator(AgentBase):
         writes.append((job, {"lockedBy": locked_by, "subStatus": old_sub_status}, update_in_file, False))
 
     def _fail(self, job: Any, locked_by: str, old_sub_status: str, diag: str, writes: list) -> None:
-        job.status = "failed"
-        job.subStatus = "failed_to_prepare"
+        lifecycle.change_job_status(job, lifecycle.JOB_FAILED, lifecycle.SUB_FAILED_TO_PREPARE)
         job.preparatorTime = None
-        job.stateChangeTime = core_utils.naive_utcnow()
         job.set_pilot_error(PilotErrors.STAGEINFAILED, f"stage-in failed with {diag}")
         job.trigger_propagation()
         self._release(job, locked_by, old_sub_status, writes)

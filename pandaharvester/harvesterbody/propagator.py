@@ -17,7 +17,7 @@ from typing import Any
 
 from pandaharvester.harvesterbody.agent_base import AgentBase
 from pandaharvester.harvesterconfig import harvester_config
-from pandaharvester.harvestercore import core_utils
+from pandaharvester.harvestercore import core_utils, lifecycle
 from pandaharvester.harvestercore.command_spec import CommandSpec
 from pandaharvester.harvestercore.log_utils import ids_text
 from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
@@ -163,10 +163,8 @@ class Propagator(AgentBase):
         n_workers = self.dbProxy.mark_workers_to_kill_by_pandaid(job.PandaID)
         log.info(f"kill requested by PanDA: {n_workers} workers marked to kill")
         if not n_workers:
-            job.status = "cancelled"
-            job.subStatus = "killed"
+            lifecycle.change_job_status(job, lifecycle.JOB_CANCELLED, lifecycle.SUB_KILLED)
             job.set_pilot_error(PilotErrors.PANDAKILL, PilotErrors.pilot_error_msg.get(PilotErrors.PANDAKILL, "killed"))
-            job.stateChangeTime = core_utils.naive_utcnow()
             job.trigger_propagation()
 
     # ------------------------------------------------------------------ workers

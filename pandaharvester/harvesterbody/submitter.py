@@ -21,7 +21,7 @@ from pandaharvester.harvesterbody.agent_base import AgentBase
 from pandaharvester.harvesterbody.worker_adjuster import WorkerAdjuster
 from pandaharvester.harvesterbody.worker_maker import WorkerMaker
 from pandaharvester.harvesterconfig import harvester_config
-from pandaharvester.harvestercore import core_utils
+from pandaharvester.harvestercore import core_utils, lifecycle
 from pandaharvester.harvestercore.log_utils import ids_text
 from pandaharvester.harvestercore.command_spec import CommandSpec
 from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
@@ -158,9 +158,7 @@ class Submitter(AgentBase):
         now = core_utils.naive_utcnow()
         for chunk in ng_chunks:
             for job in chunk:
-                job.status = "failed"
-                job.subStatus = "failed_to_make"
-                job.stateChangeTime = now
+                lifecycle.change_job_status(job, lifecycle.JOB_FAILED, lifecycle.SUB_FAILED_TO_MAKE, now)
                 job.lockedBy = None
                 job.set_pilot_error(PilotErrors.SETUPFAILURE, "failed to make a worker for the job")
                 job.trigger_propagation()

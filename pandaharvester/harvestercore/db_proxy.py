@@ -1,7 +1,9 @@
 """``DBProxy``: the one entry point agents and tools use for the Harvester DB.
 
 Every public method keeps the original's name, arguments and return shape; the work is done by
-one module per concern under :mod:`pandaharvester.harvestercore.db` (see ``docs/db.md``).
+one module per concern under :mod:`pandaharvester.harvestercore.db` (see ``docs/db.md``). Those
+modules use only their shared base (``db/base.py``) and never each other; a method that needs
+several concerns is written here (``make_tables``).
 Agents normally go through :class:`~pandaharvester.harvestercore.db_proxy_pool.DBProxyPool`,
 which lends a proxy per call; a proxy must be used by one thread at a time.
 """
@@ -11,6 +13,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from pandaharvester.errors import DBError
+
+from .db import schema
 from .db.commands import CommandsMixin
 from .db.engine import DBSettings, get_engine, settings_from_config
 from .db.files import FilesMixin
@@ -23,7 +28,7 @@ from .db.service import ServiceMixin
 from .db.stats import StatsMixin
 from .db.worker_cycles import WorkerCyclesMixin
 from .db.workers import WorkersMixin
-from .log_utils import setup_logger
+from .log_utils import make_logger, setup_logger
 
 _logger = setup_logger("db_proxy")
 
@@ -61,6 +66,39 @@ class DBProxy(InfraMixin, JobsMixin, JobCyclesMixin, WorkersMixin, WorkerCyclesM
         self._depth = 0
         self._write_tx = False
         self.verbLog = _logger if self.settings.verbose else None
+
+    def make_tables(self, queue_config_mapper: Any, communicator_pool: Any) -> None:
+        """Create/upgrade every table (infra), seed the sequences and clear the process locks
+        (service), refill the queues.
+
+        Raises DBError when a table still lacks columns after the upgrade.
+        """
+        tmp_log = make_logger(_logger, method_name="make_tables")
+        tmp_log.debug("start")
+        problems: list[str] = []
+        for table in schema.TABLES:
+            problems += self.make_table(schema.spec_class(table), table)
+        if problems:
+            raise DBError(f"definitions of tables in {self._engine.path} are incorrect: {'; '.join(problems)}. "
+                          f"Add the missing columns, or move the file away so that harvester re-creates it")
+        init_worker = 1
+        from pandaharvester.harvesterconfig import harvester_config
+
+        if getattr(harvester_config.db, "syncMaxWorkerID", False) and communicator_pool is not None:
+            status, out = communicator_pool.get_max_worker_id()
+            if not status:
+                tmp_log.warning(f"failed to get max workerID from PanDA: {out}")
+            elif not out:
+                tmp_log.debug("max workerID is undefined in PanDA")
+            else:
+                tmp_log.debug(f"got max workerID={out} from PanDA")
+                init_worker = int(out) + 1
+        self.add_seq_number("SEQ_workerID", init_worker)
+        self.add_seq_number("SEQ_configID", 1)
+        if queue_config_mapper is not None:
+            queue_config_mapper.load_data()
+        self.clean_process_locks()
+        tmp_log.debug("done")
 
     @property
     def engine(self) -> Any:

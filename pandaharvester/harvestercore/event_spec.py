@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from . import lifecycle
 from .spec_base import SpecBase
 
 # attributes reported to PanDA for an event range
@@ -34,8 +35,8 @@ class EventSpec(SpecBase):
         data = {}
         for name in _REPORTED:
             val = d.get(name)
-            if name == "eventStatus" and val == "finished" and not self.is_final_status():
-                val = "running"
+            if name == "eventStatus" and val == lifecycle.EVENT_FINISHED and not self.is_final_status():
+                val = lifecycle.EVENT_RUNNING
             if val is not None:
                 data[name] = val
         return data
@@ -50,4 +51,4 @@ class EventSpec(SpecBase):
 
     def is_final_status(self) -> bool:
         """True when subStatus is finished, done or failed."""
-        return self.subStatus in ("finished", "done", "failed")
+        return self.subStatus in lifecycle.EVENT_FINAL

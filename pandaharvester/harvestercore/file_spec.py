@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import lifecycle
 from .spec_base import SpecBase
 
 
@@ -15,7 +16,7 @@ class FileSpec(SpecBase):
     """
 
     # fileType of auxiliary inputs (container images, ...)
-    AUX_INPUT = "aux_input"
+    AUX_INPUT = lifecycle.TYPE_AUX_INPUT
 
     attributesWithTypes = (
         "fileID:integer primary key autoincrement",

@@ -6,11 +6,9 @@ import datetime
 import json
 from typing import Any, Iterable
 
+from . import lifecycle
 from .spec_base import SpecBase
 from .time_utils import naive_utcnow
-
-# job statuses after which nothing more happens to the job in PanDA
-_FINAL_JOB_STATUSES = ("finished", "failed", "cancelled", "missed")
 
 # jobAttributes keys that PanDA accepts in a job update
 _PANDA_JOB_ATTRIBUTES = frozenset(
@@ -67,12 +65,12 @@ def _split(params: dict, key: str) -> list[str]:
 class JobSpec(SpecBase):
     """A PanDA job and its processing state, as stored in ``job_table``."""
 
-    # hasOutFile values
-    HO_noOutput = 0
-    HO_hasOutput = 1
-    HO_hasZipOutput = 2
-    HO_hasTransfer = 3
-    HO_hasPostZipOutput = 4
+    # hasOutFile values (defined in lifecycle)
+    HO_noOutput = lifecycle.HO_NO_OUTPUT
+    HO_hasOutput = lifecycle.HO_HAS_OUTPUT
+    HO_hasZipOutput = lifecycle.HO_HAS_ZIP_OUTPUT
+    HO_hasTransfer = lifecycle.HO_HAS_TRANSFER
+    HO_hasPostZipOutput = lifecycle.HO_HAS_POST_ZIP_OUTPUT
 
     # auxInput values
     AUX_hasAuxInput = 0
@@ -147,7 +145,7 @@ class JobSpec(SpecBase):
     # ------------------------------------------------------------------ files and events
     def add_file(self, filespec: Any) -> None:
         """Attach a FileSpec to inFiles (fileType input) or outFiles (anything else)."""
-        if filespec.fileType == "input":
+        if filespec.fileType == lifecycle.TYPE_INPUT:
             self.add_in_file(filespec)
         else:
             self.add_out_file(filespec)
@@ -290,53 +288,54 @@ class JobSpec(SpecBase):
         if self.jobAttributes is None:
             return None
         status = self.jobAttributes.get("jobStatus")
-        return status if status in ("finished", "failed") else None
+        return status if status in lifecycle.JOB_PAYLOAD_END else None
 
     # ------------------------------------------------------------------ status
     def is_final_status(self, job_status: str | None = None) -> bool:
         """True for finished, failed, cancelled and missed."""
         if job_status is None:
             job_status = self.status
-        return job_status in _FINAL_JOB_STATUSES
+        return job_status in lifecycle.JOB_FINAL
 
     def get_status(self) -> str | None:
         """Status to report: "transferring" while a final job still stages out or has events."""
         if (
             self.is_final_status()
-            and self.subStatus != "killed"
-            and (self.subStatus in ("to_transfer", "transferring") or not self.all_events_done())
+            and self.subStatus != lifecycle.SUB_KILLED
+            and (self.subStatus in (lifecycle.SUB_TO_TRANSFER, lifecycle.SUB_TRANSFERRING)
+                 or not self.all_events_done())
         ):
-            return "transferring"
+            return lifecycle.JOB_TRANSFERRING
         return self.status
 
     def all_events_done(self) -> bool:
         """True when every attached event has subStatus done."""
-        return all(e.subStatus == "done" for e in self.events)
+        return all(e.subStatus == lifecycle.EVENT_DONE for e in self.events)
 
     def all_files_triggered_to_stage_out(self) -> None:
         """Put every unfinished output file in transferring (attempt counter reset)."""
         for f in self.outFiles:
-            if f.status not in ("finished", "failed"):
-                f.status = "transferring"
+            if f.status not in lifecycle.FILE_FINAL:
+                f.status = lifecycle.FILE_TRANSFERRING
                 f.attemptNr = 0
 
     def all_files_zipped(self, use_post_zipping: bool = False) -> None:
         """After zipping: unfinished outputs go to post_zipping, or back to defined (no group)."""
         for f in self.outFiles:
-            if f.status in ("finished", "failed"):
+            if f.status in lifecycle.FILE_FINAL:
                 continue
             f.attemptNr = 0
             if use_post_zipping:
-                f.status = "post_zipping"
+                f.status = lifecycle.FILE_POST_ZIPPING
             else:
-                f.status = "defined"
+                f.status = lifecycle.FILE_DEFINED
                 f.groupID = None
                 f.groupStatus = None
                 f.groupUpdateTime = None
 
     def not_suppress_heartbeat(self) -> bool:
         """True when heartbeats must be sent even for a no-heartbeat status (sub-status missed)."""
-        return self.subStatus == "missed"
+        return self.subStatus == lifecycle.SUB_MISSED
 
     # ------------------------------------------------------------------ events for PanDA
     def to_event_data(self, max_events: int | None = None) -> tuple[list[dict], list]:
@@ -358,7 +357,7 @@ class JobSpec(SpecBase):
                 item["sourceURL"] = params["sourceURL"]
             if zip_id is not None:
                 zip_spec = group["zip"]
-                if zip_spec.status == "finished":
+                if zip_spec.status == lifecycle.FILE_FINISHED:
                     objstore = str(zip_spec.objstoreID)
                     if zip_spec.pathConvention is not None:
                         objstore += f"/{zip_spec.pathConvention}"
@@ -388,7 +387,7 @@ class JobSpec(SpecBase):
         attempts = {}
         paths = {}
         for f in self.inFiles:
-            if skip_ready and f.status == "ready":
+            if skip_ready and f.status == lifecycle.FILE_READY:
                 skip.add(f.lfn)
             attempts[f.lfn] = f.attemptNr
             paths[f.lfn] = f.path
@@ -440,7 +439,7 @@ class JobSpec(SpecBase):
     def set_all_input_ready(self) -> None:
         """Mark every input FileSpec ready."""
         for f in self.inFiles:
-            f.status = "ready"
+            f.status = lifecycle.FILE_READY
 
     # ------------------------------------------------------------------ output files
     def get_output_file_attributes(self) -> dict[str, dict[str, Any]]:
@@ -475,7 +474,7 @@ class JobSpec(SpecBase):
         """Output FileSpecs (the set itself), or a list of the unfinished ones with ``skip_done``."""
         if not skip_done:
             return self.outFiles
-        return [f for f in self.outFiles if f.status not in ("finished", "failed")]
+        return [f for f in self.outFiles if f.status not in lifecycle.FILE_FINAL]
 
     # ------------------------------------------------------------------ file groups
     def set_groups_to_files(self, id_map: dict[str, dict[str, Any]]) -> None:
@@ -502,7 +501,7 @@ class JobSpec(SpecBase):
         return {
             f.groupID: {"groupUpdateTime": f.groupUpdateTime, "groupStatus": f.groupStatus}
             for f in self.inFiles
-            if not (skip_ready and f.status == "ready")
+            if not (skip_ready and f.status == lifecycle.FILE_READY)
         }
 
     def get_groups_of_output_files(self) -> dict[Any, dict[str, Any]]:
@@ -514,25 +513,21 @@ class JobSpec(SpecBase):
         return [
             f
             for f in self.inFiles
-            if f.groupID == group_id and not (skip_ready and f.status in ("ready", "failed"))
+            if f.groupID == group_id and not (skip_ready and f.status in lifecycle.FILE_INPUT_SETTLED)
         ]
 
     # ------------------------------------------------------------------ times
     def set_start_time(self, force: bool = False) -> None:
         """Set startTime to now unless already set (or ``force``)."""
-        if self.startTime is None or force is True:
-            self.startTime = naive_utcnow()
+        lifecycle.stamp_start(self, force=force)
 
     def set_end_time(self, force: bool = False) -> None:
         """Set endTime to now unless already set (or ``force``)."""
-        if self.endTime is None or force is True:
-            self.endTime = naive_utcnow()
+        lifecycle.stamp_end(self, force=force)
 
     def reset_start_end_time(self) -> None:
         """Set startTime and endTime both to now."""
-        now = naive_utcnow()
-        self.startTime = now
-        self.endTime = now
+        lifecycle.stamp_both(self)
 
     # ------------------------------------------------------------------ workers
     def add_workspec_list(self, workspec_list: list) -> None:

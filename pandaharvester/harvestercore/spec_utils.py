@@ -10,6 +10,7 @@ import uuid
 from typing import Any, Iterable, Mapping
 from xml.sax.saxutils import quoteattr
 
+from . import lifecycle
 from .event_spec import EventSpec
 from .file_spec import FileSpec
 from .job_spec import JobSpec
@@ -86,12 +87,7 @@ def _update_from_one_worker(jobspec_list: list[JobSpec], workspec: WorkSpec, fil
         work_attrs = workspec.workAttributes
         if isinstance(work_attrs, dict) and isinstance(work_attrs.get(jobspec.PandaID), dict):
             work_attrs[jobspec.PandaID].pop("metaData", None)
-        if workspec.status == WorkSpec.ST_running:
-            jobspec.set_start_time()
-        elif workspec.pilot_closed:
-            jobspec.reset_start_end_time()
-        elif workspec.is_final_status():
-            jobspec.set_end_time()
+        lifecycle.stamp_job_from_worker(jobspec, workspec.status, workspec.pilot_closed)
         if workspec.nCore is not None and jobspec.nCore is None:
             try:
                 jobspec.nCore = max(int(workspec.nCore / n_jobs), 1)
@@ -112,25 +108,17 @@ def _update_from_many_workers(jobspec: JobSpec, workspec_list: list[WorkSpec], f
                               events_to_update_list: Iterable[Mapping]) -> None:
     """OneToMany: one job run by several workers; it ends when all of them ended."""
     all_done = True
-    is_running = False
-    one_finished = False
-    one_failed = False
     live_cores = 0
     core_seconds = 0.0
     for workspec in workspec_list:
         if workspec.new_status:
             jobspec.trigger_propagation()
         if workspec.status == WorkSpec.ST_running:
-            is_running = True
             jobspec.set_start_time()
             live_cores += workspec.nCore or 0
         if workspec.is_final_status():
             if workspec.startTime is not None and workspec.endTime is not None:
                 core_seconds += (workspec.nCore or 0) * (workspec.endTime - workspec.startTime).total_seconds()
-            if workspec.status == WorkSpec.ST_finished:
-                one_finished = True
-            elif workspec.status == WorkSpec.ST_failed:
-                one_failed = True
         else:
             all_done = False
     if all_done:
@@ -145,19 +133,8 @@ def _update_from_many_workers(jobspec: JobSpec, workspec_list: list[WorkSpec], f
         jobspec.nCore = live_cores
     _add_output_files(jobspec, files_to_stage_out_list)
     _add_events(jobspec, events_to_update_list)
-    reference = workspec_list[0]
-    if all_done:
-        if one_finished:
-            worker_status = WorkSpec.ST_finished
-        elif one_failed:
-            worker_status = WorkSpec.ST_failed
-        else:
-            worker_status = WorkSpec.ST_cancelled
-    elif is_running or jobspec.status == "running":
-        worker_status = WorkSpec.ST_running
-    else:
-        worker_status = WorkSpec.ST_submitted
-    jobspec.status, jobspec.subStatus = reference.convert_to_job_status(worker_status)
+    worker_status = lifecycle.combined_worker_status([w.status for w in workspec_list], jobspec.status)
+    jobspec.status, jobspec.subStatus = workspec_list[0].convert_to_job_status(worker_status)
 
 
 def update_job_attributes_with_workers(map_type: str, jobspec_list: list[JobSpec], workspec_list: list[WorkSpec],
@@ -196,7 +173,7 @@ def get_output_file_report(jobspec: JobSpec) -> str:
         "<POOLFILECATALOG>",
     ]
     for f in jobspec.outFiles:
-        if f.status != "finished":
+        if f.status != lifecycle.FILE_FINISHED:
             continue
         attrs = f.fileAttributes or {}
         if "guid" in attrs:

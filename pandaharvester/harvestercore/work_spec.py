@@ -7,6 +7,7 @@ import os
 import re
 from typing import Any
 
+from . import lifecycle
 from .spec_base import SpecBase
 from .time_utils import naive_utcnow, to_panda_string
 
@@ -55,19 +56,19 @@ def _harvester_id() -> str:
 class WorkSpec(SpecBase):
     """A worker and its state, as stored in ``work_table``."""
 
-    # worker statuses
-    ST_submitted = "submitted"
-    ST_running = "running"
-    ST_finished = "finished"
-    ST_failed = "failed"
-    ST_ready = "ready"
-    ST_cancelled = "cancelled"
-    ST_idle = "idle"
-    ST_missed = "missed"
-    ST_pending = "pending"
+    # worker statuses (defined in lifecycle)
+    ST_submitted = lifecycle.WORKER_SUBMITTED
+    ST_running = lifecycle.WORKER_RUNNING
+    ST_finished = lifecycle.WORKER_FINISHED
+    ST_failed = lifecycle.WORKER_FAILED
+    ST_ready = lifecycle.WORKER_READY
+    ST_cancelled = lifecycle.WORKER_CANCELLED
+    ST_idle = lifecycle.WORKER_IDLE
+    ST_missed = lifecycle.WORKER_MISSED
+    ST_pending = lifecycle.WORKER_PENDING
 
     # statuses a worker can report (pending is internal)
-    ST_LIST = [ST_submitted, ST_running, ST_finished, ST_failed, ST_ready, ST_cancelled, ST_idle, ST_missed]
+    ST_LIST = list(lifecycle.WORKER_REPORTABLE)
 
     # job/worker mapping types
     MT_NoJob = "NoJob"
@@ -157,32 +158,22 @@ class WorkSpec(SpecBase):
 
         ``submitted`` is ignored for a worker already running or idle (no reverse transition).
         """
-        if value == self.ST_submitted and self.status in (self.ST_running, self.ST_idle):
+        if not lifecycle.worker_may_become(self.status, value):
             return
         if self.status != value:
             self.trigger_propagation()
             self.new_status = True
         self.status = value
-        if value == self.ST_running:
-            self.set_start_time()
-        elif self.is_final_status():
-            self.set_end_time()
+        lifecycle.stamp_times(self, value)
 
     def is_final_status(self) -> bool:
         """True for finished, failed, cancelled and missed."""
-        return self.status in (self.ST_finished, self.ST_failed, self.ST_cancelled, self.ST_missed)
+        return self.status in lifecycle.WORKER_FINAL
 
     def convert_to_job_status(self, status: str | None = None) -> tuple[str, str]:
-        """(job status, job sub-status) that a worker status implies for its jobs."""
-        if status is None:
-            status = self.status
-        if status in (self.ST_submitted, self.ST_ready):
-            return "starting", status
-        if status in (self.ST_finished, self.ST_failed, self.ST_cancelled):
-            return status, "to_transfer"
-        if status == self.ST_missed:
-            return "missed", status
-        return "running", status
+        """(job status, job sub-status) that a worker status implies for its jobs
+        (:func:`lifecycle.job_status_of_worker`)."""
+        return lifecycle.job_status_of_worker(self.status if status is None else status)  # type: ignore[return-value]
 
     # ------------------------------------------------------------------ access point
     def get_access_point(self) -> str | None:
@@ -257,13 +248,11 @@ class WorkSpec(SpecBase):
 
     def set_start_time(self, force: bool = False) -> None:
         """Set startTime to now unless already set (or ``force``)."""
-        if self.startTime is None or force is True:
-            self.startTime = naive_utcnow()
+        lifecycle.stamp_start(self, force=force)
 
     def set_end_time(self, force: bool = False) -> None:
         """Set endTime to now unless already set (or ``force``)."""
-        if self.endTime is None or force is True:
-            self.endTime = naive_utcnow()
+        lifecycle.stamp_end(self, force=force)
 
     # ------------------------------------------------------------------ PanDA payload
     def convert_to_propagate(self) -> dict[str, Any]:

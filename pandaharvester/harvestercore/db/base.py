@@ -1,7 +1,11 @@
-"""What every per-concern DB module shares: the connection, transactions, the error convention.
+"""What every per-concern DB module shares: the connection, transactions, the error convention,
+the statement helpers and the SQL status lists.
 
 Each concern (jobs, workers, files, ...) is a mixin class deriving from :class:`DBModule`;
-``DBProxy`` combines them. A public method is wrapped by :func:`db_method`, which gives the
+``DBProxy`` combines them. A mixin uses only what :class:`DBModule` provides and its own
+methods, never another mixin's: a helper two concerns need lives here, and a method that spans
+concerns (``make_tables``) is the facade's (``docs/db.md``). A public method is wrapped by
+:func:`db_method`, which gives the
 original's error convention (log the error, roll back, return the method's neutral value such
 as ``None``, ``False``, ``[]`` or ``{}``) while never swallowing what the caller must see:
 
@@ -24,10 +28,10 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from pandaharvester.errors import DBError
 
-from .. import core_utils
+from .. import core_utils, lifecycle
 from ..log_utils import dump_error_message, make_logger, setup_logger
 from . import schema
-from .engine import IN_CHUNK, file_problem, is_busy_error
+from .engine import IN_CHUNK, SQLiteEngine, file_problem, is_busy_error
 
 _logger = setup_logger("db_proxy")
 
@@ -112,10 +116,32 @@ def in_binds(prefix: str, values: Sequence[Any], varmap: dict[str, Any]) -> str:
     return ",".join(keys)
 
 
-class DBModule:
-    """Connection and transaction plumbing shared by the concern mixins."""
+def sql_list(values: Iterable[str]) -> str:
+    """``('a','b')``: a set of :mod:`lifecycle` statuses as an SQL literal list, for the query
+    strings built at import (literals keep each query's text, and so its plan, fixed)."""
+    items = tuple(values)
+    for value in items:
+        if not value or not value.replace("_", "").isalnum():
+            raise ValueError(f"not a status name for an SQL list: {value!r}")
+    return "(" + ",".join(f"'{value}'" for value in items) + ")"
 
-    _engine: Any
+
+# the status lists of the DB modules' SQL, from lifecycle's sets
+SQL_WORKERS_ACTIVE = sql_list(lifecycle.WORKER_ACTIVE)
+SQL_WORKERS_FINAL = sql_list(lifecycle.WORKER_FINAL)
+SQL_WORKERS_ENDED = sql_list(lifecycle.WORKER_ENDED)
+SQL_WORKERS_EVENT_FEEDABLE = sql_list(lifecycle.WORKER_EVENT_FEEDABLE)
+SQL_WORKERS_COUNTED = sql_list(lifecycle.WORKER_COUNTED)
+SQL_WORKERS_QUEUED_OR_RUNNING = sql_list(lifecycle.WORKER_QUEUED + (lifecycle.WORKER_RUNNING,))
+SQL_JOBS_STARTING_OR_RUNNING = sql_list((lifecycle.JOB_STARTING, lifecycle.JOB_RUNNING))
+SQL_EVENTS_TO_REPORT = sql_list(lifecycle.EVENT_TO_REPORT)
+SQL_INPUT_TYPES = sql_list(lifecycle.INPUT_TYPES)
+
+
+class DBModule:
+    """Connection, transactions and statement helpers shared by the concern mixins."""
+
+    _engine: SQLiteEngine
     _con: sqlite3.Connection
     cur: sqlite3.Cursor
     _depth: int = 0
@@ -267,6 +293,75 @@ class DBModule:
                 raise DBError(f"internal: bind {key} used both in SET and WHERE of {table}")
         varmap.update(where_map)
         return max(self._exec(f"UPDATE {table} SET {sets} WHERE {where}", varmap).rowcount, 0)
+
+    @contextmanager
+    def _savepoint(self, name: str = "one_job") -> Iterator[None]:
+        """A nested transaction inside the caller's: on error only its own writes are undone."""
+        self._exec(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self._exec(f"ROLLBACK TO {name}")
+            self._exec(f"RELEASE {name}")
+            raise
+        self._exec(f"RELEASE {name}")
+
+    def _changes_by_columns(self, table: str, specs: Iterable[Any], key: str, extra: dict[str, Any] | None
+                            ) -> dict[tuple[str, ...], list[tuple[int, dict[str, Any]]]]:
+        """The changed columns of ``specs`` as bind maps ``(position, varmap)`` grouped by the set
+        of columns (``:<key>_key`` holds the spec's key, ``extra`` is added); unchanged specs left out."""
+        cls = schema.spec_class(table)
+        groups: dict[tuple[str, ...], list[tuple[int, dict[str, Any]]]] = {}
+        own_bind, key_bind = f":{key}", f":{key}_key"
+        for index, spec in enumerate(specs):
+            varmap = spec.values_map(only_changed=True)
+            varmap.pop(own_bind, None)
+            if not varmap:
+                continue
+            schema.check_map(table, cls, varmap)
+            columns = tuple(varmap)
+            varmap[key_bind] = getattr(spec, key)
+            if extra:
+                varmap.update(extra)
+            groups.setdefault(columns, []).append((index, varmap))
+        return groups
+
+    @staticmethod
+    def _key_where(key: str, cond: str) -> str:
+        """``key=:<key>_key``, ANDed with ``cond`` when given."""
+        return f"{key}=:{key}_key AND {cond}" if cond else f"{key}=:{key}_key"
+
+    def _bulk_update_sql(self, table: str, columns: Sequence[str], key: str, cond: str) -> str:
+        return f"UPDATE {table} SET {','.join(f'{k[1:]}={k}' for k in columns)} WHERE {self._key_where(key, cond)}"
+
+    def _update_specs_bulk(self, table: str, specs: Iterable[Any], key: str, cond: str = "",
+                           extra: dict[str, Any] | None = None) -> int:
+        """UPDATE the changed attributes of many specs by ``key``; one executemany per set of changed
+        columns. ``cond`` (SQL ANDed to the key test) with its ``extra`` binds narrows the rows written."""
+        n = 0
+        for columns, members in self._changes_by_columns(table, specs, key, extra).items():
+            n += self._many(self._bulk_update_sql(table, columns, key, cond), [varmap for _i, varmap in members])
+        return n
+
+    def _update_changes_bulk(self, table: str, specs: Sequence[Any], key: str, cond: str = "",
+                             extra: dict[str, Any] | None = None) -> list[int | None]:
+        """:meth:`_update_specs_bulk` answering per spec: rows updated, None when nothing changed.
+        The same key twice keeps the one-by-one order (one :meth:`_update_changes` each)."""
+        extra = extra or {}
+        if len({getattr(spec, key) for spec in specs}) != len(specs):
+            where = self._key_where(key, cond)
+            return [self._update_changes(table, spec, where, {f":{key}_key": getattr(spec, key), **extra},
+                                         skip=(key,)) for spec in specs]
+        result: list[int | None] = [None] * len(specs)
+        for columns, members in self._changes_by_columns(table, specs, key, extra).items():
+            sql = self._bulk_update_sql(table, columns, key, cond)
+            if self._many(sql, [varmap for _i, varmap in members]) == len(members):
+                for index, _varmap in members:
+                    result[index] = 1
+            else:  # some rows are gone: count them one by one (the same values again, so idempotent)
+                for index, varmap in members:
+                    result[index] = max(self._exec(sql, varmap).rowcount, 0)
+        return result
 
     def _criteria(self, table: str, criteria: dict[str, Any] | None, varmap: dict[str, Any]) -> str:
         """Extra ``AND col=:col_cr`` terms for the original's ``criteria`` argument."""

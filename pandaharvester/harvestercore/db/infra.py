@@ -17,7 +17,8 @@ _WRITE_RE = re.compile(r"^\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|ALTER|DROP)\b"
 
 
 class InfraMixin(DBModule):
-    """make_tables / make_table / check_table and the raw SQL entry points."""
+    """make_table / check_table and the raw SQL entry points (``make_tables``, which seeds the
+    service tables too, is the facade's)."""
 
     # ------------------------------------------------------------ raw SQL (admin tools, tests)
     def _begin_manual(self, sql: str) -> None:
@@ -130,42 +131,6 @@ class InfraMixin(DBModule):
         if "jobType" in added:
             self.initialize_jobType(table_name)
         return self.check_table(cls, table_name)
-
-    def make_tables(self, queue_config_mapper: Any, communicator_pool: Any) -> None:
-        """Create/upgrade every table, the sequences, refill queues, clear process locks.
-
-        Raises DBError when a table still lacks columns after the upgrade.
-        """
-        tmp_log = make_logger(_logger, method_name="make_tables")
-        tmp_log.debug("start")
-        problems: list[str] = []
-        for table in schema.TABLES:
-            problems += self.make_table(schema.spec_class(table), table)
-        if problems:
-            raise DBError(f"definitions of tables in {self._engine.path} are incorrect: {'; '.join(problems)}. "
-                          f"Add the missing columns, or move the file away so that harvester re-creates it")
-        init_worker = 1
-        from pandaharvester.harvesterconfig import harvester_config
-
-        if getattr(harvester_config.db, "syncMaxWorkerID", False) and communicator_pool is not None:
-            status, out = communicator_pool.get_max_worker_id()
-            if not status:
-                tmp_log.warning(f"failed to get max workerID from PanDA: {out}")
-            elif not out:
-                tmp_log.debug("max workerID is undefined in PanDA")
-            else:
-                tmp_log.debug(f"got max workerID={out} from PanDA")
-                init_worker = int(out) + 1
-        self.add_seq_number("SEQ_workerID", init_worker)
-        self.add_seq_number("SEQ_configID", 1)
-        if queue_config_mapper is not None:
-            queue_config_mapper.load_data()
-        self.clean_process_locks()
-        tmp_log.debug("done")
-
-    # provided by other mixins
-    add_seq_number: Any
-    clean_process_locks: Any
 
 
 __all__ = ["InfraMixin", "db_method"]

@@ -14,16 +14,18 @@ import datetime
 import math
 from typing import Any, Sequence
 
-from .. import core_utils
+from .. import core_utils, lifecycle
 from ..log_utils import dump_error_message, ids_text, make_logger, setup_logger
 from ..time_utils import naive_utcnow
 from . import schema
-from .base import DBModule, db_method, in_binds
+from .base import (SQL_EVENTS_TO_REPORT, SQL_INPUT_TYPES, SQL_JOBS_STARTING_OR_RUNNING, DBModule, db_method, in_binds,
+                   sql_list)
 
 _logger = setup_logger("db_proxy")
 
 MAX_EVENTS_PER_PROPAGATION = 10000
-_FINAL_EVENT = ("finished", "failed")
+# the files a stager step never works on
+_NOT_STAGED_OUT = f"fileType NOT IN {sql_list(lifecycle.INPUT_TYPES + (lifecycle.TYPE_CHECKPOINT,))}"
 
 
 def _lock_condition(time_col: str, lock_col: str, with_lock: bool, without_lock: bool) -> str:
@@ -93,11 +95,11 @@ class JobCyclesMixin(DBModule):
                 seen.add(queue_name)
                 self._exec("UPDATE pq_table SET jobFetchTime=:now WHERE queueName=:q", {":now": now, ":q": queue_name})
                 counts = dict(self._exec("SELECT status, COUNT(*) FROM job_table WHERE computingSite=:q "
-                                         "AND status IN ('starting','running') GROUP BY status",
+                                         f"AND status IN {SQL_JOBS_STARTING_OR_RUNNING} GROUP BY status",
                                          {":q": queue_name}).fetchall())
-                n_queue = counts.get("starting", 0)
+                n_queue = counts.get(lifecycle.JOB_STARTING, 0)
                 if ratio is not None and ratio > 0:
-                    n_limit = int(counts.get("running", 0) * ratio / 100)
+                    n_limit = int(counts.get(lifecycle.JOB_RUNNING, 0) * ratio / 100)
                     n_limit = max(n_limit, 1 if n_min is None else n_min)
                     if n_max is not None:
                         n_limit = min(n_limit, n_max)
@@ -133,7 +135,7 @@ class JobCyclesMixin(DBModule):
                                             f"LIMIT {int(max_jobs)}", varmap).fetchall()]
             # avoid one bulk update carrying too many events
             n_events = dict(self._ids_in("SELECT PandaID, COUNT(*) FROM event_table WHERE PandaID IN ({ids}) "
-                                         "AND subStatus IN ('finished','failed') GROUP BY PandaID", ids))
+                                         f"AND subStatus IN {SQL_EVENTS_TO_REPORT} GROUP BY PandaID", ids))
             kept, total = [], 0
             for pid in ids:
                 if total > MAX_EVENTS_PER_PROPAGATION:
@@ -146,7 +148,8 @@ class JobCyclesMixin(DBModule):
             job_cls, file_cls = schema.spec_class("job_table"), schema.spec_class("file_table")
             job_rows = self._ids_in(f"SELECT {job_cls.column_names()} FROM job_table WHERE PandaID IN ({{ids}})", kept)
             file_rows = self._ids_in(f"SELECT {file_cls.column_names()} FROM file_table WHERE PandaID IN ({{ids}}) "
-                                     "AND fileType='checkpoint' AND status='renewed'", kept)
+                                     "AND fileType=:ckpt AND status=:renewed", kept,
+                                     {":ckpt": lifecycle.TYPE_CHECKPOINT, ":renewed": lifecycle.FILE_RENEWED})
             events = self._final_events(kept)
         jobs, by_id = _jobs_in_order(job_cls, job_rows, kept)
         for event, zip_spec in events:
@@ -164,7 +167,8 @@ class JobCyclesMixin(DBModule):
         whose file row is gone is left out)."""
         if not panda_ids:
             return []
-        events = self._select_specs_in("event_table", "PandaID", list(panda_ids), "AND subStatus IN ('finished','failed')")
+        events = self._select_specs_in("event_table", "PandaID", list(panda_ids),
+                                       f"AND subStatus IN {SQL_EVENTS_TO_REPORT}")
         file_ids = {e.fileID for e in events if e.fileID is not None}
         zip_of = dict(self._ids_in("SELECT fileID, zipFileID FROM file_table WHERE fileID IN ({ids})", list(file_ids)))
         zip_ids = {z for z in zip_of.values() if z is not None}
@@ -231,8 +235,9 @@ class JobCyclesMixin(DBModule):
             aux_idx = job_cls.column_list().index("auxInput")
             input_aux = (None, job_cls.AUX_hasAuxInput, job_cls.AUX_allTriggered)
             file_rows = []
-            for file_type in ("input", "aux_input"):
-                type_ids = [row[0] for row in job_rows if (row[aux_idx] in input_aux) == (file_type == "input")]
+            for file_type in lifecycle.INPUT_TYPES:
+                type_ids = [row[0] for row in job_rows
+                            if (row[aux_idx] in input_aux) == (file_type == lifecycle.TYPE_INPUT)]
                 fvm: dict[str, Any] = {":type": file_type}
                 where = "fileType=:type"
                 if ng_file_status_list:
@@ -268,12 +273,10 @@ class JobCyclesMixin(DBModule):
             cond += f" AND (hasOutFile IS NULL OR hasOutFile NOT IN " \
                     f"({in_binds('bad', list(bad_has_out_file_flag_list), varmap)}))"
         cond += " AND " + _lock_condition("stagerTime", "stagerLock", True, True)
-        status_of = {job_cls.HO_hasOutput: "defined", job_cls.HO_hasZipOutput: "zipping",
-                     job_cls.HO_hasPostZipOutput: "post_zipping"}
-        file_status = status_of.get(has_out_file_flag, "transferring")
+        file_status = lifecycle.file_status_for(has_out_file_flag)
         file_cls = schema.spec_class("file_table")
         work_cls = schema.spec_class("work_table")
-        not_in = "fileType NOT IN ('input','aux_input','checkpoint')"
+        not_in = _NOT_STAGED_OUT
         zip_flags = (job_cls.HO_hasZipOutput, job_cls.HO_hasPostZipOutput)
         # inside the transaction only the SQL: the rows are read raw and the specs are built after
         # the commit (the jobs are locked for this caller by then)
@@ -382,9 +385,9 @@ class JobCyclesMixin(DBModule):
     def _write_stage_out(self, jobspec: Any, update_event_status: bool, locked_by: str) -> tuple[bool, list[Any]]:
         """The writes of :meth:`update_job_for_stage_out` inside the caller's transaction;
         (False, []) when the job is not locked by ``locked_by`` any more."""
-        job_cls = type(jobspec)
+        # an event still open follows its output file
         ev_sql = ("UPDATE event_table SET eventStatus=:st,subStatus=:st WHERE eventRangeID IN ({ids}) "
-                  "AND eventStatus<>'failed' AND subStatus<>'done'")
+                  "AND eventStatus<>:ev_failed AND subStatus<>:ev_done")
         n = self._exec("UPDATE job_table SET stagerTime=:now WHERE PandaID=:id AND stagerLock=:lockedBy",
                        {":now": naive_utcnow(), ":id": jobspec.PandaID, ":lockedBy": locked_by}).rowcount
         if n == 0:
@@ -400,37 +403,28 @@ class JobCyclesMixin(DBModule):
                     range_ids += [r[0] for r in self._exec(
                         "SELECT eventRangeID FROM file_table WHERE PandaID=:id AND zipFileID=:z",
                         {":id": file_spec.PandaID, ":z": file_spec.fileID}).fetchall() if r[0] is not None]
-                self._update_in(ev_sql, range_ids, {":st": file_spec.status})
-        counts = dict((status, cnt) for cnt, status in self._exec(
-            "SELECT COUNT(*), status FROM file_table WHERE PandaID=:id GROUP BY status",
-            {":id": jobspec.PandaID}).fetchall())
+                self._update_in(ev_sql, range_ids, {":st": file_spec.status, ":ev_failed": lifecycle.EVENT_FAILED,
+                                                    ":ev_done": lifecycle.EVENT_DONE})
+        statuses = [r[0] for r in self._exec("SELECT DISTINCT status FROM file_table WHERE PandaID=:id",
+                                             {":id": jobspec.PandaID}).fetchall()]
         jobspec.stagerLock = None
-        if "zipping" in counts:
-            jobspec.hasOutFile = job_cls.HO_hasZipOutput
-        elif "post_zipping" in counts:
-            jobspec.hasOutFile = job_cls.HO_hasPostZipOutput
-        elif "defined" in counts:
-            jobspec.hasOutFile = job_cls.HO_hasOutput
-        elif "transferring" in counts:
-            jobspec.hasOutFile = job_cls.HO_hasTransfer
-        else:
-            jobspec.hasOutFile = job_cls.HO_noOutput
-        if jobspec.subStatus == "to_transfer":
-            if jobspec.hasOutFile not in (job_cls.HO_hasOutput, job_cls.HO_hasZipOutput, job_cls.HO_hasPostZipOutput):
-                jobspec.subStatus = "transferring"
+        jobspec.hasOutFile = lifecycle.has_out_file_of(statuses)
+        step = lifecycle.stage_out_step(jobspec.subStatus, jobspec.hasOutFile, lifecycle.FILE_FAILED in statuses)
+        if step.status is not None:
+            jobspec.status = step.status
+        jobspec.subStatus = step.sub_status
+        if step.stager_done:
             jobspec.stagerTime = None
-        elif jobspec.subStatus == "transferring" and jobspec.hasOutFile == job_cls.HO_noOutput:
+        if step.propagate:
             jobspec.trigger_propagation()
-            if "failed" in counts:
-                jobspec.status = "failed"
-                jobspec.subStatus = "failed_to_stage_out"
-            else:
-                jobspec.subStatus = "staged"
-                jobspec.reset_out_file()
-                for file_spec in self._select_specs("file_table", "PandaID=:id AND status='finished' AND "
-                                                    "fileType IN ('output','log')", {":id": jobspec.PandaID}):
-                    jobspec.add_out_file(file_spec)
-                jobspec.outputFilesToReport = core_utils.get_output_file_report(jobspec)
+        if step.staged:
+            jobspec.reset_out_file()
+            for file_spec in self._select_specs("file_table", "PandaID=:id AND status=:finished AND fileType IN "
+                                                "(:output,:log)", {":id": jobspec.PandaID,
+                                                                  ":finished": lifecycle.FILE_FINISHED,
+                                                                  ":output": "output", ":log": "log"}):
+                jobspec.add_out_file(file_spec)
+            jobspec.outputFilesToReport = core_utils.get_output_file_report(jobspec)
         self._update_changes("job_table", jobspec, "PandaID=:id_key AND stagerLock=:lockedBy_key",
                              {":id_key": jobspec.PandaID, ":lockedBy_key": locked_by}, skip=("PandaID",))
         return True, out_files
@@ -453,7 +447,8 @@ class JobCyclesMixin(DBModule):
         else:
             max_jobs = math.ceil((n_workers + n_ready) / n_workers_per_job)
         now = naive_utcnow()
-        varmap = {":s1": "prepared", ":s2": "queued", ":s3": "submitted", ":s4": "running", ":queueName": queue_name,
+        varmap = {":s1": lifecycle.SUB_PREPARED, ":s2": lifecycle.SUB_QUEUED, ":s3": lifecycle.SUB_SUBMITTED,
+                  ":s4": lifecycle.SUB_RUNNING, ":queueName": queue_name,
                   ":lockTimeLimit": now - datetime.timedelta(seconds=lock_interval),
                   ":checkTimeLimit": now - datetime.timedelta(seconds=check_interval)}
         cond = ("computingSite=:queueName AND (subStatus IN (:s1,:s2) OR (subStatus IN (:s3,:s4) "
@@ -485,7 +480,7 @@ class JobCyclesMixin(DBModule):
                     if chunk and chunk[0].taskID != job.taskID and not allow_job_mixture:
                         chunk_list.append(chunk)
                         chunk = []
-                    if not (len(chunk_list) >= n_ready and job.subStatus == "queued"):
+                    if not (len(chunk_list) >= n_ready and job.subStatus == lifecycle.SUB_QUEUED):
                         taken.append(job)
                         chunk.append(job)
                         if n_jobs_per_worker is not None and len(chunk) >= n_jobs_per_worker:
@@ -515,7 +510,7 @@ class JobCyclesMixin(DBModule):
             self._lock_ids("job_table", "PandaID", [j.PandaID for j in taken], "submitterTime=:now,lockedBy=:lockedBy",
                            cond, dict(varmap, **{":now": now, ":lockedBy": locked_by}))
             files = self._select_specs_in("file_table", "PandaID", [j.PandaID for j in taken],
-                                          "AND fileType IN ('input','aux_input')")
+                                          f"AND fileType IN {SQL_INPUT_TYPES}")
             by_id = {j.PandaID: j for j in taken}
             for file_spec in files:
                 by_id[file_spec.PandaID].add_in_file(file_spec)
@@ -523,8 +518,3 @@ class JobCyclesMixin(DBModule):
                 job.lockedBy = locked_by
         tmp_log.debug(f"got {len(chunk_list)} job chunks")
         return chunk_list
-
-    # provided by other mixins
-    get_workers_with_job_id: Any
-    _attach_files: Any
-    _savepoint: Any

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime
 import logging
 from collections import defaultdict
-from contextlib import contextmanager
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Sequence
 
 from pandaharvester.errors import DBError
 
+from .. import lifecycle
 from ..log_utils import dump_error_message, ids_text, make_logger, setup_logger
 from ..time_utils import naive_utcnow
 from . import schema
@@ -32,41 +32,6 @@ class JobsMixin(DBModule):
         for table in JOB_CHILD_TABLES:
             self._update_in(f"DELETE FROM {table} WHERE PandaID IN ({{ids}})", panda_ids)
         return n
-
-    def _update_specs_bulk(self, table: str, specs: Iterable[Any], key: str, cond: str = "",
-                           extra: dict[str, Any] | None = None) -> int:
-        """UPDATE the changed attributes of many specs; one executemany per set of changed columns.
-        ``cond`` (SQL ANDed to the key test) with its ``extra`` binds narrows the rows written."""
-        cls = schema.spec_class(table)
-        where = f"{key}=:{key}_key AND {cond}" if cond else f"{key}=:{key}_key"
-        groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-        for spec in specs:
-            varmap = dict(spec.values_map(only_changed=True))
-            varmap.pop(f":{key}", None)
-            if not varmap:
-                continue
-            schema.check_map(table, cls, varmap)
-            columns = tuple(sorted(varmap))
-            varmap[f":{key}_key"] = getattr(spec, key)
-            varmap.update(extra or {})
-            groups[columns].append(varmap)
-        n = 0
-        for names, rows in groups.items():
-            sets = ",".join(f"{k[1:]}={k}" for k in names)
-            n += self._many(f"UPDATE {table} SET {sets} WHERE {where}", rows)
-        return n
-
-    @contextmanager
-    def _savepoint(self, name: str = "one_job") -> Iterator[None]:
-        """A nested transaction inside the caller's: on error only its own writes are undone."""
-        self._exec(f"SAVEPOINT {name}")
-        try:
-            yield
-        except BaseException:
-            self._exec(f"ROLLBACK TO {name}")
-            self._exec(f"RELEASE {name}")
-            raise
-        self._exec(f"RELEASE {name}")
 
     def _attach_files(self, jobs: Sequence[Any], where_extra: str = "", varmap: dict[str, Any] | None = None,
                       adder: str = "add_file") -> None:
@@ -177,11 +142,11 @@ class JobsMixin(DBModule):
                 self._update_specs_bulk("file_table", jobspec.inFiles, "fileID")
             elif jobspec.is_final_status():
                 self._exec("UPDATE file_table SET status=:status WHERE PandaID=:PandaID "
-                           "AND fileType IN (:t1,:t2)", {":status": "done", ":PandaID": jobspec.PandaID,
-                                                         ":t1": "input", ":t2": "aux_input"})
+                           "AND fileType IN (:t1,:t2)", {":status": lifecycle.FILE_DONE, ":PandaID": jobspec.PandaID,
+                                                         ":t1": lifecycle.TYPE_INPUT, ":t2": lifecycle.TYPE_AUX_INPUT})
             if update_out_file:
                 self._update_specs_bulk("file_table", jobspec.outFiles, "fileID")
-            if jobspec.subStatus == "done":
+            if jobspec.subStatus == lifecycle.SUB_DONE:
                 self._exec("UPDATE file_table SET todelete=1 WHERE PandaID=:PandaID",
                            {":PandaID": jobspec.PandaID})
         return n_row
@@ -225,11 +190,12 @@ class JobsMixin(DBModule):
         else:
             self._update_in("UPDATE file_table SET status=:status WHERE PandaID IN ({ids}) AND fileType IN (:t1,:t2)",
                             [job.PandaID for job in written if job.is_final_status()],
-                            {":status": "done", ":t1": "input", ":t2": "aux_input"})
+                            {":status": lifecycle.FILE_DONE, ":t1": lifecycle.TYPE_INPUT,
+                             ":t2": lifecycle.TYPE_AUX_INPUT})
         if update_out_file:
             self._update_specs_bulk("file_table", [f for job in written for f in job.outFiles], "fileID")
         self._update_in("UPDATE file_table SET todelete=1 WHERE PandaID IN ({ids})",
-                        [job.PandaID for job in written if job.subStatus == "done"])
+                        [job.PandaID for job in written if job.subStatus == lifecycle.SUB_DONE])
         return [1 if job.PandaID in found else 0 for job in jobs]
 
     @staticmethod
@@ -321,7 +287,7 @@ class JobsMixin(DBModule):
                 "SELECT PandaID FROM job_table WHERE subStatus=:done AND propagatorTime IS NULL "
                 "AND ((modificationTime IS NOT NULL AND modificationTime<:t1) "
                 "OR (modificationTime IS NULL AND creationTime<:t2))",
-                {":done": "done", ":t1": now - datetime.timedelta(hours=timeout),
+                {":done": lifecycle.SUB_DONE, ":t1": now - datetime.timedelta(hours=timeout),
                  ":t2": now - datetime.timedelta(hours=timeout * 2)}).fetchall()]
             n = self._delete_jobs(ids)
         make_logger(_logger, f"timeout={timeout}", method_name="delete_old_jobs").debug(f"deleted {n} jobs")
@@ -350,7 +316,7 @@ class JobsMixin(DBModule):
             order = {pid: i for i, pid in enumerate(ids)}
             jobs.sort(key=lambda j: order.get(j.PandaID, 0))
             if only_running:
-                jobs = [j for j in jobs if j.subStatus in ("running", "submitted", "queued", "idle")]
+                jobs = [j for j in jobs if j.subStatus in lifecycle.SUB_AT_WORKER]
             for job in jobs:
                 job.lockedBy = locked_by
                 if slim and job.jobParamsExtForLog is None:
@@ -387,7 +353,7 @@ class JobsMixin(DBModule):
             if only_running:
                 sub_idx = names.index("subStatus")
                 job_rows = {pid: row for pid, row in job_rows.items()
-                            if row[sub_idx] in ("running", "submitted", "queued", "idle")}
+                            if row[sub_idx] in lifecycle.SUB_AT_WORKER}
             params: dict[Any, Any] = {}
             old_ids: list[Any] = []
             if slim:

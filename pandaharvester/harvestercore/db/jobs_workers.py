@@ -5,17 +5,16 @@ from __future__ import annotations
 import logging
 from typing import Any, Sequence
 
-from .. import core_utils
+from .. import core_utils, lifecycle
 from ..log_utils import ids_text, make_logger, setup_logger
 from ..time_utils import naive_utcnow
 from . import schema
-from .base import DBModule, db_method
+from .base import SQL_WORKERS_ACTIVE, SQL_WORKERS_FINAL, DBModule, db_method
 
 _logger = setup_logger("db_proxy")
 
-FINAL_WORKER = ("cancelled", "finished", "failed", "missed")
 # a worker row the monitor may still write: locked by it and not final
-_STILL_LOCKED = "lockedBy=:lb_key AND status NOT IN ('cancelled','finished','failed','missed')"
+_STILL_LOCKED = f"lockedBy=:lb_key AND status NOT IN {SQL_WORKERS_FINAL}"
 
 
 class JobsWorkersMixin(DBModule):
@@ -23,7 +22,7 @@ class JobsWorkersMixin(DBModule):
 
     def _active_workers_of_job(self, panda_id: int) -> set[int]:
         return {r[0] for r in self._exec("SELECT DISTINCT t.workerID FROM jw_table t, work_table w WHERE t.PandaID=:p "
-                                         "AND w.workerID=t.workerID AND w.status IN ('submitted','running','idle')",
+                                         f"AND w.workerID=t.workerID AND w.status IN {SQL_WORKERS_ACTIVE}",
                                          {":p": panda_id}).fetchall()}
 
     def _active_workers_of_jobs(self, panda_ids: Sequence[int]) -> dict[int, set[int]]:
@@ -35,7 +34,7 @@ class JobsWorkersMixin(DBModule):
         if not relations:
             return {}
         active_ids = {r[0] for r in self._ids_in("SELECT workerID FROM work_table WHERE workerID IN ({ids}) AND "
-                                                 "status IN ('submitted','running','idle')",
+                                                 f"status IN {SQL_WORKERS_ACTIVE}",
                                                  list({w for _p, w in relations}))}
         active: dict[int, set[int]] = {}
         for panda_id, worker_id in relations:
@@ -142,7 +141,7 @@ class JobsWorkersMixin(DBModule):
                 self._register(workspec, None, locked_by)  # no row yet: inserted as register_worker does
             else:
                 to_update.append(workspec)
-        self._update_worker_changes_bulk(to_update)
+        self._update_changes_bulk("work_table", to_update, "workerID")
 
     def _register_new_with_jobs(self, worker_list: Sequence[tuple[Any, Sequence[Any] | None]],
                                 locked_by: str) -> None:
@@ -156,7 +155,7 @@ class JobsWorkersMixin(DBModule):
                 self._register(workspec, jobspec_list, locked_by)  # no row yet: inserted as register_worker does
             else:
                 batch.append((workspec, jobspec_list or []))
-        self._update_worker_changes_bulk([w for w, _jobs in batch])
+        self._update_changes_bulk("work_table", [w for w, _jobs in batch], "workerID")
         active = self._active_workers_of_jobs([job.PandaID for _w, jobs in batch for job in jobs])
         to_write = []
         related: dict[int, list[int]] = {}
@@ -167,7 +166,7 @@ class JobsWorkersMixin(DBModule):
                 if not self._bind_job(workspec, job, worker_ids):
                     continue
                 to_write.append(job)
-                if job.subStatus in ("submitted", "running"):
+                if job.subStatus in lifecycle.SUB_WITH_WORKER:
                     related.setdefault(workspec.workerID, []).append(job.PandaID)
         self._update_locked_jobs_bulk(to_write, locked_by)
         self._insert_relations_bulk(related)
@@ -194,9 +193,6 @@ class JobsWorkersMixin(DBModule):
                 rel.workerID = worker_id
                 rows.append(rel)
         self._insert_specs("jw_table", rows)
-
-    # provided by WorkersMixin
-    _update_worker_changes_bulk: Any
 
     def _registered(self, workspec: Any, jobspec_list: Sequence[Any] | None) -> None:
         """After the commit: the specs are clean again."""
@@ -227,7 +223,7 @@ class JobsWorkersMixin(DBModule):
                 continue
             self._update_changes("job_table", job, "PandaID=:p_key AND lockedBy=:lb_key",
                                  {":p_key": job.PandaID, ":lb_key": locked_by}, skip=("PandaID",))
-            if job.subStatus in ("submitted", "running"):
+            if job.subStatus in lifecycle.SUB_WITH_WORKER:
                 related.append(job.PandaID)
         self._insert_relations(workspec.workerID, related)
 
@@ -237,7 +233,7 @@ class JobsWorkersMixin(DBModule):
         workers, this one included. False: the job is left alone (a missed worker while others
         are active on it)."""
         work_cls = type(workspec)
-        if job.subStatus in ("submitted", "running"):
+        if job.subStatus in lifecycle.SUB_WITH_WORKER:
             job.nWorkers = len(worker_ids)
             job.nWorkersInTotal = (job.nWorkersInTotal or 0) + 1 if job.nWorkersInTotal is not None \
                 else job.nWorkers
@@ -252,12 +248,12 @@ class JobsWorkersMixin(DBModule):
                 job.nWorkersInTotal = (job.nWorkersInTotal + 1) if job.nWorkersInTotal is not None \
                     else job.nWorkers
         elif workspec.hasJob == 1:
-            job.subStatus = "submitted"
+            job.subStatus = lifecycle.SUB_SUBMITTED
             job.nWorkers = len(worker_ids)
             job.nWorkersInTotal = (job.nWorkersInTotal + 1) if job.nWorkersInTotal is not None \
                 else job.nWorkers
         else:
-            job.subStatus = "queued"
+            job.subStatus = lifecycle.SUB_QUEUED
         return True
 
     # ------------------------------------------------------------ monitor
@@ -312,13 +308,7 @@ class JobsWorkersMixin(DBModule):
                         inserted.setdefault(n_files, []).append(job.PandaID)
             for idx, worker in enumerate(workspec_list):
                 worker.lockedBy = None
-                if worker.status == work_cls.ST_running and worker.startTime is None:
-                    worker.startTime = now
-                elif worker.is_final_status():
-                    if worker.startTime is None:
-                        worker.startTime = now
-                    if worker.endTime is None:
-                        worker.endTime = now
+                lifecycle.stamp_times(worker, worker.status, now, fill_start=True)
                 if not worker.nextLookup:
                     if worker.has_updated_attributes():
                         worker.modificationTime = now
@@ -350,7 +340,7 @@ class JobsWorkersMixin(DBModule):
     def _update_locked_workers(self, workers: Sequence[Any], locked_by: str) -> set[int]:
         """UPDATE the changed columns of ``workers`` whose row is still locked by ``locked_by`` and
         not final (one ``executemany`` per set of changed columns, see
-        :meth:`_update_worker_changes_bulk`); returns the positions in ``workers`` of those not
+        :meth:`_update_changes_bulk`); returns the positions in ``workers`` of those not
         written for that reason. A worker with nothing changed is not written, nor tested."""
         changed = [(pos, w) for pos, w in enumerate(workers) if w.has_updated_attributes()]
         if not changed:
@@ -362,7 +352,8 @@ class JobsWorkersMixin(DBModule):
                                            {":lb_key": locked_by})}
         lost = {pos for pos, w in changed if w.workerID not in held}
         kept = [(pos, w) for pos, w in changed if w.workerID in held]
-        counts = self._update_worker_changes_bulk([w for _, w in kept], _STILL_LOCKED, {":lb_key": locked_by})
+        counts = self._update_changes_bulk("work_table", [w for _, w in kept], "workerID", _STILL_LOCKED,
+                                           {":lb_key": locked_by})
         lost.update(pos for (pos, _w), n in zip(kept, counts) if n == 0)
         return lost
 
@@ -392,8 +383,6 @@ class JobsWorkersMixin(DBModule):
         """Write one job the monitor updated (``known``: what :meth:`_job_rows_of` read for it);
         returns the number of files inserted for it. The job row of a job in ``known`` goes to
         ``deferred`` when given (the caller writes those rows together)."""
-        job_cls = type(job)
-        file_cls = schema.spec_class("file_table")
         listed_once = known is not None and job.PandaID in known
         if listed_once:
             all_lfns = known.pop(job.PandaID)
@@ -415,14 +404,10 @@ class JobsWorkersMixin(DBModule):
         n_files = 0
         for file_spec in job.outFiles:
             if file_spec.lfn not in all_lfns:
-                if job.zipPerMB is None or file_spec.isZip in (0, 1):
-                    if file_spec.fileType != "checkpoint":
-                        file_spec.status = "defined"
-                        job.hasOutFile = job_cls.HO_hasOutput
-                    else:
-                        file_spec.status = "renewed"
-                else:
-                    file_spec.status = "pending"
+                file_spec.status, has_out_file = lifecycle.new_output_status(file_spec.fileType, file_spec.isZip,
+                                                                             job.zipPerMB)
+                if has_out_file is not None:
+                    job.hasOutFile = has_out_file
                 file_spec.fileID = self._insert_spec("file_table", file_spec)
                 n_files += 1
                 if file_spec.eventRangeID is not None:
@@ -440,15 +425,15 @@ class JobsWorkersMixin(DBModule):
                         zip_rows[file_spec.lfn] = self._select_specs("file_table", "PandaID=:p AND lfn=:l",
                                                                      {":p": file_spec.PandaID, ":l": file_spec.lfn},
                                                                      suffix="LIMIT 1")[0]
-                    file_spec.status = "zipped"
+                    file_spec.status = lifecycle.FILE_ZIPPED
                     file_spec.zipFileID = zip_rows[file_spec.lfn].zipFileID
                     file_id_map[file_spec.eventRangeID] = self._insert_spec("file_table", file_spec)
                     n_files += 1
-            elif file_spec.fileType == "checkpoint":
-                self._exec("UPDATE file_table SET status='renewed', zipFileID=NULL WHERE fileID=:f",
-                           {":f": all_lfns[file_spec.lfn]})
-        if job.zipPerMB is not None and not (job.zipPerMB == 0 and job.subStatus != "to_transfer"):
-            self._make_zip_groups(job, active, file_cls)
+            elif file_spec.fileType == lifecycle.TYPE_CHECKPOINT:
+                self._exec("UPDATE file_table SET status=:st, zipFileID=NULL WHERE fileID=:f",
+                           {":st": lifecycle.FILE_RENEWED, ":f": all_lfns[file_spec.lfn]})
+        if lifecycle.wants_zipping(job.zipPerMB, job.subStatus):
+            self._make_zip_groups(job, active)
         self._write_events(job, file_id_map)
         if job.has_updated_attributes():
             job.lockedBy = None
@@ -459,88 +444,50 @@ class JobsWorkersMixin(DBModule):
                 self._update_changes("job_table", job, "PandaID=:p_key", {":p_key": job.PandaID}, skip=("PandaID",))
         return n_files
 
-    def _make_zip_groups(self, job: Any, active: set[int], file_cls: type) -> None:
-        """Group pending output files into zip files (by provenance/worker, up to zipPerMB)."""
-        limit = job.zipPerMB * 1024 * 1024
-        groups = []
-        rows = self._exec("SELECT SUM(fsize), provenanceID, workerID FROM file_table WHERE PandaID=:p AND "
-                          "status='pending' AND fileType<>'input' GROUP BY provenanceID, workerID",
-                          {":p": job.PandaID}).fetchall()
-        for total, provenance, worker in rows:
-            ready = job.subStatus == "to_transfer" or (job.zipPerMB > 0 and (total or 0) > limit) or \
-                (worker is not None and worker not in active)
-            if not ready:
-                continue
-            varmap: dict[str, Any] = {":p": job.PandaID}
-            sql = "SELECT fileID, fsize, lfn FROM file_table WHERE PandaID=:p AND status='pending' AND fileType<>'input'"
-            sql += " AND provenanceID IS NULL" if provenance is None else " AND provenanceID=:prov"
-            sql += " AND workerID IS NULL" if worker is None else " AND workerID=:wid"
-            if provenance is not None:
-                varmap[":prov"] = provenance
-            if worker is not None:
-                varmap[":wid"] = worker
-            sub, size = [], 0
-            for file_id, fsize, lfn in self._exec(sql, varmap).fetchall():
-                fsize = fsize or 0
-                if job.zipPerMB > 0 and size > 0 and size + fsize > limit:
-                    groups.append(sub)
-                    sub, size = [], 0
-                size += fsize
-                sub.append((file_id, lfn))
-            if sub and (job.subStatus == "to_transfer" or (job.zipPerMB > 0 and size > limit)
-                        or (worker is not None and worker not in active)):
-                groups.append(sub)
-        for sub in groups:
+    def _make_zip_groups(self, job: Any, active: set[int]) -> None:
+        """Insert the zip files :func:`lifecycle.zip_groups` makes of the job's pending outputs."""
+        pending = [lifecycle.PendingFile(*row) for row in self._exec(
+            "SELECT fileID, fsize, lfn, provenanceID, workerID FROM file_table WHERE PandaID=:p AND status=:st "
+            "AND fileType<>'input' ORDER BY provenanceID, workerID, fileID",
+            {":p": job.PandaID, ":st": lifecycle.FILE_PENDING}).fetchall()]
+        groups = lifecycle.zip_groups(pending, job.zipPerMB, job.subStatus, active) if pending else []
+        file_cls = schema.spec_class("file_table")
+        for members in groups:
             zip_spec = file_cls()
-            zip_spec.status = "zipping"
-            zip_spec.lfn = "panda." + sub[0][-1] + ".zip"
-            zip_spec.scope = "panda"
-            zip_spec.fileType = "zip_output"
+            for name, value in lifecycle.zip_file_fields(members).items():
+                setattr(zip_spec, name, value)
             zip_spec.PandaID = job.PandaID
             zip_spec.taskID = job.taskID
-            zip_spec.isZip = 1
             zip_id = self._insert_spec("file_table", zip_spec)
-            self._many("UPDATE file_table SET status='zipped', zipFileID=:z WHERE fileID=:f",
-                       [{":z": zip_id, ":f": file_id} for file_id, _lfn in sub])
+            self._many("UPDATE file_table SET status=:st, zipFileID=:z WHERE fileID=:f",
+                       [{":st": lifecycle.FILE_ZIPPED, ":z": zip_id, ":f": f.file_id} for f in members])
         if groups:
-            job.hasOutFile = type(job).HO_hasZipOutput
+            job.hasOutFile = lifecycle.HO_HAS_ZIP_OUTPUT
 
     def _write_events(self, job: Any, file_id_map: dict[Any, int]) -> None:
-        """Insert new events and update running ones (done ones are left alone)."""
+        """Insert new events and update those that may still change (:func:`lifecycle.event_statuses`)."""
         if not job.events:
             return
-        running, done = set(), set()
+        open_ids, settled = set(), set()
         for range_id, status in self._exec("SELECT eventRangeID, eventStatus FROM event_table WHERE PandaID=:p "
                                            "AND eventRangeID IS NOT NULL", {":p": job.PandaID}).fetchall():
-            (running if status == "running" else done).add(range_id)
+            (open_ids if lifecycle.event_may_change(status) else settled).add(range_id)
         file_stat = dict(self._exec("SELECT eventRangeID, status FROM file_table WHERE PandaID=:p AND "
                                     "eventRangeID IS NOT NULL", {":p": job.PandaID}).fetchall())
         inserts, updates = [], []
         for event in job.events:
-            if event.eventRangeID in done:
+            range_id = event.eventRangeID
+            if range_id in settled:
                 continue
-            if event.eventStatus == "finished":
-                stat = file_stat.get(event.eventRangeID)
-                if event.eventRangeID not in file_stat or stat == "finished":
-                    event.subStatus = "finished"
-                elif stat == "failed":
-                    event.eventStatus = "failed"
-                    event.subStatus = "failed"
-                else:
-                    event.subStatus = "transferring"
-            else:
-                event.subStatus = event.eventStatus
-            if event.eventRangeID in file_id_map:
-                event.fileID = file_id_map[event.eventRangeID]
-            if event.eventRangeID not in running:
+            event.eventStatus, event.subStatus = lifecycle.event_statuses(event.eventStatus, file_stat.get(range_id),
+                                                                          range_id in file_stat)
+            if range_id in file_id_map:
+                event.fileID = file_id_map[range_id]
+            if range_id not in open_ids:
                 inserts.append(event)
             else:
-                updates.append({":es": event.eventStatus, ":ss": event.subStatus, ":p": job.PandaID,
-                                ":e": event.eventRangeID})
+                updates.append({":es": event.eventStatus, ":ss": event.subStatus, ":p": job.PandaID, ":e": range_id})
         self._insert_specs("event_table", inserts)
         if updates:
             self._many("UPDATE event_table SET eventStatus=:es, subStatus=:ss WHERE PandaID=:p AND eventRangeID=:e",
                        updates)
-
-    # provided by JobsMixin
-    _update_specs_bulk: Any

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import Any, Sequence
 
-from .. import core_utils
+from .. import core_utils, lifecycle
 from ..log_utils import make_logger, setup_logger
 from ..time_utils import naive_utcnow
 from . import schema
@@ -145,15 +145,15 @@ class QueuesMixin(DBModule):
             n_queue = n_ready = n_running = 0
             for status, cnt in self._exec(f"SELECT status, COUNT(*) FROM work_table WHERE computingSite=:q"
                                           f"{extra} GROUP BY status", varmap).fetchall():
-                if status in ("submitted", "pending", "idle"):
+                if status in lifecycle.WORKER_QUEUED:
                     n_queue += cnt
-                elif status == "ready":
+                elif status == lifecycle.WORKER_READY:
                     n_ready += cnt
-                elif status == "running":
+                elif status == lifecycle.WORKER_RUNNING:
                     n_running += cnt
             (n_refill,) = self._exec(f"SELECT COUNT(*) FROM work_table WHERE computingSite=:q AND "
-                                     f"status='running' AND nJobsToReFill IS NOT NULL AND nJobsToReFill>0"
-                                     f"{extra}", varmap).fetchone()
+                                     f"status=:running AND nJobsToReFill IS NOT NULL AND nJobsToReFill>0"
+                                     f"{extra}", dict(varmap, **{":running": lifecycle.WORKER_RUNNING})).fetchone()
             result.setdefault(queue, {}).setdefault(job_type, {})[resource_type] = {
                 "nReady": n_ready + n_refill, "nRunning": n_running, "nQueue": n_queue, "nNewWorkers": n_new}
             resource_map.setdefault(job_type, {})[resource_type] = queue

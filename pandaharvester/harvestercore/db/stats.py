@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime
 from typing import Any, Sequence
 
+from .. import lifecycle
 from ..log_utils import make_logger, setup_logger
 from ..time_utils import naive_utcnow
-from .base import DBModule, db_method, in_binds
+from .base import (SQL_WORKERS_COUNTED, SQL_WORKERS_EVENT_FEEDABLE, SQL_WORKERS_QUEUED_OR_RUNNING, DBModule,
+                   db_method, in_binds)
 
 _logger = setup_logger("db_proxy")
-
-QUEUED = ("submitted", "pending", "idle")
 
 
 def _new_counts(to_submit: Any = 0, with_finished: bool = True) -> dict[str, Any]:
@@ -46,7 +46,7 @@ class StatsMixin(DBModule):
             for status, job_type, resource_type, cnt in self._exec(
                     "SELECT status, COALESCE(jobType,'ANY'), COALESCE(resourceType,'ANY'), COUNT(*) FROM work_table "
                     "WHERE computingSite IN (SELECT queueName FROM pq_table WHERE siteName=:s) "
-                    "AND status IN ('running','submitted','finished') "
+                    f"AND status IN {SQL_WORKERS_COUNTED} "
                     "GROUP BY status, COALESCE(jobType,'ANY'), COALESCE(resourceType,'ANY')",
                     {":s": site_name}).fetchall():
                 result.setdefault(job_type, {}).setdefault(resource_type, _new_counts())[status] = cnt
@@ -66,7 +66,7 @@ class StatsMixin(DBModule):
                     by_type.setdefault(resource_type, _new_counts(n_new))
             for status, queue, job_type, resource_type, cnt in self._exec(
                     "SELECT status, computingSite, COALESCE(jobType,'ANY'), resourceType, COUNT(*) FROM work_table "
-                    "WHERE status IN ('running','submitted','finished') "
+                    f"WHERE status IN {SQL_WORKERS_COUNTED} "
                     "GROUP BY status, computingSite, COALESCE(jobType,'ANY'), resourceType").fetchall():
                 if resource_type and resource_type != "ANY":
                     result.setdefault(queue, {}).setdefault(job_type, {}).setdefault(
@@ -158,9 +158,9 @@ class StatsMixin(DBModule):
             row, n_rt = self._limit_row(site_name, queue_config)
             for status, cnt, cores, mem in self._exec(
                     "SELECT status, COUNT(*), SUM(COALESCE(nCore,1)), SUM(COALESCE(minRamCount,0)) FROM work_table "
-                    "WHERE computingSite=:s AND status IN ('submitted','pending','idle','running') GROUP BY status",
+                    f"WHERE computingSite=:s AND status IN {SQL_WORKERS_QUEUED_OR_RUNNING} GROUP BY status",
                     {":s": site_name}).fetchall():
-                key = "running" if status == "running" else "queue"
+                key = "running" if status == lifecycle.WORKER_RUNNING else "queue"
                 stats[key]["n"] += cnt
                 stats[key]["core"] += cores or 0
                 stats[key]["mem"] += mem or 0
@@ -181,8 +181,8 @@ class StatsMixin(DBModule):
         """The single-dict form of get_worker_limits (maxWorkers, nQueueLimitWorker, nQueueLimitWorkerPerRT)."""
         with self._tx(write=False):
             row, n_rt = self._limit_row(site_name)
-            (n_running,) = self._exec("SELECT COUNT(*) FROM work_table WHERE computingSite=:s AND status='running'",
-                                      {":s": site_name}).fetchone()
+            (n_running,) = self._exec("SELECT COUNT(*) FROM work_table WHERE computingSite=:s AND status=:running",
+                                      {":s": site_name, ":running": lifecycle.WORKER_RUNNING}).fetchone()
         return {} if row is None else self._worker_limits(row, n_running, n_rt)
 
     @db_method(dict)
@@ -192,7 +192,7 @@ class StatsMixin(DBModule):
         with self._tx(write=False):
             for status, ce, cnt in self._exec(
                     "SELECT status, computingElement, COUNT(*) FROM work_table WHERE computingSite=:s "
-                    "AND status IN ('running','submitted') GROUP BY status, computingElement",
+                    f"AND status IN {SQL_WORKERS_EVENT_FEEDABLE} GROUP BY status, computingElement",
                     {":s": site_name}).fetchall():
                 result.setdefault(ce, {"running": 0, "submitted": 0})[status] = cnt
         return result
@@ -208,7 +208,7 @@ class StatsMixin(DBModule):
         with self._tx(write=False):
             for ce, status, cnt in self._exec(
                     "SELECT computingElement, status, COUNT(*) FROM work_table WHERE computingSite=:s "
-                    "AND status IN ('submitted','running','finished') AND creationTime<:mid "
+                    f"AND status IN {SQL_WORKERS_COUNTED} AND creationTime<:mid "
                     "AND (startTime IS NULL OR (startTime>=:start AND startTime<:end)) "
                     "GROUP BY status, computingElement",
                     {":s": site_name, ":mid": middle, ":start": start, ":end": end}).fetchall():

@@ -1,6 +1,8 @@
 """The worker queries agents run every cycle (monitor, propagator, event feeder, sweeper).
 
 Same pattern as :mod:`job_cycles`: pick eligible ids and lock them in one write transaction.
+The monitor's workers come in sets (a worker with the workers sharing its jobs), found and
+locked by :meth:`WorkerCyclesMixin._lock_worker_sets`.
 """
 
 from __future__ import annotations
@@ -8,19 +10,136 @@ from __future__ import annotations
 import datetime
 from typing import Any, Sequence
 
-from .. import core_utils
+from .. import lifecycle
 from ..log_utils import make_logger, setup_logger
 from ..time_utils import naive_utcnow
 from . import schema
-from .base import DBModule, db_method, dynamic_plugin_change
+from .base import (SQL_WORKERS_ACTIVE, SQL_WORKERS_EVENT_FEEDABLE, SQL_WORKERS_FINAL, DBModule,
+                   chunks, db_method, dynamic_plugin_change, in_binds)
 
 _logger = setup_logger("db_proxy")
 
 
 class WorkerCyclesMixin(DBModule):
     """get_workers_to_update, get_workers_to_propagate, get_workers_to_feed_events,
-    lock_worker_again_to_feed_events, lock_workers, get_workers_to_kill, get_workers_for_cleanup."""
+    lock_worker_again_to_feed_events, lock_workers, get_workers_to_kill, get_workers_for_cleanup, and the
+    monitor's unlocked reads get_workers_from_ids and get_active_workers (FIFO)."""
 
+    # ------------------------------------------------------------ worker sets
+    def _pandaid_lists(self, worker_ids: Sequence[int]) -> dict[int, list[int]]:
+        result: dict[int, list[int]] = {}
+        for wid, pid in self._ids_in("SELECT workerID, PandaID FROM jw_table WHERE workerID IN ({ids}) "
+                                     "ORDER BY PandaID", list(worker_ids)):
+            result.setdefault(wid, []).append(pid)
+        return result
+
+    def _related_workers(self, worker_ids: Sequence[int]) -> dict[int, set[int]]:
+        """workerID -> active workers sharing a job with it (MultiWorkers sets)."""
+        result: dict[int, set[int]] = {}
+        rows = self._ids_in("SELECT s.workerID, t.workerID FROM jw_table s, jw_table t, work_table w "
+                            "WHERE s.workerID IN ({ids}) AND t.PandaID=s.PandaID AND w.workerID=t.workerID "
+                            "AND w.status IN " + SQL_WORKERS_ACTIVE, list(worker_ids))
+        for src, dst in rows:
+            result.setdefault(src, set()).add(dst)
+        return result
+
+    def _group_workers(self, candidates: Sequence[tuple[int, Any, Any]], locked_by: str | None,
+                       lock_cond: str | None = None, lock_map: dict[str, Any] | None = None
+                       ) -> dict[str, dict[Any, list[list[Any]]]]:
+        """{queue: {configID: [[WorkSpec, ...], ...]}}: each candidate with the workers sharing its jobs.
+
+        With ``locked_by`` the sets are locked (modificationTime=now, lockedBy); for OneToMany only the
+        set's smallest workerID takes the set, the others just get modificationTime refreshed.
+        (:meth:`_lock_worker_sets` inside the transaction, then :meth:`_build_worker_sets`.)
+        """
+        return self._build_worker_sets(self._lock_worker_sets(candidates, locked_by), locked_by)
+
+    def _lock_worker_sets(self, candidates: Sequence[Sequence[Any]], locked_by: str | None) -> tuple[Any, ...]:
+        """The DB part of :meth:`_group_workers`: find and lock the sets, read their rows as plain
+        tuples. Returns what :meth:`_build_worker_sets` needs; the WorkSpecs are built there, after
+        the caller's transaction has committed (the rows are locked for the caller by then), so
+        that the write lock is not held while Python decodes rows."""
+        work_cls = schema.spec_class("work_table")
+        now = naive_utcnow()
+        dynamic = dynamic_plugin_change()
+        related = self._related_workers([c[0] for c in candidates])
+        checked: set[int] = set()
+        groups: list[tuple[int, Any, list[int]]] = []
+        touch: list[int] = []
+        for worker_id, config_id, map_type in candidates:
+            if worker_id in checked:
+                continue
+            scan = related.get(worker_id)
+            if scan is None:
+                scan_ids = [worker_id]
+            else:
+                scan = set(scan)
+                scan.add(worker_id)
+                if map_type == work_cls.MT_MultiWorkers and worker_id != min(scan):
+                    touch.append(worker_id)
+                    continue
+                scan_ids = sorted(scan)
+            checked.update(scan_ids)
+            groups.append((worker_id, config_id if dynamic else None, scan_ids))
+        all_ids = [wid for _, _, scan in groups for wid in scan]
+        if locked_by is not None:
+            self._update_in("UPDATE work_table SET modificationTime=:now WHERE workerID IN ({ids})", touch,
+                            {":now": now})
+            self._update_in("UPDATE work_table SET modificationTime=:now,lockedBy=:lockedBy WHERE workerID IN ({ids})",
+                            all_ids, {":now": now, ":lockedBy": locked_by})
+        rows = self._plain_rows_in(f"SELECT {work_cls.column_names()} FROM work_table WHERE workerID IN ({{ids}})",
+                                   all_ids)
+        return groups, rows, self._pandaid_lists(all_ids)
+
+    def _plain_rows_in(self, sql_template: str, values: Sequence[Any]) -> list[tuple]:
+        """Rows of ``sql_template.format(ids=...)`` over chunks of ``values`` as plain tuples (no
+        ``sqlite3.Row`` objects: fewer objects for the GC when thousands of rows are read)."""
+        cur = self._con.cursor()
+        cur.row_factory = None
+        try:
+            rows: list[tuple] = []
+            for batch in chunks(list(values)):
+                vm: dict[str, Any] = {}
+                keys = in_binds("in_", batch, vm)
+                rows += self._engine.execute(cur, sql_template.format(ids=keys), vm).fetchall()
+            return rows
+        finally:
+            cur.close()
+
+    def _build_worker_sets(self, locked: tuple[Any, ...], locked_by: str | None
+                           ) -> dict[str, dict[Any, list[list[Any]]]]:
+        """WorkSpecs for the sets found by :meth:`_lock_worker_sets`, grouped by queue and configID."""
+        groups, rows, pandaids = locked
+        work_cls = schema.spec_class("work_table")
+        make = work_cls.from_values
+        specs = {}
+        for row in rows:
+            spec = make(row)
+            specs[spec.workerID] = spec
+        result: dict[str, dict[Any, list[list[Any]]]] = {}
+        for worker_id, config_id, scan in groups:
+            workers = []
+            for wid in scan:
+                spec = specs.get(wid)
+                if spec is None:
+                    continue
+                d = spec.__dict__
+                pandaid_list = pandaids.get(wid)
+                if pandaid_list:
+                    d["pandaid_list"] = pandaid_list
+                    spec.nJobs = len(pandaid_list)
+                else:
+                    d["pandaid_list"] = []
+                if locked_by is not None:
+                    d["lockedBy"] = locked_by  # as stored by the lock: not a change to write back
+                workers.append(spec)
+            if not workers or worker_id not in specs:
+                continue
+            queue = specs[worker_id].computingSite
+            result.setdefault(queue, {}).setdefault(config_id, []).append(workers)
+        return result
+
+    # ------------------------------------------------------------ monitor
     @db_method(dict)
     def get_workers_to_update(self, max_workers: int, check_interval: float, lock_interval: float,
                               locked_by: str) -> dict[str, dict[Any, list[list[Any]]]]:
@@ -30,7 +149,7 @@ class WorkerCyclesMixin(DBModule):
         varmap = {":lockTimeLimit": now - datetime.timedelta(seconds=lock_interval),
                   ":checkTimeLimit": now - datetime.timedelta(seconds=check_interval)}
         varmap[":maxLimit"] = max(varmap[":lockTimeLimit"], varmap[":checkTimeLimit"])
-        cond = ("status IN ('submitted','running','idle') AND modificationTime<:maxLimit AND "
+        cond = (f"status IN {SQL_WORKERS_ACTIVE} AND modificationTime<:maxLimit AND "
                 "((modificationTime<:lockTimeLimit AND lockedBy IS NOT NULL) OR "
                 "(modificationTime<:checkTimeLimit AND lockedBy IS NULL))")
         with self._tx():
@@ -43,6 +162,31 @@ class WorkerCyclesMixin(DBModule):
         n = sum(len(g) for q in result.values() for g in q.values())
         make_logger(_logger, f"thr={locked_by}", method_name="get_workers_to_update").debug(f"got {n} worker sets")
         return result
+
+    @db_method(dict)
+    def get_workers_from_ids(self, ids: Sequence[int]) -> dict[str, dict[Any, list[list[Any]]]]:
+        """Active workers among ``ids`` grouped like get_workers_to_update (no lock taken)."""
+        with self._tx(write=False):
+            rows = self._ids_in("SELECT workerID, configID, mapType FROM work_table WHERE workerID IN ({ids}) "
+                                f"AND status IN {SQL_WORKERS_ACTIVE}", [int(i) for i in ids])
+            return self._group_workers([tuple(r) for r in rows], None)
+
+    @db_method(list)
+    def get_active_workers(self, n_workers: int, seconds_ago: float = 0) -> list[Any]:
+        """Active workers not modified for ``seconds_ago`` s, with their jobs (monitor FIFO refill)."""
+        limit = naive_utcnow() - datetime.timedelta(seconds=seconds_ago)
+        with self._tx(write=False):
+            workers = self._select_specs("work_table", f"status IN {SQL_WORKERS_ACTIVE} AND "
+                                         "modificationTime<:t", {":t": limit},
+                                         suffix=f"ORDER BY modificationTime, computingSite LIMIT {int(n_workers)}")
+            pandaids = self._pandaid_lists([w.workerID for w in workers])
+            jobs = {j.PandaID: j for j in self._select_specs_in(
+                "job_table", "PandaID", sorted({p for ps in pandaids.values() for p in ps}))}
+        for worker in workers:
+            worker.pandaid_list = [p for p in pandaids.get(worker.workerID, []) if p in jobs]
+            worker.set_jobspec_list([jobs[p] for p in worker.pandaid_list])
+        return workers
+
 
     @db_method(list)
     def get_workers_to_propagate(self, max_workers: int, check_interval: float) -> list[Any]:
@@ -72,7 +216,7 @@ class WorkerCyclesMixin(DBModule):
         work_cls = schema.spec_class("work_table")
         now = naive_utcnow()
         varmap = {":ev": work_cls.EV_requestEvents, ":limit": now - datetime.timedelta(seconds=lock_interval)}
-        cond = ("eventsRequest=:ev AND status IN ('running','submitted') AND "
+        cond = (f"eventsRequest=:ev AND status IN {SQL_WORKERS_EVENT_FEEDABLE} AND "
                 "(eventFeedTime IS NULL OR eventFeedTime<:limit)")
         with self._tx():
             ids = [r[0] for r in self._exec(f"SELECT workerID FROM work_table WHERE {cond} ORDER BY eventFeedTime "
@@ -120,7 +264,7 @@ class WorkerCyclesMixin(DBModule):
                                                           if k[1:] in attrs})
                 n = self._exec(f"UPDATE work_table SET {sets} WHERE workerID=:w AND (lockedBy IS NULL OR "
                                f"(modificationTime<:limit AND lockedBy IS NOT NULL)) "
-                               f"AND status NOT IN ('cancelled','finished','failed','missed')", varmap).rowcount
+                               f"AND status NOT IN {SQL_WORKERS_FINAL}", varmap).rowcount
                 if n == 0:
                     ok = False
         return ok
@@ -136,8 +280,8 @@ class WorkerCyclesMixin(DBModule):
         with self._tx():
             rows = self._exec(f"SELECT workerID, status, configID FROM work_table WHERE {cond} ORDER BY killTime "
                               f"LIMIT {int(max_workers)}", varmap).fetchall()
-            done = [r[0] for r in rows if r[1] in ("cancelled", "failed", "finished")]
-            todo = [r[0] for r in rows if r[1] not in ("cancelled", "failed", "finished")]
+            done = [r[0] for r in rows if r[1] in lifecycle.WORKER_ENDED]
+            todo = [r[0] for r in rows if r[1] not in lifecycle.WORKER_ENDED]
             self._update_in(f"UPDATE work_table SET killTime=NULL WHERE workerID IN ({{ids}}) AND {cond}", done, varmap)
             self._update_in(f"UPDATE work_table SET killTime=:now WHERE workerID IN ({{ids}}) AND {cond}", todo,
                             dict(varmap, **{":now": now}))
@@ -188,7 +332,7 @@ class WorkerCyclesMixin(DBModule):
                 files_by_job.setdefault(file_spec.PandaID, []).append(file_spec)
             # input LFNs still wanted by some other file row (todelete=0) are kept
             in_lfns = sorted({f.lfn for fs in files_by_job.values() for f in fs
-                              if f.fileType in ("input", "aux_input") and f.lfn is not None})
+                              if f.fileType in lifecycle.INPUT_TYPES and f.lfn is not None})
             keep = {r[0] for r in self._ids_in("SELECT lfn FROM file_table WHERE lfn IN ({ids}) AND todelete=0", in_lfns)}
             for worker_id, config_id in rows:
                 worker = workers.get(worker_id)
@@ -210,9 +354,3 @@ class WorkerCyclesMixin(DBModule):
                 worker.set_jobspec_list(job_list)
                 result.setdefault(worker.computingSite, {}).setdefault(config_id if dynamic else None, []).append(worker)
         return result
-
-    # provided by WorkersMixin
-    _group_workers: Any
-    _lock_worker_sets: Any
-    _build_worker_sets: Any
-    _pandaid_lists: Any
