@@ -221,13 +221,14 @@ def check_interface(plugin: Plugin, report: CheckReport) -> bool:
         if why is not None:
             problems += 1
             report.add(plugin.role, "interface", FAIL,
-                       f"{_shown(instance, name)} cannot be called as Harvester does, {own.call_text()}: {why}",
+                       f"{plugin.label}.{_shown(instance, name)} cannot be called as Harvester does, "
+                       f"{own.call_text()}: {why}",
                        f"give it the signature {own.call_text()}")
             continue
         for kwarg in own.agent_kwargs:
             if _bind(getattr(instance, name), len(own.params), (kwarg,)) is not None:
                 report.add(plugin.role, "interface", WARN,
-                           f"{_shown(instance, name)} takes no {kwarg}= keyword: {_AGENT_KWARG_NOTES.get(kwarg, '')}")
+                           f"{plugin.label}.{_shown(instance, name)} takes no {kwarg}= keyword: {_AGENT_KWARG_NOTES.get(kwarg, '')}")
         checked.append(own.call_text() if name == own.name else f"{name} (as {own.call_text()})")
     if problems:
         return False
@@ -258,7 +259,7 @@ class Caller:
         try:
             reply = getattr(plugin.instance, method)(*args, **kwargs)
         except Exception as exc:
-            self.report.add(plugin.role, step, FAIL, f"{method} {raised(exc)}",
+            self.report.add(plugin.role, step, FAIL, f"{plugin.label}.{method} {raised(exc)}",
                             "a plugin method must not raise: return the failure with a diagnostic")
             return False, None
         try:

@@ -50,6 +50,10 @@ class Lifecycle:
         self.caller = Caller(report)
 
     def add(self, role: str, step: str, outcome: str, message: str, fix: str = "") -> bool:
+        """A line; a FAIL names the plugin (unless the message already does)."""
+        plugin = self.plugins.get(role)
+        if outcome == FAIL and plugin is not None and plugin.label not in message:
+            message = f"{plugin.label}: {message}"
         return self.report.add(role, step, outcome, message, fix)
 
     def not_final(self, role: str, step: str, message: str, fix: str) -> bool:
@@ -79,15 +83,18 @@ class Lifecycle:
 
 # ---------------------------------------------------------------------------- batch
 def run_batch(life: Lifecycle) -> None:
-    """Submit, check until final, kill, check again, sweep (each with what is there)."""
+    """Submit, check until final, kill, check again, sweep (each with what is there). Whatever
+    failed before, jobs that reached the batch system are killed and swept when there is a sweeper."""
     p = life.plugins
     submitter, monitor, sweeper, messenger = (p.get(r) for r in ("submitter", "monitor", "sweeper", "messenger"))
     scratch = life.scratch
     n = life.options.workers
+    healthy = True
     if submitter is not None:
         workers = [scratch.worker([scratch.job(n_inputs=1)]) for _ in range(n)]
-        if not _submit(life, submitter, messenger, workers):
-            return
+        healthy = _submit(life, submitter, messenger, workers)
+        if not healthy:
+            workers = [w for w in workers if w.batchID not in (None, "")]  # still to be killed
     else:
         workers = []
         for _ in range(n):
@@ -98,10 +105,11 @@ def run_batch(life: Lifecycle) -> None:
         life.add("submitter", "submit", SKIP, f"no submitter: checking on {n} workers whose batch job does not "
                                               f"exist (batchID=plugin-check-unknown-N)",
                  "give --with submitter=MODULE.CLASS for the whole lifecycle")
-    if monitor is not None:
-        if not (_check_until_final(life, monitor, workers) if submitter is not None
-                else _check_once(life, monitor, workers, "check unknown")):
-            return
+    if monitor is not None and healthy:
+        healthy = (_check_until_final(life, monitor, workers) if submitter is not None
+                   else _check_once(life, monitor, workers, "check unknown"))
+    if not workers:
+        return
     if sweeper is None:
         if submitter is not None:
             left = [w for w in workers if w.status not in _FINAL]
@@ -112,7 +120,7 @@ def run_batch(life: Lifecycle) -> None:
         return
     if not _kill(life, sweeper, workers):
         return
-    if monitor is not None and not _check_once(life, monitor, workers, "check after kill"):
+    if monitor is not None and healthy and not _check_once(life, monitor, workers, "check after kill"):
         return
     _sweep(life, sweeper, messenger, workers)
 

@@ -62,8 +62,9 @@ def _diag(value: Any) -> str:
 
 def _pair(value: Any, statuses: tuple[Any, ...], index: int | None = None) -> tuple[Any, str]:
     if not isinstance(value, (tuple, list)) or len(value) != 2:
-        where = "" if index is None else "entry "
-        raise _Bad(f"{where}{_short(value)} is not a (status, diagnostic) pair", index)
+        if index is None:
+            raise _Bad(f"returned {_short(value)}, not a (status, diagnostic) pair")
+        raise _Bad(f"entry {_short(value)} is not a (status, diagnostic) pair", index)
     return _status(value[0], statuses, index), _diag(value[1])
 
 
@@ -102,7 +103,10 @@ def _reply_or_status(reply: Any, m: MethodContract, n_items: int | None, role: R
 def _monitor_reply(reply: Any, m: MethodContract, n_items: int | None, role: RoleContract) -> tuple[bool, Any]:
     if not isinstance(reply, (tuple, list)) or len(reply) != 2:
         raise _Bad(f"returned {_short(reply)}, not a (bool, statuses) pair")
-    ok = _status(reply[0], (True, False), None)
+    if not (isinstance(reply[0], bool) or (type(reply[0]) is int and reply[0] in (0, 1))):
+        raise _Bad(f"returned {_short(reply)}, not a (bool, statuses) pair: its first item is "
+                   f"{_short(reply[0])}, not True or False")
+    ok = bool(reply[0])
     if not ok:
         return False, _diag(reply[1])
     items = _sequence(reply[1], "(status, diagnostic) pairs")
@@ -171,7 +175,7 @@ _KINDS: dict[str, tuple[Callable[..., Any], str]] = {
                                       "per worker, in order, or (False, diagnostic)"),
     "worker_updates": (_worker_updates, "a list of (workerID, update timestamp) pairs"),
     "workspec_or_none": (_workspec_or_none, "a WorkSpec, or None when no worker can be made"),
-    "aux_inputs": (_aux_inputs, "a dict {lfn: {'scope': ..., 'INTERNAL_FileType': ..., 'INTERNAL_URL': ...}}"),
+    "aux_inputs": (_aux_inputs, "a dict {{lfn: {{'scope': ..., 'INTERNAL_FileType': ..., 'INTERNAL_URL': ...}}}}"),
     "bool": (_type_check(lambda v: isinstance(v, bool) or (type(v) is int and v in (0, 1))), "True or False"),
     "bool_or_none": (_type_check(lambda v: v is None or isinstance(v, bool)), "True, False or None"),
     "count": (_type_check(lambda v: v is None or isinstance(v, bool) or _is_int(v)),
