@@ -134,7 +134,8 @@ B = "plugin_check_broken."
     ("TypoSubmitter", "submitter", {}, "interface",
      "has no method submit_workers: Harvester calls submit_workers(workspec_list) fix: rename "
      "submit_worker(workspec) to submit_workers(workspec_list)"),
-    ("NoArgSubmitter", "submitter", {}, "interface", "cannot be called as Harvester does, submit_workers(workspec_list)"),
+    ("NoArgSubmitter", "submitter", {}, "interface",
+     "cannot be called as Harvester does, submit_workers(workspec_list)"),
     ("DictSubmitter", "submitter", {}, "submit", "(dict), not a list of (status, diagnostic) pairs; expected a list of "
                                                  "(True|False|None, diagnostic) pairs, one per worker, in order"),
     ("ShortSubmitter", "submitter", {}, "submit", "returned 1 reply for 2 workers"),

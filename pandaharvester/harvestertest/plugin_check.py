@@ -228,7 +228,8 @@ def check_interface(plugin: Plugin, report: CheckReport) -> bool:
         for kwarg in own.agent_kwargs:
             if _bind(getattr(instance, name), len(own.params), (kwarg,)) is not None:
                 report.add(plugin.role, "interface", WARN,
-                           f"{plugin.label}.{_shown(instance, name)} takes no {kwarg}= keyword: {_AGENT_KWARG_NOTES.get(kwarg, '')}")
+                           f"{plugin.label}.{_shown(instance, name)} takes no {kwarg}= keyword: "
+                           f"{_AGENT_KWARG_NOTES.get(kwarg, '')}")
         checked.append(own.call_text() if name == own.name else f"{name} (as {own.call_text()})")
     if problems:
         return False
@@ -377,8 +378,8 @@ def add_arguments(parser: Any) -> None:
                                                       "workermaker, throttler, zipper, credmanager or extractor")
     parser.add_argument("--params", default=None, help="JSON object of queue-config keys for the plugin")
     parser.add_argument("--with", dest="companions", action="append", default=[], metavar="ROLE=MODULE.CLASS",
-                        help="a companion of a batch lifecycle (monitor=..., sweeper=..., submitter=..., messenger=...); "
-                             "ROLE=JSON for a whole plugin dict")
+                        help="a companion of a batch lifecycle (monitor=..., sweeper=..., submitter=..., "
+                             "messenger=...); ROLE=JSON for a whole plugin dict")
     parser.add_argument("--queue-config", default=None, help="queue-config JSON file: take the plugin(s) from it")
     parser.add_argument("--queue", default=None, help="the queue of --queue-config")
     parser.add_argument("--workers", type=int, default=2, help="workers to submit (default 2)")
