@@ -47,6 +47,40 @@ class PluginError(HarvesterError):
     """A plugin cannot be loaded or configured."""
 
 
+class PluginReplyError(PluginError):
+    """A plugin method returned something its role's contract does not allow.
+
+    The message names the queue, the role, the plugin class and method, what was wrong and the
+    shape expected; ``index`` (and ``item``, e.g. ``"workerID=12"``) point at the bad entry of a
+    per-worker or per-job reply, None when the reply as a whole is wrong.
+    """
+
+    def __init__(self, problem: str, *, plugin: str | None = None, queue: str | None = None,
+                 role: str | None = None, method: str | None = None, expected: str | None = None,
+                 index: int | None = None, item: str | None = None):
+        self.problem = problem
+        self.plugin = plugin
+        self.queue = queue
+        self.role = role
+        self.method = method
+        self.expected = expected
+        self.index = index
+        self.item = item
+        where = []
+        if queue:
+            where.append(f"queue {queue!r}")
+        who = f"{role} plugin" if role else "plugin"
+        if plugin:
+            who += f" {plugin}.{method}" if method else f" {plugin}"
+        elif method:
+            who += f" method {method}"
+        where.append(who)
+        message = f"{', '.join(where)}: {problem}"
+        if expected:
+            message += f"; expected {expected}"
+        super().__init__(message)
+
+
 class DBError(HarvesterError):
     """The Harvester DB cannot be opened, upgraded or written."""
 

@@ -34,7 +34,7 @@ Log = Callable[[str], None]
 
 
 class Resolver(Protocol):
-    """What the builder asks the PanDA-queue resolver (``info_utils.PandaQueuesDict``)."""
+    """What the builder asks the PanDA-queue resolver (``info_dicts.PandaQueuesDict``)."""
 
     def get_all_queue_names(self) -> set[str]: ...
     def get_harvester_template(self, name: str) -> str | None: ...

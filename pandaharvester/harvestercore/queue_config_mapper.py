@@ -243,7 +243,7 @@ class QueueConfigMapper(metaclass=SingletonWithID):
     @staticmethod
     def _panda_queue_info(resolver: Any, site_name: str) -> dict[str, Any] | None:
         if resolver is None or not hasattr(resolver, "get"):
-            from pandaharvester.harvestermisc.info_utils import PandaQueuesDict
+            from .info_dicts import PandaQueuesDict
 
             resolver = PandaQueuesDict()
         try:

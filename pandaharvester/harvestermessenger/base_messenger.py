@@ -2,52 +2,22 @@
 
 A messenger tells Harvester what a worker asked for (jobs, events, to be killed), what it
 produced (attributes, output files, event updates) and feeds it jobs and events. The file
-names of the shared-file protocol come from the cfg section ``[payload_interaction]``; they
-are read when a messenger is built (never at import), and any of them can be overridden per
-queue by the same-named plugin attribute (e.g. ``"jsonAttrsFileName": "my_attrs.json"``).
+names of the shared-file protocol come from the cfg section ``[payload_interaction]``
+(:mod:`harvestercore.payload_interaction`); they are read when a messenger is built (never at
+import), and any of them can be overridden per queue by the same-named plugin attribute (e.g.
+``"jsonAttrsFileName": "my_attrs.json"``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from pandaharvester.harvestercore.payload_interaction import (  # noqa: F401  (also imported from here)
+    PAYLOAD_FILE_KEYS,
+    get_payload_interaction_attr,
+    payload_file_names,
+)
 from pandaharvester.harvestercore.plugin_base import PluginBase
-
-# cfg key in [payload_interaction] -> (messenger attribute, default)
-PAYLOAD_FILE_KEYS: dict[str, tuple[str, str]] = {
-    "workerAttributesFile": ("jsonAttrsFileName", "worker_attributes.json"),
-    "jobReportFile": ("jsonJobReport", "jobReport.json"),
-    "eventStatusDumpJsonFile": ("jsonOutputsFileName", "event_status.dump.json"),
-    "eventStatusDumpXmlFile": ("xmlOutputsBaseFileName", "_event_status.dump"),
-    "jobRequestFile": ("jsonJobRequestFileName", "worker_requestjob.json"),
-    "jobSpecFile": ("jobSpecFileName", "pandaJobData.out"),
-    "eventRequestFile": ("jsonEventsRequestFileName", "worker_requestevents.json"),
-    "eventRangesFile": ("jsonEventsFeedFileName", "JobsEventRanges.json"),
-    "updateEventsFile": ("jsonEventsUpdateFileName", "worker_updateevents.json"),
-    "xmlPoolCatalogFile": ("xmlPoolCatalogFileName", "PoolFileCatalog_H.xml"),
-    "pandaIDsFile": ("pandaIDsFile", "worker_pandaids.json"),
-    "killWorkerFile": ("killWorkerFile", "kill_worker.json"),
-    "heartbeatFile": ("heartbeatFile", "worker_heartbeat.json"),
-    "taskWorkBaseDir": ("taskWorkBaseDir", "/tmp/workdir"),
-    "taskWorkStateFile": ("taskWorkStateFile", "state.json"),
-}
-
-
-def get_payload_interaction_attr(key: str, default: Any = None) -> Any:
-    """``[payload_interaction] <key>`` from the cfg, or ``default`` when unset or no cfg is loaded."""
-    try:
-        from pandaharvester.harvesterconfig import harvester_config
-
-        section = harvester_config.payload_interaction
-        value = getattr(section, key, default)
-    except Exception:  # no cfg (tests, the dummy pilot), or no such section
-        return default
-    return default if value in (None, "") else value
-
-
-def payload_file_names() -> dict[str, str]:
-    """Every payload-interaction name keyed by its cfg key, with the cfg's values applied."""
-    return {key: get_payload_interaction_attr(key, default) for key, (_, default) in PAYLOAD_FILE_KEYS.items()}
 
 
 class BaseMessenger(PluginBase):

@@ -13,16 +13,16 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pandaharvester.harvestercore import log_utils
-from pandaharvester.harvestercore.plugin_base import PluginBase
-from pandaharvester.harvestercore.work_spec import WorkSpec
-from pandaharvester.harvestersubmitter.dummy_submitter import (
+from pandaharvester.harvesterbatch.dummy import (
     KILLED_FILE,
     STATUS_FILE,
     pilot_is_alive,
     read_json,
     read_process_record,
 )
+from pandaharvester.harvestercore import log_utils
+from pandaharvester.harvestercore.plugin_base import PluginBase
+from pandaharvester.harvestercore.work_spec import WorkSpec
 
 _logger = log_utils.setup_logger("dummy_monitor")
 

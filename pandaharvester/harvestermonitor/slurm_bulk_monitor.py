@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pandaharvester.harvesterbatch.slurm import AccountingUnavailable, JobRecord, SlurmError
 from pandaharvester.harvestercore import log_utils
-from pandaharvester.harvestersubmitter.slurm_utils import AccountingUnavailable, JobRecord, SlurmError
 
 from .slurm_monitor import SlurmMonitorBase
 

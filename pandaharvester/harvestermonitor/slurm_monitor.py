@@ -3,7 +3,7 @@
 :class:`SlurmMonitorBase` asks Slurm about the workers' batch jobs in chunks (``query``, one
 command per chunk: a chunk of one job for the per-worker monitors, up to ``bulk_size`` for
 ``SlurmBulkMonitor``), asks ``sacct`` about the jobs slurmctld no longer knows, and translates
-every answer with the one table of ``harvestersubmitter.slurm_utils``. A command that fails
+every answer with the one table of ``harvesterbatch.slurm``. A command that fails
 leaves those workers unchecked (status None and the error as diagnostic; the Monitor agent
 keeps their status and checks them again); when it failed because Slurm is unreachable, the
 rest of the cycle's chunks are not tried (each attempt would wait for the same timeout).
@@ -15,10 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pandaharvester.harvestercore import core_utils, log_utils
-from pandaharvester.harvestercore.plugin_base import PluginBase
-from pandaharvester.harvestercore.work_spec import WorkSpec
-from pandaharvester.harvestersubmitter.slurm_utils import (
+from pandaharvester.harvesterbatch.slurm import (
     FINAL_SLURM_STATES,
     AccountingUnavailable,
     JobRecord,
@@ -26,6 +23,9 @@ from pandaharvester.harvestersubmitter.slurm_utils import (
     SlurmError,
     worker_status,
 )
+from pandaharvester.harvestercore import core_utils, log_utils
+from pandaharvester.harvestercore.plugin_base import PluginBase
+from pandaharvester.harvestercore.work_spec import WorkSpec
 
 _logger = log_utils.setup_logger("slurm_monitor")
 

@@ -11,8 +11,8 @@ import json
 import os
 from typing import Any
 
+from pandaharvester.harvesterbatch.slurm import JobRecord
 from pandaharvester.harvestercore.work_spec import WorkSpec
-from pandaharvester.harvestersubmitter.slurm_utils import JobRecord
 
 from .slurm_monitor import SlurmMonitorBase
 

@@ -1,8 +1,9 @@
 """harvester-admin: administration commands for a Harvester instance (minimal skeleton).
 
-Implemented: ``test``, ``get <harvesterID|version|commit_info|harvester_config>`` and
-``cacher refresh``. The original's ``fifo``, ``qconf``, ``kill`` and ``query`` sub-commands
-are still to be written.
+Implemented: ``test``, ``get <harvesterID|version|commit_info|harvester_config>``,
+``cacher refresh`` and ``plugin check MODULE.CLASS --role ROLE`` (the plugin conformance kit,
+:mod:`pandaharvester.harvestertest.plugin_check`; exit status 0 only when every step passed).
+The original's ``fifo``, ``qconf``, ``kill`` and ``query`` sub-commands are still to be written.
 """
 
 from __future__ import annotations
@@ -45,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("attribute", choices=["harvesterID", "version", "commit_info", "harvester_config"])
     cacher = sub.add_parser("cacher", help="cacher operations")
     cacher.add_argument("action", choices=["refresh"])
+    plugin = sub.add_parser("plugin", help="plugin tools")
+    plugin_sub = plugin.add_subparsers(dest="action", required=True)
+    check = plugin_sub.add_parser("check", help="check a plugin against its role's contract (conformance kit)")
+    from pandaharvester.harvestertest.plugin_check import add_arguments
+
+    add_arguments(check)
     return parser
 
 
@@ -63,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if options.command == "cacher":
             return _cacher_refresh()
+        if options.command == "plugin":
+            from pandaharvester.harvestertest.plugin_check import run_cli
+
+            return run_cli(options)
     except Exception as exc:
         print(f"ERROR: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -6,7 +6,8 @@ process group, process start time) is recorded in ``dummy_pilot_process.json`` i
 point and in workAttributes, so the monitor and the sweeper can tell the pilot from a process
 that reused its PID. When ``DummySweeper`` kills a pilot it first leaves ``dummy_pilot_killed.json``
 (as a batch system records that a job was removed), so ``DummyMonitor`` reports it cancelled.
-The helpers here are shared with ``DummyMonitor`` and ``DummySweeper``.
+That "batch system" is :mod:`pandaharvester.harvesterbatch.dummy`, shared with ``DummyMonitor`` and
+``DummySweeper``; its names are still importable from here.
 
 Queue-config attributes: ``sleepTime`` (seconds the pilot runs, alias ``workerRunTime``),
 ``heartbeatInterval``, ``outputFileSize`` (bytes per output file), ``failureRate`` (0..1,
@@ -21,149 +22,38 @@ of the reports the pilot writes corrupt, e.g. ``["eventStatusDumpJsonFile"]``: a
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import itertools
-import json
 import logging
 import os
-import signal
 import socket
-import subprocess
-import sys
-import threading
-import time
 from typing import Any
 
-import psutil
-
+from pandaharvester.harvesterbatch.dummy import (  # noqa: F401  (the helpers' old home: re-exported)
+    CONFIG_FILE,
+    DEFAULT_PILOT_MODULE,
+    KILLED_FILE,
+    PROCESS_FILE,
+    STATUS_FILE,
+    STDERR_FILE,
+    STDOUT_FILE,
+    pilot_is_alive,
+    pilot_script_path,
+    process_create_time,
+    read_json,
+    read_process_record,
+    reap_children,
+    start_pilot,
+    terminate_pilot,
+    terminate_pilots,
+    write_json,
+)
 from pandaharvester.harvestercore import core_utils, log_utils
+from pandaharvester.harvestercore.payload_interaction import payload_file_names
 from pandaharvester.harvestercore.plugin_base import PluginBase
 
 _logger = log_utils.setup_logger("dummy_submitter")
 
-PROCESS_FILE = "dummy_pilot_process.json"
-KILLED_FILE = "dummy_pilot_killed.json"  # the "batch system's" record that Harvester removed the job
-STATUS_FILE = "dummy_pilot_status.json"
-CONFIG_FILE = "dummy_pilot_conf.json"
-STDOUT_FILE = "dummy_pilot.stdout"
-STDERR_FILE = "dummy_pilot.stderr"
-DEFAULT_PILOT_MODULE = "pandaharvester.harvestertest.dummy_pilot"
-
-# pilots started by this process, kept so that finished ones are reaped (no zombies)
-_children: dict[int, subprocess.Popen] = {}
-_children_lock = threading.Lock()
 _counter = itertools.count(1)
-
-
-# ---------------------------------------------------------------------------- process helpers
-def reap_children() -> None:
-    """Collect the exit status of pilots started here that have ended."""
-    with _children_lock:
-        for pid, proc in list(_children.items()):
-            if proc.poll() is not None:
-                del _children[pid]
-
-
-def read_json(path: str) -> Any:
-    """Parsed JSON of ``path``; None if missing. Raises ValueError if it does not parse."""
-    try:
-        with open(path) as stream:
-            text = stream.read()
-    except FileNotFoundError:
-        return None
-    return json.loads(text)
-
-
-def write_json(path: str, data: Any) -> None:
-    """Atomic JSON write (temporary file + ``os.replace``)."""
-    tmp = f"{path}.tmp.{os.getpid()}.{threading.get_ident()}"
-    text = json.dumps(data)  # one write: json.dump writes every fragment separately
-    with open(tmp, "w") as stream:
-        stream.write(text)
-    os.replace(tmp, path)
-
-
-def read_process_record(access_point: str) -> dict | None:
-    """The pilot identity written at submission, or None. Raises ValueError if corrupt."""
-    return read_json(os.path.join(access_point, PROCESS_FILE))
-
-
-def process_create_time(pid: int) -> float | None:
-    """Start time (epoch) of process ``pid``, None if it does not exist."""
-    try:
-        return psutil.Process(pid).create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
-        return None
-
-
-def pilot_is_alive(record: dict | None) -> bool:
-    """True while the recorded pilot runs (same PID *and* start time, not a zombie)."""
-    if not record or record.get("instant") or not record.get("pid"):
-        return False
-    reap_children()
-    pid = int(record["pid"])
-    try:
-        proc = psutil.Process(pid)
-        if record.get("createTime") is not None and abs(proc.create_time() - float(record["createTime"])) > 1.0:
-            return False  # the PID now belongs to another process
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
-
-
-def terminate_pilot(record: dict | None, grace_period: float = 3.0) -> tuple[bool, str]:
-    """SIGTERM then (after ``grace_period`` s) SIGKILL the pilot's process group. Idempotent."""
-    return terminate_pilots([record], grace_period)[0]
-
-
-def _signal_pilot(record: dict, sig: signal.Signals) -> str | None:
-    """Send ``sig`` to the pilot's process group; an error message, or None (sent, or already gone)."""
-    pid = int(record["pid"])
-    pgid = int(record.get("pgid") or pid)
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
-    except PermissionError as exc:
-        return f"cannot signal process group {pgid} of pilot PID={pid}: {exc}"
-    return None
-
-
-def terminate_pilots(records: list[dict | None], grace_period: float = 3.0) -> list[tuple[bool, str]]:
-    """Bulk kill, as a batch system's: SIGTERM every live pilot at once, wait up to ``grace_period`` s
-    for all of them, then SIGKILL the survivors. One ``(ok, diag)`` per record, in order."""
-    results: list[tuple[bool, str] | None] = [None] * len(records)
-    live: dict[int, dict] = {}
-    for index, record in enumerate(records):
-        if pilot_is_alive(record):
-            live[index] = record  # type: ignore[assignment]
-        else:
-            results[index] = (True, "already gone")
-    for sig, wait in ((signal.SIGTERM, grace_period), (signal.SIGKILL, 5.0)):
-        for index in list(live):
-            error = _signal_pilot(live[index], sig)
-            if error is not None:
-                results[index] = (False, error)
-                del live[index]
-        deadline = time.monotonic() + wait
-        while live:
-            for index in list(live):
-                if not pilot_is_alive(live[index]):
-                    results[index] = (True, f"pilot PID={live.pop(index)['pid']} ended after {sig.name}")
-            if not live or time.monotonic() >= deadline:
-                break
-            time.sleep(0.05)
-    for index, record in live.items():
-        results[index] = (False, f"pilot PID={record['pid']} still alive after SIGKILL")
-    return [result or (False, "pilot state unknown") for result in results]
-
-
-def pilot_script_path(module_name: str = DEFAULT_PILOT_MODULE) -> str:
-    """File path of the pilot script (it is run by path, so it needs no package on sys.path)."""
-    spec = importlib.util.find_spec(module_name)
-    if spec is None or not spec.origin:
-        raise FileNotFoundError(f"pilot module {module_name!r} not found; check the submitter's pilotModule")
-    return spec.origin
 
 
 # ---------------------------------------------------------------------------- plugin
@@ -199,8 +89,6 @@ class DummySubmitter(PluginBase):
 
     def _pilot_conf(self, workspec: Any, fail: bool, file_names: dict[str, str] | None = None) -> dict[str, Any]:
         if file_names is None:
-            from pandaharvester.harvestermessenger.base_messenger import payload_file_names
-
             file_names = payload_file_names()
         return {"sleepTime": float(self.sleepTime), "heartbeatInterval": float(self.heartbeatInterval),
                 "outputFileSize": int(self.outputFileSize), "fail": fail, "failureExitCode": int(self.failureExitCode),
@@ -210,8 +98,6 @@ class DummySubmitter(PluginBase):
 
     def submit_workers(self, workspec_list: list) -> list[tuple[bool, str]]:
         """Start a pilot per worker; sets batchID (the PID), submissionHost and log files."""
-        from pandaharvester.harvestermessenger.base_messenger import payload_file_names
-
         tmp_log = self.make_logger(_logger, method_name="submit_workers")
         tmp_log.debug(f"start nWorkers={len(workspec_list)} instantMode={self.instantMode}")
         reap_children()
@@ -252,23 +138,12 @@ class DummySubmitter(PluginBase):
             return self._run_instant(workspec, access_point, conf)
         tmp_log = self.make_logger(_logger, f"workerID={workspec.workerID}", method_name="submit_workers")
         write_json(os.path.join(access_point, CONFIG_FILE), conf)
-        stdout_path = os.path.join(access_point, STDOUT_FILE)
-        stderr_path = os.path.join(access_point, STDERR_FILE)
-        command = [sys.executable, pilot_script_path(self.pilotModule), "--access-point", access_point,
-                   "--config", os.path.join(access_point, CONFIG_FILE)]
-        with open(stdout_path, "ab") as out, open(stderr_path, "ab") as err:
-            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=access_point,
-                                    start_new_session=True, close_fds=True)
-        with _children_lock:
-            _children[proc.pid] = proc
-        record = {"pid": proc.pid, "pgid": proc.pid, "createTime": process_create_time(proc.pid),
-                  "submitTime": time.time(), "host": workspec.submissionHost, "instant": False,
-                  "stdout": stdout_path, "stderr": stderr_path, "fail": fail}
-        write_json(os.path.join(access_point, PROCESS_FILE), record)
-        workspec.batchID = str(proc.pid)
-        workspec.set_work_attributes({"dummyPilotPid": proc.pid, "dummyPilotCreateTime": record["createTime"]})
-        self._set_log_files(workspec, stdout_path, stderr_path, tmp_log)
-        tmp_log.debug(f"started pilot PID={proc.pid} sleepTime={self.sleepTime} fail={fail}")
+        record = start_pilot(access_point, os.path.join(access_point, CONFIG_FILE), self.pilotModule,
+                             workspec.submissionHost, fail)
+        workspec.batchID = str(record["pid"])
+        workspec.set_work_attributes({"dummyPilotPid": record["pid"], "dummyPilotCreateTime": record["createTime"]})
+        self._set_log_files(workspec, record["stdout"], record["stderr"], tmp_log)
+        tmp_log.debug(f"started pilot PID={record['pid']} sleepTime={self.sleepTime} fail={fail}")
         return True, ""
 
     def _run_instant(self, workspec: Any, access_point: str, conf: dict[str, Any]) -> tuple[bool, str]:

@@ -40,10 +40,9 @@ import socket
 import tempfile
 from typing import Any
 
+from pandaharvester.harvesterbatch.slurm import SlurmClient, SlurmError
 from pandaharvester.harvestercore import core_utils, log_utils
 from pandaharvester.harvestercore.plugin_base import PluginBase
-
-from .slurm_utils import SlurmClient, SlurmError
 
 _logger = log_utils.setup_logger("slurm_submitter")
 

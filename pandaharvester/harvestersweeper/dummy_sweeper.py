@@ -6,13 +6,13 @@ import os
 import time
 from typing import Any
 
-from pandaharvester.harvestercore import log_utils
-from pandaharvester.harvestersubmitter.dummy_submitter import (
+from pandaharvester.harvesterbatch.dummy import (
     KILLED_FILE,
     read_process_record,
     terminate_pilots,
     write_json,
 )
+from pandaharvester.harvestercore import log_utils
 
 from .base_sweeper import BaseSweeper
 

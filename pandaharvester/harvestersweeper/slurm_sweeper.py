@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pandaharvester.harvesterbatch.slurm import SlurmClient, SlurmError
 from pandaharvester.harvestercore import log_utils
-from pandaharvester.harvestersubmitter.slurm_utils import SlurmClient, SlurmError
 
 from .base_sweeper import BaseSweeper
 

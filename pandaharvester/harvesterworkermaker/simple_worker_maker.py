@@ -29,7 +29,7 @@ _CAPABILITY_TO_RTYPE = {"score": "SCORE", "himem": "SCORE_HIMEM", "mcore": "MCOR
 def _queue_info(queue_name: str) -> tuple[dict, dict]:
     """(CRIC queue dict, harvester params) or ({}, {}) when CRIC data is unavailable."""
     try:
-        from pandaharvester.harvestermisc.info_utils import PandaQueuesDict
+        from pandaharvester.harvestercore.info_dicts import PandaQueuesDict
 
         queues = PandaQueuesDict()
         return queues.get(queue_name, {}) or {}, queues.get_harvester_params(queue_name) or {}

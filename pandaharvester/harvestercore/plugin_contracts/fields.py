@@ -1,0 +1,117 @@
+"""Which spec fields a plugin call changed that its role may not set (for a WARNING, never an error).
+
+``guard = FieldGuard("submitter", workers)`` before the call takes a snapshot of the specs'
+columns (the workers', their jobs' and those jobs' files'); ``guard.warnings(plugin=, method=)``
+after it gives one line per spec on which the plugin set a column outside
+:meth:`RoleContract.may_set`, naming the spec, the fields and what the role may set. The
+snapshot is shallow (blob dicts are copied one level, not decoded when still lazy), so it costs
+about one dict copy per spec. :func:`new_spec_fields` does the same for a spec a plugin made
+(the worker maker's new WorkSpec) against a fresh instance of its class.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Iterable
+
+from ..spec_base import LazyBlob
+from .replies import plugin_label
+from .roles import get_role
+
+
+def _related(spec: Any) -> list[Any]:
+    """The spec, then what the plugin may reach through it: a worker's jobs, a job's files."""
+    found = [spec]
+    jobs = spec.get_jobspec_list() if hasattr(spec, "get_jobspec_list") else None
+    for job in jobs or []:
+        found.extend(_related(job))
+    for attr in ("inFiles", "outFiles"):
+        for file_spec in getattr(spec, attr, None) or ():
+            found.append(file_spec)
+            found.extend(getattr(file_spec, "associatedFiles", None) or ())
+    return found
+
+
+def _copy(value: Any) -> Any:
+    return copy.copy(value) if isinstance(value, (dict, list, set)) else value
+
+
+def _differs(before: Any, now: Any) -> bool:
+    if now is before and not isinstance(now, (dict, list, set)):
+        return False
+    if type(before) is LazyBlob:
+        return now is not before and before.decode() != now
+    return before != now
+
+
+def _label(spec: Any) -> str:
+    for attr in ("workerID", "PandaID", "fileID", "lfn"):
+        value = getattr(spec, attr, None)
+        if value is not None:
+            return f"{type(spec).__name__} {attr}={value}"
+    return type(spec).__name__
+
+
+class FieldGuard:
+    """Snapshot of specs before a plugin call; after it, the fields set outside the role's contract."""
+
+    def __init__(self, role: str, specs: Iterable[Any]) -> None:
+        self.role = get_role(role)
+        self._snapshots: list[tuple[Any, dict[str, Any], frozenset[str]]] = []
+        seen: set[int] = set()
+        for top in specs:
+            for spec in _related(top):
+                if id(spec) in seen or not hasattr(spec, "attributes"):
+                    continue
+                seen.add(id(spec))
+                values = spec.__dict__
+                self._snapshots.append((spec, {name: _copy(values.get(name)) for name in spec.attributes},
+                                        frozenset(getattr(spec, "changedAttrs", ()))))
+
+    def changed(self) -> list[tuple[Any, list[str]]]:
+        """``[(spec, [column, ...])]`` of every spec whose columns changed since the snapshot."""
+        result = []
+        for spec, before, changed_before in self._snapshots:
+            values = spec.__dict__
+            names = {name for name, old in before.items() if _differs(old, values.get(name))}
+            names |= set(getattr(spec, "changedAttrs", ())) - changed_before
+            if names:
+                result.append((spec, [n for n in spec.attributes if n in names]))
+        return result
+
+    def violations(self) -> list[tuple[Any, list[str]]]:
+        """``[(spec, [column, ...])]`` of the changed columns the role may not set."""
+        result = []
+        for spec, names in self.changed():
+            allowed = self.role.may_set(type(spec).__name__)
+            bad = [n for n in names if n not in allowed]
+            if bad:
+                result.append((spec, bad))
+        return result
+
+    def warnings(self, plugin: Any = None, method: str | None = None, queue: str | None = None) -> list[str]:
+        """One WARNING line per spec with fields the role may not set (empty when all is well)."""
+        return [_warning(self.role.role, self.role.may_set(type(spec).__name__), spec, names, plugin, method, queue)
+                for spec, names in self.violations()]
+
+
+def new_spec_fields(role: str, spec: Any, plugin: Any = None, method: str | None = None,
+                    queue: str | None = None) -> list[str]:
+    """WARNING lines for the columns a plugin set on a spec it made that the role may not set."""
+    contract = get_role(role)
+    fresh = type(spec)()
+    names = [n for n in spec.attributes if _differs(fresh.__dict__.get(n), spec.__dict__.get(n))]
+    allowed = contract.may_set(type(spec).__name__)
+    bad = [n for n in names if n not in allowed]
+    return [_warning(contract.role, allowed, spec, bad, plugin, method, queue)] if bad else []
+
+
+def _warning(role: str, allowed: frozenset[str], spec: Any, names: list[str], plugin: Any, method: str | None,
+             queue: str | None) -> str:
+    if queue is None and plugin is not None and not isinstance(plugin, (str, type)):
+        queue = getattr(plugin, "queueName", None)
+    where = f"queue {queue!r}, " if queue else ""
+    who = f"{role} plugin {plugin_label(plugin) or ''}".rstrip() + (f".{method}" if method else "")
+    may = ", ".join(sorted(allowed)) or "none"
+    return (f"{where}{who} set {', '.join(names)} of {_label(spec)}, which a {role} plugin may not set "
+            f"(it may set: {may}); Harvester's agents own those fields and may overwrite the change")
