@@ -186,7 +186,9 @@ def test_locked_by_cfg_and_queue_config_come_from_the_base(env):
     agent = Monitor(mapper, single_mode=True)
     assert agent.locked_by == f"monitor-{agent.get_pid()}"
     assert agent.cfg("workerQueueTimeLimit") == 60
-    assert agent.cfg("postProcessTimeout") == 0  # absent from this cfg: the key table's default
+    # commented out in the template: the key table's default, unless the caller gives one
+    assert Submitter(mapper, single_mode=True).cfg("activateWorkerFactor") == 1.0
+    assert Submitter(mapper, single_mode=True).cfg("activateWorkerFactor", 2) == 2
     assert agent.cfg_value("master", "harvester_id")
     assert agent.queue_config(Q).queueName == Q
     assert agent.queue_config(Q, 987654, exact=True) is None  # no such config version
