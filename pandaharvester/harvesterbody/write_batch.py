@@ -1,8 +1,10 @@
 """The DB writes of one chunk of an agent's cycle, made together (see :mod:`agent_base`).
 
-An agent never writes to the DB in the middle of its plugin calls: it queues the write in
-``self.writes`` (a :class:`WriteBatch`) and the base flushes the batch once the chunk's plugin
-calls are done, and once more at the end of each step. Writes of the same kind (same DB method,
+What a chunk's plugin calls decided is not written one row at a time between them: the agent
+queues it in ``self.writes`` (a :class:`WriteBatch`) and the base flushes the batch once the
+chunk's plugin calls are done, and once more at the end of each step. (A write that must come
+before a plugin call, such as the submitter's ``insert_workers`` before the batch submission,
+is still made at once.) Writes of the same kind (same DB method,
 same extra arguments) are merged into one bulk call, e.g. the kill marks of every worker a
 monitor check decided to kill go in one ``mark_workers_to_kill_by_workerids`` call.
 
