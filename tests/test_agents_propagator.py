@@ -254,7 +254,7 @@ def test_refused_job_logs_an_error_with_its_panda_id(env, emulator, caplog):
 
 
 def test_worker_stats_of_pseudo_queues_go_to_panda_under_the_unified_queue(agent_env, emulator, monkeypatch):
-    from pandaharvester.harvesterbody import propagator
+    from pandaharvester.harvesterbody import panda_reports
 
     unified, push = f"UPQ_{uuid.uuid4().hex[:8]}", f"PQ_{uuid.uuid4().hex[:8]}"
     harvester_id = f"h-{uuid.uuid4().hex[:8]}"
@@ -267,7 +267,7 @@ def test_worker_stats_of_pseudo_queues_go_to_panda_under_the_unified_queue(agent
                              (f"{unified}/MCORE", "MCORE", "submitted"), (push, "SCORE", "running")):
         store_worker(proxy, make_worker(site, status=status, map_type="NoJob", has_job=0, jobType="managed",
                                         resourceType=rt))
-    monkeypatch.setitem(propagator._stats_sent, "time", None)  # due now
+    monkeypatch.setitem(panda_reports._stats_sent, "time", None)  # due now
     propagate(mapper, CountingCommunicator())
     held = {queue_name: by_id[harvester_id] for queue_name, by_id in emulator.worker_stats().items()
             if harvester_id in by_id}

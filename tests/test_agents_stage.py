@@ -285,19 +285,22 @@ def test_stager_chunk_stops_at_half_the_lock_interval(stage_env, monkeypatch):
     assert calls[:3] == [pids, pids[1:], pids[2:]]
 
 
-def test_run_in_chunks_hands_back_and_always_progresses():
-    from pandaharvester.harvesterbody.stage_batch import run_in_chunks
+def test_process_in_chunks_hands_back_and_always_progresses():
+    """The base's batch skeleton: the items a chunk hands back lead the next chunk, and one item
+    is always dropped when a chunk hands back everything (so the loop ends)."""
+    from pandaharvester.harvesterbody.agent_base import AgentBase
 
+    agent = AgentBase(single_mode=True)
     seen = []
 
     def first_only(chunk):
         seen.append(list(chunk))
         return chunk[1:]
 
-    run_in_chunks([1, 2, 3], first_only, size=2)
+    agent.process_in_chunks([1, 2, 3], first_only, size=2)
     assert seen == [[1, 2], [2, 3], [3]]
     seen.clear()
-    run_in_chunks([1, 2], lambda chunk: seen.append(list(chunk)) or chunk)  # hands back everything
+    agent.process_in_chunks([1, 2], lambda chunk: seen.append(list(chunk)) or chunk)  # hands back everything
     assert seen == [[1, 2], [2]]
 
 

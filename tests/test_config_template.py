@@ -296,8 +296,10 @@ def scan_config_reads(root: Path = PACKAGE) -> dict[tuple[str, str | None], dict
         except (SyntaxError, UnicodeDecodeError):
             continue  # another test reports broken modules
         names = _module_names(tree)
-        if not names and "pandaharvester.harvesterconfig" not in path.read_text(encoding="utf-8"):
-            continue  # neither harvester_config nor the typed accessor (schema.cfg_value)
+        text = path.read_text(encoding="utf-8")
+        marks = ("pandaharvester.harvesterconfig", "cfg_section", *(f"{helper}(" for helper in READ_HELPERS))
+        if not names and not any(mark in text for mark in marks):
+            continue  # neither harvester_config, a read helper (cfg_value, _cfg) nor an agent's self.cfg()
         visitor = _ConfigReads(names, _aliases(tree, names))
         visitor.visit(tree)
         for section, key, optional, line in visitor.reads:

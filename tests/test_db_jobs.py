@@ -52,6 +52,9 @@ def test_insert_get_update_jobs(proxy):
     assert {f.status for f in proxy.get_job(2).inFiles} == {"ready"}
     assert proxy.increment_submission_attempt(2, 3)
     assert proxy.get_job(2).submissionAttempts == 3
+    # the bulk form: each job its own number, in one transaction
+    assert proxy.increment_submission_attempts([(1, 4), (2, 5)])
+    assert (proxy.get_job(1).submissionAttempts, proxy.get_job(2).submissionAttempts) == (4, 5)
 
 
 def test_insert_files_and_file_status_and_groups(proxy):

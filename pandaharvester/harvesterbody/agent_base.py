@@ -1,24 +1,39 @@
-"""The agent thread: one loop, written once for every agent.
+"""The agent thread: one cycle, written once for every agent (as rq's worker or Airflow's executor).
 
-An agent subclasses :class:`AgentBase`, names its cfg section and implements
-:meth:`AgentBase.run_cycle` ("what to pick and what to do with it"). The base class owns the
-rest of the cycle::
+An agent subclasses :class:`AgentBase`, names its cfg section and lists its :class:`Step` s:
+for each, what to pick and what to do with it. The base class owns everything else::
 
-    bootstrap()                       # once, in the thread
-    while True:
-        more = run_one_cycle()        # stopwatch, run_cycle(), "done : took X sec",
-                                      # lockInterval warning, exception capture
-        if wait_for_next_cycle(more): # single mode, stop event, or sleepTime;
-            break                     # a full batch runs again at once
-    teardown()
+    run()                                   the thread
+      bootstrap()                           once
+      loop:
+        run_one_cycle()                     stopwatch, "done : took X sec", lockInterval warning,
+                                            exception capture, a last flush
+          run_cycle()                       for step in steps(): run_step(step)
+            run_step(step)
+              items = step.pick()           lock and read the rows (the DB picker)
+              process_in_chunks(items)      per chunk of step.chunk_size items:
+                step.relock(chunk)            lock the chunk again (optional)
+                step.process(chunk)           plugin calls; DB writes queued in self.writes
+                flush()                       the chunk's writes, one bulk call per kind
+                step.after_chunk()            e.g. one log line per outcome
+              flush()                       what is left
+              step.release(items)           e.g. the site lock
+            -> step.full(items)             a full batch: the next cycle starts at once
+        wait_for_next_cycle(full)           single mode, stop event, or sleepTime
+      teardown()                            once
 
-``run_cycle()`` returns True when it found a full batch (more work is waiting), so the next
-cycle starts without sleeping. A plugin call wrapped in :meth:`AgentBase.call_plugin` turns an
-exception into ``(False, "<Class>.<method> raised <Type>: <message>")`` so that it ends up as a
-diagnostic on the worker or job, never as a dead thread. Anything that still escapes the loop
-(a plugin calling ``sys.exit``, an error in the base itself) ends the thread: it is logged as
-CRITICAL in the agent's log and kept in ``fatalError``; the master, which watches its threads,
-then stops harvester with a non-zero exit status instead of running on without this agent.
+The base also owns what every agent needs: ``locked_by`` (the owner written in the lock
+columns), the DB proxy (``dbProxy``), the plugin factory (``pluginFactory``), the queue-config
+look-up (:meth:`queue_config`), the typed cfg access (:meth:`cfg`, validated at start by the
+master) and the per-chunk write batch (``writes``, :mod:`write_batch`). An agent whose cycle is
+not made of picked rows (cacher, watcher, ...) overrides :meth:`run_cycle` instead.
+
+A plugin call wrapped in :meth:`call_plugin` turns an exception into ``(False, "<Class>.<method>
+raised <Type>: <message>")`` so that it ends up as a diagnostic on the worker or job, never as a
+dead thread; :meth:`check_reply` is where every reply passing there is checked. Anything that still
+escapes the loop (a plugin calling ``sys.exit``, an error in the base itself) ends the thread: it
+is logged as CRITICAL in the agent's log and kept in ``fatalError``; the master, which watches its
+threads, then stops harvester with a non-zero exit status instead of running on without this agent.
 """
 
 from __future__ import annotations
@@ -28,11 +43,33 @@ import os
 import socket
 import sys
 import threading
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
+from pandaharvester.harvesterbody.write_batch import WriteBatch
 from pandaharvester.harvestercore import core_utils
+from pandaharvester.harvestercore.plugin_factory import PluginFactory
 
 _MISSING = object()
+
+
+@dataclass(frozen=True)
+class Step:
+    """One kind of work of a cycle (see the module docstring for when each hook runs).
+
+    ``pick()`` locks and returns the items; ``process(chunk)`` does the plugin calls for one
+    chunk, queues its DB writes in ``agent.writes`` and returns the items it did not reach (they
+    lead the next chunk); ``chunk_size`` None puts all items in one chunk.
+    """
+
+    name: str
+    pick: Callable[[], Sequence[Any] | None]
+    process: Callable[[list[Any]], Sequence[Any] | None]
+    chunk_size: int | None = None
+    relock: Callable[[list[Any]], list[Any]] | None = None
+    after_chunk: Callable[[], None] | None = None
+    release: Callable[[list[Any]], None] | None = None
+    full: Callable[[list[Any]], bool] | None = None
 
 
 class AgentBase(threading.Thread):
@@ -40,7 +77,8 @@ class AgentBase(threading.Thread):
 
     Class attributes a subclass sets:
 
-    - ``cfg_section``: cfg section holding ``sleepTime`` / ``lockInterval`` (e.g. ``"monitor"``).
+    - ``cfg_section``: cfg section holding ``sleepTime`` / ``lockInterval`` (e.g. ``"monitor"``);
+      also the prefix of ``locked_by``.
     - ``log_name``: logger name (``panda.log.<log_name>``, file ``panda-<log_name>.log``);
       defaults to the last part of the subclass's module name.
     - ``default_sleep_time``: seconds between cycles when the cfg has no ``sleepTime``.
@@ -55,7 +93,7 @@ class AgentBase(threading.Thread):
     randomize_sleep: bool = True
     batch_keys: tuple[str, ...] = ("maxWorkers",)
 
-    def __init__(self, single_mode: bool = False) -> None:
+    def __init__(self, single_mode: bool = False, queue_config_mapper: Any = None, communicator: Any = None) -> None:
         super().__init__(name=type(self).__name__, daemon=True)
         self.singleMode = single_mode
         self.stopEvent: threading.Event | None = threading.Event()
@@ -63,6 +101,11 @@ class AgentBase(threading.Thread):
         self.os_pid = os.getpid()
         self.nCycles = 0
         self.heldProcessLocks: set[str] = set()
+        self.queueConfigMapper = queue_config_mapper
+        self.communicator = communicator
+        self.pluginFactory = PluginFactory()
+        self.writes = WriteBatch()
+        self._db_proxy: Any = None
         self._db_interface: Any = _MISSING
         self.fatalError: BaseException | None = None  # what ended the thread, if it did not stop as asked
         # [propagator] minMessageLevel, read once per cycle (make_logger runs per job and per worker)
@@ -90,6 +133,30 @@ class AgentBase(threading.Thread):
         """``<hostname>_<os pid>-<thread ident hex>``: owner string of locks (lockedBy)."""
         ident = self.ident if self.ident is not None else threading.get_ident()
         return f"{self.hostname}_{self.os_pid}-{format(ident, 'x')}"
+
+    @property
+    def dbProxy(self) -> Any:
+        """The DB: the process's ``DBProxyPool``, made at first use (``db_proxy`` is the same)."""
+        if self._db_proxy is None:
+            from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool
+
+            self._db_proxy = DBProxyPool()
+        return self._db_proxy
+
+    @dbProxy.setter
+    def dbProxy(self, value: Any) -> None:
+        self._db_proxy = value
+
+    db_proxy = dbProxy
+
+    @property
+    def queue_config_mapper(self) -> Any:
+        """The same as ``queueConfigMapper`` (the name some agents of the original use)."""
+        return self.queueConfigMapper
+
+    @queue_config_mapper.setter
+    def queue_config_mapper(self, value: Any) -> None:
+        self.queueConfigMapper = value
 
     @property
     def dbInterface(self) -> Any:
@@ -129,12 +196,25 @@ class AgentBase(threading.Thread):
         name = self.log_name or type(self).__module__.rsplit(".", 1)[-1]
         return core_utils.setup_logger(name)
 
-    def cfg(self, key: str, default: Any = None) -> Any:
-        """``[cfg_section] key`` of the harvester cfg (checked against the cfg key table), or
-        ``default`` when absent; a bad value raises a ConfigError naming section, key and value."""
+    @property
+    def locked_by(self) -> str:
+        """``<cfg_section>-<get_pid()>``: the owner this thread writes in the lock columns of its rows."""
+        return f"{self.cfg_section}-{self.get_pid()}"
+
+    def cfg(self, key: str, default: Any = _MISSING) -> Any:
+        """``[cfg_section] key``, checked against the cfg key table; ``default`` (else the table's)
+        when absent. A bad value raises a ConfigError naming section, key and value (the master
+        checks every value before the agents start)."""
+        if not self.cfg_section:
+            return None if default is _MISSING else default
+        return self.cfg_value(self.cfg_section, key, default)
+
+    @staticmethod
+    def cfg_value(section: str, key: str, default: Any = _MISSING) -> Any:
+        """:meth:`cfg` for another section (``[master] harvester_id``, ``[pandacon] cert_file``, ...)."""
         from pandaharvester.harvesterconfig import schema
 
-        return schema.cfg_value(self.cfg_section, key, default) if self.cfg_section else default
+        return schema.cfg_value(section, key) if default is _MISSING else schema.cfg_value(section, key, default)
 
     def sleep_time(self) -> float:
         """Seconds between cycles (``[cfg_section] sleepTime``)."""
@@ -144,15 +224,28 @@ class AgentBase(threading.Thread):
         """``[cfg_section] lockInterval`` in seconds, or None when the agent has none."""
         return self.cfg("lockInterval", None)
 
-    # ------------------------------------------------------------ the cycle
+    def queue_config(self, queue_name: str, config_id: int | None = None, *, exact: bool = False,
+                     log: Any = None, consequence: str = "skipped") -> Any:
+        """The config of ``queue_name``: its version ``config_id`` when known, else (unless
+        ``exact``) the current one; None when there is none, with one error line on ``log``
+        saying what follows (``consequence``)."""
+        mapper = self.queueConfigMapper
+        if exact and not mapper.has_queue(queue_name, config_id):
+            config = None
+        else:
+            config = mapper.get_queue(queue_name, config_id)
+        if config is None and log is not None:
+            log.error(f"no queue config for queueName={queue_name} configID={config_id}: {consequence}")
+        return config
+
+    # ------------------------------------------------------------ the thread
     def run(self) -> None:
         """The thread body: bootstrap, cycles until stopped, teardown; a death is logged (see the module doc)."""
         try:
             try:
                 self.bootstrap()
             except Exception:
-                core_utils.dump_error_message(self.make_logger(self.logger, f"id={self.get_pid()}",
-                                                               method_name="bootstrap", send_dialog=False))
+                core_utils.dump_error_message(self._own_log("bootstrap"))
             while True:
                 more_work = self.run_one_cycle()
                 if self.wait_for_next_cycle(more_work):
@@ -165,9 +258,8 @@ class AgentBase(threading.Thread):
     def log_death(self, exc: BaseException) -> None:
         """CRITICAL line with the traceback in the agent's own log (stderr if even that fails)."""
         try:
-            log = self.make_logger(self.logger, f"id={self.get_pid()}", method_name="run", send_dialog=False)
-            log.critical(f"thread {self.name} died: {type(exc).__name__}: {exc}; the master stops harvester",
-                         exc_info=(type(exc), exc, exc.__traceback__))
+            self._own_log("run").critical(f"thread {self.name} died: {type(exc).__name__}: {exc}; the master "
+                                          f"stops harvester", exc_info=(type(exc), exc, exc.__traceback__))
         except Exception:
             sys.excepthook(type(exc), exc, exc.__traceback__)
 
@@ -177,14 +269,15 @@ class AgentBase(threading.Thread):
     def teardown(self) -> None:
         """Called once in the thread after the last cycle (override when needed)."""
 
-    def run_cycle(self) -> bool | None:
-        """One cycle of the agent; return True when a full batch was found (run again at once)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement run_cycle()")
+    def _own_log(self, method_name: str) -> core_utils.LogWrapper:
+        """The agent's logger with this thread's id, no dialogs."""
+        return self.make_logger(self.logger, f"id={self.get_pid()}", method_name=method_name, send_dialog=False)
 
+    # ------------------------------------------------------------ the cycle
     def run_one_cycle(self) -> bool:
         """Run :meth:`run_cycle` once: timed, logged, exceptions caught; returns its answer."""
         watch = core_utils.get_stopwatch()
-        log = self.make_logger(self.logger, f"id={self.get_pid()}", method_name="run", send_dialog=False)
+        log = self._own_log("run")
         more_work = False
         self._hook_level = _dialog_level()
         try:
@@ -192,11 +285,71 @@ class AgentBase(threading.Thread):
         except Exception:
             core_utils.dump_error_message(log)
         finally:
+            try:
+                self.flush()
+            except Exception:
+                core_utils.dump_error_message(log)
             self._hook_level = None
         self.nCycles += 1
         log.debug(f"done{watch.get_elapsed_time()}")
         self.check_cycle_duration(watch.get_elapsed_seconds(), log)
         return more_work
+
+    def run_cycle(self) -> bool | None:
+        """One cycle: :meth:`run_step` for each of :meth:`steps`; True when one found a full batch."""
+        full = False
+        for step in self.steps():
+            full = self.run_step(step) or full
+        return full
+
+    def steps(self) -> Sequence[Step]:
+        """The agent's steps, in the order they run (override this, or :meth:`run_cycle`)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement run_cycle() or steps()")
+
+    def run_step(self, step: Step) -> bool:
+        """pick → process in chunks → flush → release (module docstring); True for a full batch."""
+        items = list(step.pick() or [])
+        try:
+            self.process_in_chunks(items, step.process, step.chunk_size, step.relock, step.after_chunk, step.name)
+        finally:
+            self.flush()
+            if step.release is not None:
+                step.release(items)
+        return bool(step.full(items)) if step.full is not None else False
+
+    def process_in_chunks(self, items: Sequence[Any], process: Callable[[list[Any]], Sequence[Any] | None],
+                          size: int | None = None, relock: Callable[[list[Any]], list[Any]] | None = None,
+                          after_chunk: Callable[[], None] | None = None, name: str = "process") -> None:
+        """The batch skeleton: for each chunk of ``size`` items (all when None) ``relock`` →
+        ``process`` → :meth:`flush` → ``after_chunk``. The items ``process`` hands back lead the
+        next chunk (all of them never: one item is always dropped, so the loop ends). A chunk
+        that raises is logged; its rows stay locked until ``lockInterval`` and the next chunk goes on."""
+        pending = list(items)
+        size = size or len(pending) or 1
+        while pending:
+            chunk, pending = pending[:size], pending[size:]
+            left: list[Any] = []
+            try:
+                work = relock(chunk) if relock is not None else chunk
+                if work:
+                    left = list(process(work) or ())
+            except Exception:
+                log = self._own_log(name)
+                core_utils.dump_error_message(log)
+                log.error(f"{len(chunk)} items not processed; their rows are taken again after "
+                          f"[{self.cfg_section}] lockInterval")
+            finally:
+                self.flush()
+                if after_chunk is not None:
+                    after_chunk()
+            if len(left) >= len(chunk):
+                left = left[1:]
+            pending = left + pending
+
+    def flush(self) -> None:
+        """Make the writes queued in ``self.writes`` (see :mod:`write_batch`)."""
+        if len(self.writes):
+            self.writes.flush(self.dbProxy, self._own_log("flush"))
 
     def check_cycle_duration(self, elapsed: float, log: Any) -> None:
         """Warn when a cycle outlived the row locks it took (``lockInterval``)."""
@@ -220,14 +373,15 @@ class AgentBase(threading.Thread):
         if self.stopEvent is not None:
             self.stopEvent.set()
 
-    # ------------------------------------------------------------ helpers for agents
+    # ------------------------------------------------------------ plugins
     def call_plugin(self, tmp_log: Any, plugin: Any, method_name: str, *args: Any,
                     default: Any = _MISSING, **kwargs: Any) -> tuple[bool, Any]:
         """Call ``plugin.<method_name>(*args, **kwargs)`` and capture any exception.
 
         Returns ``(True, result)``, or ``(False, "<Class>.<method> raised <Type>: <msg>")``
-        with the traceback logged. When the plugin lacks the method: ``(True, default)`` if a
-        ``default`` is given, else ``(False, "<Class> has no method <method>")``.
+        with the traceback logged, or ``(False, <problem>)`` when :meth:`check_reply` refuses the
+        reply. When the plugin lacks the method: ``(True, default)`` if a ``default`` is given,
+        else ``(False, "<Class> has no method <method>")``.
         """
         cls_name = type(plugin).__name__
         method = getattr(plugin, method_name, None)
@@ -236,27 +390,35 @@ class AgentBase(threading.Thread):
                 return True, default
             return False, f"{cls_name} has no method {method_name}"
         try:
-            return True, method(*args, **kwargs)
+            reply = method(*args, **kwargs)
         except Exception as exc:
             core_utils.dump_error_message(tmp_log)
             return False, f"{cls_name}.{method_name} raised {type(exc).__name__}: {exc}"
+        problem = self.check_reply(plugin, method_name, reply, args)
+        if problem is not None:
+            tmp_log.error(problem)
+            return False, problem
+        return True, reply
 
-    def _db(self) -> Any:
-        return getattr(self, "dbProxy", None) or getattr(self, "db_proxy", None)
+    def check_reply(self, plugin: Any, method_name: str, reply: Any, args: tuple) -> str | None:
+        """The one place where a plugin's reply is checked against its contract: None when accepted,
+        else the problem (naming the plugin and method). Accepts everything for now; the callers
+        still check the shape they need."""
+        return None
 
+    # ------------------------------------------------------------ process locks
     def acquire_process_lock(self, lock_name: str, lock_interval: float) -> bool:
         """``get_process_lock(lock_name, self.get_pid(), lock_interval)``, remembered for release."""
-        locked = bool(self._db().get_process_lock(lock_name, self.get_pid(), lock_interval))
+        locked = bool(self.dbProxy.get_process_lock(lock_name, self.get_pid(), lock_interval))
         if locked:
             self.heldProcessLocks.add(lock_name)
         return locked
 
     def release_process_locks(self) -> None:
         """Release every process lock this agent took with :meth:`acquire_process_lock`."""
-        db = self._db()
         for lock_name in sorted(self.heldProcessLocks):
             try:
-                db.release_process_lock(lock_name, self.get_pid())
+                self.dbProxy.release_process_lock(lock_name, self.get_pid())
             except Exception:
                 core_utils.dump_error_message(self.logger)
         self.heldProcessLocks.clear()
@@ -265,9 +427,7 @@ class AgentBase(threading.Thread):
 def _dialog_level() -> int:
     """Dialog threshold: ``[propagator] minMessageLevel`` (default WARNING)."""
     try:
-        from pandaharvester.harvesterconfig import harvester_config
-
-        name = getattr(getattr(harvester_config, "propagator", None), "minMessageLevel", "WARNING")
+        name = AgentBase.cfg_value("propagator", "minMessageLevel", "WARNING")
     except Exception:
         name = "WARNING"
     level = logging.getLevelName(str(name).upper())

@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pandaharvester.harvesterbody.agent_base import AgentBase
-from pandaharvester.harvesterconfig import harvester_config
 from pandaharvester.harvestercore import core_utils
 
 _logger = core_utils.setup_logger("cacher")
@@ -51,11 +50,7 @@ class Cacher(AgentBase):
     randomize_sleep = False
 
     def __init__(self, communicator: Any, single_mode: bool = False) -> None:
-        super().__init__(single_mode)
-        from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool
-
-        self.dbProxy = DBProxyPool()
-        self.communicator = communicator
+        super().__init__(single_mode, communicator=communicator)
 
     def run_cycle(self) -> bool:
         self.execute()
@@ -67,8 +62,8 @@ class Cacher(AgentBase):
         if not skip_lock and not self.acquire_process_lock("cacher", self.sleep_time()):
             main_log.debug("skipped : another thread holds the lock")
             return
-        time_limit = core_utils.naive_utcnow() - datetime.timedelta(minutes=harvester_config.cacher.refreshInterval)
-        items = parse_data_entries(getattr(harvester_config.cacher, "data", []))
+        time_limit = core_utils.naive_utcnow() - datetime.timedelta(minutes=self.cfg("refreshInterval"))
+        items = parse_data_entries(self.cfg("data", []))
 
         def refresh(item: tuple[str, str | None, str, str | None]) -> None:
             try:
@@ -172,11 +167,11 @@ class Cacher(AgentBase):
 
         try:
             if url.startswith("https:"):
-                pandacon = harvester_config.pandacon
-                ca_cert = getattr(pandacon, "ca_cert", True)
+                ca_cert = Cacher.cfg_value("pandacon", "ca_cert", True)
+                cert_file = Cacher.cfg_value("pandacon", "cert_file", None)
                 cert = None
-                if ca_cert is not False and getattr(pandacon, "cert_file", None):
-                    cert = (pandacon.cert_file, getattr(pandacon, "key_file", None) or pandacon.cert_file)
+                if ca_cert is not False and cert_file:
+                    cert = (cert_file, Cacher.cfg_value("pandacon", "key_file", None) or cert_file)
                 try:
                     res = requests.get(url, cert=cert, verify=ca_cert if ca_cert else False, timeout=HTTP_TIMEOUT)
                 except (requests.exceptions.SSLError, OSError):

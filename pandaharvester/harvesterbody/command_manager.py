@@ -16,7 +16,6 @@ from typing import Any
 
 from pandaharvester import commit_timestamp, panda_pkg_info
 from pandaharvester.harvesterbody.agent_base import AgentBase
-from pandaharvester.harvesterconfig import harvester_config
 from pandaharvester.harvestercore import core_utils
 
 _logger = core_utils.setup_logger("command_manager")
@@ -33,12 +32,7 @@ class CommandManager(AgentBase):
     randomize_sleep = False
 
     def __init__(self, communicator: Any, queue_config_mapper: Any, single_mode: bool = False) -> None:
-        super().__init__(single_mode)
-        from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool
-
-        self.db_proxy = DBProxyPool()
-        self.communicator = communicator
-        self.queueConfigMapper = queue_config_mapper
+        super().__init__(single_mode, queue_config_mapper=queue_config_mapper, communicator=communicator)
         self.nodeName = socket.gethostname()
         self.lastHeartbeat: datetime.datetime | None = None
         self.startupData: dict[str, Any] | None = None  # start-up heartbeat not yet taken by PanDA

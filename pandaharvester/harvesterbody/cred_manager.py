@@ -13,7 +13,6 @@ import re
 from typing import Any
 
 from pandaharvester.harvesterbody.agent_base import AgentBase
-from pandaharvester.harvesterconfig import harvester_config
 from pandaharvester.harvestercore import core_utils
 
 _logger = core_utils.setup_logger("cred_manager")
@@ -40,13 +39,7 @@ class CredManager(AgentBase):
     randomize_sleep = False
 
     def __init__(self, queue_config_mapper: Any, single_mode: bool = False) -> None:
-        super().__init__(single_mode)
-        from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool
-        from pandaharvester.harvestercore.plugin_factory import PluginFactory
-
-        self.queue_config_mapper = queue_config_mapper
-        self.pluginFactory = PluginFactory()
-        self.dbProxy = DBProxyPool()
+        super().__init__(single_mode, queue_config_mapper=queue_config_mapper)
         self.exe_cores: list[Any] = []  # instance-wide plugins (from the cfg)
         self.queue_exe_cores: list[Any] = []  # per-queue plugins (from the queue config)
         self.get_cores_from_harvester_config()
@@ -55,20 +48,19 @@ class CredManager(AgentBase):
     # ------------------------------------------------------------ plugin set-up
     def get_cores_from_harvester_config(self) -> None:
         """Instantiate the plugins described by the ``[credmanager]`` section."""
-        section = harvester_config.credmanager
-        module_names = _as_list(getattr(section, "moduleName", None))
-        class_names = _as_list(getattr(section, "className", None))
-        in_certs = _as_list(getattr(section, "inCertFile", getattr(section, "certFile", None)))
-        out_certs = _as_list(getattr(section, "outCertFile", None))
+        module_names = _as_list(self.cfg("moduleName", None))
+        class_names = _as_list(self.cfg("className", None))
+        in_certs = _as_list(self.cfg("inCertFile", None) or self.cfg("certFile", None))
+        out_certs = _as_list(self.cfg("outCertFile", None))
         if not out_certs:
-            out_certs = _as_list(getattr(harvester_config.pandacon, "cert_file", None))
-        vomses = _as_list(getattr(section, "voms", None))
+            out_certs = _as_list(self.cfg_value("pandacon", "cert_file", None))
+        vomses = _as_list(self.cfg("voms", None))
         for module_name, class_name, in_cert, out_cert, voms in zip(module_names, class_names, in_certs,
                                                                     out_certs, vomses):
             params = {"module": module_name, "name": class_name, "inCertFile": in_cert,
                       "outCertFile": out_cert, "voms": voms}
             self._add_core(self.exe_cores, params)
-        plugin_configs = getattr(section, "pluginConfigs", None) or []
+        plugin_configs = self.cfg("pluginConfigs", None) or []
         for plugin_config in plugin_configs:
             try:
                 setups = plugin_config["configs"].items()
@@ -105,7 +97,7 @@ class CredManager(AgentBase):
         def repl(match: re.Match) -> str:
             name = match.group(1)
             if name == "harvesterID":
-                return str(harvester_config.master.harvester_id)
+                return str(CredManager.cfg_value("master", "harvester_id"))
             if name == "queueName":
                 return queue_name
             if name.startswith("common."):

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pandaharvester.harvesterbody.agent_base import AgentBase
-from pandaharvester.harvesterconfig import harvester_config
+from pandaharvester.harvesterbody.agent_base import AgentBase, Step
 from pandaharvester.harvestercore import core_utils
 from pandaharvester.harvestercore.log_utils import ids_text
-from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
-from pandaharvester.harvestercore.plugin_factory import PluginFactory
 from pandaharvester.harvestercore.work_spec import WorkSpec
 
 _logger = core_utils.setup_logger("event_feeder")
@@ -21,31 +18,31 @@ class EventFeeder(AgentBase):
     cfg_section = "eventfeeder"
 
     def __init__(self, communicator: Any, queue_config_mapper: Any, single_mode: bool = False):
-        AgentBase.__init__(self, single_mode)
-        self.dbProxy = DBProxy()
-        self.communicator = communicator
-        self.queueConfigMapper = queue_config_mapper
-        self.pluginFactory = PluginFactory()
+        super().__init__(single_mode, queue_config_mapper=queue_config_mapper, communicator=communicator)
 
-    def run_cycle(self) -> bool:
-        cfg = harvester_config.eventfeeder
-        locked_by = f"eventfeeder-{self.get_pid()}"
-        worker_map = self.dbProxy.get_workers_to_feed_events(cfg.maxWorkers, cfg.lockInterval, locked_by) or {}
-        n_workers = 0
-        for queue_name, workers in worker_map.items():
+    def steps(self) -> list[Step]:
+        max_workers = self.cfg("maxWorkers")
+        return [Step("feed", self.pick, self.feed_queues, chunk_size=1,
+                     full=lambda queues: sum(len(workers) for _q, workers in queues) >= max_workers)]
+
+    def pick(self) -> list[tuple[str, list[WorkSpec]]]:
+        """The workers that asked for events, locked (eventFeedLock): ``[(queueName, workers)]``."""
+        worker_map = self.dbProxy.get_workers_to_feed_events(self.cfg("maxWorkers"), self.cfg("lockInterval"),
+                                                             self.locked_by) or {}
+        return list(worker_map.items())
+
+    def feed_queues(self, queues: list[tuple[str, list[WorkSpec]]]) -> None:
+        for queue_name, workers in queues:
             log = self.make_logger(_logger, f"queueName={queue_name}", method_name="run_cycle")
-            queue_config = self.queueConfigMapper.get_queue(queue_name)
+            queue_config = self.queue_config(queue_name, log=log, consequence="events not fed")
             if queue_config is None:
-                log.error("no queue config for the queue: events not fed")
                 continue
             messenger = self.pluginFactory.get_plugin(queue_config.messenger)
             for work_spec in workers:
-                n_workers += 1
                 try:
-                    self.feed_worker(work_spec, queue_config, messenger, locked_by)
+                    self.feed_worker(work_spec, queue_config, messenger, self.locked_by)
                 except Exception:
                     core_utils.dump_error_message(log)
-        return n_workers >= cfg.maxWorkers
 
     def feed_worker(self, work_spec: WorkSpec, queue_config: Any, messenger: Any, locked_by: str) -> None:
         """Fetch and feed the event ranges one worker asked for."""

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import random
 import socket
+from dataclasses import dataclass
 from typing import Any
 
 from pandaharvester.errors import DBError
-from pandaharvester.harvesterbody.agent_base import AgentBase
-from pandaharvester.harvesterconfig import harvester_config
+from pandaharvester.harvesterbody.agent_base import AgentBase, Step
 from pandaharvester.harvestercore import core_utils, lifecycle
-from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
 from pandaharvester.harvestercore.file_spec import FileSpec
 from pandaharvester.harvestercore.job_spec import JobSpec
-from pandaharvester.harvestercore.plugin_factory import PluginFactory
 
 _logger = core_utils.setup_logger("job_fetcher")
 
@@ -26,38 +24,46 @@ def _item_text(index: int, n_items: int, job: Any) -> str:
     return f"{where} ({repr(job)[:100]})"
 
 
+@dataclass
+class QueueTurn:
+    """A queue due for jobs in this cycle: how many it may take, how many PanDA gave."""
+
+    queue_name: str
+    n_jobs: int
+    n_got: int = 0
+
+
 class JobFetcher(AgentBase):
     """One cycle: ask the DB how many jobs each queue may take, get them, store them."""
 
     cfg_section = "jobfetcher"
 
     def __init__(self, communicator: Any, queue_config_mapper: Any, single_mode: bool = False):
-        AgentBase.__init__(self, single_mode)
-        self.dbProxy = DBProxy()
-        self.communicator = communicator
+        super().__init__(single_mode, queue_config_mapper=queue_config_mapper, communicator=communicator)
         self.nodeName = socket.gethostname()
-        self.queueConfigMapper = queue_config_mapper
-        self.pluginFactory = PluginFactory()
 
-    def run_cycle(self) -> bool:
-        cfg = harvester_config.jobfetcher
-        limits = self.dbProxy.get_num_jobs_to_fetch(cfg.nQueues, cfg.lookupTime, self.queueConfigMapper) or {}
-        full = False
-        for queue_name, value in limits.items():
-            n_jobs = value["jobs"] if isinstance(value, dict) else int(value)
-            if not self.queueConfigMapper.has_queue(queue_name):
-                continue
-            n_jobs = min(n_jobs, cfg.maxJobs)
-            if n_jobs <= 0:
-                continue
-            n_got = self.fetch_jobs(queue_name, n_jobs)
-            full = full or n_got >= cfg.maxJobs
-        return full
+    def steps(self) -> list[Step]:
+        max_jobs = self.cfg("maxJobs")
+        return [Step("fetch", self.pick, self.fetch_queues,
+                     full=lambda turns: any(turn.n_got >= max_jobs for turn in turns))]
+
+    def pick(self) -> list[QueueTurn]:
+        """The queues due, with the jobs each may take (the DB moves their jobFetchTime on)."""
+        limits = self.dbProxy.get_num_jobs_to_fetch(self.cfg("nQueues"), self.cfg("lookupTime"),
+                                                    self.queueConfigMapper) or {}
+        max_jobs = self.cfg("maxJobs")
+        return [QueueTurn(queue_name, min(value["jobs"] if isinstance(value, dict) else int(value), max_jobs))
+                for queue_name, value in limits.items()]
+
+    def fetch_queues(self, turns: list[QueueTurn]) -> None:
+        for turn in turns:
+            if turn.n_jobs > 0 and self.queueConfigMapper.has_queue(turn.queue_name):
+                turn.n_got = self.fetch_jobs(turn.queue_name, turn.n_jobs)
 
     def fetch_jobs(self, queue_name: str, n_jobs: int) -> int:
         """Get up to ``n_jobs`` jobs for ``queue_name`` from PanDA and insert them; returns the count."""
         log = self.make_logger(_logger, f"queueName={queue_name}", method_name="fetch_jobs")
-        queue_config = self.queueConfigMapper.get_queue(queue_name)
+        queue_config = self.queue_config(queue_name)
         label = self._prod_source_label(queue_config)
         watch = core_utils.get_stopwatch()
         jobs, message = self.communicator.get_jobs(queue_config.siteName, self.nodeName, label, self.nodeName,
@@ -123,7 +129,7 @@ class JobFetcher(AgentBase):
         lifecycle.change_job_status(job_spec, lifecycle.JOB_STARTING, lifecycle.SUB_FETCHED, now)
         job_spec.creationTime = now
         job_spec.configID = queue_config.configID
-        job_spec.set_one_attribute("schedulerID", f"harvester-{harvester_config.master.harvester_id}")
+        job_spec.set_one_attribute("schedulerID", f"harvester-{self.cfg_value('master', 'harvester_id')}")
         if queue_config.zipPerMB is not None and job_spec.zipPerMB is None:
             job_spec.zipPerMB = queue_config.zipPerMB
         groups = [job_spec.get_input_file_attributes()]

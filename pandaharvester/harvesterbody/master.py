@@ -10,88 +10,27 @@ removes the pid file. An agent thread that dies (or ends while harvester is not 
 logged in its own log and in the master's; the master then stops the other agents and exits
 with status 1, so that systemd restarts it.
 
-Agents are listed in :data:`AGENT_REGISTRY` and imported lazily: an agent whose module does
-not exist (yet) is logged and skipped.
+Which agents start, in which order and how: :mod:`agent_registry`. The process plumbing
+(options, pid file, identity, daemon context, logging, profiler): :mod:`master_cli`.
 """
 
 from __future__ import annotations
 
-import importlib
-import socket
+import contextlib
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from pandaharvester import commit_timestamp, panda_pkg_info
+from pandaharvester.harvesterbody import master_cli
+from pandaharvester.harvesterbody.agent_registry import AGENT_REGISTRY, AgentEntry, _cfg, start_agent
 from pandaharvester.harvestercore import core_utils
 
 _logger = core_utils.setup_logger("master")
 
-AGENT_PACKAGE = "pandaharvester.harvesterbody"
 EXIT_AGENT_DIED = 1
-EXIT_CONFIG = 78  # sysexits.h EX_CONFIG
-
-
-@dataclass(frozen=True)
-class AgentEntry:
-    """How the master starts one agent.
-
-    ``args`` name the master's resources passed positionally to the agent's constructor
-    (``communicator``, ``queue_config_mapper``, ``pid_file``); ``single_mode`` is always
-    passed as a keyword. ``threaded``: one thread per ``[section] nThreads``.
-    ``pre_execute``: kwargs of ``execute()`` run once in the master before the thread starts.
-    ``enabled_by``: a ``[section]`` key that must be true. ``then``: a master method run after.
-    """
-
-    module: str
-    cls: str
-    section: str
-    args: tuple[str, ...] = ()
-    threaded: bool = False
-    pre_execute: dict[str, Any] | None = None
-    enabled_by: str | None = None
-    then: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-AGENT_REGISTRY: tuple[AgentEntry, ...] = (
-    AgentEntry("cred_manager", "CredManager", "credmanager", ("queue_config_mapper",), pre_execute={},
-               then="force_credential_renewal"),
-    AgentEntry("command_manager", "CommandManager", "commandmanager", ("communicator", "queue_config_mapper")),
-    AgentEntry("cacher", "Cacher", "cacher", ("communicator",), pre_execute={"force_update": True, "skip_lock": True}),
-    AgentEntry("watcher", "Watcher", "watcher"),
-    AgentEntry("job_fetcher", "JobFetcher", "jobfetcher", ("communicator", "queue_config_mapper"), threaded=True),
-    AgentEntry("propagator", "Propagator", "propagator", ("communicator", "queue_config_mapper"), threaded=True),
-    AgentEntry("monitor", "Monitor", "monitor", ("queue_config_mapper",), threaded=True),
-    AgentEntry("preparator", "Preparator", "preparator", ("communicator", "queue_config_mapper"), threaded=True),
-    AgentEntry("submitter", "Submitter", "submitter", ("queue_config_mapper",), threaded=True),
-    AgentEntry("stager", "Stager", "stager", ("queue_config_mapper",), threaded=True),
-    AgentEntry("event_feeder", "EventFeeder", "eventfeeder", ("communicator", "queue_config_mapper"), threaded=True),
-    AgentEntry("sweeper", "Sweeper", "sweeper", ("queue_config_mapper",), threaded=True),
-    AgentEntry("file_syncer", "FileSyncer", "file_syncer", ("queue_config_mapper",), pre_execute={}),
-    AgentEntry("service_monitor", "ServiceMonitor", "service_monitor", ("pid_file",), enabled_by="active"),
-)
-
-
-def load_agent_class(entry: AgentEntry) -> type | None:
-    """The agent class of ``entry``, or None (logged) when its module does not exist."""
-    name = f"{AGENT_PACKAGE}.{entry.module}"
-    try:
-        module = importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        _logger.warning(f"agent module {name} is not available: {entry.cls} skipped")
-        return None
-    return getattr(module, entry.cls)
-
-
-def _cfg(section: str, key: str, default: Any = None) -> Any:
-    from pandaharvester.harvesterconfig import schema
-
-    return schema.cfg_value(section, key, default)
+EXIT_CONFIG = master_cli.EXIT_CONFIG  # a bad cfg (sysexits.h EX_CONFIG)
 
 
 class Master:
@@ -140,28 +79,8 @@ class Master:
 
     def start_agent(self, entry: AgentEntry) -> list[Any]:
         """Start the thread(s) of one registry entry; [] when disabled or unavailable."""
-        if entry.enabled_by is not None and not _cfg(entry.section, entry.enabled_by, False):
-            _logger.info(f"{entry.cls} disabled ([{entry.section}] {entry.enabled_by} is not True)")
-            return []
-        agent_class = load_agent_class(entry)
-        if agent_class is None:
-            return []
-        n_threads = int(_cfg(entry.section, "nThreads", 1)) if entry.threaded else 1
-        started = []
-        for index in range(n_threads):
-            thread = agent_class(*[self.resource(arg) for arg in entry.args], single_mode=self.singleMode, **entry.extra)
-            if n_threads > 1:
-                thread.name = f"{entry.cls}-{index + 1}"
-            thread.set_stop_event(self.stopEvent)
-            if entry.pre_execute is not None:
-                try:
-                    thread.execute(**entry.pre_execute)
-                except Exception:
-                    core_utils.dump_error_message(_logger, f"pre-execution of {entry.cls} failed")
-            thread.start()
-            started.append(thread)
-        _logger.info(f"started {entry.cls} x{len(started)}")
-        return started
+        resources = {name: self.resource(name) for name in entry.args}
+        return start_agent(entry, resources, self.singleMode, self.stopEvent)
 
     def force_credential_renewal(self) -> None:
         """Make every communicator reload its credentials (after the CredManager's first run)."""
@@ -248,7 +167,6 @@ class Master:
 
 def run_master(options: Any, daemon_mode: bool, pid_file: Any) -> int:
     """Run the master in this process (already daemonised if required); returns the exit code."""
-    from pandaharvester.harvesterbody import master_cli
     from pandaharvester.harvesterbody.signals import SignalHandlers
 
     _logger.info(f"start : version = {panda_pkg_info.release_version}, last_commit = {commit_timestamp.timestamp}")
@@ -288,45 +206,20 @@ def run_master(options: Any, daemon_mode: bool, pid_file: Any) -> int:
 
 def main(daemon_mode: bool = True, argv: list[str] | None = None) -> int:
     """Entry point of ``panda_harvester``; returns the process exit code."""
-    from pandaharvester.harvesterbody import master_cli
-
     options = master_cli.parse_options(argv)
     if options.showVersion:
         print(f"Version : {panda_pkg_info.release_version}")
         print(f"Last commit : {commit_timestamp.timestamp}")
         return 0
-    problems, warnings = master_cli.check_config()
-    if problems:
-        for line in problems:
-            print(line, file=sys.stderr)
-        return EXIT_CONFIG
-    directory = master_cli.configure_logging()
-    for line in warnings:
-        _logger.warning(line)
-    pid_file = master_cli.PidFile(options.pid) if options.pid else None
-    if pid_file is not None:
-        refusal = pid_file.check_free()
-        if refusal is not None:
-            print(refusal, file=sys.stderr)
-            return 1
-    try:
-        identity = master_cli.resolve_identity()
-    except Exception as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return 1
-    if options.memLogging:
-        master_cli.enable_memory_logging()
-    master_cli.tune_gc()
-    if options.hostNameFile is not None:
-        with open(options.hostNameFile, "w") as stream:
-            stream.write(socket.getfqdn())
-    if options.rotateLog:
-        core_utils.do_log_rollover()
+    prepared = master_cli.prepare_process(options)
+    if isinstance(prepared, int):
+        return prepared
     detach = daemon_mode and not options.foreground
-    context = master_cli.daemon_context(identity, directory) if detach else _nullcontext()
+    context = master_cli.daemon_context(prepared.identity, prepared.log_dir) if detach else contextlib.nullcontext()
     with context:
         if not detach:
-            master_cli.switch_identity(identity)
+            master_cli.switch_identity(prepared.identity)
+        pid_file = prepared.pid_file
         if pid_file is not None:
             try:
                 pid_file.acquire()
@@ -338,12 +231,6 @@ def main(daemon_mode: bool = True, argv: list[str] | None = None) -> int:
         finally:
             if pid_file is not None:
                 pid_file.release()
-
-
-def _nullcontext() -> Any:
-    import contextlib
-
-    return contextlib.nullcontext()
 
 
 if __name__ == "__main__":

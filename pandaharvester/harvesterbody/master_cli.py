@@ -1,6 +1,8 @@
-"""Process plumbing of the master: options, pid file, identity, daemon context, logging, profiler.
+"""Process plumbing of the master: options, the start-up checks, pid file, identity, daemon
+context, logging, profiler.
 
-Kept apart from :mod:`master` so that the agent wiring there stays readable.
+Kept apart from :mod:`master` (which runs and stops the agents) so that both stay readable;
+:func:`prepare_process` is the start-up sequence before the process detaches.
 """
 
 from __future__ import annotations
@@ -13,11 +15,15 @@ import logging
 import os
 import pwd
 import signal
+import socket
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 from pandaharvester.harvestercore import core_utils
 from pandaharvester.harvestercore.log_utils import LOGGER_PREFIX
+
+EXIT_CONFIG = 78  # sysexits.h EX_CONFIG: the systemd unit does not restart on it
 
 
 def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
@@ -41,6 +47,51 @@ def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--foreground", dest="foreground", action="store_true", default=False,
                         help="run in the foreground, not daemonised")
     return parser.parse_args(argv)
+
+
+# ---------------------------------------------------------------- start-up
+@dataclass
+class Prepared:
+    """What :func:`prepare_process` set up for the master's run."""
+
+    log_dir: str
+    identity: "Identity"
+    pid_file: "PidFile | None"
+
+
+def prepare_process(options: argparse.Namespace) -> Prepared | int:
+    """The start-up before the process detaches, in this order: cfg checks (a problem: one line
+    each on stderr, :data:`EXIT_CONFIG`), logging (then the cfg warnings), a pid file that is
+    free, the identity to switch to, memory logging, GC tuning, the host-name file, log
+    rotation. Returns what the run needs, or the exit status when the start is refused."""
+    problems, warnings = check_config()
+    if problems:
+        for line in problems:
+            print(line, file=sys.stderr)
+        return EXIT_CONFIG
+    directory = configure_logging()
+    log = core_utils.setup_logger("master")
+    for line in warnings:
+        log.warning(line)
+    pid_file = PidFile(options.pid) if options.pid else None
+    refusal = pid_file.check_free() if pid_file is not None else None
+    if refusal is not None:
+        print(refusal, file=sys.stderr)
+        return 1
+    try:
+        identity = resolve_identity()
+    except Exception as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
+    if options.memLogging:
+        enable_memory_logging()
+    tune_gc()
+    if options.hostNameFile is not None:
+        with open(options.hostNameFile, "w") as stream:
+            stream.write(socket.getfqdn())
+    if options.rotateLog:
+        core_utils.do_log_rollover()
+    return Prepared(directory, identity, pid_file)
 
 
 # ---------------------------------------------------------------- configuration helpers

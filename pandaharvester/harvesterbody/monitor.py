@@ -1,11 +1,12 @@
 """Monitor: checks live workers in bulk and writes their new state and their jobs' back.
 
-One cycle: ``get_workers_to_update`` locks up to ``[monitor] maxWorkers`` workers due for a
-check (``checkInterval``) grouped by queue and config; for each group the
-:class:`~pandaharvester.harvesterbody.monitor_checks.WorkerChecker` asks the plugin and the
-messenger; then per worker chunk the jobs get the workers' news
-(``update_job_attributes_with_workers``) and ``update_jobs_workers_bulk`` writes the jobs and
-workers of up to 500 chunks in one transaction; finally the messenger acknowledges the files and events it reported.
+One cycle, one step (:class:`~pandaharvester.harvesterbody.agent_base.Step`): ``get_workers_to_update``
+locks up to ``[monitor] maxWorkers`` workers due for a check (``checkInterval``) grouped by queue
+and config; for each group the :class:`~pandaharvester.harvesterbody.monitor_checks.WorkerChecker`
+asks the plugin (once for the group) and the messenger; then, up to 500 worker chunks at a time,
+the jobs get the workers' news (``update_job_attributes_with_workers``) and the base's flush
+writes the kill marks the check decided, then the jobs and workers (``update_jobs_workers_bulk``,
+one transaction); finally the messenger acknowledges the files and events it reported.
 """
 
 from __future__ import annotations
@@ -13,14 +14,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pandaharvester.harvesterbody.agent_base import AgentBase
+from pandaharvester.harvesterbody.agent_base import AgentBase, Step
 from pandaharvester.harvesterbody.monitor_checks import FINAL_MONITOR_STATES, CheckResult, WorkerChecker
-from pandaharvester.harvesterconfig import harvester_config
 from pandaharvester.harvestercore import core_utils
 from pandaharvester.harvestercore.log_utils import ids_text
-from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
 from pandaharvester.harvestercore.pilot_errors import PilotErrors
-from pandaharvester.harvestercore.plugin_factory import PluginFactory
 from pandaharvester.harvestercore.work_spec import WorkSpec
 
 _logger = core_utils.setup_logger("monitor")
@@ -35,48 +33,50 @@ class Monitor(AgentBase):
     cfg_section = "monitor"
 
     def __init__(self, queue_config_mapper: Any, single_mode: bool = False):
-        AgentBase.__init__(self, single_mode)
-        self.queueConfigMapper = queue_config_mapper
-        self.dbProxy = DBProxy()
-        self.pluginFactory = PluginFactory()
+        super().__init__(single_mode, queue_config_mapper=queue_config_mapper)
 
-    def run_cycle(self) -> bool:
-        cfg = harvester_config.monitor
-        locked_by = f"monitor-{self.get_pid()}"
-        worker_map = self.dbProxy.get_workers_to_update(cfg.maxWorkers, cfg.checkInterval, cfg.lockInterval,
-                                                        locked_by) or {}
-        n_workers = 0
-        for queue_name, by_config in worker_map.items():
-            for config_id, chunks in by_config.items():
-                n_workers += sum(len(chunk) for chunk in chunks)
-                try:
-                    self.monitor_agent_core(locked_by, queue_name, chunks, config_id=config_id)
-                except Exception:
-                    core_utils.dump_error_message(self.make_logger(_logger, f"queueName={queue_name}",
-                                                                   method_name="run_cycle"))
-        return n_workers >= cfg.maxWorkers
+    def steps(self) -> list[Step]:
+        max_workers = self.cfg("maxWorkers")
+        return [Step("check", self.pick, self.check_groups,
+                     full=lambda groups: sum(len(c) for _q, _id, chunks in groups for c in chunks) >= max_workers)]
+
+    def pick(self) -> list[tuple[str, int | None, list[list[WorkSpec]]]]:
+        """The workers due for a check, locked: ``[(queueName, configID, worker chunks)]``."""
+        worker_map = self.dbProxy.get_workers_to_update(self.cfg("maxWorkers"), self.cfg("checkInterval"),
+                                                        self.cfg("lockInterval"), self.locked_by) or {}
+        return [(queue_name, config_id, chunks) for queue_name, by_config in worker_map.items()
+                for config_id, chunks in by_config.items()]
+
+    def check_groups(self, groups: list[tuple[str, int | None, list[list[WorkSpec]]]]) -> None:
+        """:meth:`monitor_agent_core` for each group; one that raises is logged, the others go on."""
+        for queue_name, config_id, chunks in groups:
+            try:
+                self.monitor_agent_core(self.locked_by, queue_name, chunks, config_id=config_id)
+            except Exception:
+                core_utils.dump_error_message(self.make_logger(_logger, f"queueName={queue_name}",
+                                                               method_name="run_cycle"))
 
     def monitor_agent_core(self, locked_by: str, queue_name: str, chunks: list[list[WorkSpec]],
-                           from_fifo: bool = False, config_id: int | None = None) -> bool:
+                           config_id: int | None = None) -> bool:
         """Check the worker chunks of one queue and write the results back; False on failure."""
         log = self.make_logger(_logger, f"id={locked_by} queueName={queue_name}", method_name="monitor_agent_core")
-        if not self.queueConfigMapper.has_queue(queue_name, config_id):
-            log.error(f"no queue config for configID={config_id}; workers left for a later cycle")
+        queue_config = self.queue_config(queue_name, config_id, exact=True, log=log,
+                                         consequence="workers left for a later cycle")
+        if queue_config is None:
             return False
-        queue_config = self.queueConfigMapper.get_queue(queue_name, config_id)
         monitor_plugin = self.pluginFactory.get_plugin(queue_config.monitor)
         messenger = self.pluginFactory.get_plugin(queue_config.messenger)
         workers = [w for chunk in chunks for w in chunk]
         log.debug(f"checking {len(workers)} workers")
         checker = WorkerChecker(self, self.dbProxy, queue_config, monitor_plugin, messenger, log)
         results = checker.check(workers)
-        for first in range(0, len(chunks), CHUNKS_PER_TRANSACTION):
-            self.write_back_chunks(chunks[first:first + CHUNKS_PER_TRANSACTION], results, messenger, locked_by, log)
+        self.process_in_chunks(chunks, lambda part: self.write_back_chunks(part, results, messenger, locked_by, log),
+                               CHUNKS_PER_TRANSACTION, name="write_back")
         return True
 
     def write_back_chunks(self, chunks: list[list[WorkSpec]], results: dict[int, CheckResult], messenger: Any,
                           locked_by: str, log: Any) -> None:
-        """Apply the results to worker chunks and their jobs, then store them all in one transaction
+        """Apply the results to worker chunks and their jobs, and queue them for one transaction
         (one transaction per chunk cost more than the checks themselves)."""
         outcomes: dict[tuple, list[int]] = {}
         now = core_utils.naive_utcnow()
@@ -86,34 +86,27 @@ class Monitor(AgentBase):
         jobs_of = self.dbProxy.get_jobs_with_worker_ids(wanted, only_running=True, slim=True) if wanted else {}
         prepared = [self.prepare_write_back(chunk, results, outcomes, now, jobs_of) for chunk in chunks]
         self.log_outcomes(outcomes)
-        oks = self.dbProxy.update_jobs_workers_bulk([(jobs, chunk, ids) for chunk, (jobs, ids, _e, _f)
-                                                     in zip(chunks, prepared)], locked_by)
-        if len(oks) != len(chunks):
-            log.error(f"{sum(len(c) for c in chunks)} workers not updated: DB error (see panda-db_proxy.log); "
-                      f"they stay locked and are checked again after [monitor] lockInterval")
-            return
-        for chunk, ok, (_jobs, _ids, events_list, files_map) in zip(chunks, oks, prepared):
-            self.after_write_back(chunk, ok, events_list, files_map, messenger, log)
 
-    def write_back(self, chunk: list[WorkSpec], results: dict[int, CheckResult], messenger: Any, locked_by: str,
-                   log: Any) -> None:
-        """Apply the results to one worker chunk and its jobs, then store them in one transaction."""
-        self.write_back_chunks([chunk], results, messenger, locked_by, log)
+        def written(_items: list[Any], oks: list[bool] | None) -> None:
+            if oks is None:
+                log.error(f"{sum(len(c) for c in chunks)} workers not updated: DB error (see panda-db_proxy.log); "
+                          f"they stay locked and are checked again after [monitor] lockInterval")
+                return
+            for chunk, ok, (_jobs, _ids, events_list, files_map) in zip(chunks, oks, prepared):
+                self.after_write_back(chunk, ok, events_list, files_map, messenger, log)
+
+        self.writes.add("update_jobs_workers_bulk", [(jobs, chunk, ids) for chunk, (jobs, ids, _e, _f)
+                                                     in zip(chunks, prepared)], locked_by, on_result=written)
 
     def prepare_write_back(self, chunk: list[WorkSpec], results: dict[int, CheckResult],
-                           outcomes: dict[tuple, list[int]] | None = None, now: Any = None,
-                           jobs_of: dict[int, list[Any]] | None = None
+                           outcomes: dict[tuple, list[int]], now: Any, jobs_of: dict[int, list[Any]]
                            ) -> tuple[list[Any] | None, list[Any], list[Any], dict[int, Any]]:
         """Copy the results into one chunk's workers and jobs: (jobs, panda_ids_list, events_list, files_map).
 
         The jobs are those of the chunk's first worker with jobs, taken from ``jobs_of``
         ({workerID: jobs}, read in bulk by the caller) or read here when it lacks the worker.
         Each worker's outcome (old/new/monitored status, diag, number of files) is added to
-        ``outcomes`` ({outcome: [workerID, ...]}, logged by :meth:`log_outcomes`); without
-        ``outcomes`` it is logged at once."""
-        own = outcomes is None
-        if own:
-            outcomes = {}
+        ``outcomes`` ({outcome: [workerID, ...]}, logged by :meth:`log_outcomes`)."""
         jobs = None
         panda_ids_list = []
         events_list = []
@@ -122,7 +115,7 @@ class Monitor(AgentBase):
             result = results[work_spec.workerID]
             self.apply_result(work_spec, result, now)
             if work_spec.hasJob == 1 and jobs is None:
-                if jobs_of is not None and work_spec.workerID in jobs_of:
+                if work_spec.workerID in jobs_of:
                     jobs = jobs_of[work_spec.workerID]
                 else:
                     jobs = self.dbProxy.get_jobs_with_worker_id(work_spec.workerID, None, only_running=True,
@@ -139,8 +132,6 @@ class Monitor(AgentBase):
                 outcomes[key] = [work_spec.workerID]
             else:
                 ids.append(work_spec.workerID)
-        if own:
-            self.log_outcomes(outcomes)
         if jobs:
             core_utils.update_job_attributes_with_workers(chunk[0].mapType, jobs, chunk, files_map, events_list)
         return jobs, panda_ids_list, events_list, files_map

@@ -2,8 +2,9 @@
 
 :class:`WorkerChecker` calls the monitor plugin once for all workers of a queue, asks the
 messenger what each worker reported (attributes, output files, events, kill requests,
-heartbeat) and decides the worker's new status. It writes nothing to the DB except kill
-marks; :mod:`monitor` writes the results back in one batch. A messenger hook that raises
+heartbeat) and decides the worker's new status. It writes nothing to the DB: the kill marks it
+decides go to the agent's write batch (``agent.writes``), written before the results, which
+:mod:`monitor` writes back in one batch. A messenger hook that raises
 leaves that worker unchecked (as a failed plugin check: cancelled after ``checkTimeout``).
 
 Status rules for a worker the plugin says is final (finished/failed/cancelled):
@@ -28,7 +29,6 @@ import datetime
 from dataclasses import dataclass, field
 from typing import Any
 
-from pandaharvester.harvesterconfig import harvester_config
 from pandaharvester.harvestercore import core_utils, lifecycle
 from pandaharvester.harvestercore.pilot_errors import PilotErrors
 from pandaharvester.harvestercore.work_spec import WorkSpec
@@ -78,10 +78,10 @@ class WorkerChecker:
         self.now = core_utils.naive_utcnow()
         # {workerID: jobs} read in bulk for the post-processing of this check (prefetch_jobs)
         self._jobs_of: dict[int, list[Any]] = {}
-        monitor_cfg = harvester_config.monitor
-        self.check_timeout = getattr(monitor_plugin, "checkTimeout", None) or getattr(monitor_cfg, "checkTimeout", None)
-        self.queue_time_limit = getattr(monitor_cfg, "workerQueueTimeLimit", 172800)
-        self.post_process_timeout = getattr(monitor_cfg, "postProcessTimeout", 0)
+        self.check_timeout = getattr(monitor_plugin, "checkTimeout", None) or \
+            agent.cfg_value("monitor", "checkTimeout", None)
+        self.queue_time_limit = agent.cfg_value("monitor", "workerQueueTimeLimit", 172800)
+        self.post_process_timeout = agent.cfg_value("monitor", "postProcessTimeout", 0)
         try:
             self.heartbeat_limit = int(queue_config.messenger["worker_heartbeat"])
         except (AttributeError, KeyError, TypeError, ValueError):
@@ -189,19 +189,13 @@ class WorkerChecker:
             status, result.is_checked = work_spec.status, False
         if self.ask("kill_requested", work_spec):
             self.log.info(f"workerID={worker_id} kill requested by the worker")
-            self.dbProxy.mark_workers_to_kill_by_workerids([worker_id])
+            self.agent.writes.kill_workers([worker_id])
         if work_spec.status == WorkSpec.ST_submitted and work_spec.submitTime is not None and \
                 now > work_spec.submitTime + datetime.timedelta(seconds=self.queue_time_limit):
-            diag = f"Killed by Harvester due to worker queuing longer than {self.queue_time_limit} s. {diag}"
-            self.log.info(f"workerID={worker_id} {diag}")
-            self.dbProxy.mark_workers_to_kill_by_workerids([worker_id])
-            work_spec.set_pilot_error(PilotErrors.FAILEDBYSERVER, diag)
+            diag = self.kill(work_spec, f"worker queuing longer than {self.queue_time_limit} s. {diag}")
             work_spec.set_pilot_closed()
         if self.heartbeat_limit and not self.ask("is_alive", work_spec, self.heartbeat_limit):
-            diag = f"Killed by Harvester due to worker heartbeat expired. {diag}"
-            self.log.info(f"workerID={worker_id} {diag}")
-            self.dbProxy.mark_workers_to_kill_by_workerids([worker_id])
-            work_spec.set_pilot_error(PilotErrors.FAILEDBYSERVER, diag)
+            diag = self.kill(work_spec, f"worker heartbeat expired. {diag}")
         self.collect_reports(work_spec, result)
         status, diag, held = self.hold_unreadable(work_spec, status, diag, result)
         result.mon_status = status
@@ -216,11 +210,18 @@ class WorkerChecker:
         self.log.warning(f"workerID={work_spec.workerID} failed to check: {diag}")
         if work_spec.checkTime is not None and self.check_timeout is not None and \
                 now - work_spec.checkTime > datetime.timedelta(seconds=self.check_timeout):
-            diag = f"Killed by Harvester due to consecutive worker check failures. {diag}"
-            self.dbProxy.mark_workers_to_kill_by_workerids([work_spec.workerID])
-            work_spec.set_pilot_error(PilotErrors.FAILEDBYSERVER, diag)
-            return WorkSpec.ST_cancelled, diag
+            return WorkSpec.ST_cancelled, self.kill(work_spec, f"consecutive worker check failures. {diag}", log=False)
         return work_spec.status, diag
+
+    def kill(self, work_spec: WorkSpec, why: str, log: bool = True) -> str:
+        """Mark the worker to kill (in the agent's write batch) with the pilot error saying why;
+        returns the diag ``Killed by Harvester due to <why>``."""
+        diag = f"Killed by Harvester due to {why}"
+        if log:
+            self.log.info(f"workerID={work_spec.workerID} {diag}")
+        self.agent.writes.kill_workers([work_spec.workerID])
+        work_spec.set_pilot_error(PilotErrors.FAILEDBYSERVER, diag)
+        return diag
 
     def collect_reports(self, work_spec: WorkSpec, result: CheckResult) -> None:
         """What the worker wrote for Harvester: attributes, files, events, PandaIDs."""

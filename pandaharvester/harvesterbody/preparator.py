@@ -16,14 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pandaharvester.harvesterbody.agent_base import AgentBase
-from pandaharvester.harvesterbody.stage_batch import (Outcomes, log_unwritten, queue_configs, relock, run_in_chunks,
-                                                      run_locked)
-from pandaharvester.harvesterconfig import harvester_config
+from pandaharvester.harvesterbody.agent_base import AgentBase, Step
+from pandaharvester.harvesterbody.stage_batch import Outcomes, StageStep, log_unwritten
 from pandaharvester.harvestercore import core_utils, lifecycle
-from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
 from pandaharvester.harvestercore.pilot_errors import PilotErrors
-from pandaharvester.harvestercore.plugin_factory import PluginFactory
 
 _logger = core_utils.setup_logger("preparator")
 
@@ -35,114 +31,105 @@ class Preparator(AgentBase):
     batch_keys = ("maxJobsToCheck", "maxJobsToTrigger")
 
     def __init__(self, communicator: Any, queue_config_mapper: Any, single_mode: bool = False):
-        AgentBase.__init__(self, single_mode)
-        self.dbProxy = DBProxy()
-        self.communicator = communicator
-        self.queueConfigMapper = queue_config_mapper
-        self.pluginFactory = PluginFactory()
+        super().__init__(single_mode, queue_config_mapper=queue_config_mapper, communicator=communicator)
 
-    def run_cycle(self) -> bool:
-        cfg = harvester_config.preparator
-        locked_by = f"preparator-{self.get_pid()}"
-        to_check = self.dbProxy.get_jobs_in_sub_status(
-            "preparing", cfg.maxJobsToCheck, "preparatorTime", "lockedBy", cfg.checkInterval, cfg.lockInterval,
-            locked_by, max_files_per_job=getattr(cfg, "maxFilesPerJobToCheck", 0) or None,
+    def steps(self) -> list[Step]:
+        lock_interval = self.cfg("lockInterval")
+        file_states: dict[str, dict] = {}  # input file states per endpoint, shared by the cycle's triggers
+
+        def stage(name: str, run_one: Any) -> StageStep:
+            return StageStep(self, name, run_one, self.write_jobs, "preparatorTime", "lockedBy", lock_interval,
+                             plugin_of=lambda queue_config: self.pluginFactory.get_plugin(queue_config.preparator))
+
+        def trigger(job: Any, found: Any, log: Any, writes: list, outcomes: Outcomes) -> None:
+            self.trigger_job(job, found, log, writes, outcomes, file_states)
+
+        return [stage("check_job", self.check_job).step(self.pick_to_check, self.cfg("maxJobsToCheck")),
+                stage("trigger_job", trigger).step(self.pick_to_trigger, self.cfg("maxJobsToTrigger"))]
+
+    def pick_to_check(self) -> list[Any]:
+        """Jobs in ``preparing`` due for a check, locked."""
+        return self.dbProxy.get_jobs_in_sub_status(
+            "preparing", self.cfg("maxJobsToCheck"), "preparatorTime", "lockedBy", self.cfg("checkInterval"),
+            self.cfg("lockInterval"), self.locked_by, max_files_per_job=self.cfg("maxFilesPerJobToCheck", 0) or None,
             ng_file_status_list=["ready"]) or []
-        run_in_chunks(to_check, lambda chunk: self._run_chunk(chunk, locked_by, cfg.lockInterval, self.check_job))
-        to_trigger = self.dbProxy.get_jobs_in_sub_status(
-            "fetched", cfg.maxJobsToTrigger, "preparatorTime", "lockedBy", cfg.triggerInterval, cfg.lockInterval,
-            locked_by, "preparing", max_files_per_job=getattr(cfg, "maxFilesPerJobToPrepare", 0) or None) or []
-        file_states: dict[str, dict] = {}
-        run_in_chunks(to_trigger, lambda chunk: self._run_chunk(chunk, locked_by, cfg.lockInterval, self.trigger_job,
-                                                                file_states))
-        return len(to_check) >= cfg.maxJobsToCheck or len(to_trigger) >= cfg.maxJobsToTrigger
 
-    def _run_chunk(self, jobs: list[Any], locked_by: str, lock_interval: float, step: Any, *extra: Any) -> list[Any]:
-        """Re-lock the chunk's jobs in one transaction, run ``step`` job by job (exceptions stay
-        per job), then write the results in one transaction (see :mod:`stage_batch`); returns
-        the jobs not reached before half of ``lock_interval`` passed."""
-        chunk_log = self.make_logger(_logger, f"thr={locked_by}", method_name=step.__name__)
-        outcomes = Outcomes()
-        pairs = []
-        for job, queue_config in queue_configs(jobs, self.queueConfigMapper, chunk_log):
-            plugin = self.pluginFactory.get_plugin(queue_config.preparator)
-            if plugin is None:
-                self.make_logger(_logger, f"PandaID={job.PandaID}", method_name=step.__name__).error(
-                    f"no preparator plugin for {job.computingSite}")
-            else:
-                pairs.append((job, (queue_config, plugin)))
-        locked = relock(self.dbProxy, pairs, "preparatorTime", "lockedBy", locked_by, outcomes)
-        writes, left = run_locked(
-            locked, lock_interval,
-            lambda job: self.make_logger(_logger, f"PandaID={job.PandaID}", method_name=step.__name__),
-            lambda job, found, log, mine: step(job, locked_by, log, found[1], found[0], mine, outcomes, *extra))
-        if writes:
-            log_unwritten(chunk_log, writes, len(self.dbProxy.update_jobs_each(writes)))
-        outcomes.flush(chunk_log)
-        return left
+    def pick_to_trigger(self) -> list[Any]:
+        """Jobs just fetched, locked and moved to ``preparing``."""
+        return self.dbProxy.get_jobs_in_sub_status(
+            "fetched", self.cfg("maxJobsToTrigger"), "preparatorTime", "lockedBy", self.cfg("triggerInterval"),
+            self.cfg("lockInterval"), self.locked_by, "preparing",
+            max_files_per_job=self.cfg("maxFilesPerJobToPrepare", 0) or None) or []
+
+    def write_jobs(self, writes: list, log: Any, outcomes: Outcomes) -> None:
+        """Queue the chunk's job writes: one ``update_jobs_each`` transaction."""
+        self.writes.add("update_jobs_each", writes,
+                        on_result=lambda items, replies: log_unwritten(log, [item[0] for item in items], replies))
 
     # ------------------------------------------------------------------ outcomes
-    @staticmethod
-    def _release(job: Any, locked_by: str, old_sub_status: str, writes: list, update_in_file: bool = False) -> None:
+    def _release(self, job: Any, old_sub_status: str, writes: list, update_in_file: bool = False) -> None:
         """Queue the job's write (unlocked) for the end of the chunk."""
         job.lockedBy = None
-        writes.append((job, {"lockedBy": locked_by, "subStatus": old_sub_status}, update_in_file, False))
+        writes.append((job, {"lockedBy": self.locked_by, "subStatus": old_sub_status}, update_in_file, False))
 
-    def _fail(self, job: Any, locked_by: str, old_sub_status: str, diag: str, writes: list) -> None:
+    def _fail(self, job: Any, old_sub_status: str, diag: str, writes: list) -> None:
         lifecycle.change_job_status(job, lifecycle.JOB_FAILED, lifecycle.SUB_FAILED_TO_PREPARE)
         job.preparatorTime = None
         job.set_pilot_error(PilotErrors.STAGEINFAILED, f"stage-in failed with {diag}")
         job.trigger_propagation()
-        self._release(job, locked_by, old_sub_status, writes)
+        self._release(job, old_sub_status, writes)
 
     # ------------------------------------------------------------------ check
-    def check_job(self, job: Any, locked_by: str, log: Any, plugin: Any, queue_config: Any, writes: list,
-                  outcomes: Outcomes) -> None:
+    def check_job(self, job: Any, found: tuple[Any, Any], log: Any, writes: list, outcomes: Outcomes) -> None:
+        """Ask the plugin whether the job's inputs are there (``found``: its queue config and plugin)."""
+        _queue_config, plugin = found
         old = job.subStatus
         method = "check_stage_in_status" if hasattr(plugin, "check_stage_in_status") else "check_status"
         ok, reply = self.call_plugin(log, plugin, method, job)
         status, diag = reply if ok else (None, reply)
         if status is None:
             outcomes.add("debug", f"still preparing: {diag}", job.PandaID)
-            self._release(job, locked_by, old, writes)
+            self._release(job, old, writes)
         elif status is True:
             ok, reply = self.call_plugin(log, plugin, "resolve_input_paths", job)
             resolved, diag = reply if ok else (False, reply)
             if resolved is False:
                 log.error(f"failed to resolve input file paths: {diag}")
-                self._release(job, locked_by, old, writes)
+                self._release(job, old, writes)
                 return
             job.subStatus = "prepared"
             job.preparatorTime = None
             job.set_all_input_ready()
-            self._release(job, locked_by, old, writes, update_in_file=True)
+            self._release(job, old, writes, update_in_file=True)
             outcomes.add("info", "inputs ready", job.PandaID)
         else:
             log.error(f"stage-in failed: {diag}")
-            self._fail(job, locked_by, old, diag, writes)
+            self._fail(job, old, diag, writes)
 
     # ------------------------------------------------------------------ trigger
-    def trigger_job(self, job: Any, locked_by: str, log: Any, plugin: Any, queue_config: Any, writes: list,
-                    outcomes: Outcomes, file_states: dict[str, dict]) -> None:
+    def trigger_job(self, job: Any, found: tuple[Any, Any], log: Any, writes: list, outcomes: Outcomes,
+                    file_states: dict[str, dict]) -> None:
+        """Share the inputs other jobs already have, else ask the plugin to start staging them in."""
+        queue_config, plugin = found
         old = job.subStatus
-        if self.share_inputs(job, locked_by, queue_config.ddmEndpointIn, file_states.setdefault(
+        if self.share_inputs(job, self.locked_by, queue_config.ddmEndpointIn, file_states.setdefault(
                 str(queue_config.ddmEndpointIn), {})):
             outcomes.add("debug", "waiting: inputs are being prepared by another job", job.PandaID)
-            self._release(job, locked_by, old, writes)
+            self._release(job, old, writes)
             return
         ok, reply = self.call_plugin(log, plugin, "trigger_preparation", job)
         status, diag = reply if ok else (None, reply)
         if status is True:
             job.subStatus = "preparing"
             job.preparatorTime = None
-            self._release(job, locked_by, old, writes, update_in_file=True)
+            self._release(job, old, writes, update_in_file=True)
             outcomes.add("info", "stage-in triggered", job.PandaID)
         elif status is False:
             log.error(f"failed to trigger stage-in: {diag}")
-            self._fail(job, locked_by, old, diag, writes)
+            self._fail(job, old, diag, writes)
         else:
             outcomes.add("debug", f"trigger later: {diag}", job.PandaID)
-            self._release(job, locked_by, old, writes)
+            self._release(job, old, writes)
 
     def share_inputs(self, job: Any, locked_by: str, endpoint: Any, states: dict[str, dict]) -> bool:
         """Take over inputs already staged for other jobs; True when the job must wait for one."""

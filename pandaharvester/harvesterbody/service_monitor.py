@@ -14,7 +14,6 @@ from typing import Any
 import psutil
 
 from pandaharvester.harvesterbody.agent_base import AgentBase
-from pandaharvester.harvesterconfig import harvester_config
 from pandaharvester.harvestercore import core_utils
 
 _logger = core_utils.setup_logger("service_monitor")
@@ -34,16 +33,12 @@ class ServiceMonitor(AgentBase):
     randomize_sleep = False
 
     def __init__(self, pid_file: str | None, single_mode: bool = False, queue_config_mapper: Any = None) -> None:
-        super().__init__(single_mode)
-        from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool
-
-        self.db_proxy = DBProxyPool()
+        super().__init__(single_mode, queue_config_mapper=queue_config_mapper)
         self.pid_file = pid_file if pid_file is not None else self.cfg("pidfile", None)
         self.pid = self.get_master_pid()
         self.master_process = psutil.Process(self.pid)
         self.children: list[psutil.Process] = self.master_process.children(recursive=True)
         self.cpu_count = psutil.cpu_count() or 1
-        self.queue_config_mapper = queue_config_mapper
         self.cred_manager: Any = None
 
     def get_master_pid(self) -> int:

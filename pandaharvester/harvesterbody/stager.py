@@ -14,17 +14,13 @@ not finished are failed, the job gets a stage-out error), None = not yet.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
-from pandaharvester.harvesterbody.agent_base import AgentBase
-from pandaharvester.harvesterbody.stage_batch import (Outcomes, log_unwritten, queue_configs, relock, run_in_chunks,
-                                                      run_locked)
-from pandaharvester.harvesterconfig import harvester_config
+from pandaharvester.harvesterbody.agent_base import AgentBase, Step
+from pandaharvester.harvesterbody.stage_batch import Outcomes, StageStep, log_unwritten
 from pandaharvester.harvestercore import core_utils
-from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
 from pandaharvester.harvestercore.job_spec import JobSpec
 from pandaharvester.harvestercore.pilot_errors import PilotErrors
-from pandaharvester.harvestercore.plugin_factory import PluginFactory
 from pandaharvester.harvesterzipper.base_zipper import zip_setting
 
 _logger = core_utils.setup_logger("stager")
@@ -37,56 +33,47 @@ class Stager(AgentBase):
     batch_keys = ("maxJobsToCheck", "maxJobsToTrigger", "maxJobsToZip")
 
     def __init__(self, queue_config_mapper: Any, single_mode: bool = False):
-        AgentBase.__init__(self, single_mode)
-        self.dbProxy = DBProxy()
-        self.queueConfigMapper = queue_config_mapper
-        self.pluginFactory = PluginFactory()
+        super().__init__(single_mode, queue_config_mapper=queue_config_mapper)
 
-    def run_cycle(self) -> bool:
-        cfg = harvester_config.stager
-        locked_by = f"stager-{self.get_pid()}"
-        full = False
-        steps = (
-            ("check", cfg.maxJobsToCheck, cfg.checkInterval, "transferring", JobSpec.HO_hasTransfer, None,
-             getattr(cfg, "maxFilesPerJobToCheck", 0), self.check_job, cfg.lockInterval),
-            ("trigger", cfg.maxJobsToTrigger, cfg.triggerInterval, "to_transfer", JobSpec.HO_hasOutput,
-             [JobSpec.HO_hasZipOutput, JobSpec.HO_hasPostZipOutput], getattr(cfg, "maxFilesPerJobToTrigger", 0),
-             self.trigger_job, cfg.lockInterval),
-            ("zip", zip_setting("maxJobsToZip", cfg.maxJobsToTrigger), zip_setting("zipInterval", cfg.triggerInterval),
-             "to_transfer", JobSpec.HO_hasZipOutput, [JobSpec.HO_hasOutput, JobSpec.HO_hasPostZipOutput],
-             zip_setting("maxFilesPerJobToZip", 0), self.zip_job, zip_setting("lockInterval", cfg.lockInterval)),
+    def steps(self) -> list[Step]:
+        lock = self.cfg("lockInterval")
+        max_trigger, trigger_interval = self.cfg("maxJobsToTrigger"), self.cfg("triggerInterval")
+        # (step, max jobs, interval, lock interval, subStatus, flag, bad flags, max files per job)
+        table = (
+            (self.check_job, self.cfg("maxJobsToCheck"), self.cfg("checkInterval"), lock, "transferring",
+             JobSpec.HO_hasTransfer, None, self.cfg("maxFilesPerJobToCheck", 0)),
+            (self.trigger_job, max_trigger, trigger_interval, lock, "to_transfer", JobSpec.HO_hasOutput,
+             [JobSpec.HO_hasZipOutput, JobSpec.HO_hasPostZipOutput], self.cfg("maxFilesPerJobToTrigger", 0)),
+            (self.zip_job, zip_setting("maxJobsToZip", max_trigger), zip_setting("zipInterval", trigger_interval),
+             zip_setting("lockInterval", lock), "to_transfer", JobSpec.HO_hasZipOutput,
+             [JobSpec.HO_hasOutput, JobSpec.HO_hasPostZipOutput], zip_setting("maxFilesPerJobToZip", 0)),
         )
-        for _name, max_jobs, interval, sub_status, flag, bad_flags, max_files, step, lock in steps:
-            jobs = self.dbProxy.get_jobs_for_stage_out(max_jobs, interval, lock, locked_by, sub_status,
-                                                       flag, bad_flags, max_files_per_job=max_files or None) or []
-            run_in_chunks(jobs, lambda chunk, step=step, lock=lock: self._run_chunk(chunk, locked_by, lock, step))
-            full = full or len(jobs) >= max_jobs
-        return full
+        steps = []
+        for run_one, max_jobs, interval, lock_interval, sub_status, flag, bad_flags, max_files in table:
+            def pick(max_jobs=max_jobs, interval=interval, lock_interval=lock_interval, sub_status=sub_status,
+                     flag=flag, bad_flags=bad_flags, max_files=max_files) -> list[Any]:
+                return self.dbProxy.get_jobs_for_stage_out(max_jobs, interval, lock_interval, self.locked_by,
+                                                           sub_status, flag, bad_flags,
+                                                           max_files_per_job=max_files or None) or []
 
-    def _run_chunk(self, jobs: list[Any], locked_by: str, lock_interval: float,
-                   step: Callable[..., None]) -> list[Any]:
-        """Re-lock the chunk's jobs in one transaction, run ``step`` job by job (exceptions stay
-        per job), then write the results in one transaction (see :mod:`stage_batch`); returns
-        the jobs not reached before half of ``lock_interval`` passed."""
-        chunk_log = self.make_logger(_logger, f"thr={locked_by}", method_name=step.__name__)
-        outcomes = Outcomes()
-        pairs = queue_configs(jobs, self.queueConfigMapper, chunk_log)
-        locked = relock(self.dbProxy, pairs, "stagerTime", "stagerLock", locked_by, outcomes)
-        writes, left = run_locked(
-            locked, lock_interval,
-            lambda job: self.make_logger(_logger, f"PandaID={job.PandaID}", method_name=step.__name__),
-            lambda job, queue_config, log, mine: step(job, locked_by, log, queue_config, mine, outcomes))
-        if writes:
-            statuses = self.dbProxy.update_jobs_for_stage_out([(job, flag) for job, flag, _log, _msg in writes],
-                                                              locked_by)
-            log_unwritten(chunk_log, writes, len(statuses))
-            for (job, _flag, log, message), new_sub_status in zip(writes, statuses):
+            stage = StageStep(self, run_one.__name__, run_one, self.write_jobs, "stagerTime", "stagerLock",
+                              lock_interval)
+            steps.append(stage.step(pick, max_jobs))
+        return steps
+
+    def write_jobs(self, writes: list, chunk_log: Any, outcomes: Outcomes) -> None:
+        """Queue the chunk's results: one ``update_jobs_for_stage_out`` transaction, then each
+        job's outcome with its new subStatus."""
+        def written(_items: list[Any], statuses: list | None) -> None:
+            log_unwritten(chunk_log, [job for job, _flag, _log, _msg in writes], statuses)
+            for (job, _flag, log, message), new_sub_status in zip(writes, statuses or []):
                 if message.startswith("stage-out failed"):
                     log.error(f"{message}; new subStatus={new_sub_status}")
                 else:
                     outcomes.add("info", f"{message}; new subStatus={new_sub_status}", job.PandaID)
-        outcomes.flush(chunk_log)
-        return left
+
+        self.writes.add("update_jobs_for_stage_out", [(job, flag) for job, flag, _log, _msg in writes],
+                        self.locked_by, on_result=written)
 
     def _plugin(self, queue_config: Any, kind: str = "stager") -> Any:
         conf = getattr(queue_config, kind, None)
@@ -108,8 +95,7 @@ class Stager(AgentBase):
     # ------------------------------------------------------------------ steps
     # Each step queues ``(job, update_event_status, log, message)`` in ``writes``: the chunk's
     # results are written together once every plugin call of the chunk is done.
-    def check_job(self, job: Any, locked_by: str, log: Any, queue_config: Any, writes: list,
-                  outcomes: Outcomes) -> None:
+    def check_job(self, job: Any, queue_config: Any, log: Any, writes: list, outcomes: Outcomes) -> None:
         plugin = self._plugin(queue_config)
         method = "check_stage_out_status" if hasattr(plugin, "check_stage_out_status") else "check_status"
         status, diag = self._ask(log, plugin, method, job)
@@ -120,8 +106,7 @@ class Stager(AgentBase):
         else:
             outcomes.add("debug", f"check later: {diag}", job.PandaID)
 
-    def trigger_job(self, job: Any, locked_by: str, log: Any, queue_config: Any, writes: list,
-                    outcomes: Outcomes) -> None:
+    def trigger_job(self, job: Any, queue_config: Any, log: Any, writes: list, outcomes: Outcomes) -> None:
         status, diag = self._ask(log, self._plugin(queue_config), "trigger_stage_out", job)
         if status is True:
             job.all_files_triggered_to_stage_out()
@@ -131,8 +116,7 @@ class Stager(AgentBase):
         else:
             outcomes.add("debug", f"trigger later: {diag}", job.PandaID)
 
-    def zip_job(self, job: Any, locked_by: str, log: Any, queue_config: Any, writes: list,
-                outcomes: Outcomes) -> None:
+    def zip_job(self, job: Any, queue_config: Any, log: Any, writes: list, outcomes: Outcomes) -> None:
         zipper = self._plugin(queue_config, "zipper") or self._plugin(queue_config)
         status, diag = self._ask(log, zipper, "zip_output", job)
         if status is True:

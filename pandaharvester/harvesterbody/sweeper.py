@@ -14,13 +14,10 @@ import os
 import time
 from typing import Any
 
-from pandaharvester.harvesterbody.agent_base import AgentBase
-from pandaharvester.harvesterconfig import harvester_config
+from pandaharvester.harvesterbody.agent_base import AgentBase, Step
 from pandaharvester.harvestercore import core_utils
 from pandaharvester.harvestercore.log_utils import ids_text
 from pandaharvester.harvestercore.command_spec import CommandSpec
-from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
-from pandaharvester.harvestercore.plugin_factory import PluginFactory
 
 _logger = core_utils.setup_logger("sweeper")
 
@@ -43,18 +40,27 @@ class Sweeper(AgentBase):
     cfg_section = "sweeper"
 
     def __init__(self, queue_config_mapper: Any, single_mode: bool = False):
-        AgentBase.__init__(self, single_mode)
-        self.dbProxy = DBProxy()
-        self.queueConfigMapper = queue_config_mapper
-        self.pluginFactory = PluginFactory()
+        super().__init__(single_mode, queue_config_mapper=queue_config_mapper)
         self._last_disk_cleanup = 0.0
+
+    def steps(self) -> list[Step]:
+        max_workers = self.cfg("maxWorkers")
+        return [Step("kill_marked_workers", self.pick_to_kill, self.kill_groups, chunk_size=1,
+                     full=lambda groups: sum(len(workers) for _q, _id, workers in groups) >= max_workers),
+                Step("clean_up_workers", self.pick_to_clean_up, self.clean_up_groups, chunk_size=1)]
 
     def run_cycle(self) -> bool:
         self.process_kill_commands()
-        n_killed = self.kill_marked_workers()
-        self.clean_up_workers()
+        full = super().run_cycle()
+        self.dbProxy.delete_old_jobs(max(self._keep_hours().values()) + 1)
+        self.dbProxy.delete_orphaned_job_info()
         self.clean_up_disk()
-        return n_killed >= harvester_config.sweeper.maxWorkers
+        return full
+
+    def _groups(self, worker_map: dict) -> list[tuple[str, Any, list]]:
+        """``[(queueName, configID, workers)]`` of a picker's {queue: {configID: workers}}."""
+        return [(queue_name, config_id, _flatten(workers)) for queue_name, by_config in worker_map.items()
+                for config_id, workers in by_config.items()]
 
     # ------------------------------------------------------------------ kill
     def process_kill_commands(self) -> None:
@@ -70,21 +76,17 @@ class Sweeper(AgentBase):
                 continue
             log.info(f"{command.command} params={params}: {n_marked} workers marked to kill")
 
-    def kill_marked_workers(self) -> int:
-        cfg = harvester_config.sweeper
-        worker_map = self.dbProxy.get_workers_to_kill(cfg.maxWorkers, cfg.checkInterval) or {}
-        n_workers = 0
-        for queue_name, by_config in worker_map.items():
-            for config_id, workers in by_config.items():
-                workers = _flatten(workers)
-                n_workers += len(workers)
-                queue_config = self.queueConfigMapper.get_queue(queue_name, config_id)
-                log = self.make_logger(_logger, f"queueName={queue_name}", method_name="kill_marked_workers")
-                if queue_config is None:
-                    log.error(f"no queue config for configID={config_id}: {len(workers)} workers not killed")
-                    continue
+    def pick_to_kill(self) -> list[tuple[str, Any, list]]:
+        """The workers whose kill mark is due (``killTime`` moved on by ``checkInterval``)."""
+        return self._groups(self.dbProxy.get_workers_to_kill(self.cfg("maxWorkers"), self.cfg("checkInterval")) or {})
+
+    def kill_groups(self, groups: list[tuple[str, Any, list]]) -> None:
+        for queue_name, config_id, workers in groups:
+            log = self.make_logger(_logger, f"queueName={queue_name}", method_name="kill_marked_workers")
+            queue_config = self.queue_config(queue_name, config_id, log=log,
+                                             consequence=f"{len(workers)} workers not killed")
+            if queue_config is not None:
                 self.kill_workers(self.pluginFactory.get_plugin(queue_config.sweeper), workers, log)
-        return n_workers
 
     def kill_workers(self, sweeper: Any, workers: list, log: Any) -> list[tuple[bool, str]]:
         """Kill with the plugin; one (bool, diag) per worker, never raising."""
@@ -109,51 +111,40 @@ class Sweeper(AgentBase):
 
     # ------------------------------------------------------------------ clean up
     def _keep_hours(self) -> dict[str, float]:
-        cfg = harvester_config.sweeper
-        return {"finished": cfg.keepFinished, "failed": cfg.keepFailed, "cancelled": cfg.keepCancelled,
-                "missed": getattr(cfg, "keepMissed", 24), "pending": getattr(cfg, "keepPending", 24)}
+        return {"finished": self.cfg("keepFinished"), "failed": self.cfg("keepFailed"),
+                "cancelled": self.cfg("keepCancelled"), "missed": self.cfg("keepMissed", 24),
+                "pending": self.cfg("keepPending", 24)}
 
-    def clean_up_workers(self) -> None:
-        keep = self._keep_hours()
-        worker_map = self.dbProxy.get_workers_for_cleanup(harvester_config.sweeper.maxWorkers, keep) or {}
-        for queue_name, by_config in worker_map.items():
-            for config_id, workers in by_config.items():
-                log = self.make_logger(_logger, f"queueName={queue_name}", method_name="clean_up_workers")
-                queue_config = self.queueConfigMapper.get_queue(queue_name, config_id)
-                if queue_config is None:
-                    log.error(f"no queue config for configID={config_id}: workers kept")
-                    continue
-                sweeper = self.pluginFactory.get_plugin(queue_config.sweeper)
-                messenger = self.pluginFactory.get_plugin(queue_config.messenger)
-                workers = _flatten(workers)
-                for first in range(0, len(workers), DELETE_CHUNK):
-                    self.sweep_workers(sweeper, messenger, workers[first:first + DELETE_CHUNK], log)
-        self.dbProxy.delete_old_jobs(max(keep.values()) + 1)
-        self.dbProxy.delete_orphaned_job_info()
+    def pick_to_clean_up(self) -> list[tuple[str, Any, list]]:
+        """The final workers past their grace period (``keepFinished`` ... hours)."""
+        return self._groups(self.dbProxy.get_workers_for_cleanup(self.cfg("maxWorkers"), self._keep_hours()) or {})
 
-    def sweep_workers(self, sweeper: Any, messenger: Any, workers: list, log: Any) -> list[int]:
-        """Kill (again, in case) in one plugin call, sweep and clean up each worker, then delete the
-        ones where all went well in one transaction; their workerIDs. A kill before the delete
-        leaves them for the next cycle, which sweeps them again, as with one worker at a time."""
+    def clean_up_groups(self, groups: list[tuple[str, Any, list]]) -> None:
+        for queue_name, config_id, workers in groups:
+            log = self.make_logger(_logger, f"queueName={queue_name}", method_name="clean_up_workers")
+            queue_config = self.queue_config(queue_name, config_id, log=log, consequence="workers kept")
+            if queue_config is None:
+                continue
+            sweeper = self.pluginFactory.get_plugin(queue_config.sweeper)
+            messenger = self.pluginFactory.get_plugin(queue_config.messenger)
+            self.process_in_chunks(workers, lambda chunk: self.sweep_workers(sweeper, messenger, chunk, log),
+                                   DELETE_CHUNK, name="clean_up_workers")
+
+    def sweep_workers(self, sweeper: Any, messenger: Any, workers: list, log: Any) -> None:
+        """Kill (again, in case) in one plugin call, sweep and clean up each worker, then queue the
+        delete of the ones where all went well (one transaction at the chunk's flush). A kill before
+        the delete leaves them for the next cycle, which sweeps them again, as with one worker at a time."""
         self.kill_workers(sweeper, workers, log)
         done = [w.workerID for w in workers if self.sweep_and_clean(sweeper, messenger, w, log)]
-        if not done:
-            return []
-        if not self.dbProxy.delete_workers(done):
-            log.error(f"{len(done)} swept workers not deleted: DB error (see panda-db_proxy.log); retried next "
-                      f"cycle: {ids_text('workerID', done)}")
-            return []
-        log.info(f"swept and deleted {len(done)} workers: {ids_text('workerID', done)}")
-        return done
 
-    def sweep_one(self, sweeper: Any, messenger: Any, work_spec: Any, log: Any) -> bool:
-        """Kill (again, in case), sweep and clean up one worker; delete it when all went well."""
-        self.kill_workers(sweeper, [work_spec], log)
-        if not self.sweep_and_clean(sweeper, messenger, work_spec, log):
-            return False
-        self.dbProxy.delete_worker(work_spec.workerID)
-        log.info(f"workerID={work_spec.workerID} swept and deleted")
-        return True
+        def deleted(worker_ids: list[int], ok: Any) -> None:
+            if ok:
+                log.info(f"swept and deleted {len(worker_ids)} workers: {ids_text('workerID', worker_ids)}")
+            else:
+                log.error(f"{len(worker_ids)} swept workers not deleted: DB error (see panda-db_proxy.log); retried "
+                          f"next cycle: {ids_text('workerID', worker_ids)}")
+
+        self.writes.add("delete_workers", done, per_item=False, on_result=deleted)
 
     def sweep_and_clean(self, sweeper: Any, messenger: Any, work_spec: Any, log: Any) -> bool:
         """The plugin's sweep and the messenger's clean-up of one worker; False (logged) on failure."""
@@ -171,9 +162,8 @@ class Sweeper(AgentBase):
 
     def clean_up_disk(self) -> None:
         """Delete files no active job needs from directories above their high watermark."""
-        cfg = harvester_config.sweeper
-        interval_h = getattr(cfg, "diskCleanUpInterval", None)
-        watermarks = getattr(cfg, "diskHighWatermark", None)
+        interval_h = self.cfg("diskCleanUpInterval", None)
+        watermarks = self.cfg("diskHighWatermark", None)
         if not interval_h or not watermarks or time.time() - self._last_disk_cleanup < interval_h * 3600:
             return
         if not self.acquire_process_lock("sweeper", interval_h * 3600):

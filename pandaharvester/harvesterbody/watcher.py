@@ -25,7 +25,6 @@ from email.mime.text import MIMEText
 from typing import Any, Callable
 
 from pandaharvester.harvesterbody.agent_base import AgentBase
-from pandaharvester.harvesterconfig import harvester_config
 from pandaharvester.harvestercore import core_utils
 
 _logger = core_utils.setup_logger("watcher")
@@ -84,7 +83,7 @@ class Watcher(AgentBase):
     def log_dir() -> str:
         from pandaharvester.harvestercore import log_utils
 
-        return log_utils.log_dir() or str(getattr(harvester_config.master, "logDir", "."))
+        return log_utils.log_dir() or str(Watcher.cfg_value("master", "logDir", None) or ".")
 
     def lock_file_name(self) -> str:
         return os.path.join(os.environ.get("PANDA_LOCK_DIR", self.log_dir()), "watcher.lock")
@@ -205,7 +204,7 @@ class Watcher(AgentBase):
                 return
             user = decrypt(os.environ[env_name], self.cfg("mailUser"))
             password = decrypt(os.environ[env_name], self.cfg("mailPassword"))
-        body = (f"harvester {harvester_config.master.harvester_id} is having a problem on {socket.getfqdn()} "
+        body = (f"harvester {self.cfg_value('master', 'harvester_id')} is having a problem on {socket.getfqdn()} "
                 f"at {core_utils.naive_utcnow()} (UTC)\n" + "\n".join(problems))
         message = MIMEText(body)
         message["Subject"] = "Harvester Alarm"

@@ -30,7 +30,7 @@ import copy
 import math
 from typing import Any
 
-from pandaharvester.harvesterconfig import harvester_config
+from pandaharvester.harvesterconfig.schema import cfg_value
 from pandaharvester.harvestercore import core_utils
 from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
 from pandaharvester.harvestercore.plugin_factory import PluginFactory
@@ -49,11 +49,10 @@ class WorkerAdjuster:
         self.pluginFactory = PluginFactory()
         self.dbProxy = DBProxy()
         self.throttlerMap: dict[str, Any] = {}
-        submitter_cfg = harvester_config.submitter
-        self.maxNewWorkers = getattr(submitter_cfg, "maxNewWorkers", None)
-        factor = getattr(submitter_cfg, "activateWorkerFactor", 1.0)
+        self.maxNewWorkers = cfg_value("submitter", "maxNewWorkers", None)
+        factor = cfg_value("submitter", "activateWorkerFactor", 1.0)
         self.activate_worker_factor: float | str = factor if factor == "auto" else float(factor)
-        self.no_pilots_when_no_active_jobs = bool(getattr(submitter_cfg, "noPilotsWhenNoActiveJobs", False))
+        self.no_pilots_when_no_active_jobs = bool(cfg_value("submitter", "noPilotsWhenNoActiveJobs", False))
 
     # ------------------------------------------------------------------ shared inputs
     def _cache_data(self, key: str) -> Any:

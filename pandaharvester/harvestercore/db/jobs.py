@@ -270,6 +270,14 @@ class JobsMixin(DBModule):
             self._exec("UPDATE job_table SET submissionAttempts=:n WHERE PandaID=:id", {":n": new_number, ":id": panda_id})
         return True
 
+    @db_method(False)
+    def increment_submission_attempts(self, attempts: Sequence[tuple[int, int]]) -> bool:
+        """:meth:`increment_submission_attempt` for many ``(PandaID, new number)`` in one transaction."""
+        with self._tx():
+            self._many("UPDATE job_table SET submissionAttempts=:n WHERE PandaID=:id",
+                       [{":n": new_number, ":id": panda_id} for panda_id, new_number in attempts])
+        return True
+
     @db_method(None)
     def disable_multi_workers(self, panda_id: int) -> int | None:
         """No more workers for a OneToMany job; returns the rows updated."""
