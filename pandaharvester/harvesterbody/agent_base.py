@@ -445,7 +445,7 @@ class AgentBase(threading.Thread):
         list; the monitor's ``check_workers``): an entry with an unknown status only adds its
         error there, and the agent handles that worker alone."""
         contract = method_contract(role, method_name) if role is not None else None
-        if contract is None:
+        if contract is None or contract.reply == "any":
             return reply
         items = args[0] if contract.per_item and args else None
         return validate_reply(role, method_name, reply, items=items, plugin=plugin,

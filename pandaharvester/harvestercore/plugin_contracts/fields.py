@@ -62,6 +62,7 @@ def _label(spec: Any) -> str:
 
 
 _NOTHING: dict[str, Any] = {}
+_NO_NAMES: frozenset[str] = frozenset()
 
 
 class FieldGuard:
@@ -83,23 +84,30 @@ class FieldGuard:
                     continue
                 seen.add(id(spec))
                 values = spec.__dict__
-                changed = values.get("changedAttrs") or ()
+                changed = values.get("changedAttrs")
                 if not tracked:
                     before = {name: _copy(values.get(name)) for name in spec.attributes}
                 elif changed:
                     allowed = self.role.may_set(type(spec).__name__)
                     before = {name: values.get(name) for name in changed if name not in allowed}
-                else:
-                    before = _NOTHING
-                self._snapshots.append((spec, before, frozenset(changed)))
+                else:  # the common case on the agents' hot paths: a spec just read from the DB
+                    self._snapshots.append((spec, _NOTHING, _NO_NAMES))
+                    continue
+                self._snapshots.append((spec, before, frozenset(changed or ())))
+
+    def _changed(self, spec: Any, before: dict[str, Any], changed_before: frozenset[str]) -> set[str]:
+        values = spec.__dict__
+        names = {name for name, old in before.items() if _differs(old, values.get(name))} if before else set()
+        recorded = values.get("changedAttrs")
+        if recorded:
+            names |= recorded - changed_before
+        return names
 
     def changed(self) -> list[tuple[Any, list[str]]]:
         """``[(spec, [column, ...])]`` of every spec whose columns changed since the snapshot."""
         result = []
         for spec, before, changed_before in self._snapshots:
-            values = spec.__dict__
-            names = {name for name, old in before.items() if _differs(old, values.get(name))}
-            names |= set(getattr(spec, "changedAttrs", ())) - changed_before
+            names = self._changed(spec, before, changed_before)
             if names:
                 result.append((spec, [n for n in spec.attributes if n in names]))
         return result
@@ -107,11 +115,12 @@ class FieldGuard:
     def violations(self) -> list[tuple[Any, list[str]]]:
         """``[(spec, [column, ...])]`` of the changed columns the role may not set."""
         result = []
-        for spec, names in self.changed():
-            allowed = self.role.may_set(type(spec).__name__)
-            bad = [n for n in names if n not in allowed]
-            if bad:
-                result.append((spec, bad))
+        for spec, before, changed_before in self._snapshots:
+            names = self._changed(spec, before, changed_before)
+            if names:
+                bad = names - self.role.may_set(type(spec).__name__)
+                if bad:
+                    result.append((spec, [n for n in spec.attributes if n in bad]))
         return result
 
     def warnings(self, plugin: Any = None, method: str | None = None, queue: str | None = None) -> list[str]:

@@ -10,13 +10,14 @@ bare status from ``renew_credential``) and strict where they would misread the r
 
 from __future__ import annotations
 
+import functools
 from numbers import Real
 from typing import Any, Callable
 
 from pandaharvester.errors import PluginReplyError
 
 from ..work_spec import WorkSpec
-from .roles import MethodContract, RoleContract, get_role, method_contract
+from .roles import MethodContract, RoleContract, get_role
 
 
 class _Bad(Exception):
@@ -229,13 +230,9 @@ def validate_reply(role: str, method: str, reply: Any, n_items: int | None = Non
     well-formed entry with an unknown status instead of failing the whole reply; such entries
     stay as returned, for the agent to handle that worker alone.
     """
-    m = method_contract(role, method)
-    if m is None:
-        get_role(role).method(method)  # raises the KeyError naming the role's methods
+    contract, m, check = _prepared(role, method)
     if items is not None and n_items is None:
         n_items = len(items)
-    check = _KINDS[m.reply][0]
-    contract = get_role(role)
     try:
         if bad_items is None:
             return check(reply, m, n_items, contract)
@@ -243,6 +240,15 @@ def validate_reply(role: str, method: str, reply: Any, n_items: int | None = Non
                      lambda bad: bad_items.append(_error(bad, role, method, plugin, queue, items)))
     except _Bad as bad:
         raise _error(bad, role, method, plugin, queue, items) from None
+
+
+@functools.lru_cache(maxsize=None)
+def _prepared(role: str, method: str) -> tuple[RoleContract, MethodContract, Callable[..., Any]]:
+    """(role contract, method contract, reply check) of ``role``/``method``, looked up once (the
+    agents validate every plugin call); KeyError naming the known roles or methods."""
+    contract = get_role(role)
+    m = contract.method(method)
+    return contract, m, _KINDS[m.reply][0]
 
 
 def _error(bad: _Bad, role: str, method: str, plugin: Any, queue: str | None, items: list | None
