@@ -21,7 +21,8 @@ from pandaharvester.harvestercore.work_spec import WorkSpec
 from pandaharvester.harvestermessenger.base_messenger import BaseMessenger
 from pandaharvester.harvesterworkermaker.simple_worker_maker import SimpleWorkerMaker
 
-from test_agents_helpers import agent_env, make_job, make_worker, plugin, queue, set_job, sql, store_worker  # noqa: F401
+from test_agents_helpers import agent_env, make_job, make_worker, plugin, queue, set_job, sql  # noqa: F401
+from test_agents_helpers import store_worker
 
 Q = "REPLYQ"
 HERE = __name__
@@ -328,15 +329,24 @@ class QuietMessenger(BaseMessenger):
         return True
 
 
+class ListFilesMessenger(QuietMessenger):
+    """get_files_to_stage_out answers a list of names for the workers in ``odd``."""
+
+    odd: set = set()
+
+    def get_files_to_stage_out(self, workspec):
+        return ["out.root"] if workspec.workerID in type(self).odd else {}
+
+
 @pytest.fixture()
 def mon_env(agent_env):
     ScriptedMonitor.reply = staticmethod(lambda workers: (True, [(w.status, "") for w in workers]))
     ScriptedMonitor.touch = {}
 
-    def make():
+    def make(messenger="QuietMessenger"):
         home, mapper, proxy = agent_env(lambda h: {Q: queue(
             h, monitor=plugin("monitor", "ScriptedMonitor", HERE),
-            messenger=plugin("messenger", "QuietMessenger", HERE, accessPoint=str(h / "w" / "${workerID}")))})
+            messenger=plugin("messenger", messenger, HERE, accessPoint=str(h / "w" / "${workerID}")))})
         workers = []
         for _ in range(3):
             job = make_job(Q, sub_status="submitted", status="running")
@@ -407,3 +417,19 @@ def test_field_guard_one_warning_per_check_call(mon_env, caplog):
     assert f"monitor plugin {HERE}.ScriptedMonitor.check_workers set fields a monitor plugin may not set: " \
            f"batchID of WorkSpec {ids}; status of WorkSpec {ids} (it may set WorkSpec: " in line
     assert "nativeStatus of" not in line
+
+
+def test_messenger_wrong_reply_leaves_only_that_worker_unchecked(mon_env, caplog):
+    mapper, workers = mon_env("ListFilesMessenger")
+    odd = workers[0]
+    ListFilesMessenger.odd = {odd.workerID}
+    before = rows([odd])
+    ScriptedMonitor.reply = staticmethod(lambda ws: (True, [("finished", "") for _ in ws]))
+    caplog.set_level(logging.INFO)
+    monitor(mapper)
+    (line,) = validator_lines(caplog, "messenger", "ListFilesMessenger", "get_files_to_stage_out")
+    assert "returned ['out.root'] (list); expected a dict (None: nothing)" in line
+    assert rows([odd]) == before  # as when the messenger raises: checked again next cycle
+    assert [r[0] for r in rows(workers[1:])] == ["finished", "finished"]
+    diag = sql("SELECT diagMessage FROM work_table WHERE workerID=:w", {":w": odd.workerID})[0][0]
+    assert "messenger failed: " in diag and "ListFilesMessenger.get_files_to_stage_out: returned" in diag

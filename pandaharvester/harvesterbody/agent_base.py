@@ -469,6 +469,26 @@ class AgentBase(threading.Thread):
         self.heldProcessLocks.clear()
 
 
+class AgentHelper:
+    """Base of a helper an agent owns (not a thread: the Submitter's WorkerMaker and
+    WorkerAdjuster), which uses the agent's plugin factory, DB proxy and plugin calls
+    (``self.agent.call_plugin``); made without an agent (as the original's were), it gets a bare
+    :class:`AgentBase` of its own, never started."""
+
+    def __init__(self, agent: AgentBase | None = None, queue_config_mapper: Any = None) -> None:
+        self.agent = agent if agent is not None else AgentBase(queue_config_mapper=queue_config_mapper)
+
+    @property
+    def pluginFactory(self) -> Any:
+        """The owning agent's plugin factory."""
+        return self.agent.pluginFactory
+
+    @property
+    def dbProxy(self) -> Any:
+        """The owning agent's DB proxy."""
+        return self.agent.dbProxy
+
+
 def _dialog_level() -> int:
     """Dialog threshold: ``[propagator] minMessageLevel`` (default WARNING)."""
     try:

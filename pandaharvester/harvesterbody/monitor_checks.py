@@ -4,8 +4,10 @@
 messenger what each worker reported (attributes, output files, events, kill requests,
 heartbeat) and decides the worker's new status. It writes nothing to the DB: the kill marks it
 decides go to the agent's write batch (``agent.writes``), written before the results, which
-:mod:`monitor` writes back in one batch. A messenger hook that raises
-leaves that worker unchecked (as a failed plugin check: cancelled after ``checkTimeout``).
+:mod:`monitor` writes back in one batch. A messenger hook that raises, or answers in a shape its
+contract does not allow, leaves that worker unchecked (as a failed plugin check: cancelled after
+``checkTimeout``); a monitor plugin reply of the wrong shape leaves all its workers unchecked,
+an unknown status only that worker.
 
 Status rules for a worker the plugin says is final (finished/failed/cancelled):
 
@@ -29,6 +31,7 @@ import datetime
 from dataclasses import dataclass, field
 from typing import Any
 
+from pandaharvester.errors import PluginReplyError
 from pandaharvester.harvestercore import core_utils, lifecycle
 from pandaharvester.harvestercore.pilot_errors import PilotErrors
 from pandaharvester.harvestercore.work_spec import WorkSpec
@@ -163,7 +166,7 @@ class WorkerChecker:
         An unknown status is one worker's problem (:meth:`interpret` keeps that worker as it was)."""
         if not workers:
             return []
-        unknown: list[Exception] = []
+        unknown: list[PluginReplyError] = []
         ok, reply = self.agent.call_plugin(self.log, self.plugin, "check_workers", workers, role="monitor",
                                            queue=self.queue_config.queueName, bad_items=unknown)
         if not ok:
@@ -181,7 +184,7 @@ class WorkerChecker:
         worker_id = work_spec.workerID
         if status is None:
             status, diag = self.unchecked(work_spec, diag, now, result)
-        elif status not in WorkSpec.ST_LIST:  # logged by call_plugin with the plugin's name
+        elif status not in WorkSpec.ST_LIST:  # logged by call_plugin, naming the plugin and the worker
             diag = f"monitor plugin returned unknown status {status!r}; kept {work_spec.status}. {diag}"
             status, result.is_checked = work_spec.status, False
         if self.ask("kill_requested", work_spec):

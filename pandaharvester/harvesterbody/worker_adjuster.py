@@ -30,7 +30,7 @@ import copy
 import math
 from typing import Any
 
-from pandaharvester.harvesterbody.agent_base import AgentBase
+from pandaharvester.harvesterbody.agent_base import AgentBase, AgentHelper
 from pandaharvester.harvesterconfig.schema import cfg_value
 from pandaharvester.harvestercore import core_utils
 
@@ -40,32 +40,21 @@ _DISABLED_QUEUE_STATES = ("offline", "standby", "maintenance")
 ANY = "ANY"
 
 
-class WorkerAdjuster:
+class WorkerAdjuster(AgentHelper):
     """Defines the number of new workers per queue slot (see the module docstring).
 
     ``agent``: the owning agent (the Submitter), whose plugin factory, DB proxy and plugin calls
-    it uses; a bare :class:`AgentBase` (not started) when None, as for the original's
-    ``WorkerAdjuster(queue_config_mapper)``.
+    it uses (:class:`AgentHelper`; ``WorkerAdjuster(queue_config_mapper)`` as in the original works too).
     """
 
     def __init__(self, queue_config_mapper: Any, agent: AgentBase | None = None):
+        super().__init__(agent, queue_config_mapper)
         self.queue_configMapper = queue_config_mapper
-        self.agent = agent if agent is not None else AgentBase(queue_config_mapper=queue_config_mapper)
         self.throttlerMap: dict[str, Any] = {}
         self.maxNewWorkers = cfg_value("submitter", "maxNewWorkers", None)
         factor = cfg_value("submitter", "activateWorkerFactor", 1.0)
         self.activate_worker_factor: float | str = factor if factor == "auto" else float(factor)
         self.no_pilots_when_no_active_jobs = bool(cfg_value("submitter", "noPilotsWhenNoActiveJobs", False))
-
-    @property
-    def pluginFactory(self) -> Any:
-        """The owning agent's plugin factory."""
-        return self.agent.pluginFactory
-
-    @property
-    def dbProxy(self) -> Any:
-        """The owning agent's DB proxy."""
-        return self.agent.dbProxy
 
     # ------------------------------------------------------------------ shared inputs
     def _cache_data(self, key: str) -> Any:

@@ -5,33 +5,23 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pandaharvester.harvesterbody.agent_base import AgentBase
+from pandaharvester.harvesterbody.agent_base import AgentBase, AgentHelper
 from pandaharvester.harvestercore import core_utils
 from pandaharvester.harvestercore.log_utils import ids_text
 
 _logger = core_utils.setup_logger("worker_maker")
 
 
-class WorkerMaker:
+class WorkerMaker(AgentHelper):
     """Calls the ``workerMaker`` plugin of a queue and numbers the new workers.
 
     ``agent``: the owning agent (the Submitter), whose plugin factory, DB proxy and plugin calls
-    (:meth:`AgentBase.call_plugin`: replies checked against the worker maker's contract) it
-    uses; a bare :class:`AgentBase` (not started) when None, as for the original's ``WorkerMaker()``.
+    (:meth:`AgentBase.call_plugin`: replies checked against the worker maker's contract) it uses
+    (:class:`AgentHelper`; ``WorkerMaker()`` as in the original works too).
     """
 
     def __init__(self, agent: AgentBase | None = None) -> None:
-        self.agent = agent if agent is not None else AgentBase()
-
-    @property
-    def pluginFactory(self) -> Any:
-        """The owning agent's plugin factory."""
-        return self.agent.pluginFactory
-
-    @property
-    def dbProxy(self) -> Any:
-        """The owning agent's DB proxy."""
-        return self.agent.dbProxy
+        super().__init__(agent)
 
     def get_plugin(self, queue_config: Any) -> Any:
         """The worker-maker plugin of ``queue_config``."""
