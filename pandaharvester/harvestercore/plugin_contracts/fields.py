@@ -25,13 +25,16 @@ from .roles import get_role
 def _related(spec: Any) -> list[Any]:
     """The spec, then what the plugin may reach through it: a worker's jobs, a job's files."""
     found = [spec]
-    jobs = spec.get_jobspec_list() if hasattr(spec, "get_jobspec_list") else None
-    for job in jobs or []:
-        found.extend(_related(job))
+    get_jobs = getattr(spec, "get_jobspec_list", None)
+    if get_jobs is not None:
+        for job in get_jobs() or ():
+            found.extend(_related(job))
     for attr in ("inFiles", "outFiles"):
         for file_spec in getattr(spec, attr, None) or ():
             found.append(file_spec)
-            found.extend(getattr(file_spec, "associatedFiles", None) or ())
+            associated = getattr(file_spec, "associatedFiles", None)
+            if associated:
+                found.extend(associated)
     return found
 
 
@@ -76,29 +79,35 @@ class FieldGuard:
 
     def __init__(self, role: str, specs: Iterable[Any], *, tracked: bool = False) -> None:
         self.role = get_role(role)
-        self._snapshots: list[tuple[Any, dict[str, Any], frozenset[str]]] = []
-        seen: set[int] = set()
+        # id(spec) -> (spec, column values before, change record before)
+        self._snapshots: dict[int, tuple[Any, dict[str, Any], frozenset[str]]] = {}
+        snapshots = self._snapshots
         for top in specs:
             for spec in _related(top):
-                if id(spec) in seen or not hasattr(spec, "attributes"):
+                key = id(spec)
+                if key in snapshots:
                     continue
-                seen.add(id(spec))
-                values = spec.__dict__
+                values = getattr(spec, "__dict__", _NOTHING)
                 changed = values.get("changedAttrs")
-                if not tracked:
-                    before = {name: _copy(values.get(name)) for name in spec.attributes}
-                elif changed:
-                    allowed = self.role.may_set(type(spec).__name__)
-                    before = {name: values.get(name) for name in changed if name not in allowed}
-                else:  # the common case on the agents' hot paths: a spec just read from the DB
-                    self._snapshots.append((spec, _NOTHING, _NO_NAMES))
+                if changed is None:  # not a spec
                     continue
-                self._snapshots.append((spec, before, frozenset(changed or ())))
+                if not tracked:
+                    snapshots[key] = (spec, {name: _copy(values.get(name)) for name in spec.attributes},
+                                      frozenset(changed))
+                elif not changed:  # the common case on the agents' hot paths: a spec just read from the DB
+                    snapshots[key] = (spec, _NOTHING, _NO_NAMES)
+                else:
+                    allowed = self.role.may_set(type(spec).__name__)
+                    snapshots[key] = (spec, {name: values.get(name) for name in changed if name not in allowed},
+                                      frozenset(changed))
 
-    def _changed(self, spec: Any, before: dict[str, Any], changed_before: frozenset[str]) -> set[str]:
+    @staticmethod
+    def _changed(spec: Any, before: dict[str, Any], changed_before: frozenset[str]) -> set[str] | None:
         values = spec.__dict__
-        names = {name for name, old in before.items() if _differs(old, values.get(name))} if before else set()
         recorded = values.get("changedAttrs")
+        if not before:
+            return recorded - changed_before if recorded else None
+        names = {name for name, old in before.items() if _differs(old, values.get(name))}
         if recorded:
             names |= recorded - changed_before
         return names
@@ -106,7 +115,7 @@ class FieldGuard:
     def changed(self) -> list[tuple[Any, list[str]]]:
         """``[(spec, [column, ...])]`` of every spec whose columns changed since the snapshot."""
         result = []
-        for spec, before, changed_before in self._snapshots:
+        for spec, before, changed_before in self._snapshots.values():
             names = self._changed(spec, before, changed_before)
             if names:
                 result.append((spec, [n for n in spec.attributes if n in names]))
@@ -115,7 +124,7 @@ class FieldGuard:
     def violations(self) -> list[tuple[Any, list[str]]]:
         """``[(spec, [column, ...])]`` of the changed columns the role may not set."""
         result = []
-        for spec, before, changed_before in self._snapshots:
+        for spec, before, changed_before in self._snapshots.values():
             names = self._changed(spec, before, changed_before)
             if names:
                 bad = names - self.role.may_set(type(spec).__name__)
