@@ -56,8 +56,7 @@ from typing import Any, Callable, Sequence
 from pandaharvester.errors import PluginReplyError
 from pandaharvester.harvesterbody.write_batch import WriteBatch
 from pandaharvester.harvestercore import core_utils
-from pandaharvester.harvestercore.plugin_contracts import FieldGuard, validate_reply
-from pandaharvester.harvestercore.plugin_contracts.roles import method_contract
+from pandaharvester.harvestercore.plugin_contracts import FieldGuard, method_contract, validate_reply
 from pandaharvester.harvestercore.plugin_factory import PluginFactory
 
 _MISSING = object()
