@@ -8,6 +8,7 @@ import logging
 
 import pytest
 
+from pandaharvester.errors import PluginReplyError
 from pandaharvester.harvesterbody.agent_base import AgentBase, Step
 from pandaharvester.harvesterbody.monitor import Monitor
 from pandaharvester.harvesterbody.submitter import Submitter
@@ -200,17 +201,27 @@ def test_check_reply_is_where_every_plugin_reply_is_checked(env):
     class Strict(AgentBase):
         log_name = "agenttest"
 
-        def check_reply(self, plugin, method_name, reply, args):
-            return None if isinstance(reply, tuple) else f"{type(plugin).__name__}.{method_name} returned {reply!r}"
+        def check_reply(self, plugin, method_name, reply, args=(), **kwargs):
+            if not isinstance(reply, tuple):
+                raise PluginReplyError(f"returned {reply!r}", plugin=type(plugin).__name__, method=method_name)
+            return super().check_reply(plugin, method_name, reply, args, **kwargs)
 
     class Plugin:
+        queueName = "CYCQ"
+
         def good(self):
             return True, ""
 
         def bad(self):
             return "yes"
 
+        def trigger_stage_out(self, jobspec):
+            return 1, None
+
     agent = Strict()
     log = agent.make_logger(agent.logger, "workerID=1", method_name="check", send_dialog=False)
     assert agent.call_plugin(log, Plugin(), "good") == (True, (True, ""))
-    assert agent.call_plugin(log, Plugin(), "bad") == (False, "Plugin.bad returned 'yes'")
+    assert agent.call_plugin(log, Plugin(), "bad") == (False, "plugin Plugin.bad: returned 'yes'")
+    # the base's check: the role's contract, the reply normalised
+    assert agent.call_plugin(log, Plugin(), "trigger_stage_out", None, role="stager") == (True, (True, ""))
+    assert AgentBase().call_plugin(log, Plugin(), "bad") == (True, "yes"), "no role: no contract to check"

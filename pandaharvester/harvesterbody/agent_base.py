@@ -30,7 +30,12 @@ not made of picked rows (cacher, watcher, ...) overrides :meth:`run_cycle` inste
 
 A plugin call wrapped in :meth:`call_plugin` turns an exception into ``(False, "<Class>.<method>
 raised <Type>: <message>")`` so that it ends up as a diagnostic on the worker or job, never as a
-dead thread; :meth:`check_reply` is where every reply passing there is checked. Anything that still
+dead thread. Given the plugin's ``role``, it also checks the reply against the role's contract
+(:meth:`check_reply`, the one place where replies are checked: a wrong shape is one ERROR line
+naming plugin, queue, method and problem, and the call counts as failed), passes the keywords
+this Harvester adds to the original's calls only to the plugins that take them, and watches the
+specs of a bulk call (``submit_workers``, ``check_workers``, ``kill_workers``) for fields the
+role may not set (one WARNING per call). Anything that still
 escapes the loop (a plugin calling ``sys.exit``, an error in the base itself) ends the thread: it
 is logged as CRITICAL in the agent's log and kept in ``fatalError``; the master, which watches its
 threads, then stops harvester with a non-zero exit status instead of running on without this agent.
@@ -38,6 +43,8 @@ threads, then stops harvester with a non-zero exit status instead of running on 
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import os
 import socket
@@ -46,8 +53,10 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from pandaharvester.errors import PluginReplyError
 from pandaharvester.harvesterbody.write_batch import WriteBatch
 from pandaharvester.harvestercore import core_utils
+from pandaharvester.harvestercore.plugin_contracts import FieldGuard, method_contract, validate_reply
 from pandaharvester.harvestercore.plugin_factory import PluginFactory
 
 _MISSING = object()
@@ -374,14 +383,25 @@ class AgentBase(threading.Thread):
             self.stopEvent.set()
 
     # ------------------------------------------------------------ plugins
-    def call_plugin(self, tmp_log: Any, plugin: Any, method_name: str, *args: Any,
-                    default: Any = _MISSING, **kwargs: Any) -> tuple[bool, Any]:
+    def call_plugin(self, tmp_log: Any, plugin: Any, method_name: str, *args: Any, default: Any = _MISSING,
+                    role: str | None = None, queue: str | None = None, bad_items: list | None = None,
+                    **kwargs: Any) -> tuple[bool, Any]:
         """Call ``plugin.<method_name>(*args, **kwargs)`` and capture any exception.
 
-        Returns ``(True, result)``, or ``(False, "<Class>.<method> raised <Type>: <msg>")``
-        with the traceback logged, or ``(False, <problem>)`` when :meth:`check_reply` refuses the
-        reply. When the plugin lacks the method: ``(True, default)`` if a ``default`` is given,
-        else ``(False, "<Class> has no method <method>")``.
+        Returns ``(True, reply)``, or ``(False, "<Class>.<method> raised <Type>: <msg>")``
+        with the traceback logged. When the plugin lacks the method: ``(True, default)`` if a
+        ``default`` is given, else ``(False, "<Class> has no method <method>")``.
+
+        With ``role`` (a role of the plugin contracts, e.g. ``"submitter"``): the keywords the
+        role's contract lists as this Harvester's additions (``prod_source_label``,
+        ``queue_config_mapper``) go only to a method that takes them; a bulk call's specs (the
+        first argument of a per-item method) are watched by a tracked
+        :class:`~pandaharvester.harvestercore.plugin_contracts.FieldGuard`, which gives one
+        WARNING line per call naming the fields set outside the role; and the reply is checked
+        by :meth:`check_reply`: ``(True, normalised reply)``, or ``(False, <problem>)`` with the
+        problem logged as one ERROR line (the caller handles it as any failed call).
+        ``queue`` names the queue in those lines (default: the plugin's ``queueName``, else the
+        ``computingSite`` of the first spec); ``bad_items``: see :meth:`check_reply`.
         """
         cls_name = type(plugin).__name__
         method = getattr(plugin, method_name, None)
@@ -389,22 +409,46 @@ class AgentBase(threading.Thread):
             if default is not _MISSING:
                 return True, default
             return False, f"{cls_name} has no method {method_name}"
+        contract = method_contract(role, method_name) if role is not None else None
+        guard = None
+        if contract is not None:
+            for name in contract.agent_kwargs:
+                if name in kwargs and not _takes_keyword(getattr(method, "__func__", method), name):
+                    del kwargs[name]  # an older plugin of the original: called as the original did
+            if contract.per_item and args and tmp_log.isEnabledFor(logging.WARNING):
+                guard = FieldGuard(role, args[0], tracked=True)
         try:
             reply = method(*args, **kwargs)
         except Exception as exc:
             core_utils.dump_error_message(tmp_log)
             return False, f"{cls_name}.{method_name} raised {type(exc).__name__}: {exc}"
-        problem = self.check_reply(plugin, method_name, reply, args)
-        if problem is not None:
-            tmp_log.error(problem)
-            return False, problem
-        return True, reply
+        if guard is not None:
+            line = guard.warning(plugin=plugin, method=method_name, queue=queue or _queue_of(plugin, args))
+            if line is not None:
+                tmp_log.warning(line)
+        try:
+            return True, self.check_reply(plugin, method_name, reply, args, role=role, queue=queue,
+                                          bad_items=bad_items)
+        except PluginReplyError as exc:
+            tmp_log.error(str(exc))
+            return False, str(exc)
 
-    def check_reply(self, plugin: Any, method_name: str, reply: Any, args: tuple) -> str | None:
-        """The one place where a plugin's reply is checked against its contract: None when accepted,
-        else the problem (naming the plugin and method). Accepts everything for now; the callers
-        still check the shape they need."""
-        return None
+    def check_reply(self, plugin: Any, method_name: str, reply: Any, args: tuple = (), *, role: str | None = None,
+                    queue: str | None = None, bad_items: list | None = None) -> Any:
+        """The one place where a plugin's reply is checked against its role's contract
+        (:func:`~pandaharvester.harvestercore.plugin_contracts.validate_reply`): the reply
+        normalised, or :class:`~pandaharvester.errors.PluginReplyError` naming the plugin, the
+        queue, the method, what was wrong and what was expected. A per-item reply is matched
+        with the first argument (the workers). A call without a role, or of a method outside
+        the role's contract (a hook of this Harvester's own), is not checked. ``bad_items`` (a
+        list; the monitor's ``check_workers``): an entry with an unknown status only adds its
+        error there, and the agent handles that worker alone."""
+        contract = method_contract(role, method_name) if role is not None else None
+        if contract is None or contract.reply == "any":
+            return reply
+        items = args[0] if contract.per_item and args else None
+        return validate_reply(role, method_name, reply, items=items, plugin=plugin,
+                              queue=queue or _queue_of(plugin, args), bad_items=bad_items)
 
     # ------------------------------------------------------------ process locks
     def acquire_process_lock(self, lock_name: str, lock_interval: float) -> bool:
@@ -424,6 +468,26 @@ class AgentBase(threading.Thread):
         self.heldProcessLocks.clear()
 
 
+class AgentHelper:
+    """Base of a helper an agent owns (not a thread: the Submitter's WorkerMaker and
+    WorkerAdjuster), which uses the agent's plugin factory, DB proxy and plugin calls
+    (``self.agent.call_plugin``); made without an agent (as the original's were), it gets a bare
+    :class:`AgentBase` of its own, never started."""
+
+    def __init__(self, agent: AgentBase | None = None, queue_config_mapper: Any = None) -> None:
+        self.agent = agent if agent is not None else AgentBase(queue_config_mapper=queue_config_mapper)
+
+    @property
+    def pluginFactory(self) -> Any:
+        """The owning agent's plugin factory."""
+        return self.agent.pluginFactory
+
+    @property
+    def dbProxy(self) -> Any:
+        """The owning agent's DB proxy."""
+        return self.agent.dbProxy
+
+
 def _dialog_level() -> int:
     """Dialog threshold: ``[propagator] minMessageLevel`` (default WARNING)."""
     try:
@@ -432,3 +496,28 @@ def _dialog_level() -> int:
         name = "WARNING"
     level = logging.getLevelName(str(name).upper())
     return level if isinstance(level, int) else logging.WARNING
+
+
+def _queue_of(plugin: Any, args: tuple) -> str | None:
+    """The queue of a plugin call: the plugin's ``queueName`` (set from the queue config), else
+    the ``computingSite`` of the spec (or first spec of the list) it was called with."""
+    queue = getattr(plugin, "queueName", None)
+    if queue is None and args:
+        first = args[0]
+        if isinstance(first, (list, tuple)):
+            first = first[0] if first else None
+        queue = getattr(first, "computingSite", None)
+    return queue
+
+
+@functools.lru_cache(maxsize=1024)
+def _takes_keyword(func: Callable[..., Any], name: str) -> bool:
+    """Whether ``func`` (a plugin method's function) can be given the keyword ``name``."""
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):  # a builtin or C method: cannot tell, pass it
+        return True
+    param = params.get(name)
+    if param is not None:
+        return param.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())

@@ -139,7 +139,7 @@ class CredManager(AgentBase):
             return
         for core in itertools.chain(self.exe_cores, self.queue_exe_cores):
             tmp_log = self.make_logger(_logger, self.core_name(core), method_name="execute")
-            ok, valid = self.call_plugin(tmp_log, core, "check_credential")
+            ok, valid = self.call_plugin(tmp_log, core, "check_credential", role="credmanager")
             if not ok:
                 tmp_log.error(f"check failed : {valid}")
                 continue
@@ -147,11 +147,11 @@ class CredManager(AgentBase):
                 tmp_log.debug("valid")
                 continue
             tmp_log.debug("invalid : renew credential")
-            ok, result = self.call_plugin(tmp_log, core, "renew_credential")
+            ok, result = self.call_plugin(tmp_log, core, "renew_credential", role="credmanager")
             if not ok:
                 tmp_log.error(f"renewal failed : {result}")
                 continue
-            status, message = result if isinstance(result, tuple) else (result, "")
+            status, message = result
             if status:
                 tmp_log.debug("renewed")
             else:
@@ -163,7 +163,8 @@ class CredManager(AgentBase):
         metrics: dict[str, Any] = {}
         for core in itertools.chain(self.exe_cores, self.queue_exe_cores):
             tmp_log = self.make_logger(_logger, self.core_name(core), method_name="execute_monit")
-            ok, lifetime = self.call_plugin(tmp_log, core, "check_credential_lifetime", default=None)
+            ok, lifetime = self.call_plugin(tmp_log, core, "check_credential_lifetime", default=None,
+                                            role="credmanager")
             if ok and lifetime is not None:
                 metrics[getattr(core, "outCertFile", self.core_name(core))] = lifetime
         return metrics

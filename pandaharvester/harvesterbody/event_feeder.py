@@ -56,7 +56,8 @@ class EventFeeder(AgentBase):
         if not ok:
             log.error(f"failed to get event ranges: {events}; retried after [eventfeeder] lockInterval")
             return
-        fed_ok, diag = self.call_plugin(log, messenger, "feed_events", work_spec, events)
+        fed_ok, diag = self.call_plugin(log, messenger, "feed_events", work_spec, events, role="messenger",
+                                        queue=queue_config.queueName)
         if not fed_ok or diag is False:
             log.error(f"failed to feed events: {diag}; retried after [eventfeeder] lockInterval")
             return

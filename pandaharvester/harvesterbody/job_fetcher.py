@@ -133,8 +133,10 @@ class JobFetcher(AgentBase):
         if queue_config.zipPerMB is not None and job_spec.zipPerMB is None:
             job_spec.zipPerMB = queue_config.zipPerMB
         groups = [job_spec.get_input_file_attributes()]
-        if extractor is not None:
-            groups.append(extractor.get_aux_inputs(job_spec))
+        if extractor is not None:  # a reply of the wrong shape raises as a raising extractor does: job skipped
+            aux = extractor.get_aux_inputs(job_spec)
+            groups.append(self.check_reply(extractor, "get_aux_inputs", aux, (job_spec,), role="extractor",
+                                           queue=queue_name))
         for group in groups:
             for lfn, attrs in group.items():
                 job_spec.add_in_file(self._input_file(job_spec, lfn, attrs, queue_config, file_states))

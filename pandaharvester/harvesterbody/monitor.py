@@ -156,7 +156,8 @@ class Monitor(AgentBase):
             return
         if events_list or files_map:
             for work_spec in chunk:
-                ok, message = self.call_plugin(log, messenger, "acknowledge_events_files", work_spec, default=None)
+                ok, message = self.call_plugin(log, messenger, "acknowledge_events_files", work_spec, default=None,
+                                               role="messenger")
                 if not ok:
                     log.error(f"workerID={work_spec.workerID} failed to acknowledge files/events: {message}")
 

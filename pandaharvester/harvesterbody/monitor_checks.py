@@ -4,8 +4,10 @@
 messenger what each worker reported (attributes, output files, events, kill requests,
 heartbeat) and decides the worker's new status. It writes nothing to the DB: the kill marks it
 decides go to the agent's write batch (``agent.writes``), written before the results, which
-:mod:`monitor` writes back in one batch. A messenger hook that raises
-leaves that worker unchecked (as a failed plugin check: cancelled after ``checkTimeout``).
+:mod:`monitor` writes back in one batch. A messenger hook that raises, or answers in a shape its
+contract does not allow, leaves that worker unchecked (as a failed plugin check: cancelled after
+``checkTimeout``); a monitor plugin reply of the wrong shape leaves all its workers unchecked,
+an unknown status only that worker.
 
 Status rules for a worker the plugin says is final (finished/failed/cancelled):
 
@@ -29,6 +31,7 @@ import datetime
 from dataclasses import dataclass, field
 from typing import Any
 
+from pandaharvester.errors import PluginReplyError
 from pandaharvester.harvestercore import core_utils, lifecycle
 from pandaharvester.harvestercore.pilot_errors import PilotErrors
 from pandaharvester.harvestercore.work_spec import WorkSpec
@@ -142,7 +145,8 @@ class WorkerChecker:
     def ask(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """``messenger.<method>(*args)``; raises :class:`MessengerFailure` when it raises
         (``default=``: the reply when the messenger lacks the method)."""
-        ok, reply = self.agent.call_plugin(self.log, self.messenger, method, *args, **kwargs)
+        ok, reply = self.agent.call_plugin(self.log, self.messenger, method, *args, role="messenger",
+                                           queue=self.queue_config.queueName, **kwargs)
         if not ok:
             raise MessengerFailure(reply)
         return reply
@@ -157,25 +161,22 @@ class WorkerChecker:
         return result
 
     def call_plugin(self, workers: list[WorkSpec]) -> list[tuple[str | None, str]]:
-        """(status, diag) per worker from the monitor plugin; (None, why) for all when it fails."""
+        """(status, diag) per worker from the monitor plugin; (None, why) for all when it fails
+        (it raised, or its reply has not the contract's shape: logged by the agent's call_plugin).
+        An unknown status is one worker's problem (:meth:`interpret` keeps that worker as it was)."""
         if not workers:
             return []
-        ok, reply = self.agent.call_plugin(self.log, self.plugin, "check_workers", workers)
-        if ok:
-            try:
-                status_ok, statuses = reply
-                if not status_ok:
-                    return [(None, f"monitor plugin failed: {statuses}")] * len(workers)
-                statuses = list(statuses)
-                if len(statuses) == len(workers):
-                    for _status, _diag in statuses:  # each a (status, diag) pair, else TypeError/ValueError
-                        pass
-                    return statuses
-                reply = f"check_workers returned {len(statuses)} results for {len(workers)} workers"
-            except (TypeError, ValueError) as exc:
-                reply = f"check_workers returned {reply!r}, not (bool, [(status, diag)]): {exc}"
-        self.log.error(reply)
-        return [(None, str(reply))] * len(workers)
+        unknown: list[PluginReplyError] = []
+        ok, reply = self.agent.call_plugin(self.log, self.plugin, "check_workers", workers, role="monitor",
+                                           queue=self.queue_config.queueName, bad_items=unknown)
+        if not ok:
+            return [(None, reply)] * len(workers)
+        for error in unknown:  # one line per such worker, naming it
+            self.log.error(str(error))
+        status_ok, statuses = reply
+        if not status_ok:
+            return [(None, f"monitor plugin failed: {statuses}")] * len(workers)
+        return statuses
 
     # ------------------------------------------------------------------ one worker
     def interpret(self, work_spec: WorkSpec, status: str | None, diag: str, result: CheckResult) -> None:
@@ -183,9 +184,8 @@ class WorkerChecker:
         worker_id = work_spec.workerID
         if status is None:
             status, diag = self.unchecked(work_spec, diag, now, result)
-        elif status not in WorkSpec.ST_LIST:
+        elif status not in WorkSpec.ST_LIST:  # logged by call_plugin, naming the plugin and the worker
             diag = f"monitor plugin returned unknown status {status!r}; kept {work_spec.status}. {diag}"
-            self.log.error(f"workerID={worker_id} {diag}")
             status, result.is_checked = work_spec.status, False
         if self.ask("kill_requested", work_spec):
             self.log.info(f"workerID={worker_id} kill requested by the worker")

@@ -85,13 +85,13 @@ class Preparator(AgentBase):
         _queue_config, plugin = found
         old = job.subStatus
         method = "check_stage_in_status" if hasattr(plugin, "check_stage_in_status") else "check_status"
-        ok, reply = self.call_plugin(log, plugin, method, job)
+        ok, reply = self.call_plugin(log, plugin, method, job, role="preparator")
         status, diag = reply if ok else (None, reply)
         if status is None:
             outcomes.add("debug", f"still preparing: {diag}", job.PandaID)
             self._release(job, old, writes)
         elif status is True:
-            ok, reply = self.call_plugin(log, plugin, "resolve_input_paths", job)
+            ok, reply = self.call_plugin(log, plugin, "resolve_input_paths", job, role="preparator")
             resolved, diag = reply if ok else (False, reply)
             if resolved is False:
                 log.error(f"failed to resolve input file paths: {diag}")
@@ -117,7 +117,7 @@ class Preparator(AgentBase):
             outcomes.add("debug", "waiting: inputs are being prepared by another job", job.PandaID)
             self._release(job, old, writes)
             return
-        ok, reply = self.call_plugin(log, plugin, "trigger_preparation", job)
+        ok, reply = self.call_plugin(log, plugin, "trigger_preparation", job, role="preparator")
         status, diag = reply if ok else (None, reply)
         if status is True:
             job.subStatus = "preparing"

@@ -79,8 +79,8 @@ class Stager(AgentBase):
         conf = getattr(queue_config, kind, None)
         return self.pluginFactory.get_plugin(conf) if conf else None
 
-    def _ask(self, log: Any, plugin: Any, method: str, job: Any) -> tuple[Any, str]:
-        ok, reply = self.call_plugin(log, plugin, method, job)
+    def _ask(self, log: Any, plugin: Any, method: str, job: Any, role: str = "stager") -> tuple[Any, str]:
+        ok, reply = self.call_plugin(log, plugin, method, job, role=role)
         return reply if ok else (None, reply)
 
     @staticmethod
@@ -117,8 +117,9 @@ class Stager(AgentBase):
             outcomes.add("debug", f"trigger later: {diag}", job.PandaID)
 
     def zip_job(self, job: Any, queue_config: Any, log: Any, writes: list, outcomes: Outcomes) -> None:
-        zipper = self._plugin(queue_config, "zipper") or self._plugin(queue_config)
-        status, diag = self._ask(log, zipper, "zip_output", job)
+        zipper = self._plugin(queue_config, "zipper")
+        role = "zipper" if zipper is not None else "stager"
+        status, diag = self._ask(log, zipper or self._plugin(queue_config), "zip_output", job, role)
         if status is True:
             job.all_files_zipped()
             writes.append((job, False, log, "outputs zipped"))

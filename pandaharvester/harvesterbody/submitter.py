@@ -48,8 +48,8 @@ class Submitter(WorkerSubmission, AgentBase):
 
     def __init__(self, queue_config_mapper: Any, single_mode: bool = False):
         super().__init__(single_mode, queue_config_mapper=queue_config_mapper)
-        self.workerMaker = WorkerMaker()
-        self.workerAdjuster = WorkerAdjuster(queue_config_mapper)
+        self.workerMaker = WorkerMaker(self)
+        self.workerAdjuster = WorkerAdjuster(queue_config_mapper, self)
 
     # ------------------------------------------------------------------ cycle
     def steps(self) -> list[Step]:
@@ -133,7 +133,8 @@ class Submitter(WorkerSubmission, AgentBase):
         if maker is None:
             log.error("workerMaker plugin missing in the queue config; nothing submitted")
             return False
-        job_chunks = self.get_job_chunks(queue_config, n_workers, n_ready, job_type, resource_type, maker, locked_by)
+        job_chunks = self.get_job_chunks(queue_config, n_workers, n_ready, job_type, resource_type, maker, locked_by,
+                                         log=log)
         if not job_chunks:
             return False
         ok_chunks, ng_chunks = self.workerMaker.make_workers(job_chunks, queue_config, n_ready, job_type,
@@ -147,8 +148,9 @@ class Submitter(WorkerSubmission, AgentBase):
         return bool(ok_chunks)
 
     def get_job_chunks(self, queue_config: Any, n_workers: int, n_ready: int, job_type: str, resource_type: str,
-                       maker: Any, locked_by: str) -> list[list[Any]]:
-        """Job chunks for the workers as the queue's mapType says ([] chunks for NoJob)."""
+                       maker: Any, locked_by: str, log: Any = _logger) -> list[list[Any]]:
+        """Job chunks for the workers as the queue's mapType says ([] chunks for NoJob; [] when a
+        sizing method of the worker maker fails: nothing submitted for the slot this cycle)."""
         if queue_config.mapType == WorkSpec.MT_NoJob:
             return [[] for _ in range(n_workers)]
         per_worker, per_job = None, None
@@ -156,11 +158,16 @@ class Submitter(WorkerSubmission, AgentBase):
         if queue_config.mapType == WorkSpec.MT_OneToOne:
             per_worker = 1
         elif queue_config.mapType == WorkSpec.MT_MultiJobs:
-            per_worker = maker.get_num_jobs_per_worker(n_workers)
+            sizes = self.maker_sizes(maker, queue_config, log, ("get_num_jobs_per_worker", n_workers))
+            if sizes is None:
+                return []
+            (per_worker,) = sizes
         elif queue_config.mapType == WorkSpec.MT_MultiWorkers:
-            per_job = maker.get_num_workers_per_job(n_workers)
-            max_in_total = maker.get_max_workers_per_job_in_total()
-            max_per_cycle = maker.get_max_workers_per_job_per_cycle()
+            sizes = self.maker_sizes(maker, queue_config, log, ("get_num_workers_per_job", n_workers),
+                                     ("get_max_workers_per_job_in_total",), ("get_max_workers_per_job_per_cycle",))
+            if sizes is None:
+                return []
+            per_job, max_in_total, max_per_cycle = sizes
         else:
             _logger.error(f"queueName={queue_config.queueName} unknown mapType={queue_config.mapType!r}: "
                           f"use NoJob, OneToOne, ManyToOne or OneToMany")
@@ -169,6 +176,18 @@ class Submitter(WorkerSubmission, AgentBase):
             queue_config.queueName, n_workers, n_ready, per_worker, per_job, queue_config.useJobLateBinding,
             self.cfg("checkInterval"), self.cfg("lockInterval"), locked_by, queue_config.allowJobMixture, max_in_total,
             max_per_cycle)
+
+    def maker_sizes(self, maker: Any, queue_config: Any, log: Any, *calls: tuple) -> list[Any] | None:
+        """The worker maker's replies to the sizing ``calls`` (``(method, *args)``); None (logged)
+        when one raises or gives a reply of the wrong shape."""
+        replies = []
+        for method, *args in calls:
+            ok, reply = self.call_plugin(log, maker, method, *args, role="workermaker", queue=queue_config.queueName)
+            if not ok:
+                log.error(f"{type(maker).__name__}.{method} failed: no jobs taken for the slot this cycle")
+                return None
+            replies.append(reply)
+        return replies
 
     def fail_unmade_jobs(self, ng_chunks: list[list[Any]], maker: Any, locked_by: str) -> None:
         """Jobs no worker could be made for fail (unless the maker says to skip them)."""

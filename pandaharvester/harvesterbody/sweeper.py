@@ -91,13 +91,13 @@ class Sweeper(AgentBase):
     def kill_workers(self, sweeper: Any, workers: list, log: Any) -> list[tuple[bool, str]]:
         """Kill with the plugin; one (bool, diag) per worker, never raising."""
         if hasattr(sweeper, "kill_workers"):
-            ok, replies = self.call_plugin(log, sweeper, "kill_workers", workers)
+            ok, replies = self.call_plugin(log, sweeper, "kill_workers", workers, role="sweeper")
             if not ok:
                 replies = [(False, replies)] * len(workers)
         else:
             replies = []
             for work_spec in workers:
-                ok, reply = self.call_plugin(log, sweeper, "kill_worker", work_spec)
+                ok, reply = self.call_plugin(log, sweeper, "kill_worker", work_spec, role="sweeper")
                 replies.append(reply if ok else (False, reply))
         outcomes: dict[tuple[bool, str], list[Any]] = {}
         for work_spec, (ok, diag) in zip(workers, replies):
@@ -148,12 +148,13 @@ class Sweeper(AgentBase):
 
     def sweep_and_clean(self, sweeper: Any, messenger: Any, work_spec: Any, log: Any) -> bool:
         """The plugin's sweep and the messenger's clean-up of one worker; False (logged) on failure."""
-        ok, reply = self.call_plugin(log, sweeper, "sweep_worker", work_spec)
+        ok, reply = self.call_plugin(log, sweeper, "sweep_worker", work_spec, role="sweeper")
         swept, diag = reply if ok else (False, reply)
         if not swept:
             log.error(f"workerID={work_spec.workerID} sweep failed: {diag}; retried next cycle")
             return False
-        ok, reply = self.call_plugin(log, messenger, "clean_up", work_spec, default=(None, "skipped"))
+        ok, reply = self.call_plugin(log, messenger, "clean_up", work_spec, default=(None, "skipped"),
+                                     role="messenger")
         cleaned, diag = reply if ok else (False, reply)
         if cleaned is False:
             log.error(f"workerID={work_spec.workerID} messenger clean-up failed: {diag}; retried next cycle")

@@ -30,10 +30,9 @@ import copy
 import math
 from typing import Any
 
+from pandaharvester.harvesterbody.agent_base import AgentBase, AgentHelper
 from pandaharvester.harvesterconfig.schema import cfg_value
 from pandaharvester.harvestercore import core_utils
-from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
-from pandaharvester.harvestercore.plugin_factory import PluginFactory
 
 _logger = core_utils.setup_logger("worker_adjuster")
 
@@ -41,13 +40,16 @@ _DISABLED_QUEUE_STATES = ("offline", "standby", "maintenance")
 ANY = "ANY"
 
 
-class WorkerAdjuster:
-    """Defines the number of new workers per queue slot (see the module docstring)."""
+class WorkerAdjuster(AgentHelper):
+    """Defines the number of new workers per queue slot (see the module docstring).
 
-    def __init__(self, queue_config_mapper: Any):
+    ``agent``: the owning agent (the Submitter), whose plugin factory, DB proxy and plugin calls
+    it uses (:class:`AgentHelper`; ``WorkerAdjuster(queue_config_mapper)`` as in the original works too).
+    """
+
+    def __init__(self, queue_config_mapper: Any, agent: AgentBase | None = None):
+        super().__init__(agent, queue_config_mapper)
         self.queue_configMapper = queue_config_mapper
-        self.pluginFactory = PluginFactory()
-        self.dbProxy = DBProxy()
         self.throttlerMap: dict[str, Any] = {}
         self.maxNewWorkers = cfg_value("submitter", "maxNewWorkers", None)
         factor = cfg_value("submitter", "activateWorkerFactor", 1.0)
@@ -95,8 +97,10 @@ class WorkerAdjuster:
             return 1, 1
 
     # ------------------------------------------------------------------ the rules
-    def _blocked_reason(self, queue_name: str, queue_config: Any, queue_stat: dict) -> str | None:
-        """Why no worker may be submitted to the queue at all, or None."""
+    def _blocked_reason(self, queue_name: str, queue_config: Any, queue_stat: dict, log: Any = _logger) -> str | None:
+        """Why no worker may be submitted to the queue at all, or None. A throttler that raises or
+        gives a reply of the wrong shape blocks its queue (fail safe); one of the original's older
+        signature (``to_be_throttled(queue_config)``) is called so, without ``queue_config_mapper``."""
         if queue_config is None:
             return "no queue config for the queue"
         status = (self._panda_entry(queue_stat, queue_name, queue_config) or {}).get("status")
@@ -104,13 +108,12 @@ class WorkerAdjuster:
             return f"queue status in PanDA is {status}"
         throttler = self._throttler(queue_name, queue_config)
         if throttler is not None:
-            try:
-                throttled, message = throttler.to_be_throttled(queue_config,
-                                                               queue_config_mapper=self.queue_configMapper)
-            except Exception as exc:
-                # fail safe for this queue only: no new workers until the throttler answers
-                core_utils.dump_error_message(_logger)
-                return f"throttler {throttler.__class__.__name__} raised {exc.__class__.__name__}: {exc}"
+            ok, reply = self.agent.call_plugin(log, throttler, "to_be_throttled", queue_config,
+                                               queue_config_mapper=self.queue_configMapper, role="throttler",
+                                               queue=queue_name)
+            if not ok:  # fail safe for this queue only: no new workers until the throttler answers
+                return f"throttler failed: {reply}"
+            throttled, message = reply
             if throttled:
                 return f"throttled by {throttler.__class__.__name__}: {message}"
         return None
@@ -217,7 +220,7 @@ class WorkerAdjuster:
             job_stats = self._cache_data("job_statistics.json")
             for queue_name, by_job_type in result.items():
                 queue_config = self.queue_configMapper.get_queue(queue_name)
-                blocked = self._blocked_reason(queue_name, queue_config, queue_stat)
+                blocked = self._blocked_reason(queue_name, queue_config, queue_stat, log)
                 if blocked is not None:
                     log.debug(f"queue={queue_name} no new workers: {blocked}")
                     for by_resource in by_job_type.values():

@@ -5,20 +5,23 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from pandaharvester.harvesterbody.agent_base import AgentBase, AgentHelper
 from pandaharvester.harvestercore import core_utils
-from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool as DBProxy
 from pandaharvester.harvestercore.log_utils import ids_text
-from pandaharvester.harvestercore.plugin_factory import PluginFactory
 
 _logger = core_utils.setup_logger("worker_maker")
 
 
-class WorkerMaker:
-    """Calls the ``workerMaker`` plugin of a queue and numbers the new workers."""
+class WorkerMaker(AgentHelper):
+    """Calls the ``workerMaker`` plugin of a queue and numbers the new workers.
 
-    def __init__(self) -> None:
-        self.pluginFactory = PluginFactory()
-        self.dbProxy = DBProxy()
+    ``agent``: the owning agent (the Submitter), whose plugin factory, DB proxy and plugin calls
+    (:meth:`AgentBase.call_plugin`: replies checked against the worker maker's contract) it uses
+    (:class:`AgentHelper`; ``WorkerMaker()`` as in the original works too).
+    """
+
+    def __init__(self, agent: AgentBase | None = None) -> None:
+        super().__init__(agent)
 
     def get_plugin(self, queue_config: Any) -> Any:
         """The worker-maker plugin of ``queue_config``."""
@@ -47,16 +50,12 @@ class WorkerMaker:
             if index < len(ready_workers):
                 ok_chunks.append((ready_workers[index], job_chunk))
                 continue
-            try:
-                work_spec = maker.make_worker(job_chunk, queue_config, job_type, resource_type,
-                                              prod_source_label=prod_source_label)
-            except TypeError:
-                # makers written for older signatures take no prod_source_label
-                work_spec = maker.make_worker(job_chunk, queue_config, job_type, resource_type)
-            except Exception:
-                core_utils.dump_error_message(log)
-                work_spec = None
-            if work_spec is None:
+            # a maker of the original's older signature gets no prod_source_label; one that raises
+            # or returns something else than a WorkSpec or None makes no worker (logged)
+            ok, work_spec = self.agent.call_plugin(log, maker, "make_worker", job_chunk, queue_config, job_type,
+                                                   resource_type, prod_source_label=prod_source_label,
+                                                   role="workermaker", queue=queue_config.queueName)
+            if not ok or work_spec is None:
                 ng_chunks.append(job_chunk)
                 continue
             new_workers.append((work_spec, job_chunk))
@@ -93,10 +92,12 @@ class WorkerMaker:
                       f"nCore={n_core}: {sep.join(ids)}")
 
     def _ask(self, queue_config: Any, maker: Any, method: str, *args: Any, default: Any = None) -> Any:
+        """``maker.<method>(*args)``, its reply checked (a wrong one raises PluginReplyError)."""
         maker = maker or self.get_plugin(queue_config)
         if maker is None:
             return default
-        return getattr(maker, method)(*args)
+        return self.agent.check_reply(maker, method, getattr(maker, method)(*args), args, role="workermaker",
+                                      queue=queue_config.queueName)
 
     def get_num_jobs_per_worker(self, queue_config: Any, n_workers: int, job_type: str, resource_type: str,
                                 maker: Any = None) -> int:

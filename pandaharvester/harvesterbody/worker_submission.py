@@ -91,7 +91,7 @@ class WorkerSubmission:
         """Make the access points and write the jobs there; ``{id(worker): (None, diag)}`` for the
         workers that must not be submitted (a pilot without its job description would be lost):
         they fail for now, and their jobs are retried (``maxSubmissionAttempts``)."""
-        ok, reply = self.call_plugin(log, messenger, "setup_access_points", workers)
+        ok, reply = self.call_plugin(log, messenger, "setup_access_points", workers, role="messenger")
         if not ok or reply is False:
             diag = f"access points not made: {reply if not ok else 'setup_access_points returned False'}"
             log.error(diag)
@@ -103,7 +103,7 @@ class WorkerSubmission:
             if work_spec.hasJob != 1:
                 continue
             jobs = work_spec.get_jobspec_list()
-            ok, fed = self.call_plugin(log, messenger, "feed_jobs", work_spec, jobs)
+            ok, fed = self.call_plugin(log, messenger, "feed_jobs", work_spec, jobs, role="messenger")
             if not ok or fed is False:
                 diag = f"jobs not fed to the worker: {fed if not ok else 'feed_jobs returned False'}"
                 log.error(f"workerID={work_spec.workerID} {diag}; not submitted")
@@ -120,18 +120,15 @@ class WorkerSubmission:
         """Run the plugin on the workers that need a batch submission; one (status, diag) per worker.
 
         Workers already ready or running (late binding) are not submitted again, nor those with
-        a ``preset`` answer (keyed by ``id(worker)``). A plugin exception or a reply of the wrong
-        length fails the whole batch with that diagnostic.
+        a ``preset`` answer (keyed by ``id(worker)``). A plugin exception or a reply its contract
+        does not allow (wrong length, bad status, ...) fails the whole batch with that diagnostic.
         """
         preset = preset or {}
         to_submit = [w for w in workers
                      if w.status not in (WorkSpec.ST_ready, WorkSpec.ST_running) and id(w) not in preset]
         watch = core_utils.get_stopwatch()
-        ok, replies = self.call_plugin(log, submitter, "submit_workers", to_submit) if to_submit else (True, [])
-        if ok:
-            replies = list(replies)
-            if len(replies) != len(to_submit):
-                ok, replies = False, f"submit_workers returned {len(replies)} results for {len(to_submit)} workers"
+        ok, replies = self.call_plugin(log, submitter, "submit_workers", to_submit, role="submitter") \
+            if to_submit else (True, [])
         if not ok:
             log.error(f"submitter plugin failed: {replies}")
             replies = [(False, replies)] * len(to_submit)

@@ -39,9 +39,9 @@ DEFAULT_MESSENGER = {"module": "pandaharvester.harvestermessenger.shared_file_me
 
 # what the agents do when a plugin does not take a keyword they pass (for the WARN line)
 _AGENT_KWARG_NOTES = {
-    "prod_source_label": "the WorkerMaker calls it again without the keyword, so it works",
-    "queue_config_mapper": "this Harvester's WorkerAdjuster passes it and takes the TypeError for a throttler "
-                           "failure (no new workers for the queue): add queue_config_mapper=None",
+    "prod_source_label": "the WorkerMaker calls it without the keyword, as the original did, so it works",
+    "queue_config_mapper": "the WorkerAdjuster calls it without the keyword, as the original did, so it works; "
+                           "add queue_config_mapper=None to get the queue config mapper",
 }
 
 

@@ -8,10 +8,11 @@
   conformance kit (``harvester-admin plugin check``) share;
 - :mod:`.fields`: :class:`FieldGuard`, the fields a plugin call set outside its role (WARNING).
 
-Agents wire them as ``reply = validate_reply("submitter", "submit_workers", reply, items=workers,
-plugin=submitter)`` (a :class:`~pandaharvester.errors.PluginReplyError` names plugin, queue,
-method, problem and expected shape) and ``guard = FieldGuard("submitter", workers)`` before /
-``guard.warnings(plugin=submitter, method="submit_workers")`` after the call.
+The agents use them through ``AgentBase.call_plugin(log, plugin, method, ..., role="submitter")``:
+``validate_reply(role, method, reply, items=workers, plugin=plugin)`` in ``AgentBase.check_reply``
+(a :class:`~pandaharvester.errors.PluginReplyError` names plugin, queue, method, problem and
+expected shape) and, around a bulk call, ``FieldGuard(role, workers, tracked=True)`` before /
+``guard.warning(plugin=plugin, method=method)`` after it (one line per call).
 """
 
 from .fields import FieldGuard, new_spec_fields
@@ -29,10 +30,11 @@ from .protocols import (
     ZipperPlugin,
 )
 from .replies import expected_shape, plugin_label, validate_reply
-from .roles import ROLES, MethodContract, RoleContract, get_role, role_names
+from .roles import ROLES, MethodContract, RoleContract, get_role, method_contract, role_names, settable_fields_table
 
 __all__ = [
-    "ROLES", "MethodContract", "RoleContract", "get_role", "role_names", "validate_reply", "expected_shape",
+    "ROLES", "MethodContract", "RoleContract", "get_role", "method_contract", "role_names", "settable_fields_table",
+    "validate_reply", "expected_shape",
     "plugin_label", "FieldGuard", "new_spec_fields", "SubmitterPlugin", "MonitorPlugin", "SweeperPlugin",
     "PreparatorPlugin", "StagerPlugin", "ZipperPlugin", "MessengerPlugin", "WorkerMakerPlugin",
     "ThrottlerPlugin", "CredManagerPlugin", "ExtractorPlugin",

@@ -57,8 +57,9 @@ class PreparatorPlugin(Protocol):
     def check_stage_in_status(self, jobspec: Any) -> Reply:
         """True once every input is there (the original's older name: ``check_status``)."""
 
-    def resolve_input_paths(self, jobspec: Any) -> tuple[bool, str]:
-        """Set each input's local path with ``jobspec.set_input_file_paths({lfn: {"path": ...}})``."""
+    def resolve_input_paths(self, jobspec: Any) -> Reply:
+        """Set each input's local path with ``jobspec.set_input_file_paths({lfn: {"path": ...}})``
+        (only ``False`` is a failure)."""
 
 
 class StagerPlugin(Protocol):
@@ -91,14 +92,15 @@ class MessengerPlugin(Protocol):
     """Queue-config key ``messenger`` (``accessPoint`` in its dict): talks with the worker.
 
     Every method is optional for a plugin deriving from ``BaseMessenger``, whose do-nothing
-    defaults are the reference; listed here with the shapes the agents rely on.
+    defaults are the reference; listed here with the shapes the agents rely on (``None`` from a
+    method returning a dict or a list means nothing, as the original's agents read it).
     """
 
     def setup_access_points(self, workspec_list: list) -> Any:
         """Prepare the access points of new workers (False = failed)."""
 
-    def feed_jobs(self, workspec: Any, jobspec_list: list) -> bool:
-        """Hand the jobs to the worker; True on success."""
+    def feed_jobs(self, workspec: Any, jobspec_list: list) -> bool | None:
+        """Hand the jobs to the worker; True on success (only ``False`` is a failure)."""
 
     def job_requested(self, workspec: Any) -> Any:
         """Number of jobs the worker asks for (falsy: none)."""
@@ -118,8 +120,8 @@ class MessengerPlugin(Protocol):
     def events_requested(self, workspec: Any) -> dict:
         """``{PandaID: request params}`` for event ranges."""
 
-    def feed_events(self, workspec: Any, events_dict: dict) -> bool:
-        """Hand event ranges to the worker; True on success."""
+    def feed_events(self, workspec: Any, events_dict: dict) -> bool | None:
+        """Hand event ranges to the worker; True on success (only ``False`` is a failure)."""
 
     def events_to_update(self, workspec: Any) -> dict:
         """``{PandaID: [event dicts]}`` the worker reported."""
@@ -164,7 +166,7 @@ class WorkerMakerPlugin(Protocol):
 class ThrottlerPlugin(Protocol):
     """Queue-config key ``throttler``."""
 
-    def to_be_throttled(self, queue_config: Any, queue_config_mapper: Any = None) -> tuple[bool, str]:
+    def to_be_throttled(self, queue_config: Any, queue_config_mapper: Any = None) -> Reply:
         """``(True, why)`` to make no new worker for the queue this cycle (older throttlers take
         ``queue_config`` only)."""
 
@@ -173,7 +175,7 @@ class CredManagerPlugin(Protocol):
     """cfg ``[credmanager]`` or queue-config ``credmanagers`` list."""
 
     def check_credential(self) -> bool:
-        """True while the credential is valid long enough."""
+        """True while the credential is valid long enough (``None`` counts as not valid)."""
 
     def renew_credential(self) -> tuple[bool, str]:
         """Renew it; ``(True, "")`` on success."""

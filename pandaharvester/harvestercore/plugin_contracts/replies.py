@@ -10,6 +10,7 @@ bare status from ``renew_credential``) and strict where they would misread the r
 
 from __future__ import annotations
 
+import functools
 from numbers import Real
 from typing import Any, Callable
 
@@ -100,7 +101,11 @@ def _reply_or_status(reply: Any, m: MethodContract, n_items: int | None, role: R
     return _status(reply, m.statuses, None), ""  # the CredManager agent takes a bare status too
 
 
-def _monitor_reply(reply: Any, m: MethodContract, n_items: int | None, role: RoleContract) -> tuple[bool, Any]:
+_KNOWN_STATUSES = frozenset(WorkSpec.ST_LIST)
+
+
+def _monitor_reply(reply: Any, m: MethodContract, n_items: int | None, role: RoleContract,
+                   keep: Callable[[_Bad], None] | None = None) -> tuple[bool, Any]:
     if not isinstance(reply, (tuple, list)) or len(reply) != 2:
         raise _Bad(f"returned {_short(reply)}, not a (bool, statuses) pair")
     if not (isinstance(reply[0], bool) or (type(reply[0]) is int and reply[0] in (0, 1))):
@@ -111,15 +116,18 @@ def _monitor_reply(reply: Any, m: MethodContract, n_items: int | None, role: Rol
         return False, _diag(reply[1])
     items = _sequence(reply[1], "(status, diagnostic) pairs")
     _count(items, n_items, role.items)
-    known = WorkSpec.ST_LIST
+    known = _KNOWN_STATUSES
     result = []
     for index, item in enumerate(items):
         if not isinstance(item, (tuple, list)) or len(item) != 2:
             raise _Bad(f"entry {_short(item)} is not a (status, diagnostic) pair", index)
         status = item[0]
         if status is not None and status not in known:
-            raise _Bad(f"unknown status {status!r}: not a WorkSpec.ST_* value ({', '.join(known)}) nor None",
-                       index)
+            bad = _Bad(f"unknown status {status!r}: not a WorkSpec.ST_* value ({', '.join(WorkSpec.ST_LIST)}) "
+                       f"nor None", index)
+            if keep is None:
+                raise bad
+            keep(bad)  # the agent handles that worker alone; the entry stays as returned
         result.append((status, _diag(item[1])))
     return True, result
 
@@ -159,7 +167,7 @@ def _type_check(accepts: Callable[[Any], bool]) -> Callable[..., Any]:
     def check(reply: Any, m: MethodContract, n_items: int | None, role: RoleContract) -> Any:
         if not accepts(reply):
             raise _Bad(f"returned {_short(reply)} ({type(reply).__name__})")
-        return bool(reply) if type(reply) is int and m.reply == "bool" else reply
+        return bool(reply) if type(reply) is int and m.reply in ("bool", "bool_or_none") else reply
     return check
 
 
@@ -177,7 +185,8 @@ _KINDS: dict[str, tuple[Callable[..., Any], str]] = {
     "workspec_or_none": (_workspec_or_none, "a WorkSpec, or None when no worker can be made"),
     "aux_inputs": (_aux_inputs, "a dict {{lfn: {{'scope': ..., 'INTERNAL_FileType': ..., 'INTERNAL_URL': ...}}}}"),
     "bool": (_type_check(lambda v: isinstance(v, bool) or (type(v) is int and v in (0, 1))), "True or False"),
-    "bool_or_none": (_type_check(lambda v: v is None or isinstance(v, bool)), "True, False or None"),
+    "bool_or_none": (_type_check(lambda v: v is None or isinstance(v, bool) or (type(v) is int and v in (0, 1))),
+                     "True, False or None"),
     "count": (_type_check(lambda v: v is None or isinstance(v, bool) or _is_int(v)),
               "a number of jobs (0, False or None: none)"),
     "int": (_type_check(_is_int), "a non-negative int"),
@@ -185,7 +194,10 @@ _KINDS: dict[str, tuple[Callable[..., Any], str]] = {
     "number_or_none": (_type_check(lambda v: v is None or (isinstance(v, Real) and not isinstance(v, bool))),
                        "a number (hours), or None when unknown"),
     "dict": (_type_check(lambda v: isinstance(v, dict)), "a dict"),
+    "dict_or_none": (_type_check(lambda v: v is None or isinstance(v, dict)), "a dict (None: nothing)"),
     "list": (_type_check(lambda v: isinstance(v, (list, tuple, set, frozenset))), "a list"),
+    "list_or_none": (_type_check(lambda v: v is None or isinstance(v, (list, tuple, set, frozenset))),
+                     "a list (None: nothing)"),
     "any": (lambda reply, m, n, role: reply, "anything"),
 }
 
@@ -206,30 +218,49 @@ def _item_label(item: Any) -> str | None:
 
 
 def validate_reply(role: str, method: str, reply: Any, n_items: int | None = None, *, plugin: Any = None,
-                   queue: str | None = None, items: list | None = None) -> Any:
+                   queue: str | None = None, items: list | None = None,
+                   bad_items: list[PluginReplyError] | None = None) -> Any:
     """The normalised ``reply`` of ``plugin.<method>`` for a plugin of ``role``.
 
     ``n_items``: how many workers/jobs the call was about (per-item replies must match; with
     ``items`` it is ``len(items)`` and a bad entry is named by its workerID/PandaID). ``queue``
     defaults to the plugin's ``queueName`` (set by the queue config). Raises
     :class:`PluginReplyError` (message: queue, role, plugin, method, problem, expected shape).
+    ``bad_items`` (the monitor's ``check_workers``): a list that gets the error of each
+    well-formed entry with an unknown status instead of failing the whole reply; such entries
+    stay as returned, for the agent to handle that worker alone.
     """
-    contract = get_role(role)
-    m = contract.method(method)
+    contract, m, check = _prepared(role, method)
     if items is not None and n_items is None:
         n_items = len(items)
-    check = _KINDS[m.reply][0]
     try:
-        return check(reply, m, n_items, contract)
+        if bad_items is None:
+            return check(reply, m, n_items, contract)
+        return check(reply, m, n_items, contract,
+                     lambda bad: bad_items.append(_error(bad, role, method, plugin, queue, items)))
     except _Bad as bad:
-        item = None
-        if bad.index is not None and items is not None and bad.index < len(items):
-            item = _item_label(items[bad.index])
-        problem = bad.problem
-        if bad.index is not None:
-            problem = f"reply #{bad.index}{f' ({item})' if item else ''}: {problem}"
-        if queue is None and plugin is not None and not isinstance(plugin, (str, type)):
-            queue = getattr(plugin, "queueName", None)
-        raise PluginReplyError(problem, plugin=plugin_label(plugin), queue=queue, role=contract.role,
-                               method=method, expected=expected_shape(contract.role, method),
-                               index=bad.index, item=item) from None
+        raise _error(bad, role, method, plugin, queue, items) from None
+
+
+@functools.lru_cache(maxsize=None)
+def _prepared(role: str, method: str) -> tuple[RoleContract, MethodContract, Callable[..., Any]]:
+    """(role contract, method contract, reply check) of ``role``/``method``, looked up once (the
+    agents validate every plugin call); KeyError naming the known roles or methods."""
+    contract = get_role(role)
+    m = contract.method(method)
+    return contract, m, _KINDS[m.reply][0]
+
+
+def _error(bad: _Bad, role: str, method: str, plugin: Any, queue: str | None, items: list | None
+           ) -> PluginReplyError:
+    contract = get_role(role)
+    item = None
+    if bad.index is not None and items is not None and bad.index < len(items):
+        item = _item_label(items[bad.index])
+    problem = bad.problem
+    if bad.index is not None:
+        problem = f"reply #{bad.index}{f' ({item})' if item else ''}: {problem}"
+    if queue is None and plugin is not None and not isinstance(plugin, (str, type)):
+        queue = getattr(plugin, "queueName", None)
+    return PluginReplyError(problem, plugin=plugin_label(plugin), queue=queue, role=contract.role, method=method,
+                            expected=expected_shape(contract.role, method), index=bad.index, item=item)

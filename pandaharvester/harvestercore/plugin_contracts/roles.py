@@ -10,6 +10,7 @@ Protocol in :mod:`.protocols`; reply kinds are checked by :mod:`.replies`, setta
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,7 +117,7 @@ _ROLE_LIST = (
     RoleContract("preparator", "preparator", protocols.PreparatorPlugin, (
         _M("trigger_preparation", "reply"),
         _M("check_stage_in_status", "reply", alternatives=("check_status",)),
-        _M("resolve_input_paths", "reply", statuses=TRUE_FALSE),
+        _M("resolve_input_paths", "reply"),  # None is no failure: only False stops the job
     ), _fields(JobSpec="jobParams jobAttributes", FileSpec=_FILE_TRANSFER), items="job"),
     RoleContract("stager", "stager", protocols.StagerPlugin, (
         _M("trigger_stage_out", "reply"),
@@ -130,11 +131,13 @@ _ROLE_LIST = (
     ), _fields(FileSpec=f"status {_FILE_TRANSFER}"), items="job"),
     RoleContract("messenger", "messenger", protocols.MessengerPlugin, tuple(
         _M(name, reply, required=False) for name, reply in (
-            ("setup_access_points", "any"), ("feed_jobs", "bool"), ("job_requested", "count"),
-            ("kill_requested", "bool"), ("is_alive", "bool_or_none"), ("get_work_attributes", "dict"),
-            ("get_files_to_stage_out", "dict"), ("events_requested", "dict"), ("feed_events", "bool"),
-            ("events_to_update", "dict"), ("acknowledge_events_files", "any"), ("get_panda_ids", "list"),
-            ("post_processing", "bool_or_none"), ("clean_up", "reply"))),
+            # as the agents read them: None is no failure (feed_*), no request, nothing reported
+            ("setup_access_points", "any"), ("feed_jobs", "bool_or_none"), ("job_requested", "count"),
+            ("kill_requested", "bool_or_none"), ("is_alive", "bool_or_none"),
+            ("get_work_attributes", "dict_or_none"), ("get_files_to_stage_out", "dict_or_none"),
+            ("events_requested", "dict_or_none"), ("feed_events", "bool_or_none"),
+            ("events_to_update", "dict_or_none"), ("acknowledge_events_files", "any"),
+            ("get_panda_ids", "list_or_none"), ("post_processing", "bool_or_none"), ("clean_up", "reply"))),
         _fields(WorkSpec=f"nativeStatus nJobs {_WORK_DIAG}", JobSpec="jobAttributes metaData outputFilesToReport",
                 FileSpec=_FILE_TRANSFER)),
     RoleContract("workermaker", "workerMaker", protocols.WorkerMakerPlugin, (
@@ -147,10 +150,10 @@ _ROLE_LIST = (
     ), _fields(WorkSpec="nCore minRamCount maxDiskCount maxWalltime ioIntensity resourceType jobType pilotType "
                         "workParams workAttributes creationTime nJobs"), items="job"),
     RoleContract("throttler", "throttler", protocols.ThrottlerPlugin, (
-        _M("to_be_throttled", "reply", statuses=TRUE_FALSE, agent_kwargs=("queue_config_mapper",)),
+        _M("to_be_throttled", "reply", agent_kwargs=("queue_config_mapper",)),  # None: not throttled
     )),
     RoleContract("credmanager", "credmanagers", protocols.CredManagerPlugin, (
-        _M("check_credential", "bool"),
+        _M("check_credential", "bool_or_none"),  # None: not valid, renewed
         _M("renew_credential", "reply_or_status", statuses=TRUE_FALSE),
         _M("check_credential_lifetime", "number_or_none", required=False),
     )),
@@ -179,3 +182,30 @@ def get_role(name: str) -> RoleContract:
 def role_names() -> list[str]:
     """Every role name, in the order of :data:`ROLES`."""
     return list(ROLES)
+
+
+@functools.lru_cache(maxsize=None)
+def method_contract(role: str, method: str) -> MethodContract | None:
+    """The contract of ``method`` (or of the method it is an alternative to) for a plugin of
+    ``role``, looked up once; None when the role's contract has no such method (a hook of this
+    Harvester's own, such as the messenger's ``get_unreadable_reports``)."""
+    try:
+        return get_role(role).method(method)
+    except KeyError:
+        get_role(role)  # an unknown role is the caller's mistake: say so
+        return None
+
+
+SPEC_CLASSES = ("WorkSpec", "JobSpec", "FileSpec")
+
+
+def settable_fields_table() -> str:
+    """The spec fields each role may set, as the Markdown table of the README's plugin section
+    (``tests/test_plugin_contracts.py`` checks that the README holds this very text)."""
+    lines = ["| role (queue-config key) | " + " | ".join(SPEC_CLASSES) + " |",
+             "|---" * (len(SPEC_CLASSES) + 1) + "|"]
+    for contract in ROLES.values():
+        cells = [", ".join(f"`{name}`" for name in sorted(contract.may_set(cls))) or "—" for cls in SPEC_CLASSES]
+        key = f" (`{contract.queue_key}`)" if contract.queue_key != contract.role else ""
+        lines.append(f"| {contract.role}{key} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
