@@ -12,6 +12,7 @@ from pandaharvester.harvestercore.plugin_contracts import (
     expected_shape,
     get_role,
     new_spec_fields,
+    reply_as_is,
     validate_reply,
 )
 from pandaharvester.harvestercore.spec_base import LazyBlob
@@ -94,6 +95,34 @@ class MySubmitter:
 ])
 def test_good_replies_are_normalised(role, method, reply, n, normalised):
     assert validate_reply(role, method, reply, n) == normalised
+
+
+_SAMPLES = [None, True, False, 0, 1, 2, -1, 1.5, "ok", {}, {"a": {}}, [], [1], (), {1}, object()]
+
+
+@pytest.mark.parametrize("role", sorted(ROLES))
+def test_fast_path_accepts_only_replies_the_full_check_returns_unchanged(role):
+    """The agents skip the full check when ``reply_as_is`` says yes: it must never say yes to a
+    reply the full check would refuse or change (a 0 where a bool is due becomes False)."""
+    checked = 0
+    for method in (m.name for m in get_role(role).methods):
+        as_is = reply_as_is(role, method)
+        if as_is is None:
+            continue
+        for reply in _SAMPLES:
+            if not as_is(reply):
+                continue
+            checked += 1
+            assert validate_reply(role, method, reply, 1) is reply, (role, method, reply)
+    if role in ("credmanager", "messenger"):
+        assert checked, f"no method of {role} has a fast path"
+
+
+def test_fast_path_refuses_what_the_full_check_changes():
+    assert not reply_as_is("credmanager", "check_credential")(0)
+    assert validate_reply("credmanager", "check_credential", 0) is False
+    assert reply_as_is("messenger", "job_requested")(3)
+    assert reply_as_is("submitter", "submit_workers") is None  # per-item replies always get the full check
 
 
 @pytest.mark.parametrize("role, method, reply, problem", [

@@ -56,7 +56,7 @@ from typing import Any, Callable, Sequence
 from pandaharvester.errors import PluginReplyError
 from pandaharvester.harvesterbody.write_batch import WriteBatch
 from pandaharvester.harvestercore import core_utils
-from pandaharvester.harvestercore.plugin_contracts import FieldGuard, method_contract, validate_reply
+from pandaharvester.harvestercore.plugin_contracts import FieldGuard, method_contract, reply_as_is, validate_reply
 from pandaharvester.harvestercore.plugin_factory import PluginFactory
 
 _MISSING = object()
@@ -446,6 +446,9 @@ class AgentBase(threading.Thread):
         contract = method_contract(role, method_name) if role is not None else None
         if contract is None or contract.reply == "any":
             return reply
+        as_is = reply_as_is(role, method_name)
+        if as_is is not None and as_is(reply):
+            return reply  # most replies: already of the contract's type, nothing to normalise
         items = args[0] if contract.per_item and args else None
         return validate_reply(role, method_name, reply, items=items, plugin=plugin,
                               queue=queue or _queue_of(plugin, args), bad_items=bad_items)

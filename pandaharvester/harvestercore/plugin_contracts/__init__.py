@@ -29,12 +29,12 @@ from .protocols import (
     WorkerMakerPlugin,
     ZipperPlugin,
 )
-from .replies import expected_shape, plugin_label, validate_reply
+from .replies import expected_shape, plugin_label, reply_as_is, validate_reply
 from .roles import ROLES, MethodContract, RoleContract, get_role, method_contract, role_names, settable_fields_table
 
 __all__ = [
     "ROLES", "MethodContract", "RoleContract", "get_role", "method_contract", "role_names", "settable_fields_table",
-    "validate_reply", "expected_shape",
+    "validate_reply", "reply_as_is", "expected_shape",
     "plugin_label", "FieldGuard", "new_spec_fields", "SubmitterPlugin", "MonitorPlugin", "SweeperPlugin",
     "PreparatorPlugin", "StagerPlugin", "ZipperPlugin", "MessengerPlugin", "WorkerMakerPlugin",
     "ThrottlerPlugin", "CredManagerPlugin", "ExtractorPlugin",

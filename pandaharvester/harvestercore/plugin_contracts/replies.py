@@ -163,11 +163,17 @@ def _aux_inputs(reply: Any, m: MethodContract, n_items: int | None, role: RoleCo
     return reply
 
 
-def _type_check(accepts: Callable[[Any], bool]) -> Callable[..., Any]:
+def _type_check(accepts: Callable[[Any], bool], to_bool: bool = False) -> Callable[..., Any]:
+    """A check for a reply of one type; ``to_bool``: a 0/1 is accepted and made a bool."""
     def check(reply: Any, m: MethodContract, n_items: int | None, role: RoleContract) -> Any:
         if not accepts(reply):
             raise _Bad(f"returned {_short(reply)} ({type(reply).__name__})")
-        return bool(reply) if type(reply) is int and m.reply in ("bool", "bool_or_none") else reply
+        return bool(reply) if to_bool and type(reply) is int else reply
+    # true for a reply this check returns unchanged (the agents' fast path)
+    if to_bool:
+        check.as_is = lambda reply: type(reply) is not int and accepts(reply)  # type: ignore[attr-defined]
+    else:
+        check.as_is = accepts  # type: ignore[attr-defined]
     return check
 
 
@@ -184,9 +190,10 @@ _KINDS: dict[str, tuple[Callable[..., Any], str]] = {
     "worker_updates": (_worker_updates, "a list of (workerID, update timestamp) pairs"),
     "workspec_or_none": (_workspec_or_none, "a WorkSpec, or None when no worker can be made"),
     "aux_inputs": (_aux_inputs, "a dict {{lfn: {{'scope': ..., 'INTERNAL_FileType': ..., 'INTERNAL_URL': ...}}}}"),
-    "bool": (_type_check(lambda v: isinstance(v, bool) or (type(v) is int and v in (0, 1))), "True or False"),
-    "bool_or_none": (_type_check(lambda v: v is None or isinstance(v, bool) or (type(v) is int and v in (0, 1))),
-                     "True, False or None"),
+    "bool": (_type_check(lambda v: isinstance(v, bool) or (type(v) is int and v in (0, 1)), to_bool=True),
+             "True or False"),
+    "bool_or_none": (_type_check(lambda v: v is None or isinstance(v, bool) or (type(v) is int and v in (0, 1)),
+                                 to_bool=True), "True, False or None"),
     "count": (_type_check(lambda v: v is None or isinstance(v, bool) or _is_int(v)),
               "a number of jobs (0, False or None: none)"),
     "int": (_type_check(_is_int), "a non-negative int"),
@@ -240,6 +247,13 @@ def validate_reply(role: str, method: str, reply: Any, n_items: int | None = Non
                      lambda bad: bad_items.append(_error(bad, role, method, plugin, queue, items)))
     except _Bad as bad:
         raise _error(bad, role, method, plugin, queue, items) from None
+
+
+def reply_as_is(role: str, method: str) -> Callable[[Any], bool] | None:
+    """A cheap test, true for a reply of ``method`` that :func:`validate_reply` would return
+    unchanged (a dict where a dict is due, ...), for the agents to make before the full check at
+    every plugin call; None for the kinds that always need the full check (per-item replies)."""
+    return getattr(_prepared(role, method)[2], "as_is", None)
 
 
 @functools.lru_cache(maxsize=None)

@@ -187,8 +187,9 @@ def role_names() -> list[str]:
 @functools.lru_cache(maxsize=None)
 def method_contract(role: str, method: str) -> MethodContract | None:
     """The contract of ``method`` (or of the method it is an alternative to) for a plugin of
-    ``role``, looked up once; None when the role's contract has no such method (a hook of this
-    Harvester's own, such as the messenger's ``get_unreadable_reports``)."""
+    ``role``, looked up once per (role, method) (the agents ask it at every plugin call); None
+    when the role's contract has no such method (a hook of this Harvester's own, such as the
+    messenger's ``get_unreadable_reports``)."""
     try:
         return get_role(role).method(method)
     except KeyError:
