@@ -403,15 +403,15 @@ class AgentBase(threading.Thread):
         ``queue`` names the queue in those lines (default: the plugin's ``queueName``, else the
         ``computingSite`` of the first spec); ``bad_items``: see :meth:`check_reply`.
         """
-        cls_name = type(plugin).__name__
         method = getattr(plugin, method_name, None)
         if method is None:
             if default is not _MISSING:
                 return True, default
-            return False, f"{cls_name} has no method {method_name}"
-        contract = method_contract(role, method_name) if role is not None else None
+            return False, f"{type(plugin).__name__} has no method {method_name}"
+        plan = _reply_plan(role, method_name) if role is not None else _NO_PLAN
         guard = None
-        if contract is not None:
+        if plan[3]:  # keywords to filter or specs to watch
+            contract = plan[0]
             for name in contract.agent_kwargs:
                 if name in kwargs and not _takes_keyword(getattr(method, "__func__", method), name):
                     del kwargs[name]  # an older plugin of the original: called as the original did
@@ -421,20 +421,21 @@ class AgentBase(threading.Thread):
             reply = method(*args, **kwargs)
         except Exception as exc:
             core_utils.dump_error_message(tmp_log)
-            return False, f"{cls_name}.{method_name} raised {type(exc).__name__}: {exc}"
+            return False, f"{type(plugin).__name__}.{method_name} raised {type(exc).__name__}: {exc}"
         if guard is not None:
             line = guard.warning(plugin=plugin, method=method_name, queue=queue or _queue_of(plugin, args))
             if line is not None:
                 tmp_log.warning(line)
         try:
             return True, self.check_reply(plugin, method_name, reply, args, role=role, queue=queue,
-                                          bad_items=bad_items)
+                                          bad_items=bad_items, plan=plan)
         except PluginReplyError as exc:
             tmp_log.error(str(exc))
             return False, str(exc)
 
     def check_reply(self, plugin: Any, method_name: str, reply: Any, args: tuple = (), *, role: str | None = None,
-                    queue: str | None = None, bad_items: list | None = None) -> Any:
+                    queue: str | None = None, bad_items: list | None = None,
+                    plan: tuple | None = None) -> Any:
         """The one place where a plugin's reply is checked against its role's contract
         (:func:`~pandaharvester.harvestercore.plugin_contracts.validate_reply`): the reply
         normalised, or :class:`~pandaharvester.errors.PluginReplyError` naming the plugin, the
@@ -442,12 +443,12 @@ class AgentBase(threading.Thread):
         with the first argument (the workers). A call without a role, or of a method outside
         the role's contract (a hook of this Harvester's own), is not checked. ``bad_items`` (a
         list; the monitor's ``check_workers``): an entry with an unknown status only adds its
-        error there, and the agent handles that worker alone."""
-        contract = method_contract(role, method_name) if role is not None else None
-        if contract is None or contract.reply == "any":
-            return reply
-        as_is = reply_as_is(role, method_name)
-        if as_is is not None and as_is(reply):
+        error there, and the agent handles that worker alone. ``plan``: what
+        :meth:`call_plugin` already looked up for this role and method."""
+        if plan is None:
+            plan = _reply_plan(role, method_name) if role is not None else _NO_PLAN
+        contract, checked, as_is = plan[:3]
+        if not checked or (as_is is not None and as_is(reply)):
             return reply  # most replies: already of the contract's type, nothing to normalise
         items = args[0] if contract.per_item and args else None
         return validate_reply(role, method_name, reply, items=items, plugin=plugin,
@@ -499,6 +500,22 @@ def _dialog_level() -> int:
         name = "WARNING"
     level = logging.getLevelName(str(name).upper())
     return level if isinstance(level, int) else logging.WARNING
+
+
+_NO_PLAN: tuple = (None, False, None, False)
+
+
+@functools.lru_cache(maxsize=None)
+def _reply_plan(role: str, method: str) -> tuple:
+    """(method contract or None, whether its reply is checked, the validator's fast-path test or
+    None, whether the call has keywords to filter or specs to watch) of ``role``/``method``:
+    looked up once, read at every plugin call."""
+    contract = method_contract(role, method)
+    if contract is None:
+        return _NO_PLAN
+    checked = contract.reply != "any"
+    return (contract, checked, reply_as_is(role, method) if checked else None,
+            bool(contract.agent_kwargs or contract.per_item))
 
 
 def _queue_of(plugin: Any, args: tuple) -> str | None:
