@@ -235,3 +235,27 @@ def _unchecked_for(chunk: list[Any], seconds: float, now: float) -> bool:
         if previous is None or now - float(previous) > seconds:
             return True
     return False
+
+
+def enqueue_new_workers(agent: Any, queue_name: str, workers: list[Any], log: Any) -> None:
+    """Put newly submitted (active) workers in the monitor FIFO, due after ``[monitor]
+    fifoCheckInterval`` (the submitter's part of the FIFO mode; its FIFO is made at first use)."""
+    active = [[w] for w in workers if w.status in WORKER_ACTIVE]
+    if not active:
+        return
+    try:
+        fifo = getattr(agent, "_monitor_fifo", None)
+        if fifo is None:
+            fifo = agent._monitor_fifo = MonitorFIFO()
+        interval = agent.cfg_value("monitor", "fifoCheckInterval", None)
+        if interval is None:
+            interval = agent.cfg_value("monitor", "checkInterval", 300)
+        now = time.time()
+        for chunk in active:
+            chunk[0].set_work_params({"lastCheckAt": now})
+        per_object = int(agent.cfg_value("monitor", "fifoMaxWorkersPerChunk", 500))
+        for start in range(0, len(active), per_object):
+            fifo.put((queue_name, active[start:start + per_object]), now + float(interval))
+    except Exception:
+        core_utils.dump_error_message(log)
+        log.error(f"{len(active)} new workers not put in the monitor FIFO: the monitor's DB cycle checks them")
