@@ -179,3 +179,16 @@ def test_fifo_mode_off_keeps_the_db_cycle_only(fifo_mon, agent_env):
         assert agent.fifo_mode is None and [s.name for s in agent.steps()] == ["check"]
     finally:
         harvester_config.monitor.fifoEnable = True
+
+
+def test_a_bad_fifo_backend_stops_the_start_with_one_line(tmp_path):
+    from test_master import make_home
+    from test_master_config import run_single
+
+    home = make_home(tmp_path, {"monitor": {"fifoEnable": True},
+                                "fifo": {"fifoModule": "pandaharvester.harvesterfifo.redis_fifo",
+                                         "fifoClass": "RedisFifo", "redisPort": 1}})
+    res = run_single(home)
+    assert res.returncode == 78, res.stderr
+    assert "[fifo] redisHost = '127.0.0.1', redisPort = 1: cannot reach Redis for the monitor FIFO" in res.stderr
+    assert len([line for line in res.stderr.splitlines() if "redisPort" in line]) == 1

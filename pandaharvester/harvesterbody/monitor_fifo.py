@@ -228,6 +228,24 @@ class MonitorFifoMode:
                 self.fifo.put((queue_name, batch), max(s for _c, s in part))
 
 
+def fifo_problems() -> list[str]:
+    """The start-up check of the FIFO mode: with ``[monitor] fifoEnable`` the monitor FIFOs'
+    backends are made once (module, class, file or server reachable); one line per problem."""
+    from pandaharvester.errors import ConfigError
+    from pandaharvester.harvesterconfig import schema
+
+    if not schema.cfg_value("monitor", "fifoEnable", False):
+        return []
+    problems = []
+    for make in (MonitorFIFO, MonitorEventFIFO) if schema.cfg_value("monitor", "eventBasedEnable", False) \
+            else (MonitorFIFO,):
+        try:
+            make()
+        except ConfigError as exc:
+            problems.append(str(exc))
+    return problems
+
+
 def _unchecked_for(chunk: list[Any], seconds: float, now: float) -> bool:
     """Whether a worker of the chunk was never checked, or not for ``seconds`` (before this check)."""
     for work_spec in chunk:
