@@ -8,6 +8,7 @@ key prefix.
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 import threading
@@ -91,7 +92,7 @@ def test_objects_are_pickled_specs(fifo_env: Any) -> None:
     queue, chunks = fifo.get().item
     assert queue == "SITE_A" and chunks[0][0].workerID == 42 and chunks[0][0].workAttributes == {"random": [1, 0.5]}
     fifo.put({"raw": True}, 2.0)
-    assert fifo.get(decode_item=False).item == fifos.BenchmarkFIFO.encode(None, {"raw": True})
+    assert fifo.get(decode_item=False).item == pickle.dumps({"raw": True}, -1)
 
 
 def test_peek_does_not_remove(fifo_env: Any) -> None:

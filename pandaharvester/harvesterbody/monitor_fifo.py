@@ -155,12 +155,12 @@ class MonitorFifoMode:
                     self.event_fifo.update(id=worker_id, score=timestamp, temporary=0, cond_score="gt")
 
     def _lock(self, stamps: dict[int, float | None]) -> Groups:
+        """Lock the workers ``stamps`` names ({workerID: its copy's lastCheckAt, or None: no staleness check})."""
         if not stamps:
             return []
-        has_stamps = any(v is not None for v in stamps.values())
+        known = {k: v for k, v in stamps.items() if v is not None}
         worker_map = self.agent.dbProxy.get_workers_to_update_by_ids(
-            list(stamps), self.cfg("lockInterval"), self.agent.locked_by,
-            stamps={k: v for k, v in stamps.items() if v is not None} if has_stamps else None) or {}
+            list(stamps), self.cfg("lockInterval"), self.agent.locked_by, stamps=known or None) or {}
         return [(queue, config_id, chunks) for queue, by_config in worker_map.items()
                 for config_id, chunks in by_config.items()]
 
@@ -216,16 +216,19 @@ class MonitorFifoMode:
         per_object = int(self.cfg("fifoMaxWorkersPerChunk", 500))
         for head in (True, False):
             part = [(chunk, score) for chunk, score in planned if (score < 0) == head]
+            if not part:
+                continue
+            score = max(s for _c, s in part)
             batch: list[list[Any]] = []
             n = 0
-            for chunk, score in part:
+            for chunk, _s in part:
                 batch.append(chunk)
                 n += len(chunk)
                 if n >= per_object:
-                    self.fifo.put((queue_name, batch), max(s for _c, s in part))
+                    self.fifo.put((queue_name, batch), score)
                     batch, n = [], 0
             if batch:
-                self.fifo.put((queue_name, batch), max(s for _c, s in part))
+                self.fifo.put((queue_name, batch), score)
 
 
 def fifo_problems() -> list[str]:
