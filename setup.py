@@ -35,7 +35,8 @@ setup(
         "mysql": ["PyMySQL>=1.0"],
         "jinja": ["Jinja2>=3.0"],
         "emulator": ["cryptography"],  # the PanDA emulator's HTTPS mode (its own CA)
-        "test": ["pytest>=7", "pytest-timeout", "PyMySQL>=1.0", "Jinja2>=3.0", "cryptography"],
+        "redis": ["redis>=4.0"],
+        "test": ["pytest>=7", "pytest-timeout", "PyMySQL>=1.0", "Jinja2>=3.0", "cryptography", "redis>=4.0"],
         "bench": ["matplotlib>=3.5", "py-spy>=0.3"],
     },
     data_files=[

@@ -106,17 +106,15 @@ def test_the_templates_fixme_is_a_problem(fresh_home) -> None:
 
 
 def test_keys_of_unimplemented_features_are_not_checked_but_warned_when_turned_on(fresh_home) -> None:
-    home = fresh_home({"monitor": {"fifoEnable": "True", "fifoSleepTimeMilli": "soon", "eventBasedEnable": "True"},
+    home = fresh_home({"monitor": {"pluginCacheEnable": "True", "pluginCacheRefreshInterval": "soon"},
                        "apfmon": {"active": "True"}, "zipper": {"usePostZipping": "True"},
                        "file_syncer": {"pluginConfigs": '[{"module": "m", "name": "n"}]'}})
     assert schema.validate() == []
     warnings = schema.feature_warnings()
     where = _cfg_path(home)
     assert warnings == [
-        f"{where} [monitor] fifoEnable = True: the monitor FIFO is not implemented in this Harvester: workers are "
-        "checked from the DB every [monitor] sleepTime seconds",
-        f"{where} [monitor] eventBasedEnable = True: event-based monitoring (which needs the monitor FIFO) is not "
-        "implemented in this Harvester",
+        f"{where} [monitor] pluginCacheEnable = True: the monitor plugin cache is not implemented in this "
+        "Harvester: plugins are called every check",
         f"{where} [zipper] usePostZipping = True: two-stage zipping (async_zip_output then post_zip_output) is not "
         "implemented in this Harvester: outputs are zipped in one step with zip_output",
         f"{where} [apfmon] active = True: APFMon reporting is not implemented in this Harvester: nothing is sent "

@@ -60,12 +60,12 @@ def test_a_bad_panda_common_level_stops_the_start(tmp_path):
 # ---------------------------------------------------------------- unimplemented features
 def test_each_unimplemented_feature_turned_on_gets_one_warning_at_start(tmp_path):
     need_stack()
-    home = make_home(tmp_path, {"monitor": {"fifoEnable": True}, "apfmon": {"active": True},
+    home = make_home(tmp_path, {"monitor": {"pluginCacheEnable": True}, "apfmon": {"active": True},
                                 "stager": {"usePostZipping": True}})
     res = run_single(home)
     assert res.returncode == 0, res.stderr
     warnings = [line for line in master_log(home).splitlines() if " WARNING " in line]
-    for needle in ("[monitor] fifoEnable = True: the monitor FIFO is not implemented",
+    for needle in ("[monitor] pluginCacheEnable = True: the monitor plugin cache is not implemented",
                    "[apfmon] active = True: APFMon reporting is not implemented",
                    "[stager] usePostZipping = True: two-stage zipping (async_zip_output then post_zip_output) is not "
                    "implemented"):

@@ -264,8 +264,7 @@ harvesterzipper.ssh_zipper: harvestercore:core_utils harvesterzipper.base_zipper
 
 # what the original's plugins import that we do not provide (yet), and why
 NOT_PROVIDED = {
-    "harvestercore.fifos": "the monitor/agent FIFOs ([monitor] fifoEnable) are not implemented",
-    "harvestermisc.htcondor_utils": "HTCondor plugin family (later issue); needs harvestercore.fifos",
+    "harvestermisc.htcondor_utils": "HTCondor plugin family (later issue)",
     "harvestermisc.k8s_utils": "Kubernetes plugin family (later issue); needs the kubernetes client",
     "harvestermisc.info_utils_k8s": "Kubernetes plugin family (later issue)",
     "harvestermisc.globus_utils": "Globus data movers (later issue); need globus_sdk",

@@ -154,6 +154,10 @@ def check_config() -> tuple[list[str], list[str]]:
         return [str(exc)], []
     common = panda_common.read_logger_section()
     problems = schema.validate(harvester_config) + common.problems()
+    if not problems:
+        from pandaharvester.harvesterbody.monitor_fifo import fifo_problems
+
+        problems = fifo_problems()
     return problems, schema.feature_warnings(harvester_config) + common.warnings()
 
 

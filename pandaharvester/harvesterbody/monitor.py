@@ -7,10 +7,16 @@ asks the plugin (once for the group) and the messenger; then, up to 500 worker c
 the jobs get the workers' news (``update_job_attributes_with_workers``) and the base's flush
 writes the kill marks the check decided, then the jobs and workers (``update_jobs_workers_bulk``,
 one transaction); finally the messenger acknowledges the files and events it reported.
+
+With ``[monitor] fifoEnable`` the workers are also taken from the monitor FIFO when due (and,
+with ``eventBasedEnable``, first those the event-based plugins report), checked the same way
+and put back with their next check time; the DB cycle then runs every ``sleepTime`` for the
+workers the FIFO lacks (:mod:`monitor_fifo`).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -34,11 +40,33 @@ class Monitor(AgentBase):
 
     def __init__(self, queue_config_mapper: Any, single_mode: bool = False):
         super().__init__(single_mode, queue_config_mapper=queue_config_mapper)
+        self.fifo_mode = None
+        if self.cfg("fifoEnable", False):
+            from pandaharvester.harvesterbody.monitor_fifo import MonitorFifoMode
+
+            self.fifo_mode = MonitorFifoMode(self)
+
+    def bootstrap(self) -> None:
+        if self.fifo_mode is not None:
+            self.fifo_mode.bootstrap()
+
+    def sleep_time(self) -> float:
+        return self.fifo_mode.sleep_time() if self.fifo_mode is not None else super().sleep_time()
 
     def steps(self) -> list[Step]:
         max_workers = self.cfg("maxWorkers")
-        return [Step("check", self.pick, self.check_groups,
-                     full=lambda groups: sum(len(c) for _q, _id, chunks in groups for c in chunks) >= max_workers)]
+        db_step = Step("check", self.pick, self.check_groups,
+                       full=lambda groups: sum(len(c) for _q, _id, chunks in groups for c in chunks) >= max_workers)
+        fifo = self.fifo_mode
+        if fifo is None:
+            return [db_step]
+        from_fifo = functools.partial(self.check_groups, from_fifo=True)
+        steps = [Step("fifo", fifo.pick_due, from_fifo, release=fifo.release, full=fifo.full)]
+        if fifo.event_fifo is not None:
+            steps.insert(0, Step("events", fifo.pick_events, from_fifo))
+        if fifo.db_cycle_due():
+            steps.append(db_step)
+        return steps
 
     def pick(self) -> list[tuple[str, int | None, list[list[WorkSpec]]]]:
         """The workers due for a check, locked: ``[(queueName, configID, worker chunks)]``."""
@@ -47,18 +75,20 @@ class Monitor(AgentBase):
         return [(queue_name, config_id, chunks) for queue_name, by_config in worker_map.items()
                 for config_id, chunks in by_config.items()]
 
-    def check_groups(self, groups: list[tuple[str, int | None, list[list[WorkSpec]]]]) -> None:
+    def check_groups(self, groups: list[tuple[str, int | None, list[list[WorkSpec]]]], from_fifo: bool = False
+                     ) -> None:
         """:meth:`monitor_agent_core` for each group; one that raises is logged, the others go on."""
         for queue_name, config_id, chunks in groups:
             try:
-                self.monitor_agent_core(self.locked_by, queue_name, chunks, config_id=config_id)
+                self.monitor_agent_core(self.locked_by, queue_name, chunks, config_id=config_id, from_fifo=from_fifo)
             except Exception:
                 core_utils.dump_error_message(self.make_logger(_logger, f"queueName={queue_name}",
                                                                method_name="run_cycle"))
 
     def monitor_agent_core(self, locked_by: str, queue_name: str, chunks: list[list[WorkSpec]],
-                           config_id: int | None = None) -> bool:
-        """Check the worker chunks of one queue and write the results back; False on failure."""
+                           config_id: int | None = None, from_fifo: bool = False) -> bool:
+        """Check the worker chunks of one queue and write the results back (in FIFO mode, put the
+        active ones back in the FIFO); False on failure."""
         log = self.make_logger(_logger, f"id={locked_by} queueName={queue_name}", method_name="monitor_agent_core")
         queue_config = self.queue_config(queue_name, config_id, exact=True, log=log,
                                          consequence="workers left for a later cycle")
@@ -70,8 +100,11 @@ class Monitor(AgentBase):
         log.debug(f"checking {len(workers)} workers")
         checker = WorkerChecker(self, self.dbProxy, queue_config, monitor_plugin, messenger, log)
         results = checker.check(workers)
+        planned = self.fifo_mode.plan(chunks, results, monitor_plugin, from_fifo) if self.fifo_mode else None
         self.process_in_chunks(chunks, lambda part: self.write_back_chunks(part, results, messenger, locked_by, log),
                                CHUNKS_PER_TRANSACTION, name="write_back")
+        if planned:
+            self.fifo_mode.enqueue(queue_name, planned)
         return True
 
     def write_back_chunks(self, chunks: list[list[WorkSpec]], results: dict[int, CheckResult], messenger: Any,

@@ -85,6 +85,11 @@ class WorkerSubmission:
             lines.setdefault(("submitted" if ok else "failed to submit", is_registered), []).append(entry)
         for (state, is_registered), entries in lines.items():
             log.info(f"{state} {len(entries)} workers registered={is_registered}: {', '.join(entries)}")
+        if self.cfg_value("monitor", "fifoEnable", False):
+            from pandaharvester.harvesterbody.monitor_fifo import enqueue_new_workers
+
+            enqueue_new_workers(self, queue_config.queueName,
+                                [w for (w, _jobs, _ok), done in zip(outcomes, registered) if done], log)
         return touched
 
     def feed_workers(self, messenger: Any, workers: list[WorkSpec], log: Any) -> dict[int, tuple[None, str]]:

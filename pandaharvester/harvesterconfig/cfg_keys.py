@@ -34,9 +34,6 @@ PORT = Int(min=1, max=65535)
 ANY = Kind()
 
 _NO_MARIADB = "MariaDB is not available in this version (engine = sqlite only)"
-_NO_FIFO = ("the monitor FIFO is not implemented in this Harvester: workers are checked from the DB every "
-            "[monitor] sleepTime seconds")
-_NO_EVENT_BASED = "event-based monitoring (which needs the monitor FIFO) is not implemented in this Harvester"
 _NO_PLUGIN_CACHE = "the monitor plugin cache is not implemented in this Harvester: plugins are called every check"
 _NO_POST_ZIP = ("two-stage zipping (async_zip_output then post_zip_output) is not implemented in this Harvester: "
                 "outputs are zipped in one step with zip_output")
@@ -88,9 +85,19 @@ KEYS: tuple[Key, ...] = (
     _unread("db", "reconnectTimeout", SECONDS, _NO_MARIADB),
     _k("db", "syncMaxWorkerID", BOOL, False, "take the largest workerID known to PanDA at start"),
     # ---------------------------------------------------------------- fifo
-    _unread("fifo", "fifoModule", TEXT, _NO_FIFO),
-    _unread("fifo", "fifoClass", TEXT, _NO_FIFO),
-    _unread("fifo", "database_filename", TEXT, _NO_FIFO),
+    _k("fifo", "fifoModule", TEXT, "pandaharvester.harvesterfifo.sqlite_fifo", "module of the FIFO backend"),
+    _k("fifo", "fifoClass", TEXT, "SqliteFifo", "class of the FIFO backend (SqliteFifo, MysqlFifo, RedisFifo)"),
+    _k("fifo", "database_filename", TEXT, None, "SqliteFifo: file of each FIFO ($(TITLE) is the FIFO's title)"),
+    _k("fifo", "db_host", TEXT, "127.0.0.1", "MysqlFifo: server host"),
+    _k("fifo", "db_port", PORT, 3306, "MysqlFifo: server port"),
+    _k("fifo", "db_user", TEXT, "harvester", "MysqlFifo: user"),
+    _k("fifo", "db_password", TEXT, "", "MysqlFifo: password (never logged)"),
+    _k("fifo", "db_schema", TEXT, "HARVESTER", "MysqlFifo: database holding the <title>_FIFO tables"),
+    _k("fifo", "reconnectTimeout", SECONDS, 300, "MysqlFifo: seconds to retry a lost connection"),
+    _k("fifo", "redisHost", TEXT, "127.0.0.1", "RedisFifo: server host"),
+    _k("fifo", "redisPort", PORT, 6379, "RedisFifo: server port"),
+    _k("fifo", "redisDB", COUNT0, 0, "RedisFifo: database number"),
+    _k("fifo", "redisPassword", TEXT, None, "RedisFifo: password (never logged)"),
     # ---------------------------------------------------------------- communicator
     _k("communicator", "moduleName", TEXT, "pandaharvester.harvestercommunicator.panda_communicator",
        "module of the communicator"),
@@ -185,24 +192,28 @@ KEYS: tuple[Key, ...] = (
     _k("monitor", "checkTimeout", SECONDS, None, "seconds after which a worker that cannot be checked is given up"),
     _k("monitor", "workerQueueTimeLimit", SECONDS, 172800, "seconds a worker may stay queued before it is killed"),
     _k("monitor", "postProcessTimeout", MINUTES, 0, "minutes to retry the post-processing of a finished worker"),
-    _unread("monitor", "fifoEnable", BOOL, _NO_FIFO, is_true),
-    _unread("monitor", "fifoSleepTimeMilli", Int(min=0, unit="milliseconds"), _NO_FIFO),
-    _unread("monitor", "fifoCheckInterval", SECONDS, _NO_FIFO),
-    _unread("monitor", "fifoCheckDuration", SECONDS, _NO_FIFO),
-    _unread("monitor", "fifoForceEnqueueInterval", SECONDS, _NO_FIFO),
-    _unread("monitor", "fifoMaxWorkersToPopulate", COUNT, _NO_FIFO),
-    _unread("monitor", "fifoMaxWorkersPerChunk", COUNT, _NO_FIFO),
-    _unread("monitor", "fifoMaxPreemptInterval", SECONDS, _NO_FIFO),
-    _unread("monitor", "fifoProtectiveDequeue", BOOL, _NO_FIFO),
+    _k("monitor", "fifoEnable", BOOL, False, "check workers from the monitor FIFO (the DB every sleepTime)"),
+    _k("monitor", "fifoModule", TEXT, None, "FIFO backend module of the monitor FIFOs (default [fifo] fifoModule)"),
+    _k("monitor", "fifoClass", TEXT, None, "FIFO backend class of the monitor FIFOs (default [fifo] fifoClass)"),
+    _k("monitor", "fifoSleepTimeMilli", Int(min=0, unit="milliseconds"), 5000, "milliseconds between FIFO cycles"),
+    _k("monitor", "fifoCheckInterval", SECONDS, None, "seconds between two FIFO checks of a worker "
+                                                      "(default checkInterval)"),
+    _k("monitor", "fifoCheckDuration", SECONDS, 30, "seconds one FIFO cycle may last"),
+    _k("monitor", "fifoForceEnqueueInterval", SECONDS, 3600, "seconds unchecked after which a worker the DB "
+                                                             "cycle checks is put in the FIFO"),
+    _k("monitor", "fifoMaxWorkersToPopulate", COUNT, 2 ** 32, "workers put in the FIFO at most when it is filled"),
+    _k("monitor", "fifoMaxWorkersPerChunk", COUNT, 500, "workers per FIFO object"),
+    _k("monitor", "fifoMaxPreemptInterval", SECONDS, 60, "seconds a post-processing worker may jump the queue"),
+    _k("monitor", "fifoProtectiveDequeue", BOOL, True, "keep a dequeued object until its check is written"),
     _unread("monitor", "pluginCacheEnable", BOOL, _NO_PLUGIN_CACHE, is_true),
     _unread("monitor", "pluginCacheRefreshInterval", SECONDS, _NO_PLUGIN_CACHE),
-    _unread("monitor", "eventBasedEnable", BOOL, _NO_EVENT_BASED, is_true),
-    _unread("monitor", "eventBasedPlugins", Json(types=(list,)), _NO_EVENT_BASED),
-    _unread("monitor", "eventBasedCheckInterval", SECONDS, _NO_EVENT_BASED),
-    _unread("monitor", "eventBasedTimeWindow", SECONDS, _NO_EVENT_BASED),
-    _unread("monitor", "eventBasedCheckMaxEvents", COUNT, _NO_EVENT_BASED),
-    _unread("monitor", "eventBasedEventLifetime", SECONDS, _NO_EVENT_BASED),
-    _unread("monitor", "eventBasedRemoveMaxEvents", COUNT, _NO_EVENT_BASED),
+    _k("monitor", "eventBasedEnable", BOOL, False, "check first the workers the event-based plugins report"),
+    _k("monitor", "eventBasedPlugins", Json(types=(list,)), None, "event-based plugins ({module, name, ...})"),
+    _k("monitor", "eventBasedCheckInterval", SECONDS, 300, "seconds between two queries of the plugins"),
+    _k("monitor", "eventBasedTimeWindow", SECONDS, 450, "seconds of updates a plugin query covers"),
+    _k("monitor", "eventBasedCheckMaxEvents", COUNT, 500, "events handled in one cycle"),
+    _k("monitor", "eventBasedEventLifetime", SECONDS, 1800, "seconds after which an event is dropped"),
+    _k("monitor", "eventBasedRemoveMaxEvents", COUNT, 2000, "expired events removed in one cycle"),
     # ---------------------------------------------------------------- credmanager
     _k("credmanager", "moduleName", LINES, None, "module of each credential manager"),
     _k("credmanager", "className", LINES, None, "class of each credential manager"),

@@ -1,9 +1,11 @@
 """harvester-admin: administration commands for a Harvester instance (minimal skeleton).
 
 Implemented: ``test``, ``get <harvesterID|version|commit_info|harvester_config>``,
-``cacher refresh`` and ``plugin check MODULE.CLASS --role ROLE`` (the plugin conformance kit,
-:mod:`pandaharvester.harvestertest.plugin_check`; exit status 0 only when every step passed).
-The original's ``fifo``, ``qconf``, ``kill`` and ``query`` sub-commands are still to be written.
+``cacher refresh``, ``fifo benchmark [-n N] [-t THREADS]`` (put/get timings of the ``[fifo]``
+backend on the benchmark FIFO), ``fifo repopulate <agent_name ...|ALL>`` (refill an agent's
+FIFO, e.g. ``monitor``, from the DB) and ``plugin check MODULE.CLASS --role ROLE`` (the plugin
+conformance kit, :mod:`pandaharvester.harvestertest.plugin_check`; exit status 0 only when every
+step passed). The original's ``qconf``, ``kill`` and ``query`` sub-commands are still to be written.
 """
 
 from __future__ import annotations
@@ -37,6 +39,73 @@ def _cacher_refresh() -> int:
     return 0
 
 
+def _fifo_benchmark(n_object: int, n_thread: int) -> int:
+    """The original's FIFO benchmark: put, get, put, protective get, put, clear; ms per object."""
+    import random
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pandaharvester.harvestercore.fifos import BenchmarkFIFO
+    from pandaharvester.harvestercore.work_spec import WorkSpec
+
+    fifo = BenchmarkFIFO()
+    times = {"put": 0.0, "get": 0.0, "get protective": 0.0, "clear": 0.0}
+
+    def put(i: int) -> None:
+        work_spec = WorkSpec()
+        work_spec.workerID = i
+        work_spec.workAttributes = {"random": [(i ** 2) % 2 ** 16, random.random()]}
+        fifo.put(work_spec)
+
+    def timed(name: str, func: Any) -> None:
+        start = time.perf_counter()
+        with ThreadPoolExecutor(n_thread) as pool:
+            list(pool.map(func, range(n_object)))
+        times[name] += time.perf_counter() - start
+        print(f"{name} {n_object} objects by {n_thread} threads: {time.perf_counter() - start:.3f} s; "
+              f"fifo size {fifo.size()}")
+
+    fifo.clear()
+    timed("put", put)
+    timed("get", lambda _i: fifo.get(timeout=3))
+    timed("put", put)
+    timed("get protective", lambda _i: fifo.get(timeout=3, protective=True))
+    timed("put", put)
+    start = time.perf_counter()
+    fifo.clear()
+    times["clear"] = time.perf_counter() - start
+    print(f"FIFO plugin is: {type(fifo.fifo).__name__}")
+    print(f"Benchmark with {n_object} objects by {n_thread} threads")
+    print(f"Put            : {1000.0 * times['put'] / (3 * n_object):.3f} ms / obj")
+    print(f"Get            : {1000.0 * times['get'] / n_object:.3f} ms / obj")
+    print(f"Get protective : {1000.0 * times['get protective'] / n_object:.3f} ms / obj")
+    print(f"Clear          : {1000.0 * times['clear'] / n_object:.3f} ms / obj")
+    return 0
+
+
+FIFO_CLASSES = {"monitor": "MonitorFIFO"}
+
+
+def _fifo_repopulate(names: list[str]) -> int:
+    """Clear and refill the FIFOs of the agents ``names`` (``ALL``: every agent FIFO) from the DB."""
+    from pandaharvester.harvestercore import fifos
+
+    wanted = list(FIFO_CLASSES) if "ALL" in names else names
+    unknown = [n for n in wanted if n not in FIFO_CLASSES]
+    if unknown:
+        print(f"ERROR: no agent FIFO named {', '.join(unknown)}; known: {', '.join(FIFO_CLASSES)} or ALL",
+              file=sys.stderr)
+        return 2
+    for name in wanted:
+        fifo = getattr(fifos, FIFO_CLASSES[name])()
+        if not fifo.enabled:
+            print(f"{name} FIFO is not enabled ([{name}] fifoEnable = False): skipped")
+            continue
+        n = fifo.populate(clear_fifo=True)
+        print(f"Repopulated {fifo.titleName} fifo with {n} workers")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harvester-admin", description="PanDA Harvester administration")
     parser.add_argument("-v", "--verbose", "--debug", dest="debug", action="store_true", help="print debug messages")
@@ -46,6 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("attribute", choices=["harvesterID", "version", "commit_info", "harvester_config"])
     cacher = sub.add_parser("cacher", help="cacher operations")
     cacher.add_argument("action", choices=["refresh"])
+    fifo = sub.add_parser("fifo", help="fifo related")
+    fifo_sub = fifo.add_subparsers(dest="action", required=True)
+    bench = fifo_sub.add_parser("benchmark", help="benchmark fifo backend")
+    bench.add_argument("-n", type=int, dest="n_object", default=500, metavar="<N>", help="Benchmark with N objects")
+    bench.add_argument("-t", type=int, dest="n_thread", default=1, metavar="<N>", help="Benchmark with N threads")
+    repopulate = fifo_sub.add_parser("repopulate", help="Repopulate agent fifo")
+    repopulate.add_argument("name_list", nargs="+", metavar="<agent_name>",
+                            help='Name of agent fifo, e.g. "monitor" ("ALL" for all)')
     plugin = sub.add_parser("plugin", help="plugin tools")
     plugin_sub = plugin.add_subparsers(dest="action", required=True)
     check = plugin_sub.add_parser("check", help="check a plugin against its role's contract (conformance kit)")
@@ -70,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if options.command == "cacher":
             return _cacher_refresh()
+        if options.command == "fifo":
+            if options.action == "benchmark":
+                return _fifo_benchmark(options.n_object, options.n_thread)
+            return _fifo_repopulate(options.name_list)
         if options.command == "plugin":
             from pandaharvester.harvestertest.plugin_check import run_cli
 

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 from .. import lifecycle
 from ..log_utils import make_logger, setup_logger
+from ..spec_base import decode_blob
 from ..time_utils import naive_utcnow
 from . import schema
 from .base import (SQL_WORKERS_ACTIVE, SQL_WORKERS_EVENT_FEEDABLE, SQL_WORKERS_FINAL, DBModule,
@@ -162,6 +163,25 @@ class WorkerCyclesMixin(DBModule):
         n = sum(len(g) for q in result.values() for g in q.values())
         make_logger(_logger, f"thr={locked_by}", method_name="get_workers_to_update").debug(f"got {n} worker sets")
         return result
+
+    @db_method(dict)
+    def get_workers_to_update_by_ids(self, worker_ids: Sequence[int], lock_interval: float, locked_by: str,
+                                     stamps: dict[int, float] | None = None) -> dict[str, dict[Any, list[list[Any]]]]:
+        """:meth:`get_workers_to_update` for the workers ``worker_ids`` (the monitor FIFO's): those
+        still active and not locked by another thread (or locked longer than ``lock_interval``
+        s), locked for ``locked_by``. With ``stamps`` ({workerID: the FIFO copy's workParams
+        lastCheckAt}) a worker whose stored lastCheckAt is newer is left out: a newer copy of it
+        is in the FIFO."""
+        now = naive_utcnow()
+        varmap = {":lockTimeLimit": now - datetime.timedelta(seconds=lock_interval)}
+        with self._tx():
+            rows = self._ids_in("SELECT workerID, configID, mapType, workParams FROM work_table WHERE workerID IN "
+                                f"({{ids}}) AND status IN {SQL_WORKERS_ACTIVE} AND (lockedBy IS NULL OR "
+                                "modificationTime<:lockTimeLimit)", sorted({int(i) for i in worker_ids}), varmap)
+            if stamps is not None:
+                rows = [r for r in rows if not _newer_copy_exists(r[3], stamps.get(r[0]))]
+            locked = self._lock_worker_sets([tuple(r[:3]) for r in rows], locked_by)
+        return self._build_worker_sets(locked, locked_by)
 
     @db_method(dict)
     def get_workers_from_ids(self, ids: Sequence[int]) -> dict[str, dict[Any, list[list[Any]]]]:
@@ -354,3 +374,15 @@ class WorkerCyclesMixin(DBModule):
                 worker.set_jobspec_list(job_list)
                 result.setdefault(worker.computingSite, {}).setdefault(config_id if dynamic else None, []).append(worker)
         return result
+
+
+def _newer_copy_exists(work_params: Any, copy_stamp: float | None) -> bool:
+    """Whether the stored workParams' lastCheckAt is newer than the FIFO copy's ``copy_stamp``."""
+    if copy_stamp is None or work_params is None:
+        return False
+    params = decode_blob(work_params)
+    stored = params.get("lastCheckAt") if isinstance(params, dict) else None
+    try:
+        return stored is not None and float(stored) > float(copy_stamp)
+    except (TypeError, ValueError):
+        return False
