@@ -1,0 +1,189 @@
+"""Several processes of one instance (``[master] nProcesses = 2``) against the PanDA emulator.
+
+The work is shared through the DB's row locks and never duplicated (push and pull queues, counted
+from the emulator's state and the Harvester DB); the work only one process may do is done once
+per interval (counted from the emulator: heartbeats, cacher fetches, command fetches, service
+metrics); signals reach every process, and they stop together (no orphan, a dead worker process
+stops the instance with status 1).
+
+The DB engine is a parameter: :data:`DB_ENGINES` lists the engines these tests run on, and
+:func:`engine_cfg` gives the cfg overrides of each (add ``"mariadb"`` once the MariaDB engine is in).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+
+import psutil
+import pytest
+
+from e2e_helpers import DaemonRun, daemon_run, wait_until  # noqa: F401
+
+DB_ENGINES = ["sqlite"]  # the integrator adds "mariadb" with the MariaDB engine
+
+PUSH = "DEMO_PUSH"
+PULL = "DEMO_PULL"
+FINAL = ("finished", "failed", "cancelled", "missed")
+N_JOBS = 40
+PULL_LIMIT = 4
+PULL_CHANGES = {"submitter": {"sleepTime": 300}, "nQueueLimitWorker": PULL_LIMIT, "maxWorkers": 8,
+                "monitor": {"name": "QueuedMonitor", "module": "e2e_helpers"}}
+
+
+def engine_cfg(engine: str) -> dict[str, dict]:
+    """cfg overrides that put the instance on ``engine`` (sqlite: the test home's file)."""
+    if engine == "sqlite":
+        return {"db": {"engine": "sqlite"}}
+    raise NotImplementedError(f"no cfg for engine {engine!r} in tests/test_multiproc.py: add it to engine_cfg")
+
+
+@pytest.fixture(params=DB_ENGINES)
+def db_engine(request) -> str:
+    """Each DB engine of :data:`DB_ENGINES` in turn."""
+    return request.param
+
+
+def _cfg(engine: str, **sections: dict) -> dict[str, dict]:
+    cfg = engine_cfg(engine)
+    cfg.setdefault("master", {})["nProcesses"] = 2
+    for section, values in sections.items():
+        cfg.setdefault(section, {}).update(values)
+    return cfg
+
+
+def _workers_pids(run: DaemonRun, n: int = 2) -> list[int]:
+    """pids of the master's worker processes, once all ``n`` run."""
+    master = psutil.Process(run.daemon.pid)
+    return run.wait_until(lambda: [p.pid for p in master.children()] if len(master.children()) == n else None,
+                          30, f"{n} worker processes")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _live_pull(run: DaemonRun) -> dict[str, int]:
+    counts = {f"{PULL}/SCORE": 0, f"{PULL}/MCORE": 0}
+    for w in run.workers(PULL):
+        if w["status"] not in FINAL:
+            counts[w["computingSite"]] += 1
+    return counts
+
+
+# ------------------------------------------------------------------------------------------ work shared
+def test_two_processes_share_the_work_without_duplicates(daemon_run, db_engine):  # noqa: F811
+    """Push: every job final once, dispatched once, one worker each; pull: the queue depth is
+    met, never overshot; both processes did work."""
+    run = daemon_run(only_queues=[PUSH, f"{PULL}/SCORE", f"{PULL}/MCORE"],
+                     queue_changes={f"{PULL}/SCORE": PULL_CHANGES, f"{PULL}/MCORE": PULL_CHANGES},
+                     cfg=_cfg(db_engine, jobfetcher={"maxJobs": 5}))
+    panda_ids = run.emulator.add_task(PUSH, N_JOBS)
+    run.demo.set_queue_depth(run.emulator, PULL, {"SCORE": 3, "MCORE": 2})
+    run.start()
+    run.wait_until(lambda: all(j["status"] == "finished" for j in run.jobs(PUSH)), 90,
+                   "all push jobs finished in PanDA")
+    jobs = run.emulator.jobs(site=PUSH)
+    assert sorted(j["panda_id"] for j in jobs) == sorted(panda_ids)  # 0 lost
+    dispatched_twice = {j["panda_id"]: j["n_sent"] for j in jobs if j["n_sent"] != 1}
+    assert not dispatched_twice, f"jobs dispatched more than once: {dispatched_twice}"
+    # one job row and one worker per job in Harvester, every worker final
+    job_rows = run.db_rows("SELECT PandaID, COUNT(*) AS n FROM job_table GROUP BY PandaID")
+    assert sorted(r["PandaID"] for r in job_rows) == sorted(panda_ids) and {r["n"] for r in job_rows} == {1}
+    links = run.db_rows("SELECT jw.PandaID, jw.workerID FROM jw_table jw JOIN work_table w "
+                        "ON w.workerID = jw.workerID WHERE w.computingSite = ?", (PUSH,))
+    by_job: dict[int, set] = {}
+    for link in links:
+        by_job.setdefault(link["PandaID"], set()).add(link["workerID"])
+    assert set(by_job) == set(panda_ids)
+    assert {len(w) for w in by_job.values()} == {1}, {k: v for k, v in by_job.items() if len(v) > 1}
+    assert len({w for ws in by_job.values() for w in ws}) == N_JOBS
+    run.wait_until(lambda: {w["status"] for w in run.workers(PUSH)} == {"finished"}, 30, "push workers finished")
+    # pull: live (queued) workers meet the depth and stay there over several cycles of both processes
+    expected = {f"{PULL}/SCORE": 3, f"{PULL}/MCORE": 2}
+    run.wait_until(lambda: _live_pull(run) == expected, 30, f"live pull workers == {expected}")
+    time.sleep(4)
+    assert _live_pull(run) == expected
+    # both processes worked: each submitted workers and fetched jobs in its own log files
+    for index in (0, 1):
+        submitted = re.findall(r"submitted (\d+) workers", run.process_log("submitter", index))
+        assert submitted and sum(map(int, submitted)) > 0, f"process p{index} submitted nothing"
+        assert re.search(r"got [1-9]\d* jobs", run.process_log("job_fetcher", index)), f"p{index} fetched no jobs"
+    assert run.stop() == 0
+
+
+# ------------------------------------------------------------------------------------------ singletons
+def test_instance_work_done_once_per_interval(daemon_run, db_engine):  # noqa: F811
+    """Start-up message and heartbeat, cacher, command fetch, worker statistics and service
+    metrics: once per interval for the instance, not once per process."""
+    run = daemon_run(only_queues=[PUSH], cfg=_cfg(
+        db_engine,
+        commandmanager={"sleepTime": 2},
+        cacher={"sleepTime": 2, "refreshInterval": 10, "data": "resource_types||panda_server:get_resource_types"},
+        service_monitor={"active": True, "sleepTime": 3}))
+    run.start()
+    _workers_pids(run)
+    t0 = time.monotonic()
+    n_samples = lambda: run.db_rows("SELECT COUNT(*) AS n FROM sm_table")[0]["n"]  # noqa: E731
+    run.wait_until(lambda: run.db_rows("SELECT 1 FROM sm_table"), 30, "a service metrics sample")
+    time.sleep(9)
+    samples = n_samples()
+    elapsed = time.monotonic() - t0 + 3  # the processes started a little before t0
+    state = run.emulator.state()
+    calls, heartbeats = state["faults"]["calls"], state["heartbeats"][run.harvester_id]
+    # one start-up message for the instance (PanDA refuses the very first one: sent again once)
+    assert heartbeats["n_heartbeats"] == 1 and calls.get("harvester/heartbeat") == 2, (heartbeats, calls)
+    assert heartbeats["data"].get("startTime"), heartbeats
+    # the forced refresh at start, once (refreshInterval is 10 minutes)
+    assert calls.get("metaconfig/get_resource_types") == 1, calls
+    assert calls.get("harvester/report_worker_statistics") == 1, calls  # every 300 s
+    assert calls.get("harvester/acquire_commands", 0) <= elapsed / 2 + 2, (calls, elapsed)
+    assert 1 <= samples <= elapsed / 3 + 1, (samples, elapsed)
+    assert run.stop() == 0
+
+
+# ------------------------------------------------------------------------------------------ life cycle
+def test_signals_reach_every_process_and_they_stop_together(daemon_run, db_engine):  # noqa: F811
+    run = daemon_run(only_queues=[PUSH], cfg=_cfg(db_engine))
+    run.start()
+    pids = _workers_pids(run)
+    assert int(run.pid_file.read_text().split()[0]) == run.daemon.pid  # the pid file is the master's
+    run.wait_until(lambda: all("started Sweeper" in run.process_log("master", i) for i in (0, 1)), 30,
+                   "both processes running their agents")
+    os.kill(run.daemon.pid, signal.SIGHUP)
+    run.wait_until(lambda: all("got SIGHUP: reopened log files" in run.process_log("master", i) for i in (0, 1)),
+                   15, "SIGHUP passed on to both worker processes")
+    os.kill(run.daemon.pid, signal.SIGTERM)
+    assert run.daemon.wait(60) == 0
+    assert all(_gone(pid) for pid in pids), "a worker process outlived the master"
+    assert not run.pid_file.exists()
+    for index in (0, 1):
+        assert re.search(r"got SIGTERM: stopping", run.process_log("master", index)), index
+
+
+def test_dead_worker_process_stops_the_instance(daemon_run, db_engine):  # noqa: F811
+    run = daemon_run(only_queues=[PUSH], cfg=_cfg(db_engine))
+    run.start()
+    first, second = _workers_pids(run)
+    os.kill(second, signal.SIGKILL)
+    assert run.daemon.wait(60) == 1
+    wait_until(lambda: _gone(first), 10, what="the other worker process stopped")
+    assert re.search(r"CRITICAL worker process p1 \(pid \d+\) exited with status -9", run.log("master")), \
+        run.log("master")[-2000:]
+    assert not run.pid_file.exists()
+
+
+def test_worker_processes_stop_when_the_master_is_killed(daemon_run, db_engine):  # noqa: F811
+    run = daemon_run(only_queues=[PUSH], cfg=_cfg(db_engine))
+    run.start()
+    pids = _workers_pids(run)
+    os.kill(run.daemon.pid, signal.SIGKILL)
+    run.daemon.wait(10)
+    wait_until(lambda: all(_gone(pid) for pid in pids), 60, what="worker processes stopped after the master died")
+    for index in (0, 1):
+        assert "the master process is gone" in run.process_log("master", index)
