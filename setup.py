@@ -35,7 +35,8 @@ setup(
         "mysql": ["PyMySQL>=1.0"],
         "jinja": ["Jinja2>=3.0"],
         "emulator": ["cryptography"],  # the PanDA emulator's HTTPS mode (its own CA)
-        "test": ["pytest>=7", "pytest-timeout", "PyMySQL>=1.0", "Jinja2>=3.0", "cryptography"],
+        "uwsgi": ["uWSGI>=2.0"],  # the original's way of running several processes (templates/panda)
+        "test": ["pytest>=7", "pytest-timeout", "PyMySQL>=1.0", "Jinja2>=3.0", "cryptography", "uWSGI>=2.0"],
         "bench": ["matplotlib>=3.5", "py-spy>=0.3"],
     },
     data_files=[
@@ -44,6 +45,7 @@ setup(
         ("etc/systemd/system", glob.glob("templates/systemd/*")),
         ("etc/logrotate.d", glob.glob("templates/logrotate.d/*")),
         ("etc/sysconfig", glob.glob("templates/sysconfig/*")),
+        ("etc/panda", glob.glob("templates/panda/*")),
     ],
     entry_points={
         "console_scripts": [

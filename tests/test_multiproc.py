@@ -12,15 +12,21 @@ The DB engine is a parameter: :data:`DB_ENGINES` lists the engines these tests r
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import re
+import shutil
 import signal
+import socket
+import subprocess
+import sys
 import time
 
 import psutil
 import pytest
 
-from e2e_helpers import DaemonRun, daemon_run, wait_until  # noqa: F401
+from e2e_helpers import REPO, TESTS_DIR, DaemonRun, daemon_run, wait_until  # noqa: F401
 
 DB_ENGINES = ["sqlite"]  # the integrator adds "mariadb" with the MariaDB engine
 
@@ -187,3 +193,42 @@ def test_worker_processes_stop_when_the_master_is_killed(daemon_run, db_engine):
     wait_until(lambda: all(_gone(pid) for pid in pids), 60, what="worker processes stopped after the master died")
     for index in (0, 1):
         assert "the master process is gone" in run.process_log("master", index)
+
+
+# ------------------------------------------------------------------------------------------ uWSGI
+UWSGI = shutil.which("uwsgi", path=os.path.dirname(sys.executable))
+UWSGI_INI = REPO / "templates" / "panda" / "panda_harvester-uwsgi.ini.rpmnew.template"
+
+
+@pytest.mark.skipif(UWSGI is None, reason="uWSGI is not installed in this environment (pip install uWSGI)")
+def test_uwsgi_ini_runs_the_agents_in_every_worker(daemon_run, db_engine):  # noqa: F811
+    """The original's way: ``uwsgi --ini panda_harvester-uwsgi.ini`` (2 processes) does the work
+    once, in both workers, and stops on ``q`` written to its master fifo."""
+    run = daemon_run(only_queues=[PUSH], cfg=engine_cfg(db_engine))
+    panda_ids = run.emulator.add_task(PUSH, 12)
+    fifo = run.home / "uwsgi.fifo"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = dict(os.environ, PANDA_HOME=str(run.home), SITE_PACKAGES_PATH=str(REPO), VIRTUAL_ENV=sys.prefix,
+               userName=pwd.getpwuid(os.getuid()).pw_name, groupName=grp.getgrgid(os.getgid()).gr_name,
+               uwsgiSocket=f"127.0.0.1:{port}", PIDFILE=str(run.pid_file), UWSGI_FIFO=str(fifo),
+               PYTHONPATH=os.pathsep.join([str(TESTS_DIR), str(REPO)]))
+    run.n_starts += 1
+    with open(run.home / "logs" / f"daemon.{run.n_starts}.out", "wb") as out:
+        run.daemon = subprocess.Popen([UWSGI, "--ini", str(UWSGI_INI)], env=env, stdout=out,
+                                      stderr=subprocess.STDOUT, start_new_session=True, cwd=str(run.home))
+    run.wait_until(lambda: all("started Sweeper" in run.process_log("master", i) for i in (0, 1)), 60,
+                   "both uWSGI workers running their agents")
+    workers = psutil.Process(run.daemon.pid).children()
+    assert len(workers) == 2
+    run.wait_until(lambda: all(j["status"] == "finished" for j in run.jobs(PUSH)), 60, "all push jobs finished")
+    jobs = run.emulator.jobs(site=PUSH)
+    assert sorted(j["panda_id"] for j in jobs) == sorted(panda_ids)
+    assert {j["n_sent"] for j in jobs} == {1}
+    assert run.emulator.state()["heartbeats"][run.harvester_id]["n_heartbeats"] == 1
+    fifo.write_text("q")
+    assert run.daemon.wait(60) == 0
+    assert all(_gone(w.pid) for w in workers)
+    for index in (0, 1):
+        assert "uWSGI worker exiting: stopping the agents" in run.process_log("master", index)

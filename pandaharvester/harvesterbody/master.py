@@ -281,3 +281,9 @@ def main(daemon_mode: bool = True, argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+else:
+    from pandaharvester.harvesterbody import uwsgi_app as _uwsgi_app
+
+    if _uwsgi_app.under_uwsgi(__name__):  # this file is uWSGI's wsgi-file: run this worker's agents
+        _uwsgi_app.start()
+        application = _uwsgi_app.application
