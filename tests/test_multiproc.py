@@ -6,8 +6,9 @@ per interval (counted from the emulator: heartbeats, cacher fetches, command fet
 metrics); signals reach every process, and they stop together (no orphan, a dead worker process
 stops the instance with status 1).
 
-The DB engine is a parameter: :data:`DB_ENGINES` lists the engines these tests run on, and
-:func:`engine_cfg` gives the cfg overrides of each (add ``"mariadb"`` once the MariaDB engine is in).
+The DB engine is a parameter: :data:`DB_ENGINES` lists the engines these tests run on (add
+``"mariadb"`` once the MariaDB engine is in), :func:`engine_cfg` gives the cfg overrides of each,
+and :class:`Engine` reads the instance's tables on it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+from dataclasses import dataclass
 
 import psutil
 import pytest
@@ -39,21 +42,66 @@ PULL_CHANGES = {"submitter": {"sleepTime": 300}, "nQueueLimitWorker": PULL_LIMIT
                 "monitor": {"name": "QueuedMonitor", "module": "e2e_helpers"}}
 
 
+@dataclass
+class Engine:
+    """One DB engine of the tests: its name, the cfg overrides that put an instance on it, and
+    a reader of the instance's tables (the checks read the DB as well as the emulator)."""
+
+    name: str
+    cfg: dict[str, dict]
+
+    def rows(self, run: DaemonRun, sql: str) -> list[dict]:
+        """Rows of ``sql`` (no parameters: literals only, the same text on every engine)."""
+        if self.name == "sqlite":
+            return run.db_rows(sql)
+        import pymysql
+
+        db = self.cfg["db"]
+        con = pymysql.connect(host=db["host"], port=int(db["port"]), user=db["user"], password=db["password"],
+                              database=db["schema"], cursorclass=pymysql.cursors.DictCursor)
+        try:
+            with con.cursor() as cursor:
+                cursor.execute(sql)
+                return list(cursor.fetchall())
+        except pymysql.err.ProgrammingError:
+            return []  # tables not made yet
+        finally:
+            con.close()
+
+
 def engine_cfg(engine: str) -> dict[str, dict]:
-    """cfg overrides that put the instance on ``engine`` (sqlite: the test home's file)."""
+    """cfg overrides that put the instance on ``engine`` (sqlite: the test home's file; MariaDB:
+    the server at 127.0.0.1:3306, in a database the ``db_engine`` fixture makes)."""
     if engine == "sqlite":
         return {"db": {"engine": "sqlite"}}
+    if engine in ("mariadb", "mysql"):
+        return {"db": {"engine": engine, "host": "127.0.0.1", "port": 3306, "user": "root", "password": "",
+                       "schema": f"hv_{uuid.uuid4().hex[:12]}"}}
     raise NotImplementedError(f"no cfg for engine {engine!r} in tests/test_multiproc.py: add it to engine_cfg")
 
 
 @pytest.fixture(params=DB_ENGINES)
-def db_engine(request) -> str:
-    """Each DB engine of :data:`DB_ENGINES` in turn."""
-    return request.param
+def db_engine(request) -> Engine:
+    """Each DB engine of :data:`DB_ENGINES` in turn (a MariaDB database of its own, dropped after)."""
+    engine = Engine(request.param, engine_cfg(request.param))
+    if engine.name == "sqlite":
+        yield engine
+        return
+    import pymysql
+
+    db = engine.cfg["db"]
+    con = pymysql.connect(host=db["host"], port=int(db["port"]), user=db["user"], password=db["password"],
+                          autocommit=True)
+    try:
+        con.cursor().execute(f"CREATE DATABASE {db['schema']}")
+        yield engine
+    finally:
+        con.cursor().execute(f"DROP DATABASE IF EXISTS {db['schema']}")
+        con.close()
 
 
-def _cfg(engine: str, **sections: dict) -> dict[str, dict]:
-    cfg = engine_cfg(engine)
+def _cfg(engine: Engine, **sections: dict) -> dict[str, dict]:
+    cfg = {section: dict(values) for section, values in engine.cfg.items()}
     cfg.setdefault("master", {})["nProcesses"] = 2
     for section, values in sections.items():
         cfg.setdefault(section, {}).update(values)
@@ -74,9 +122,14 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def _live_pull(run: DaemonRun) -> dict[str, int]:
+def _workers(run: DaemonRun, engine: Engine, site_prefix: str) -> list[dict]:
+    return [w for w in engine.rows(run, "SELECT workerID, status, computingSite FROM work_table")
+            if str(w["computingSite"]).startswith(site_prefix)]
+
+
+def _live_pull(run: DaemonRun, engine: Engine) -> dict[str, int]:
     counts = {f"{PULL}/SCORE": 0, f"{PULL}/MCORE": 0}
-    for w in run.workers(PULL):
+    for w in _workers(run, engine, PULL):
         if w["status"] not in FINAL:
             counts[w["computingSite"]] += 1
     return counts
@@ -99,22 +152,23 @@ def test_two_processes_share_the_work_without_duplicates(daemon_run, db_engine):
     dispatched_twice = {j["panda_id"]: j["n_sent"] for j in jobs if j["n_sent"] != 1}
     assert not dispatched_twice, f"jobs dispatched more than once: {dispatched_twice}"
     # one job row and one worker per job in Harvester, every worker final
-    job_rows = run.db_rows("SELECT PandaID, COUNT(*) AS n FROM job_table GROUP BY PandaID")
+    job_rows = db_engine.rows(run, "SELECT PandaID, COUNT(*) AS n FROM job_table GROUP BY PandaID")
     assert sorted(r["PandaID"] for r in job_rows) == sorted(panda_ids) and {r["n"] for r in job_rows} == {1}
-    links = run.db_rows("SELECT jw.PandaID, jw.workerID FROM jw_table jw JOIN work_table w "
-                        "ON w.workerID = jw.workerID WHERE w.computingSite = ?", (PUSH,))
+    links = db_engine.rows(run, "SELECT jw.PandaID, jw.workerID FROM jw_table jw JOIN work_table w "
+                                f"ON w.workerID = jw.workerID WHERE w.computingSite = '{PUSH}'")
     by_job: dict[int, set] = {}
     for link in links:
         by_job.setdefault(link["PandaID"], set()).add(link["workerID"])
     assert set(by_job) == set(panda_ids)
     assert {len(w) for w in by_job.values()} == {1}, {k: v for k, v in by_job.items() if len(v) > 1}
     assert len({w for ws in by_job.values() for w in ws}) == N_JOBS
-    run.wait_until(lambda: {w["status"] for w in run.workers(PUSH)} == {"finished"}, 30, "push workers finished")
+    run.wait_until(lambda: {w["status"] for w in _workers(run, db_engine, PUSH)} == {"finished"}, 30,
+                   "push workers finished")
     # pull: live (queued) workers meet the depth and stay there over several cycles of both processes
     expected = {f"{PULL}/SCORE": 3, f"{PULL}/MCORE": 2}
-    run.wait_until(lambda: _live_pull(run) == expected, 30, f"live pull workers == {expected}")
+    run.wait_until(lambda: _live_pull(run, db_engine) == expected, 30, f"live pull workers == {expected}")
     time.sleep(4)
-    assert _live_pull(run) == expected
+    assert _live_pull(run, db_engine) == expected
     # both processes worked: each submitted workers and fetched jobs in its own log files
     for index in (0, 1):
         submitted = re.findall(r"submitted (\d+) workers", run.process_log("submitter", index))
@@ -135,10 +189,9 @@ def test_instance_work_done_once_per_interval(daemon_run, db_engine):  # noqa: F
     run.start()
     _workers_pids(run)
     t0 = time.monotonic()
-    n_samples = lambda: run.db_rows("SELECT COUNT(*) AS n FROM sm_table")[0]["n"]  # noqa: E731
-    run.wait_until(lambda: run.db_rows("SELECT 1 FROM sm_table"), 30, "a service metrics sample")
+    run.wait_until(lambda: db_engine.rows(run, "SELECT 1 FROM sm_table"), 30, "a service metrics sample")
     time.sleep(9)
-    samples = n_samples()
+    samples = db_engine.rows(run, "SELECT COUNT(*) AS n FROM sm_table")[0]["n"]
     elapsed = time.monotonic() - t0 + 3  # the processes started a little before t0
     state = run.emulator.state()
     calls, heartbeats = state["faults"]["calls"], state["heartbeats"][run.harvester_id]
@@ -204,7 +257,7 @@ UWSGI_INI = REPO / "templates" / "panda" / "panda_harvester-uwsgi.ini.rpmnew.tem
 def test_uwsgi_ini_runs_the_agents_in_every_worker(daemon_run, db_engine):  # noqa: F811
     """The original's way: ``uwsgi --ini panda_harvester-uwsgi.ini`` (2 processes) does the work
     once, in both workers, and stops on ``q`` written to its master fifo."""
-    run = daemon_run(only_queues=[PUSH], cfg=engine_cfg(db_engine))
+    run = daemon_run(only_queues=[PUSH], cfg=db_engine.cfg)
     panda_ids = run.emulator.add_task(PUSH, 12)
     fifo = run.home / "uwsgi.fifo"
     with socket.socket() as probe:

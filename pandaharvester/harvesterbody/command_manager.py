@@ -92,9 +92,9 @@ class CommandManager(AgentBase):
     # ------------------------------------------------------------ the cycle
     def run_cycle(self) -> bool:
         main_log = self.make_logger(_logger, f"id={self.get_pid()}", method_name="run")
+        self.send_heartbeat(main_log)  # under its own lock: not only when this process gets the commands
         if not self.acquire_process_lock("commandmanager", self.sleep_time()) and not self.singleMode:
             return False
-        self.send_heartbeat(main_log)
         bulk_size = self.bulk_size()
         commands = self.communicator.get_commands(bulk_size) or []
         main_log.debug(f"got {len(commands)} commands (bulk size: {bulk_size})")
