@@ -225,6 +225,21 @@ def test_signals_reach_every_process_and_they_stop_together(daemon_run, db_engin
         assert re.search(r"got SIGTERM: stopping", run.process_log("master", index)), index
 
 
+def test_stop_signal_to_every_process_at_once_stops_cleanly(daemon_run, db_engine):  # noqa: F811
+    """As systemd's stop (the whole cgroup) or a terminal's Ctrl-C (the process group): each
+    worker gets the signal itself and the master's stop on its pipe, and still stops cleanly."""
+    run = daemon_run(only_queues=[PUSH], cfg=_cfg(db_engine))
+    run.start()
+    pids = _workers_pids(run)
+    run.wait_until(lambda: all("started Sweeper" in run.process_log("master", i) for i in (0, 1)), 30,
+                   "both processes running their agents")
+    os.killpg(run.daemon.pid, signal.SIGTERM)
+    assert run.daemon.wait(60) == 0, run.log_tail()
+    assert all(_gone(pid) for pid in pids)
+    assert "again while stopping" not in run.log_tail()
+    assert all("terminated" in run.process_log("master", i) for i in (0, 1))
+
+
 def test_dead_worker_process_stops_the_instance(daemon_run, db_engine):  # noqa: F811
     run = daemon_run(only_queues=[PUSH], cfg=_cfg(db_engine))
     run.start()

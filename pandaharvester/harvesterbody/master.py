@@ -203,9 +203,10 @@ def run_master(options: Any, daemon_mode: bool, pid_file: Any) -> int:
     from pandaharvester.harvesterbody import processes
     from pandaharvester.harvesterbody.signals import SignalHandlers
 
+    index = getattr(options, "processIndex", None)  # worker process K of a multi-process instance
     _logger.info(f"start : version = {panda_pkg_info.release_version}, last_commit = {commit_timestamp.timestamp}"
-                 + (f", worker process {options.processIndex}" if options.processIndex is not None else ""))
-    if daemon_mode and options.processIndex is None and not options.singleMode and processes.n_processes() > 1:
+                 + (f", worker process {index}" if index is not None else ""))
+    if daemon_mode and index is None and not options.singleMode and processes.n_processes() > 1:
         try:
             prepare_instance()
         except Exception as exc:
@@ -225,12 +226,12 @@ def run_master(options: Any, daemon_mode: bool, pid_file: Any) -> int:
     if daemon_mode and threading.current_thread() is threading.main_thread():
         handlers = SignalHandlers(stop_event, _logger, on_forced_exit=forced_exit)
         handlers.install()
-        if options.processIndex is not None:
+        if index is not None:
             processes.listen_to_master(handlers, _logger)
     try:
         master = Master(single_mode=options.singleMode, stop_event=stop_event, daemon_mode=daemon_mode,
-                        pid_file=pid_file.path if pid_file is not None else options.masterPidFile,
-                        process_index=options.processIndex)
+                        pid_file=pid_file.path if pid_file is not None else getattr(options, "masterPidFile", None),
+                        process_index=index)
     except Exception as exc:
         core_utils.dump_error_message(_logger)
         print(f"ERROR: harvester failed to start: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -30,6 +30,7 @@ logrotate's ``*.log`` takes them all). ``--single`` always runs one process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -185,7 +186,8 @@ class Supervisor:
         self.check_workers()
         for worker in self.workers:
             if worker.proc.stdin is not None:
-                worker.proc.stdin.close()
+                with contextlib.suppress(OSError):  # a command left unsent to a worker already gone
+                    worker.proc.stdin.close()
         return EXIT_WORKER_DIED if self.failed else 0
 
 
