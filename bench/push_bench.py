@@ -7,7 +7,8 @@ measured over the budget and "jobs final in the time budget" says how far it got
 jobs/s, workers/s, CPU seconds of the daemon per 1k jobs (and of the emulator, for reference)
 and the daemon's peak RSS.
 
-With ``--processes 1,2`` each size runs once per process count, back to back (``[master]
+``--queues N`` spreads the jobs over N push queues (a queue's submission is one process's at a
+time: the submitter locks the queue). With ``--processes 1,2`` each size runs once per process count, back to back (``[master]
 nProcesses``: the master and its worker processes are measured together, CPU and RSS summed over
 the process tree), and a "speed-up" row gives each count's jobs/s over the first one's.
 ``--engine mariadb`` runs the instance on the MariaDB server at 127.0.0.1:3306 (root, empty
@@ -15,6 +16,7 @@ password; a database of its own, dropped after) through the ``[db]`` cfg overrid
 :func:`engine_cfg` (sqlite, the default: the instance's own file).
 
     .venv/bin/python bench/push_bench.py [--quick] [--sizes 1000,10000] [--processes 1,2] [--engine sqlite]
+                                         [--queues 4]
 """
 
 from __future__ import annotations
@@ -106,25 +108,28 @@ def engine_cfg(engine: str) -> Iterator[dict[str, dict[str, Any]]]:
 
 
 def run_one(n_jobs: int, log_level: str | None = None, budget: float = common.E2E_BUDGET,
-            profile: str | None = None, processes: int = 1, engine: str = "sqlite") -> list[dict]:
-    """One push run of ``n_jobs`` (at most ``budget`` seconds) with ``processes`` processes; result rows."""
+            profile: str | None = None, processes: int = 1, engine: str = "sqlite", queues: int = 1) -> list[dict]:
+    """One push run of ``n_jobs`` (at most ``budget`` seconds) with ``processes`` processes, the
+    jobs spread over ``queues`` push queues; result rows."""
     name = "push e2e" + (f" (log {log_level})" if log_level else "")
-    if processes != 1 or engine != "sqlite":
-        name += f" {processes}p {engine}"
+    if processes != 1 or engine != "sqlite" or queues != 1:
+        name += f" {processes}p {engine}" + (f" {queues}q" if queues != 1 else "")
+    names = [QUEUE] if queues == 1 else [f"{QUEUE}_{k}" for k in range(queues)]
     with common.workdir("push") as tmp, engine_cfg(engine) as db_cfg:
         home = Path(tmp)
         cfg = common.bench_cfg(log_level)
         cfg.update(db_cfg)
         cfg.setdefault("master", {})["nProcesses"] = processes
-        run = common.make_run(home, {QUEUE: common.push_queue(home, 2000)}, cfg)
+        run = common.make_run(home, {queue: common.push_queue(home, 2000) for queue in names}, cfg)
         try:
-            run.emulator.add_task(QUEUE, n_jobs)
+            for k, queue in enumerate(names):
+                run.emulator.add_task(queue, n_jobs // queues + (1 if k < n_jobs % queues else 0))
             emulator_cpu0 = common.cpu_seconds(run.emulator.proc.pid)
             t0 = time.monotonic()
             daemon = run.start()
             sampler = TreeSampler(daemon.pid)
             profiler = common.start_profiler(daemon.pid, profile) if profile else None
-            n_done, _ = common.wait_until_count(lambda: common.n_final(common.emulator_job_counts(run, QUEUE)),
+            n_done, _ = common.wait_until_count(lambda: common.n_final(common.emulator_job_counts(run)),
                                                 n_jobs, budget, 0.25, alive=run.assert_alive)
             elapsed = time.monotonic() - t0
             sampler.stop()
@@ -132,7 +137,7 @@ def run_one(n_jobs: int, log_level: str | None = None, budget: float = common.E2
                 common.stop_profiler(profiler)
             emulator_cpu = common.cpu_seconds(run.emulator.proc.pid) - emulator_cpu0
             n_workers = sum(run.emulator.state()["workers"].get(run.harvester_id, {}).values())
-            counts = common.emulator_job_counts(run, QUEUE)
+            counts = common.emulator_job_counts(run)
         finally:
             run.close()
     bad = {s: n for s, n in counts.items() if s in common.FINAL_JOB_STATES and s != "finished"}
@@ -167,6 +172,7 @@ def main() -> None:
     parser.add_argument("--profile", default=None, help="py-spy raw profile of the daemon to this file")
     parser.add_argument("--processes", default="1", help="comma list of [master] nProcesses, run back to back")
     parser.add_argument("--engine", default="sqlite", help="sqlite (default) or mariadb")
+    parser.add_argument("--queues", type=int, default=1, help="push queues the jobs are spread over (default 1)")
     args = parser.parse_args()
     sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else (QUICK_SIZES if args.quick else SIZES)
     counts = [int(p) for p in args.processes.split(",")]
@@ -175,7 +181,7 @@ def main() -> None:
         rates: dict[int, float] = {}
         for processes in counts:
             for r in run_one(n, args.log_level, budget=budget, profile=args.profile, processes=processes,
-                             engine=args.engine):
+                             engine=args.engine, queues=args.queues):
                 print(f"{r['benchmark']:<24} {r['size']:>7} {r['metric']:<32} {r['value']:>10.2f} {r['unit']}",
                       flush=True)
                 if r["metric"] == "jobs/s":
