@@ -229,8 +229,15 @@ class DaemonRun:
                         "jobs of killed workers final in PanDA")
 
     def log(self, agent: str) -> str:
-        """Text of ``logs/panda-<agent>.log`` ('' if missing)."""
-        path = self.home / "logs" / f"panda-{agent}.log"
+        """Text of ``logs/panda-<agent>.log`` and, with several processes (``[master] nProcesses``),
+        of each ``logs/panda-<agent>-p<K>.log`` ('' if none)."""
+        logs = self.home / "logs"
+        paths = [logs / f"panda-{agent}.log", *sorted(logs.glob(f"panda-{agent}-p[0-9]*.log"))]
+        return "".join(path.read_text(errors="replace") for path in paths if path.exists())
+
+    def process_log(self, agent: str, index: int) -> str:
+        """Text of worker process ``index``'s ``logs/panda-<agent>-p<index>.log`` ('' if missing)."""
+        path = self.home / "logs" / f"panda-{agent}-p{index}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
     def log_tail(self, name: str = "daemon", n: int = 3000) -> str:

@@ -462,6 +462,15 @@ class AgentBase(threading.Thread):
             self.heldProcessLocks.add(lock_name)
         return locked
 
+    def release_process_lock(self, lock_name: str) -> None:
+        """Release one process lock this agent took with :meth:`acquire_process_lock`."""
+        if lock_name in self.heldProcessLocks:
+            self.heldProcessLocks.discard(lock_name)
+            try:
+                self.dbProxy.release_process_lock(lock_name, self.get_pid())
+            except Exception:
+                core_utils.dump_error_message(self.logger)
+
     def release_process_locks(self) -> None:
         """Release every process lock this agent took with :meth:`acquire_process_lock`."""
         for lock_name in sorted(self.heldProcessLocks):

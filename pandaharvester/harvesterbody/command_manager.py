@@ -1,11 +1,14 @@
 """CommandManager agent: instance heartbeat and the PanDA command channel.
 
-At start (under process lock "commandmanager") it tells PanDA the instance is alive, with
-startTime/sw_version/commit_stamp and, for ``runMode == "slave"`` queues, the commands it wants
-to receive (sent again each cycle until PanDA takes it). Each cycle: a heartbeat every ``[commandmanager] heartbeatInterval`` s (600 as in
-the original), then ``get_commands`` → CommandSpec → ``store_commands``; processed commands
-are acknowledged (``ack_commands``) and removed. A full bulk of commands runs the next cycle
-at once.
+At start it tells PanDA the instance is alive, with startTime/sw_version/commit_stamp and, for
+``runMode == "slave"`` queues, the commands it wants to receive (sent again each cycle until
+PanDA takes it). Each cycle, under process lock "commandmanager" (one process of the instance per
+``sleepTime``): a heartbeat every ``[commandmanager] heartbeatInterval`` s (600 as in the
+original), then ``get_commands`` → CommandSpec → ``store_commands``; processed commands are
+acknowledged (``ack_commands``) and removed. A full bulk of commands runs the next cycle at once.
+The start-up message and the heartbeats are the instance's, not a process's: they go under
+process lock "commandmanager_heartbeat:<harvester_id>" (taken for ``heartbeatInterval``), so several processes
+of one instance (``[master] nProcesses``) send one start-up message and one heartbeat per interval.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pandaharvester.harvestercore import core_utils
 _logger = core_utils.setup_logger("command_manager")
 
 DEFAULT_HEARTBEAT_INTERVAL = 600
+HEARTBEAT_LOCK = "commandmanager_heartbeat"
 
 
 class CommandManager(AgentBase):
@@ -57,10 +61,22 @@ class CommandManager(AgentBase):
             commands.append({"command": CommandSpec.COM_setNWorkers, **item})
         return commands
 
+    def heartbeat_lock(self) -> str:
+        """The heartbeat's process lock, one per instance (instances may share a DB)."""
+        return f"{HEARTBEAT_LOCK}:{self.cfg_value('master', 'harvester_id', '')}"
+
+    def heartbeat_interval(self) -> float:
+        return float(self.cfg("heartbeatInterval", DEFAULT_HEARTBEAT_INTERVAL))
+
     def bootstrap(self) -> None:
-        """Tell PanDA the instance started (and which commands slave queues need)."""
+        """Tell PanDA the instance started (and which commands slave queues need); another
+        process of the instance that did so already (it holds the heartbeat lock) is enough."""
         main_log = self.make_logger(_logger, f"id={self.get_pid()}", method_name="bootstrap")
         if not self.acquire_process_lock("commandmanager", self.sleep_time()):
+            return
+        if not self.acquire_process_lock(self.heartbeat_lock(), self.heartbeat_interval()):
+            main_log.debug("start-up message sent by another process of this instance")
+            self.release_process_lock("commandmanager")
             return
         data: dict[str, Any] = {"startTime": core_utils.naive_utcnow(),
                                 "sw_version": panda_pkg_info.release_version,
@@ -71,14 +87,14 @@ class CommandManager(AgentBase):
             data["commands"] = commands
         self.startupData = data
         self.send_heartbeat(main_log)
-        self.release_process_locks()  # the first cycle (at once) takes it again, not a sleep time later
+        self.release_process_lock("commandmanager")  # the first cycle (at once) takes it again
 
     # ------------------------------------------------------------ the cycle
     def run_cycle(self) -> bool:
         main_log = self.make_logger(_logger, f"id={self.get_pid()}", method_name="run")
+        self.send_heartbeat(main_log)  # under its own lock: not only when this process gets the commands
         if not self.acquire_process_lock("commandmanager", self.sleep_time()) and not self.singleMode:
             return False
-        self.send_heartbeat(main_log)
         bulk_size = self.bulk_size()
         commands = self.communicator.get_commands(bulk_size) or []
         main_log.debug(f"got {len(commands)} commands (bulk size: {bulk_size})")
@@ -92,22 +108,25 @@ class CommandManager(AgentBase):
             return False
         # a full bulk: the next cycle runs at once, so it must be able to take the lock again (held
         # for a sleep time otherwise: PanDA's commands, e.g. queue depths, came 20 per sleep time)
-        self.release_process_locks()
+        self.release_process_lock("commandmanager")
         return True
 
     def send_heartbeat(self, main_log: Any) -> None:
         """The start-up heartbeat until PanDA took it (every cycle: its command subscriptions
-        must not be lost), then ``is_alive({})`` every ``heartbeatInterval`` seconds."""
+        must not be lost), then ``is_alive({})`` every ``heartbeatInterval`` seconds, by the
+        process of the instance that takes the heartbeat lock."""
         if self.startupData is not None:
             ok, _message = self._is_alive(self.startupData, main_log)
             if ok:
                 self.startupData = None
                 self.lastHeartbeat = core_utils.naive_utcnow()
             return
-        interval = float(self.cfg("heartbeatInterval", DEFAULT_HEARTBEAT_INTERVAL))
+        interval = self.heartbeat_interval()
         now = core_utils.naive_utcnow()
         if self.lastHeartbeat is not None and now - self.lastHeartbeat < datetime.timedelta(seconds=interval):
             return
+        if not self.acquire_process_lock(self.heartbeat_lock(), interval):
+            return  # sent by another process of this instance within the interval
         self.lastHeartbeat = now
         self._is_alive({}, main_log)
 

@@ -12,6 +12,10 @@ with status 1, so that systemd restarts it.
 
 Which agents start, in which order and how: :mod:`agent_registry`. The process plumbing
 (options, pid file, identity, daemon context, logging, profiler): :mod:`master_cli`.
+
+With ``[master] nProcesses = N > 1`` this process (the one of the pid file) makes the tables,
+then starts N worker processes that each run every agent thread, and supervises them
+(:mod:`processes`); N = 1 (the default) runs the agents here.
 """
 
 from __future__ import annotations
@@ -33,11 +37,45 @@ EXIT_AGENT_DIED = 1
 EXIT_CONFIG = master_cli.EXIT_CONFIG  # a bad cfg (sysexits.h EX_CONFIG)
 
 
+def make_tables(db_proxy: Any, queue_config_mapper: Any, communicator_pool: Any, owner: str) -> None:
+    """Create/upgrade the tables and clear the process locks (``DBProxy.make_tables``), serialised
+    between instances by process lock "master" (held until :meth:`Master.shutdown`)."""
+    from pandaharvester.harvestercore.process_lock_spec import ProcessLockSpec
+
+    # the lock table must exist before the lock serialising the rest can be taken
+    db_proxy.make_table(ProcessLockSpec, "lock_table")
+    locked = False
+    for _ in range(10):
+        locked = db_proxy.get_process_lock("master", owner, 3)
+        if locked:
+            break
+        time.sleep(0.5)
+    if not locked:
+        _logger.warning("could not get process lock 'master' in 5 s: making tables anyway")
+    db_proxy.make_tables(queue_config_mapper, communicator_pool)
+
+
+def prepare_instance() -> None:
+    """What the master of a multi-process instance does before it starts its worker processes:
+    the tables made (and the process locks cleared) once, then every DB connection closed."""
+    from pandaharvester.harvestercore.communicator_pool import CommunicatorPool
+    from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool
+    from pandaharvester.harvestercore.queue_config_mapper import QueueConfigMapper
+
+    owner = core_utils.get_pid()
+    db_proxy = DBProxyPool()
+    try:
+        make_tables(db_proxy, QueueConfigMapper(), CommunicatorPool(), owner)
+        db_proxy.release_process_lock("master", owner)
+    finally:
+        DBProxyPool.reset()
+
+
 class Master:
     """Creates the shared resources, the DB tables, and runs the agent threads."""
 
     def __init__(self, single_mode: bool = False, stop_event: threading.Event | None = None,
-                 daemon_mode: bool = True, pid_file: str | None = None) -> None:
+                 daemon_mode: bool = True, pid_file: str | None = None, process_index: int | None = None) -> None:
         from pandaharvester.harvestercore.communicator_pool import CommunicatorPool
         from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool
         from pandaharvester.harvestercore.queue_config_mapper import QueueConfigMapper
@@ -46,6 +84,8 @@ class Master:
         self.stopEvent = stop_event if stop_event is not None else threading.Event()
         self.daemonMode = daemon_mode
         self.pidFile = pid_file
+        # worker process K of a multi-process instance: the master process made the tables
+        self.processIndex = process_index
         self.threads: list[Any] = []
         self.deadAgents: list[Any] = []  # agent threads that died: the master exits non-zero
         self.signalHandlers: Any = None  # set by run_master: queued signals are acted on in the waits
@@ -53,23 +93,12 @@ class Master:
         self.communicatorPool = CommunicatorPool()
         self.queueConfigMapper = QueueConfigMapper()
         self.dbProxy = DBProxyPool()
-        self.make_tables()
+        if process_index is None:
+            self.make_tables()
 
     def make_tables(self) -> None:
         """Create/upgrade the tables, serialised between instances by process lock "master"."""
-        from pandaharvester.harvestercore.process_lock_spec import ProcessLockSpec
-
-        # the lock table must exist before the lock serialising the rest can be taken
-        self.dbProxy.make_table(ProcessLockSpec, "lock_table")
-        locked = False
-        for _ in range(10):
-            locked = self.dbProxy.get_process_lock("master", self.lockOwner, 3)
-            if locked:
-                break
-            time.sleep(0.5)
-        if not locked:
-            _logger.warning("could not get process lock 'master' in 5 s: making tables anyway")
-        self.dbProxy.make_tables(self.queueConfigMapper, self.communicatorPool)
+        make_tables(self.dbProxy, self.queueConfigMapper, self.communicatorPool, self.lockOwner)
 
     # ------------------------------------------------------------ starting agents
     def resource(self, name: str) -> Any:
@@ -80,7 +109,8 @@ class Master:
     def start_agent(self, entry: AgentEntry) -> list[Any]:
         """Start the thread(s) of one registry entry; [] when disabled or unavailable."""
         resources = {name: self.resource(name) for name in entry.args}
-        return start_agent(entry, resources, self.singleMode, self.stopEvent)
+        return start_agent(entry, resources, self.singleMode, self.stopEvent,
+                           several_processes=self.processIndex is not None)
 
     def force_credential_renewal(self) -> None:
         """Make every communicator reload its credentials (after the CredManager's first run)."""
@@ -166,10 +196,24 @@ class Master:
 
 
 def run_master(options: Any, daemon_mode: bool, pid_file: Any) -> int:
-    """Run the master in this process (already daemonised if required); returns the exit code."""
+    """Run the master in this process (already daemonised if required); returns the exit code.
+
+    With ``[master] nProcesses > 1`` (and not ``--single``): the tables, then the worker
+    processes under :func:`processes.run_supervisor`."""
+    from pandaharvester.harvesterbody import processes
     from pandaharvester.harvesterbody.signals import SignalHandlers
 
-    _logger.info(f"start : version = {panda_pkg_info.release_version}, last_commit = {commit_timestamp.timestamp}")
+    index = getattr(options, "processIndex", None)  # worker process K of a multi-process instance
+    _logger.info(f"start : version = {panda_pkg_info.release_version}, last_commit = {commit_timestamp.timestamp}"
+                 + (f", worker process {index}" if index is not None else ""))
+    if daemon_mode and index is None and not options.singleMode and processes.n_processes() > 1:
+        try:
+            prepare_instance()
+        except Exception as exc:
+            core_utils.dump_error_message(_logger)
+            print(f"ERROR: harvester failed to start: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
+        return processes.run_supervisor(options, pid_file)
     stop_event = threading.Event()
     profiler = master_cli.Profiler(options.profileOutput, options.profileMode, _logger)
 
@@ -182,9 +226,12 @@ def run_master(options: Any, daemon_mode: bool, pid_file: Any) -> int:
     if daemon_mode and threading.current_thread() is threading.main_thread():
         handlers = SignalHandlers(stop_event, _logger, on_forced_exit=forced_exit)
         handlers.install()
+        if index is not None:
+            processes.listen_to_master(handlers, _logger)
     try:
         master = Master(single_mode=options.singleMode, stop_event=stop_event, daemon_mode=daemon_mode,
-                        pid_file=pid_file.path if pid_file is not None else None)
+                        pid_file=pid_file.path if pid_file is not None else getattr(options, "masterPidFile", None),
+                        process_index=index)
     except Exception as exc:
         core_utils.dump_error_message(_logger)
         print(f"ERROR: harvester failed to start: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -235,3 +282,9 @@ def main(daemon_mode: bool = True, argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+else:
+    from pandaharvester.harvesterbody import uwsgi_app as _uwsgi_app
+
+    if _uwsgi_app.under_uwsgi(__name__):  # this file is uWSGI's wsgi-file: run this worker's agents
+        _uwsgi_app.start()
+        application = _uwsgi_app.application

@@ -46,6 +46,10 @@ def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
                         help="add the memory usage of the process to every log message")
     parser.add_argument("--foreground", dest="foreground", action="store_true", default=False,
                         help="run in the foreground, not daemonised")
+    # internal: how the master of a multi-process instance ([master] nProcesses > 1) starts its
+    # worker processes (see processes.py); not for use on the command line
+    parser.add_argument("--process_index", dest="processIndex", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--master_pid_file", dest="masterPidFile", default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -69,7 +73,8 @@ def prepare_process(options: argparse.Namespace) -> Prepared | int:
         for line in problems:
             print(line, file=sys.stderr)
         return EXIT_CONFIG
-    directory = configure_logging()
+    worker = options.processIndex is not None
+    directory = configure_logging(f"-p{options.processIndex}" if worker else "")
     log = core_utils.setup_logger("master")
     for line in warnings:
         log.warning(line)
@@ -86,10 +91,10 @@ def prepare_process(options: argparse.Namespace) -> Prepared | int:
     if options.memLogging:
         enable_memory_logging()
     tune_gc()
-    if options.hostNameFile is not None:
+    if options.hostNameFile is not None and not worker:
         with open(options.hostNameFile, "w") as stream:
             stream.write(socket.getfqdn())
-    if options.rotateLog:
+    if options.rotateLog and not worker:
         core_utils.do_log_rollover()
     return Prepared(directory, identity, pid_file)
 
@@ -125,8 +130,8 @@ def log_dir() -> str:
     return os.path.abspath(str(directory))
 
 
-def configure_logging() -> str:
-    """One file per agent under :func:`log_dir`; returns the directory.
+def configure_logging(file_suffix: str = "") -> str:
+    """One file per agent under :func:`log_dir` (``panda-<name><file_suffix>.log``); returns the directory.
 
     Levels: ``[log_level] <name>`` of panda_harvester.cfg per logger, else panda_common.cfg
     ``[logger] log_level`` (where the original reads it), else INFO.
@@ -135,7 +140,8 @@ def configure_logging() -> str:
 
     directory = log_dir()
     default = panda_common.read_logger_section().log_level  # checked at start (check_config)
-    core_utils.configure_logging(directory, section_dict("log_level"), default_level=default or logging.INFO)
+    core_utils.configure_logging(directory, section_dict("log_level"), default_level=default or logging.INFO,
+                                 file_suffix=file_suffix)
     return directory
 
 

@@ -2,8 +2,13 @@
 
 - worker statistics: for a ``REPORT_WORKER_STATS:<site>`` command at once, and every
   ``STATS_PERIOD`` seconds for every active unified (pull) queue, by one of the Propagator
-  threads of the process, under the PanDA queue name (``worker_stats.by_panda_queue``);
-- service metrics (what the ServiceMonitor stored) every ``METRICS_PERIOD`` seconds;
+  threads of the instance (one thread of the process, then process lock
+  ``propagator_worker_stats:<harvester_id>`` between the processes of ``[master] nProcesses``),
+  under the PanDA queue name (``worker_stats.by_panda_queue``);
+- service metrics (what the ServiceMonitor stored) every ``METRICS_PERIOD`` seconds, by one
+  Propagator of the instance (process lock ``propagator_service_metrics:<harvester_id>``): those
+  created since the last report, whose time is kept in the cache table, so that no process
+  sends what another one sent;
 - dialog messages (log lines at or above ``[propagator] minMessageLevel``), up to
   ``[propagator] maxDialogs`` per cycle, deleted once PanDA has them.
 """
@@ -26,6 +31,7 @@ STATS_PERIOD = 300
 _stats_sent: dict[str, float | None] = {"time": None}
 _stats_lock = threading.Lock()
 METRICS_PERIOD = 300
+METRICS_SENT_KEY = "_service_metrics_sent"  # cache_table: creation time after the last metrics sent
 
 
 class PandaReports:
@@ -57,6 +63,9 @@ class PandaReports:
             if last and time.time() - last <= STATS_PERIOD:
                 return
             _stats_sent["time"] = time.time()  # claimed: the other threads skip this period
+        lock = f"propagator_worker_stats:{self.cfg_value('master', 'harvester_id', '')}"
+        if not self.acquire_process_lock(lock, STATS_PERIOD):
+            return  # another process of this instance reported in this period
         sent = False
         stats = self.dbProxy.get_worker_stats_bulk(self.queueConfigMapper.get_active_ups_queues())
         # one report per PanDA queue (the pseudo-queues of a unified queue merged): each replaces the last
@@ -66,6 +75,7 @@ class PandaReports:
         if not sent:
             with _stats_lock:  # nothing went through: the next cycle (of any thread) tries again
                 _stats_sent["time"] = last
+            self.release_process_lock(lock)
 
     def _send_worker_stats(self, site_name: str, stats: Any, how: str) -> bool:
         log = self.make_logger(_logger, f"site={site_name}", method_name="report_worker_stats")
@@ -78,19 +88,32 @@ class PandaReports:
         return bool(ok)
 
     def report_service_metrics(self) -> None:
-        """The service metrics stored since the last report, every METRICS_PERIOD seconds."""
+        """The service metrics stored since the last report of the instance, every METRICS_PERIOD seconds."""
         now = core_utils.naive_utcnow()
         if self._last_metrics_update and now - self._last_metrics_update <= datetime.timedelta(seconds=METRICS_PERIOD):
             return
-        metrics = self.dbProxy.get_service_metrics(self._last_metrics_update)
+        self._last_metrics_update = now  # this thread's next try
+        harvester_id = self.cfg_value("master", "harvester_id", "")
+        lock = f"propagator_service_metrics:{harvester_id}"
+        if not self.acquire_process_lock(lock, METRICS_PERIOD):
+            return  # another Propagator of this instance reports in this period
+        cached = self.dbProxy.get_cache(METRICS_SENT_KEY, harvester_id, from_local_cache=False)
+        since = datetime.datetime(1970, 1, 1)  # never reported: everything kept (24 h)
+        if cached is not None and cached.data:
+            since = datetime.datetime.fromisoformat(str(cached.data))
+        metrics = self.dbProxy.get_service_metrics(since)
         if not metrics:
-            self._last_metrics_update = now
             return
         ok, message = self.communicator.update_service_metrics(metrics)
         if ok:
-            self._last_metrics_update = now
+            # just after the newest one sent: get_service_metrics takes creationTime >= since
+            newest = max(datetime.datetime.strptime(m[0], "%Y-%m-%d %H:%M:%S.%f") for m in metrics)
+            self.dbProxy.refresh_cache(METRICS_SENT_KEY, harvester_id,
+                                       (newest + datetime.timedelta(microseconds=1)).isoformat())
         else:
             _logger.error(f"failed to update service metrics: {message}")
+            self.release_process_lock(lock)
+            self._last_metrics_update = None
 
     def send_dialogs(self) -> None:
         """Send the dialog messages, then delete them."""

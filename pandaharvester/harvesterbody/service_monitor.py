@@ -3,7 +3,10 @@
 Every ``[service_monitor] sleepTime`` s: RSS (MiB), memory % and CPU % (normalised by the
 number of CPUs) of the master process plus its children, ``volume_<name>_pc`` for each of
 ``disk_volumes`` and the credentials' remaining lifetime (``cert_lifetime``), stored with
-``insert_service_metrics``; the propagator sends them to PanDA.
+``insert_service_metrics``; the propagator sends them to PanDA. Under process lock
+"service_monitor:<harvester_id>" (taken for ``sleepTime``): with several processes of one instance (``[master]
+nProcesses``), one of them samples per interval; the master's pid file names the process whose
+tree is measured, so the sample covers every process of the instance.
 """
 
 from __future__ import annotations
@@ -118,6 +121,9 @@ class ServiceMonitor(AgentBase):
     def run_cycle(self) -> bool:
         from pandaharvester.harvestercore.service_metrics_spec import ServiceMetricSpec
 
+        lock = f"service_monitor:{self.cfg_value('master', 'harvester_id', '')}"  # metrics are per instance
+        if not self.acquire_process_lock(lock, self.sleep_time()) and not self.singleMode:
+            return False
         metrics = self.collect_metrics()
         self.db_proxy.insert_service_metrics(ServiceMetricSpec(metrics))
         return False

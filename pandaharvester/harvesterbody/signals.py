@@ -9,6 +9,10 @@
 The handlers themselves only queue the signal: logging or taking locks inside a handler can
 re-enter a half-written log stream. The master's main loop calls :meth:`process_pending`
 (several times a second) to act on them.
+
+In a multi-process instance (``[master] nProcesses > 1``, :mod:`processes`) the master passes
+each signal it acts on to its worker processes (``forward``), which get it through their command
+pipe (:meth:`SignalHandlers.queue`: acted on as the signal, never counted as a repeated stop).
 """
 
 from __future__ import annotations
@@ -40,10 +44,12 @@ class SignalHandlers:
     """Installs the master's handlers (main thread only) and acts on queued signals."""
 
     def __init__(self, stop_event: threading.Event, logger: Any,
-                 on_forced_exit: Callable[[], None] | None = None) -> None:
+                 on_forced_exit: Callable[[], None] | None = None,
+                 forward: Callable[[int], None] | None = None) -> None:
         self.stop_event = stop_event
         self.logger = logger
         self.on_forced_exit = on_forced_exit
+        self.forward = forward
         self.pending: collections.deque[int] = collections.deque()
         self.stop_requested = False
 
@@ -63,6 +69,12 @@ class SignalHandlers:
             self.stop_requested = True
         self.pending.append(signum)
 
+    def queue(self, signum: int) -> None:
+        """Act on ``signum`` at the next :meth:`process_pending` as if it had been received (the
+        worker processes' command pipe); a stop queued so is not a first stop signal, so a real
+        one after it still stops cleanly."""
+        self.pending.append(signum)
+
     def process_pending(self) -> None:
         """Act on the queued signals (called from the main loop, outside the handler)."""
         while self.pending:
@@ -76,3 +88,5 @@ class SignalHandlers:
                 self.logger.info("got SIGHUP: reopened log files")
             elif signum == signal.SIGUSR1:
                 self.logger.info("got SIGUSR1: stacks of all threads\n" + format_thread_stacks())
+            if self.forward is not None:
+                self.forward(signum)

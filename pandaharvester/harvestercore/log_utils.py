@@ -28,7 +28,7 @@ LOGGER_PREFIX = "panda.log."
 LINE_FORMAT = "%(asctime)s %(name)s: %(levelname)s %(message)s"
 
 _lock = threading.RLock()
-_state: dict[str, Any] = {"log_dir": None, "levels": {}, "default_level": logging.DEBUG}
+_state: dict[str, Any] = {"log_dir": None, "levels": {}, "default_level": logging.DEBUG, "suffix": ""}
 _known: set[str] = set()
 
 
@@ -39,7 +39,7 @@ class DialogHook(Protocol):
 
 
 def _file_handler(name: str, log_dir: str) -> logging.Handler:
-    path = os.path.join(log_dir, f"panda-{name}.log")
+    path = os.path.join(log_dir, f"panda-{name}{_state['suffix']}.log")
     handler = logging.handlers.WatchedFileHandler(path, delay=True)
     handler.setFormatter(logging.Formatter(LINE_FORMAT))
     handler.set_name(f"harvester-file:{name}")
@@ -63,8 +63,11 @@ def _attach(logger: logging.Logger, name: str) -> None:
 
 
 def configure_logging(log_dir: str | None, levels: dict[str, Any] | None = None,
-                      default_level: int | str | None = None) -> None:
-    """Send every ``panda.log.<name>`` logger to ``<log_dir>/panda-<name>.log``.
+                      default_level: int | str | None = None, file_suffix: str = "") -> None:
+    """Send every ``panda.log.<name>`` logger to ``<log_dir>/panda-<name><file_suffix>.log``.
+
+    ``file_suffix``: ``-p<K>`` in worker process K of a multi-process instance (``[master]
+    nProcesses``), so that each process has its own file per agent.
 
     ``levels`` maps logger names to levels (the cfg's ``[log_level]`` section); the others log
     at ``default_level``: INFO by default. ``log_dir=None`` goes back to the unconfigured state
@@ -78,6 +81,7 @@ def configure_logging(log_dir: str | None, levels: dict[str, Any] | None = None,
         _state["log_dir"] = log_dir
         _state["levels"] = {k: _to_level(v) for k, v in (levels or {}).items()}
         _state["default_level"] = _to_level(default_level)
+        _state["suffix"] = file_suffix
         for name in _known:
             _attach(logging.getLogger(LOGGER_PREFIX + name), name)
 
