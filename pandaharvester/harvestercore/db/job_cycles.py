@@ -85,7 +85,7 @@ class JobCyclesMixin(DBModule):
         with self._tx():
             rows = self._exec("SELECT queueName,nQueueLimitJob,nQueueLimitJobRatio,nQueueLimitJobMax,nQueueLimitJobMin "
                               "FROM pq_table WHERE jobFetchTime IS NULL OR jobFetchTime<:limit "
-                              "ORDER BY jobFetchTime, resourceType", {":limit": limit}).fetchall()
+                              f"ORDER BY jobFetchTime, resourceType{self._for_update()}", {":limit": limit}).fetchall()
             seen: set[str] = set()
             for queue_name, n_limit, ratio, n_max, n_min in rows:
                 if queue_name in seen:
@@ -132,7 +132,7 @@ class JobCyclesMixin(DBModule):
                 "(propagatorTime<:updateTimeLimit AND propagatorLock IS NULL))")
         with self._tx():
             ids = [r[0] for r in self._exec(f"SELECT PandaID FROM job_table WHERE {cond} ORDER BY propagatorTime "
-                                            f"LIMIT {int(max_jobs)}", varmap).fetchall()]
+                                            f"LIMIT {int(max_jobs)}{self._for_update()}", varmap).fetchall()]
             # avoid one bulk update carrying too many events
             n_events = dict(self._ids_in("SELECT PandaID, COUNT(*) FROM event_table WHERE PandaID IN ({ids}) "
                                          f"AND subStatus IN {SQL_EVENTS_TO_REPORT} GROUP BY PandaID", ids))
@@ -225,8 +225,9 @@ class JobCyclesMixin(DBModule):
                     return []
                 max_jobs -= n_processing
             order = f"ORDER BY {time_column}" if time_column else ""
+            lock = self._for_update() if locked_by is not None else ""
             ids = [r[0] for r in self._exec(f"SELECT PandaID FROM job_table WHERE {cond} {order} "
-                                            f"LIMIT {int(max_jobs)}", varmap).fetchall()]
+                                            f"LIMIT {int(max_jobs)}{lock}", varmap).fetchall()]
             if locked_by is not None:
                 self._lock_ids("job_table", "PandaID", ids, f"{time_column}=:now,{lock_column}=:lockedBy", cond,
                                dict(varmap, **{":now": now, ":lockedBy": locked_by}))
@@ -282,7 +283,7 @@ class JobCyclesMixin(DBModule):
         # the commit (the jobs are locked for this caller by then)
         with self._tx():
             ids = [r[0] for r in self._exec(f"SELECT PandaID FROM job_table WHERE {cond} ORDER BY stagerTime "
-                                            f"LIMIT {int(max_jobs)}", varmap).fetchall()]
+                                            f"LIMIT {int(max_jobs)}{self._for_update()}", varmap).fetchall()]
             self._lock_ids("job_table", "PandaID", ids, "stagerTime=:now,stagerLock=:lockedBy", cond,
                            dict(varmap, **{":now": now, ":lockedBy": locked_by}))
             job_rows = self._ids_in(f"SELECT {job_cls.column_names(slim=True)} FROM job_table "
@@ -467,7 +468,7 @@ class JobCyclesMixin(DBModule):
                 tmp_log.debug("skip due to maxJobs=0")
                 return []
             ids = [r[0] for r in self._exec(f"SELECT PandaID FROM job_table WHERE {cond} "
-                                            f"ORDER BY currentPriority DESC, taskID, PandaID", varmap).fetchall()]
+                                            f"ORDER BY currentPriority DESC, taskID, PandaID{self._for_update()}", varmap).fetchall()]
             chunk: list[Any] = []
             n_seen = 0
             done = False

@@ -94,8 +94,7 @@ class WorkerCyclesMixin(DBModule):
     def _plain_rows_in(self, sql_template: str, values: Sequence[Any]) -> list[tuple]:
         """Rows of ``sql_template.format(ids=...)`` over chunks of ``values`` as plain tuples (no
         ``sqlite3.Row`` objects: fewer objects for the GC when thousands of rows are read)."""
-        cur = self._con.cursor()
-        cur.row_factory = None
+        cur = self._engine.plain_cursor(self._con)
         try:
             rows: list[tuple] = []
             for batch in chunks(list(values)):
@@ -154,7 +153,7 @@ class WorkerCyclesMixin(DBModule):
                 "(modificationTime<:checkTimeLimit AND lockedBy IS NULL))")
         with self._tx():
             rows = self._exec(f"SELECT workerID, configID, mapType FROM work_table WHERE {cond} "
-                              f"ORDER BY modificationTime LIMIT {int(max_workers)}", varmap).fetchall()
+                              f"ORDER BY modificationTime LIMIT {int(max_workers)}{self._for_update()}", varmap).fetchall()
             locked = self._lock_worker_sets([tuple(r) for r in rows], locked_by)
             del rows
         # the specs are built once the locks are committed
@@ -197,7 +196,7 @@ class WorkerCyclesMixin(DBModule):
         cond = "lastUpdate IS NOT NULL AND lastUpdate<:limit"
         with self._tx():
             ids = [r[0] for r in self._exec(f"SELECT workerID FROM work_table WHERE {cond} ORDER BY lastUpdate "
-                                            f"LIMIT {int(max_workers)}", varmap).fetchall()]
+                                            f"LIMIT {int(max_workers)}{self._for_update()}", varmap).fetchall()]
             self._update_in(f"UPDATE work_table SET lastUpdate=:now WHERE workerID IN ({{ids}}) AND {cond}", ids,
                             dict(varmap, **{":now": now}))
             workers = self._select_specs_in("work_table", "workerID", ids)
@@ -220,7 +219,7 @@ class WorkerCyclesMixin(DBModule):
                 "(eventFeedTime IS NULL OR eventFeedTime<:limit)")
         with self._tx():
             ids = [r[0] for r in self._exec(f"SELECT workerID FROM work_table WHERE {cond} ORDER BY eventFeedTime "
-                                            f"LIMIT {int(max_workers)}", varmap).fetchall()]
+                                            f"LIMIT {int(max_workers)}{self._for_update()}", varmap).fetchall()]
             self._update_in(f"UPDATE work_table SET eventFeedTime=:now,eventFeedLock=:lockedBy "
                             f"WHERE workerID IN ({{ids}}) AND {cond}", ids,
                             dict(varmap, **{":now": now, ":lockedBy": locked_by}))
@@ -279,7 +278,7 @@ class WorkerCyclesMixin(DBModule):
         dynamic = dynamic_plugin_change()
         with self._tx():
             rows = self._exec(f"SELECT workerID, status, configID FROM work_table WHERE {cond} ORDER BY killTime "
-                              f"LIMIT {int(max_workers)}", varmap).fetchall()
+                              f"LIMIT {int(max_workers)}{self._for_update()}", varmap).fetchall()
             done = [r[0] for r in rows if r[1] in lifecycle.WORKER_ENDED]
             todo = [r[0] for r in rows if r[1] not in lifecycle.WORKER_ENDED]
             self._update_in(f"UPDATE work_table SET killTime=NULL WHERE workerID IN ({{ids}}) AND {cond}", done, varmap)
@@ -315,7 +314,7 @@ class WorkerCyclesMixin(DBModule):
         result: dict[str, dict[Any, list[Any]]] = {}
         with self._tx():
             rows = self._exec(f"SELECT workerID, configID FROM work_table WHERE {cond} ORDER BY modificationTime "
-                              f"LIMIT {int(max_workers)}", varmap).fetchall()
+                              f"LIMIT {int(max_workers)}{self._for_update()}", varmap).fetchall()
             ids = [r[0] for r in rows]
             self._update_in(f"UPDATE work_table SET modificationTime=:now WHERE workerID IN ({{ids}}) AND {cond}", ids,
                             dict(varmap, **{":now": now}))
