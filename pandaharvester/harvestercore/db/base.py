@@ -246,8 +246,12 @@ class DBModule:
         self._manual = False
         try:
             self._engine.rollback(self._con)
-        except Exception as exc:  # a lost connection: the server rolled back; reconnect at next use
-            _logger.error(f"rollback failed: {exc}")
+        except Exception as exc:
+            if isinstance(exc, self._engine.errors) and self._engine.is_lost_connection(exc):
+                # the server rolled the transaction back; the next call reconnects
+                _logger.debug(f"rollback on a lost connection: {exc}")
+            else:
+                _logger.error(f"rollback failed: {exc}")
         self._end_write_turn()
 
     def _end_write_turn(self) -> None:

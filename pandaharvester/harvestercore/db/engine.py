@@ -19,7 +19,6 @@ This module holds what is common: :class:`DBSettings` (from ``[db]``), :func:`ma
 from __future__ import annotations
 
 import os
-import stat
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -62,7 +61,8 @@ class DBSettings:
     def identity(self) -> tuple[Any, ...]:
         """What names one database (pools and engines are shared per identity)."""
         if self.engine in MYSQL_ENGINES:
-            return ("mysql", self.host, int(self.port), self.schema, self.user, self.driver or self.use_mysqldb)
+            return ("mysql", self.host, int(self.port), self.schema, self.user, self.password_file,
+                    hash(self.password), self.driver or self.use_mysqldb)
         return (self.engine, os.path.abspath(self.database_filename) if self.database_filename else "")
 
     def get_password(self) -> str:
@@ -74,19 +74,10 @@ class DBSettings:
 
 def password_file_problem(path: str) -> str | None:
     """Why ``path`` cannot be used as a password file (None when it can): missing, unreadable, or
-    readable by group/others (must be mode 0600 or 0400)."""
-    try:
-        info = os.stat(path)
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror}): create it with the password on its first line, mode 0600"
-    if not stat.S_ISREG(info.st_mode):
-        return "is not a regular file: it must hold the password on its first line, mode 0600"
-    if info.st_mode & 0o077:
-        return (f"has mode {stat.S_IMODE(info.st_mode):04o}: a password file must not be readable by group or "
-                f"others; run chmod 600 {path}")
-    if not os.access(path, os.R_OK):
-        return "is not readable by this user: it must be owned by the harvester user, mode 0600"
-    return None
+    readable by group/others (must be mode 0600 or 0400). The same check refuses the start."""
+    from pandaharvester.harvesterconfig.schema import secret_file_problem
+
+    return secret_file_problem(path)
 
 
 def read_password_file(path: str) -> str:
