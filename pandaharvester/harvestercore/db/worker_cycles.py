@@ -148,12 +148,15 @@ class WorkerCyclesMixin(DBModule):
         varmap = {":lockTimeLimit": now - datetime.timedelta(seconds=lock_interval),
                   ":checkTimeLimit": now - datetime.timedelta(seconds=check_interval)}
         varmap[":maxLimit"] = max(varmap[":lockTimeLimit"], varmap[":checkTimeLimit"])
-        cond = (f"status IN {SQL_WORKERS_ACTIVE} AND modificationTime<:maxLimit AND "
-                "((modificationTime<:lockTimeLimit AND lockedBy IS NOT NULL) OR "
-                "(modificationTime<:checkTimeLimit AND lockedBy IS NULL))")
+        due = ("modificationTime<:maxLimit AND ((modificationTime<:lockTimeLimit AND lockedBy IS NOT NULL) OR "
+               "(modificationTime<:checkTimeLimit AND lockedBy IS NULL))")
         with self._tx():
-            rows = self._exec(f"SELECT workerID, configID, mapType FROM work_table WHERE {cond} "
-                              f"ORDER BY modificationTime LIMIT {int(max_workers)}{self._for_update()}", varmap).fetchall()
+            if self._for_update():
+                rows = self._due_workers_by_status(due, varmap, int(max_workers))
+            else:
+                rows = self._exec(f"SELECT workerID, configID, mapType FROM work_table WHERE status IN "
+                                  f"{SQL_WORKERS_ACTIVE} AND {due} ORDER BY modificationTime "
+                                  f"LIMIT {int(max_workers)}", varmap).fetchall()
             locked = self._lock_worker_sets([tuple(r) for r in rows], locked_by)
             del rows
         # the specs are built once the locks are committed
@@ -161,6 +164,20 @@ class WorkerCyclesMixin(DBModule):
         n = sum(len(g) for q in result.values() for g in q.values())
         make_logger(_logger, f"thr={locked_by}", method_name="get_workers_to_update").debug(f"got {n} worker sets")
         return result
+
+    def _due_workers_by_status(self, due: str, varmap: dict[str, Any], limit: int) -> list[tuple]:
+        """The monitor's pick with row locks (MariaDB): one ``FOR UPDATE SKIP LOCKED`` query per
+        active status, so that the (status, modificationTime) index gives the order and InnoDB
+        stops after ``limit`` rows; over ``status IN (...)`` it would sort, and lock every due row
+        (a concurrent picker would then skip them all). The oldest ``limit`` of them are kept."""
+        rows: list[tuple] = []
+        for status in lifecycle.WORKER_ACTIVE:
+            rows += [tuple(r) for r in self._exec(
+                f"SELECT workerID, configID, mapType, modificationTime FROM work_table WHERE status=:pickStatus "
+                f"AND {due} ORDER BY modificationTime LIMIT {limit}{self._for_update()}",
+                dict(varmap, **{":pickStatus": status})).fetchall()]
+        rows.sort(key=lambda r: r[3])
+        return [r[:3] for r in rows[:limit]]
 
     @db_method(dict)
     def get_workers_from_ids(self, ids: Sequence[int]) -> dict[str, dict[Any, list[list[Any]]]]:
