@@ -64,8 +64,23 @@ GRANT PROCESS, CONNECTION ADMIN ON *.* TO '$TEST_USER'@'127.0.0.1';
 SQL
 }
 
+connectors() {
+    # mysqlclient ([db] useMySQLdb = True) builds against libmariadb: Debian's libmariadb-dev and
+    # pkg-config first, then the module into the venv of scripts/test.sh
+    local venv=${HARVESTER_VENV:-$(dirname "$0")/../.venv}
+    [ -x "$venv/bin/python" ] || return 0
+    "$venv/bin/python" -c 'import MySQLdb' 2>/dev/null && return 0
+    if ! dpkg-query -W -f='${Status}' libmariadb-dev 2>/dev/null | grep -q "install ok installed" \
+            || ! command -v pkg-config >/dev/null; then
+        log "installing libmariadb-dev and pkg-config (for mysqlclient)"
+        apt-get install -y -q libmariadb-dev pkg-config >/dev/null || die "apt-get install libmariadb-dev pkg-config failed"
+    fi
+    log "installing mysqlclient into $venv"
+    "$venv/bin/pip" install -q 'mysqlclient>=2.1' || die "pip install mysqlclient failed"
+}
+
 case "${1:-start}" in
-    start) start_server; ensure_user; log "MariaDB up at $HOST:$PORT, test user $TEST_USER (password in $PW_FILE)" ;;
+    start) start_server; ensure_user; connectors; log "MariaDB up at $HOST:$PORT, test user $TEST_USER (password in $PW_FILE)" ;;
     status) up && { log "MariaDB up at $HOST:$PORT"; exit 0; } || { log "MariaDB down at $HOST:$PORT"; exit 3; } ;;
     *) die "usage: $0 [start|status]" ;;
 esac

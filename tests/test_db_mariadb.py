@@ -121,6 +121,7 @@ def test_timestamps_are_datetime6_naive_utc(proxy):
 
 def test_mysqlclient_connector(db_settings):
     """``[db] useMySQLdb = True`` (the original's switch) works through mysqlclient."""
+    pytest.importorskip("MySQLdb", reason="mysqlclient is installed by scripts/setup_mariadb.sh")
     db = DBProxy(settings=dataclasses.replace(db_settings, use_mysqldb=True))
     assert db.engine.driver == "mysqldb"
     db.make_tables(None, None)

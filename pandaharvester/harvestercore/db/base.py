@@ -80,6 +80,10 @@ def db_method(default: Any = None, token: Callable[..., str] | None = None) -> C
                     if time.monotonic() - started >= timeout:
                         _logger.error(f"{name}: {engine.path} still failing after {attempt} attempts "
                                       f"({timeout} s): {exc}")
+                        if engine.name == "sqlite":
+                            raise DBError(f"the DB file {engine.path} stayed locked for {timeout} s in {name}: "
+                                          f"another process or thread holds a long transaction; raise [db] "
+                                          f"busyTimeout or find it") from exc
                         raise DBError(f"the database {engine.path} stayed unavailable for {timeout} s in {name} "
                                       f"({exc}): another process or thread holds a long transaction, or the "
                                       f"server is down; raise [db] busyTimeout/reconnectTimeout or find it") from exc
