@@ -119,6 +119,32 @@ def test_concurrent_pickers_get_disjoint_rows(proxy):
     assert len(taken) == len(set(taken)) == min(N_WORKERS, 400)
 
 
+def test_concurrent_job_pickers_get_disjoint_rows(proxy):
+    """Pickers whose order no index gives (preparator, stager): on MariaDB the candidates are read
+    without locks and locked one batch at a time, so concurrent pickers share the rows out."""
+    assert proxy.insert_jobs([make_job(5000 + i, sub_status="preparing") for i in range(N_JOBS)])
+    results: dict[str, list] = {}
+    start = threading.Barrier(8)
+
+    def pick(tag: str) -> None:
+        db = DBProxy()
+        start.wait()
+        got = db.get_jobs_in_sub_status("preparing", 50, "preparatorTime", "lockedBy", 180, 600, tag)
+        results[tag] = [j.PandaID for j in got]
+        db.close()
+
+    threads = [threading.Thread(target=pick, args=(f"prep-{i}",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    taken = [pid for ids in results.values() for pid in ids]
+    assert len(taken) == len(set(taken)) == N_JOBS
+    cur = proxy.execute("SELECT lockedBy, COUNT(*) FROM job_table GROUP BY lockedBy")
+    assert {row[0]: row[1] for row in cur.fetchall()} == {tag: len(ids) for tag, ids in results.items() if ids}
+    proxy.commit()
+
+
 def test_crash_between_lock_and_update_loses_nothing(proxy):
     insert_workers(proxy, [make_worker(1, status="running"), make_worker(2, status="running")])
     got = proxy.get_workers_to_update(10, 60, 600, "monitor-dead")

@@ -232,6 +232,34 @@ class DBModule:
         self.cur = self._con.cursor()
         _logger.info(f"reconnected to {self._engine.path}")
 
+    def _pick_ids(self, table: str, id_col: str, cond: str, order: str, varmap: dict[str, Any], limit: int
+                  ) -> list[Any]:
+        """Ids of up to ``limit`` rows meeting ``cond`` in ``order`` (``ORDER BY ...``), row-locked
+        for this write transaction when the engine locks rows (a picker's id SELECT whose order no
+        index gives: with ``FOR UPDATE SKIP LOCKED`` InnoDB would sort, and lock every eligible row).
+
+        SQLite: one SELECT (BEGIN IMMEDIATE holds the write lock). MariaDB: the candidates in order
+        without locks (8 x ``limit``), then ``FOR UPDATE SKIP LOCKED`` by primary key on the next
+        ``limit - taken`` of them, ``cond`` checked again on the locked rows, until ``limit`` are
+        taken: rows other transactions hold are skipped and only the rows returned are locked."""
+        lock = self._for_update()
+        sql = f"SELECT {id_col} FROM {table} WHERE {cond} {order} LIMIT {int(limit * (8 if lock else 1))}"
+        candidates = [r[0] for r in self._exec(sql, varmap).fetchall()]
+        if not lock:
+            return candidates
+        taken: list[Any] = []
+        pos = 0
+        while len(taken) < limit and pos < len(candidates):
+            batch = candidates[pos:pos + min(limit - len(taken), IN_CHUNK)]
+            pos += len(batch)
+            vm = dict(varmap)
+            keys = in_binds("pick_", batch, vm)
+            # by primary key only: through another index InnoDB would lock (and skip) rows of the scan
+            locked = {r[0] for r in self._exec(f"SELECT {id_col} FROM {table} FORCE INDEX (PRIMARY) WHERE {id_col} "
+                                               f"IN ({keys}) AND {cond}{lock}", vm).fetchall()}
+            taken += [row_id for row_id in batch if row_id in locked]
+        return taken
+
     def _for_update(self) -> str:
         """The clause ending a picker's id SELECT: row locks skipping rows other transactions
         hold (``FOR UPDATE SKIP LOCKED`` on MariaDB/MySQL); empty on SQLite (BEGIN IMMEDIATE)."""

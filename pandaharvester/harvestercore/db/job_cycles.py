@@ -225,9 +225,11 @@ class JobCyclesMixin(DBModule):
                     return []
                 max_jobs -= n_processing
             order = f"ORDER BY {time_column}" if time_column else ""
-            lock = self._for_update() if locked_by is not None else ""
-            ids = [r[0] for r in self._exec(f"SELECT PandaID FROM job_table WHERE {cond} {order} "
-                                            f"LIMIT {int(max_jobs)}{lock}", varmap).fetchall()]
+            if locked_by is not None:
+                ids = self._pick_ids("job_table", "PandaID", cond, order, varmap, int(max_jobs))
+            else:
+                ids = [r[0] for r in self._exec(f"SELECT PandaID FROM job_table WHERE {cond} {order} "
+                                                f"LIMIT {int(max_jobs)}", varmap).fetchall()]
             if locked_by is not None:
                 self._lock_ids("job_table", "PandaID", ids, f"{time_column}=:now,{lock_column}=:lockedBy", cond,
                                dict(varmap, **{":now": now, ":lockedBy": locked_by}))
@@ -282,8 +284,7 @@ class JobCyclesMixin(DBModule):
         # inside the transaction only the SQL: the rows are read raw and the specs are built after
         # the commit (the jobs are locked for this caller by then)
         with self._tx():
-            ids = [r[0] for r in self._exec(f"SELECT PandaID FROM job_table WHERE {cond} ORDER BY stagerTime "
-                                            f"LIMIT {int(max_jobs)}{self._for_update()}", varmap).fetchall()]
+            ids = self._pick_ids("job_table", "PandaID", cond, "ORDER BY stagerTime", varmap, int(max_jobs))
             self._lock_ids("job_table", "PandaID", ids, "stagerTime=:now,stagerLock=:lockedBy", cond,
                            dict(varmap, **{":now": now, ":lockedBy": locked_by}))
             job_rows = self._ids_in(f"SELECT {job_cls.column_names(slim=True)} FROM job_table "

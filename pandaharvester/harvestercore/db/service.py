@@ -191,8 +191,7 @@ class ServiceMixin(DBModule):
         limit = now - datetime.timedelta(seconds=lock_interval)
         cond = "(lockTime IS NULL OR lockTime<:limit)"
         with self._tx():
-            ids = [r[0] for r in self._exec(f"SELECT diagID FROM diag_table WHERE {cond} ORDER BY diagID "
-                                            f"LIMIT {int(n_messages)}{self._for_update()}", {":limit": limit}).fetchall()]
+            ids = self._pick_ids("diag_table", "diagID", cond, "ORDER BY diagID", {":limit": limit}, int(n_messages))
             self._update_in(f"UPDATE diag_table SET lockTime=:now WHERE diagID IN ({{ids}}) AND {cond}", ids,
                             {":now": now, ":limit": limit})
             specs = self._select_specs_in("diag_table", "diagID", ids)

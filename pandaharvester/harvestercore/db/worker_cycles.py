@@ -235,8 +235,7 @@ class WorkerCyclesMixin(DBModule):
         cond = (f"eventsRequest=:ev AND status IN {SQL_WORKERS_EVENT_FEEDABLE} AND "
                 "(eventFeedTime IS NULL OR eventFeedTime<:limit)")
         with self._tx():
-            ids = [r[0] for r in self._exec(f"SELECT workerID FROM work_table WHERE {cond} ORDER BY eventFeedTime "
-                                            f"LIMIT {int(max_workers)}{self._for_update()}", varmap).fetchall()]
+            ids = self._pick_ids("work_table", "workerID", cond, "ORDER BY eventFeedTime", varmap, int(max_workers))
             self._update_in(f"UPDATE work_table SET eventFeedTime=:now,eventFeedLock=:lockedBy "
                             f"WHERE workerID IN ({{ids}}) AND {cond}", ids,
                             dict(varmap, **{":now": now, ":lockedBy": locked_by}))
