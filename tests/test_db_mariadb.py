@@ -169,3 +169,20 @@ def test_password_is_never_logged(tmp_path, db_overrides, caplog):
     shown = str(err.value) + repr(err.value) + repr(settings) + caplog.text
     assert secret not in shown
     assert err.value.__cause__ is None  # no driver traceback (with the connect arguments) chained
+
+
+def test_forked_child_leaves_the_parents_connection_alone(proxy, caplog):
+    """A child of fork that closes (or garbage-collects) a proxy it inherited must not end the
+    parent's session: the parent goes on on the same connection, without reconnecting."""
+    before = _connection_id(proxy)
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            proxy.close()
+            proxy.__del__()
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    caplog.clear()
+    assert _connection_id(proxy) == before
+    assert "reconnect" not in caplog.text

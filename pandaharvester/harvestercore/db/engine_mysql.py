@@ -148,6 +148,12 @@ class MySQLEngine:
                 _logger.warning(f"connecting to {self.path}: {exc}; retry {attempt} in {delay:.2f} s")
                 time.sleep(delay)
 
+    def discard(self, con: Any) -> None:
+        """Drop a connection inherited through fork without ending its session (no QUIT sent: the
+        parent still uses it); PyMySQL closes its socket copy, the C connectors' objects are left."""
+        if self.driver == "pymysql":
+            con._force_close()
+
     # ------------------------------------------------------------ SQL helpers
     def sql(self, sql: str) -> str:
         """The driver's form of a neutral statement (cached)."""

@@ -190,6 +190,10 @@ class SQLiteEngine:
                     pass
         return con
 
+    @staticmethod
+    def discard(con: sqlite3.Connection) -> None:
+        """Drop a connection inherited through fork (nothing to do: the file is not touched)."""
+
     # ------------------------------------------------------------ SQL helpers
     @staticmethod
     def binds(varmap: dict[str, Any] | None) -> dict[str, Any]:
