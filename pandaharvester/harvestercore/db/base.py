@@ -234,30 +234,51 @@ class DBModule:
 
     def _pick_ids(self, table: str, id_col: str, cond: str, order: str, varmap: dict[str, Any], limit: int
                   ) -> list[Any]:
-        """Ids of up to ``limit`` rows meeting ``cond`` in ``order`` (``ORDER BY ...``), row-locked
-        for this write transaction when the engine locks rows (a picker's id SELECT whose order no
-        index gives: with ``FOR UPDATE SKIP LOCKED`` InnoDB would sort, and lock every eligible row).
+        """:meth:`_pick_rows` giving the ids only."""
+        return [row[0] for row in self._pick_rows(table, id_col, id_col, cond, order, varmap, limit)]
 
-        SQLite: one SELECT (BEGIN IMMEDIATE holds the write lock). MariaDB: the candidates in order
-        without locks (8 x ``limit``), then ``FOR UPDATE SKIP LOCKED`` by primary key on the next
-        ``limit - taken`` of them, ``cond`` checked again on the locked rows, until ``limit`` are
-        taken: rows other transactions hold are skipped and only the rows returned are locked."""
+    def _pick_rows(self, table: str, columns: str, id_col: str, cond: str, order: str, varmap: dict[str, Any],
+                   limit: int) -> list[tuple]:
+        """``columns`` (the id first) of up to ``limit`` rows meeting ``cond`` in ``order``
+        (``ORDER BY ...``), row-locked for this write transaction when the engine locks rows: a
+        picker's id SELECT.
+
+        SQLite: one SELECT (BEGIN IMMEDIATE holds the write lock). MariaDB: candidate ids in order
+        read without locks (2 x ``limit``, then 8 x when too many were taken by others), locked by
+        :meth:`_lock_rows`. A locking read of the ordered range itself would lock every row it
+        sorts, and reads past the end of an empty range; this way only the rows returned are locked."""
+        if not self._for_update():
+            return [tuple(r) for r in self._exec(f"SELECT {columns} FROM {table} WHERE {cond} {order} "
+                                                 f"LIMIT {int(limit)}", varmap).fetchall()]
+        taken: list[tuple] = []
+        tried: set[Any] = set()
+        for factor in (2, 8):
+            sql = f"SELECT {id_col} FROM {table} WHERE {cond} {order} LIMIT {int(limit * factor)}"
+            candidates = [r[0] for r in self._exec(sql, varmap).fetchall()]
+            fresh = [c for c in candidates if c not in tried]
+            tried.update(fresh)
+            taken += self._lock_rows(table, columns, id_col, cond, fresh, varmap, limit - len(taken))
+            if len(taken) >= limit or len(candidates) < limit * factor:
+                break
+        return taken
+
+    def _lock_rows(self, table: str, columns: str, id_col: str, cond: str, candidates: Sequence[Any],
+                   varmap: dict[str, Any], limit: int) -> list[tuple]:
+        """``columns`` of up to ``limit`` of ``candidates`` (in their order) still meeting ``cond``,
+        locked with ``FOR UPDATE SKIP LOCKED`` by primary key, batch by batch: rows other
+        transactions hold are skipped, ``cond`` is checked again on the locked (latest) rows."""
         lock = self._for_update()
-        sql = f"SELECT {id_col} FROM {table} WHERE {cond} {order} LIMIT {int(limit * (8 if lock else 1))}"
-        candidates = [r[0] for r in self._exec(sql, varmap).fetchall()]
-        if not lock:
-            return candidates
-        taken: list[Any] = []
+        taken: list[tuple] = []
         pos = 0
         while len(taken) < limit and pos < len(candidates):
-            batch = candidates[pos:pos + min(limit - len(taken), IN_CHUNK)]
+            batch = list(candidates[pos:pos + min(limit - len(taken), IN_CHUNK)])
             pos += len(batch)
             vm = dict(varmap)
             keys = in_binds("pick_", batch, vm)
             # by primary key only: through another index InnoDB would lock (and skip) rows of the scan
-            locked = {r[0] for r in self._exec(f"SELECT {id_col} FROM {table} FORCE INDEX (PRIMARY) WHERE {id_col} "
-                                               f"IN ({keys}) AND {cond}{lock}", vm).fetchall()}
-            taken += [row_id for row_id in batch if row_id in locked]
+            rows = {r[0]: tuple(r) for r in self._exec(f"SELECT {columns} FROM {table} FORCE INDEX (PRIMARY) "
+                                                       f"WHERE {id_col} IN ({keys}) AND {cond}{lock}", vm).fetchall()}
+            taken += [rows[row_id] for row_id in batch if row_id in rows]
         return taken
 
     def _for_update(self) -> str:

@@ -131,8 +131,7 @@ class JobCyclesMixin(DBModule):
                 "((propagatorTime<:lockTimeLimit AND propagatorLock IS NOT NULL) OR "
                 "(propagatorTime<:updateTimeLimit AND propagatorLock IS NULL))")
         with self._tx():
-            ids = [r[0] for r in self._exec(f"SELECT PandaID FROM job_table WHERE {cond} ORDER BY propagatorTime "
-                                            f"LIMIT {int(max_jobs)}{self._for_update()}", varmap).fetchall()]
+            ids = self._pick_ids("job_table", "PandaID", cond, "ORDER BY propagatorTime", varmap, int(max_jobs))
             # avoid one bulk update carrying too many events
             n_events = dict(self._ids_in("SELECT PandaID, COUNT(*) FROM event_table WHERE PandaID IN ({ids}) "
                                          f"AND subStatus IN {SQL_EVENTS_TO_REPORT} GROUP BY PandaID", ids))

@@ -166,18 +166,28 @@ class WorkerCyclesMixin(DBModule):
         return result
 
     def _due_workers_by_status(self, due: str, varmap: dict[str, Any], limit: int) -> list[tuple]:
-        """The monitor's pick with row locks (MariaDB): one ``FOR UPDATE SKIP LOCKED`` query per
-        active status, so that the (status, modificationTime) index gives the order and InnoDB
-        stops after ``limit`` rows; over ``status IN (...)`` it would sort, and lock every due row
-        (a concurrent picker would then skip them all). The oldest ``limit`` of them are kept."""
-        rows: list[tuple] = []
-        for status in lifecycle.WORKER_ACTIVE:
-            rows += [tuple(r) for r in self._exec(
-                f"SELECT workerID, configID, mapType, modificationTime FROM work_table WHERE status=:pickStatus "
-                f"AND {due} ORDER BY modificationTime LIMIT {limit}{self._for_update()}",
-                dict(varmap, **{":pickStatus": status})).fetchall()]
-        rows.sort(key=lambda r: r[3])
-        return [r[:3] for r in rows[:limit]]
+        """The monitor's pick with row locks (MariaDB): candidates read without locks, one query
+        per active status so that the (status, modificationTime) index gives the order (over
+        ``status IN (...)`` the server would sort every due worker), merged oldest first, then
+        locked by primary key (:meth:`_lock_rows`); more candidates when others took too many."""
+        cond = f"status IN {SQL_WORKERS_ACTIVE} AND {due}"
+        taken: list[tuple] = []
+        tried: set[Any] = set()
+        for factor in (2, 8):
+            window = int(limit * factor)
+            candidates: list[tuple] = []
+            for status in lifecycle.WORKER_ACTIVE:
+                candidates += [tuple(r) for r in self._exec(
+                    f"SELECT workerID, modificationTime FROM work_table WHERE status=:pickStatus AND {due} "
+                    f"ORDER BY modificationTime LIMIT {window}", dict(varmap, **{":pickStatus": status})).fetchall()]
+            candidates.sort(key=lambda r: r[1])
+            fresh = [r[0] for r in candidates[:window] if r[0] not in tried]
+            tried.update(fresh)
+            taken += self._lock_rows("work_table", "workerID, configID, mapType", "workerID", cond, fresh, varmap,
+                                     limit - len(taken))
+            if len(taken) >= limit or len(candidates) < window:
+                break
+        return taken
 
     @db_method(dict)
     def get_workers_from_ids(self, ids: Sequence[int]) -> dict[str, dict[Any, list[list[Any]]]]:
@@ -212,8 +222,7 @@ class WorkerCyclesMixin(DBModule):
         varmap = {":limit": now - datetime.timedelta(seconds=check_interval)}
         cond = "lastUpdate IS NOT NULL AND lastUpdate<:limit"
         with self._tx():
-            ids = [r[0] for r in self._exec(f"SELECT workerID FROM work_table WHERE {cond} ORDER BY lastUpdate "
-                                            f"LIMIT {int(max_workers)}{self._for_update()}", varmap).fetchall()]
+            ids = self._pick_ids("work_table", "workerID", cond, "ORDER BY lastUpdate", varmap, int(max_workers))
             self._update_in(f"UPDATE work_table SET lastUpdate=:now WHERE workerID IN ({{ids}}) AND {cond}", ids,
                             dict(varmap, **{":now": now}))
             workers = self._select_specs_in("work_table", "workerID", ids)
@@ -293,8 +302,8 @@ class WorkerCyclesMixin(DBModule):
         cond = "killTime IS NOT NULL AND killTime<:limit"
         dynamic = dynamic_plugin_change()
         with self._tx():
-            rows = self._exec(f"SELECT workerID, status, configID FROM work_table WHERE {cond} ORDER BY killTime "
-                              f"LIMIT {int(max_workers)}{self._for_update()}", varmap).fetchall()
+            rows = self._pick_rows("work_table", "workerID, status, configID", "workerID", cond, "ORDER BY killTime",
+                                   varmap, int(max_workers))
             done = [r[0] for r in rows if r[1] in lifecycle.WORKER_ENDED]
             todo = [r[0] for r in rows if r[1] not in lifecycle.WORKER_ENDED]
             self._update_in(f"UPDATE work_table SET killTime=NULL WHERE workerID IN ({{ids}}) AND {cond}", done, varmap)
@@ -329,8 +338,8 @@ class WorkerCyclesMixin(DBModule):
         dynamic = dynamic_plugin_change()
         result: dict[str, dict[Any, list[Any]]] = {}
         with self._tx():
-            rows = self._exec(f"SELECT workerID, configID FROM work_table WHERE {cond} ORDER BY modificationTime "
-                              f"LIMIT {int(max_workers)}{self._for_update()}", varmap).fetchall()
+            rows = self._pick_rows("work_table", "workerID, configID", "workerID", cond, "ORDER BY modificationTime",
+                                   varmap, int(max_workers))
             ids = [r[0] for r in rows]
             self._update_in(f"UPDATE work_table SET modificationTime=:now WHERE workerID IN ({{ids}}) AND {cond}", ids,
                             dict(varmap, **{":now": now}))
