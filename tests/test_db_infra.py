@@ -18,7 +18,7 @@ from pandaharvester.harvestercore.db.engine import DBSettings, make_engine
 from pandaharvester.harvestercore.db_proxy import DBProxy
 from pandaharvester.harvestercore.work_spec import WorkSpec
 from test_db_fixtures import (  # noqa: F401
-    _module_mariadb, db_engine, db_home, db_overrides, insert_workers, make_job, make_worker, mariadb_only, proxy,
+    _module_mariadb, db_engine, db_home, db_overrides, insert_workers, make_job, make_worker, proxy,
     sqlite_only,
 )
 

@@ -467,8 +467,10 @@ class JobCyclesMixin(DBModule):
             if max_jobs == 0:
                 tmp_log.debug("skip due to maxJobs=0")
                 return []
-            ids = [r[0] for r in self._exec(f"SELECT PandaID FROM job_table WHERE {cond} "
-                                            f"ORDER BY currentPriority DESC, taskID, PandaID{self._for_update()}", varmap).fetchall()]
+            # every eligible job of the queue (no LIMIT): locked all at once on MariaDB; the queue is
+            # the submitter's alone meanwhile (get_queues_to_submit)
+            ids = [r[0] for r in self._exec(f"SELECT PandaID FROM job_table WHERE {cond} ORDER BY currentPriority "
+                                            f"DESC, taskID, PandaID{self._for_update()}", varmap).fetchall()]
             chunk: list[Any] = []
             n_seen = 0
             done = False
