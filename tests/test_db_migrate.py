@@ -26,6 +26,7 @@ def _old_sqlite_db(path: str) -> None:
     db.close()
 
 
+@pytest.mark.mariadb
 def test_sqlite_db_is_copied_into_mariadb(tmp_path, fresh_home, capsys):
     source = str(tmp_path / "old.db")
     _old_sqlite_db(source)
