@@ -32,6 +32,7 @@ setup(
         "python-daemon>=2.3",
     ],
     extras_require={
+        # [db] useMySQLdb = True takes mysqlclient (needs libmariadb-dev, pkg-config: scripts/setup_mariadb.sh)
         "mysql": ["PyMySQL>=1.0"],
         "jinja": ["Jinja2>=3.0"],
         "emulator": ["cryptography"],  # the PanDA emulator's HTTPS mode (its own CA)

@@ -1,10 +1,14 @@
-"""Throughput of the Harvester DB layer on SQLite (rows/s), and the monitor's per-cycle query.
+"""Throughput of the Harvester DB layer (rows/s), and the monitor's per-cycle query.
 
     .venv/bin/python bench/db_bench.py            # 10k and 100k workers/jobs; query at 1k/10k/100k
     .venv/bin/python bench/db_bench.py --quick    # 1k and 10k; query at 1k/10k
+    .venv/bin/python bench/db_bench.py --quick --engine mariadb --driver pymysql --driver mysqldb --driver mariadb
 
-Runs on a throw-away DB file in a temporary directory (no cfg needed). Prints one line per
-measurement; see docs/db.md for figures measured on the development machine.
+SQLite runs on a throw-away DB file in a temporary directory (no cfg needed); MariaDB on
+throw-away databases ``hv_bench_<hex>`` of the server given by --host/--port/--user/--password-file
+(default: the test account of scripts/setup_mariadb.sh), one run per --driver (the connector:
+PyMySQL, mysqlclient, MariaDB Connector/Python). Prints one line per measurement; see docs/db.md
+for figures measured on the development machine.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ import argparse
 import datetime
 import logging
 import os
+import secrets
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -30,9 +36,49 @@ from pandaharvester.harvestercore.work_spec import WorkSpec  # noqa: E402
 BATCH = 500
 
 
+@dataclass
+class Target:
+    """Where the bench runs: SQLite files, or scratch databases on a MariaDB server."""
+
+    engine: str = "sqlite"
+    driver: str = ""
+    host: str = "127.0.0.1"
+    port: int = 3306
+    user: str = "harvester_test"
+    password_file: str = "/etc/panda/harvester_test_mariadb.pw"
+    made: list[str] = field(default_factory=list)
+
+    def admin(self):  # type: ignore[no-untyped-def]
+        import pymysql
+
+        password = DBSettings(password_file=self.password_file).get_password() if self.password_file else ""
+        return pymysql.connect(host=self.host, port=self.port, user=self.user, password=password, autocommit=True)
+
+    def settings(self, directory: str, name: str) -> DBSettings:
+        if self.engine == "sqlite":
+            return DBSettings(database_filename=os.path.join(directory, name), busy_timeout=60)
+        schema_name = f"hv_bench_{secrets.token_hex(4)}"
+        con = self.admin()
+        con.cursor().execute(f"CREATE DATABASE {schema_name}")
+        con.close()
+        self.made.append(schema_name)
+        return DBSettings(engine="mariadb", host=self.host, port=self.port, user=self.user,
+                          password_file=self.password_file, schema=schema_name, busy_timeout=60, driver=self.driver)
+
+    def drop(self) -> None:
+        if self.made:
+            con = self.admin()
+            for schema_name in self.made:
+                con.cursor().execute(f"DROP DATABASE IF EXISTS {schema_name}")
+            con.close()
+            self.made.clear()
+
+
+TARGET = Target()
+
+
 def fresh_proxy(directory: str, name: str) -> DBProxy:
-    settings = DBSettings(database_filename=os.path.join(directory, name), busy_timeout=60)
-    proxy = DBProxy(settings=settings)
+    proxy = DBProxy(settings=TARGET.settings(directory, name))
     for table in schema.TABLES:
         proxy.make_table(schema.spec_class(table), table)
     return proxy
@@ -84,7 +130,9 @@ RESULTS: list[dict] = []
 
 
 def record(operation: str, n: int, value: float, unit: str = "rows/s") -> None:
-    RESULTS.append({"benchmark": "db micro", "size": n, "metric": operation, "value": value, "unit": unit})
+    where = TARGET.engine + (f"/{TARGET.driver or 'pymysql'}" if TARGET.engine != "sqlite" else "")
+    RESULTS.append({"benchmark": "db micro", "engine": where, "size": n, "metric": operation, "value": value,
+                    "unit": unit})
 
 
 def bench_workers(directory: str, n: int) -> None:
@@ -178,17 +226,26 @@ def bench_query(directory: str, n: int) -> None:
     proxy.close()
 
 
-def run(quick: bool) -> list[dict]:
-    """Every measurement of main() as result rows (the runner's interface)."""
+def run(quick: bool, target: Target | None = None, drivers: tuple[str, ...] = ("",)) -> list[dict]:
+    """Every measurement of main() as result rows (the runner's interface); MariaDB: once per driver."""
+    global TARGET
     RESULTS.clear()
+    TARGET = target or Target()
     sizes = [1000, 10000] if quick else [10000, 100000]
     query_sizes = [1000, 10000] if quick else [1000, 10000, 100000]
-    with tempfile.TemporaryDirectory(prefix="harvester_db_bench_") as directory:
-        for n in sizes:
-            bench_workers(directory, n)
-            bench_jobs(directory, n)
-        for n in query_sizes:
-            bench_query(directory, n)
+    for driver in (drivers if TARGET.engine != "sqlite" else ("",)):
+        TARGET.driver = driver
+        if TARGET.engine != "sqlite":
+            print(f"--- {TARGET.engine} at {TARGET.host}:{TARGET.port}, connector {driver or 'pymysql'}")
+        try:
+            with tempfile.TemporaryDirectory(prefix="harvester_db_bench_") as directory:
+                for n in sizes:
+                    bench_workers(directory, n)
+                    bench_jobs(directory, n)
+                for n in query_sizes:
+                    bench_query(directory, n)
+        finally:
+            TARGET.drop()
     return list(RESULTS)
 
 
@@ -196,10 +253,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (1k, 10k)")
     parser.add_argument("--quiet-log", action="store_true", help="log at INFO instead of DEBUG")
+    parser.add_argument("--engine", choices=("sqlite", "mariadb"), default="sqlite")
+    parser.add_argument("--driver", action="append", choices=("pymysql", "mysqldb", "mariadb"),
+                        help="MariaDB connector (repeat to compare; default pymysql)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=3306)
+    parser.add_argument("--user", default="harvester_test")
+    parser.add_argument("--password-file", default="/etc/panda/harvester_test_mariadb.pw",
+                        help="file with the password on its first line, mode 0600 ('' for none)")
     args = parser.parse_args()
     if args.quiet_log:
         logging.getLogger("panda.log.db_proxy").setLevel(logging.INFO)
-    run(args.quick)
+    target = Target(engine=args.engine, host=args.host, port=args.port, user=args.user,
+                    password_file=args.password_file)
+    run(args.quick, target, tuple(args.driver or ["pymysql"]))
 
 
 if __name__ == "__main__":

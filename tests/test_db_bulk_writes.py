@@ -6,7 +6,9 @@ import pytest
 
 from pandaharvester.errors import DBError
 from pandaharvester.harvestercore.db_proxy import DBProxy
-from test_db_fixtures import db_home, insert_workers, make_job, make_worker, proxy  # noqa: F401
+from test_db_fixtures import (  # noqa: F401
+    _module_mariadb, db_engine, db_home, db_overrides, insert_workers, make_job, make_worker, proxy,
+)
 
 
 def _locked_workers(proxy: DBProxy, tag: str) -> dict[int, object]:

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+import mariadb_helpers
+from pandaharvester.harvestercore.db import schema
+from pandaharvester.harvestercore.db.engine import DBSettings, settings_from_config
 from pandaharvester.harvestercore.db_proxy import DBProxy
 from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool
 from pandaharvester.harvestercore.file_spec import FileSpec
@@ -71,12 +74,78 @@ def insert_workers(proxy: DBProxy, workers: list[WorkSpec]) -> None:
         proxy.commit()
 
 
+# the MariaDB variants carry the ``mariadb`` marker (``-m "not mariadb"`` leaves them out)
+ENGINES = ("sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb))
+
+
+def sqlite_only(reason: str) -> pytest.MarkDecorator:
+    """Run a test with the SQLite engine only (``reason``: what is SQLite-specific in it)."""
+    return pytest.mark.parametrize("db_engine", ["sqlite"], indirect=True, ids=["sqlite-only"])
+
+
+def mariadb_only(reason: str) -> pytest.MarkDecorator:
+    """Run a test with the MariaDB engine only (``reason``: what is MariaDB-specific in it)."""
+    return pytest.mark.parametrize("db_engine", [pytest.param("mariadb", marks=pytest.mark.mariadb)], indirect=True,
+                                   ids=["mariadb-only"])
+
+
+@pytest.fixture(params=ENGINES)
+def db_engine(request) -> str:
+    """The engine a DB test runs on: every DB test runs on both, unless marked ``sqlite_only`` /
+    ``mariadb_only``."""
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def _module_mariadb():
+    """One scratch MariaDB database per test module (made on first use, dropped at the end)."""
+    made: list[str] = []
+
+    def get() -> str:
+        if not made:
+            made.append(mariadb_helpers.create_database())
+        return made[0]
+
+    yield get
+    if made:
+        mariadb_helpers.drop_database(made[0])
+
+
+def _empty_tables(schema_name: str) -> None:
+    """Every row of the module's database removed (tables other than Harvester's dropped), so a
+    test starts as on a new SQLite file, without paying for the DDL each time."""
+    con = mariadb_helpers.admin_connection(schema_name)
+    try:
+        cur = con.cursor()
+        cur.execute("SHOW TABLES")
+        for (table,) in cur.fetchall():
+            cur.execute(f"DELETE FROM `{table}`" if table in schema.TABLES else f"DROP TABLE `{table}`")
+    finally:
+        con.close()
+
+
 @pytest.fixture()
-def db_home(fresh_home) -> Path:
-    home = fresh_home()
+def db_overrides(db_engine, _module_mariadb) -> dict:
+    """The ``[db]`` cfg overrides of the test's engine ({} for SQLite: the home's DB file)."""
+    if db_engine == "sqlite":
+        return {}
+    name = _module_mariadb()
+    _empty_tables(name)
+    return mariadb_helpers.db_overrides(name)
+
+
+@pytest.fixture()
+def db_home(fresh_home, db_overrides) -> Path:
+    home = fresh_home({"db": db_overrides} if db_overrides else None)
     DBProxyPool.reset()
     yield home
     DBProxyPool.reset()
+
+
+@pytest.fixture()
+def db_settings(db_home) -> DBSettings:
+    """DBSettings of the test's DB (from the cfg ``db_home`` wrote): for extra proxies/processes."""
+    return settings_from_config()
 
 
 @pytest.fixture()
@@ -87,6 +156,14 @@ def proxy(db_home) -> DBProxy:
     db.close()
 
 
+@sqlite_only("the DB is a file below PANDA_HOME")
 def test_fixture_db_is_a_file(proxy, db_home):
     assert Path(proxy.engine.path).is_file()
     assert Path(proxy.engine.path).parent == db_home
+
+
+@mariadb_only("the DB is a scratch database on the server")
+def test_fixture_db_is_a_scratch_mariadb_database(proxy, db_overrides):
+    assert proxy.engine.name == "mysql"
+    assert proxy.execute("SELECT DATABASE()").fetchone()[0] == db_overrides["schema"]
+    proxy.commit()

@@ -17,19 +17,24 @@ from pandaharvester.harvestercore.db import schema
 from pandaharvester.harvestercore.db.engine import DBSettings, make_engine
 from pandaharvester.harvestercore.db_proxy import DBProxy
 from pandaharvester.harvestercore.work_spec import WorkSpec
-from test_db_fixtures import db_home, insert_workers, make_job, make_worker, proxy  # noqa: F401
+from test_db_fixtures import (  # noqa: F401
+    _module_mariadb, db_engine, db_home, db_overrides, insert_workers, make_job, make_worker, proxy,
+    sqlite_only,
+)
+
+
+def _index_names(proxy, table: str) -> set[str]:
+    names = proxy.engine.index_names(proxy.cur, table)
+    proxy.commit()
+    return names
 
 
 def test_make_tables_creates_every_table_and_index(proxy):
-    cur = proxy.execute("SELECT name FROM sqlite_master WHERE type='table'")
-    tables = {r[0] for r in cur.fetchall()}
+    assert all(proxy.engine.table_exists(proxy.cur, table) for table in schema.TABLES)
     proxy.commit()
-    assert set(schema.TABLES) <= tables
     for table in schema.TABLES:
         assert proxy.check_table(schema.spec_class(table), table) == []
-    cur = proxy.execute("SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='work_table'")
-    indexes = {r[0] for r in cur.fetchall()}
-    proxy.commit()
+    indexes = _index_names(proxy, "work_table")
     assert "idx_status_work_table" in indexes and "idxh_work_status_mod" in indexes
     # sequences made, and a second make_tables keeps them
     assert proxy.get_next_seq_number("SEQ_workerID") == 2
@@ -37,12 +42,14 @@ def test_make_tables_creates_every_table_and_index(proxy):
     assert proxy.get_next_seq_number("SEQ_workerID") == 3
 
 
+@sqlite_only("file permissions of the DB file and its WAL companions")
 def test_db_file_is_created_0600(proxy):
     assert proxy.add_seq_number("SEQ_x", 1)  # a write: the WAL files exist now
     for name in (proxy.engine.path, proxy.engine.path + "-wal", proxy.engine.path + "-shm"):
         assert stat.S_IMODE(os.stat(name).st_mode) == 0o600, name
 
 
+@sqlite_only("file permissions of the DB file and its WAL companions")
 def test_existing_db_file_and_wal_files_become_0600(db_home):
     path = str(db_home / "harvester.db")
     other = sqlite3.connect(path)
@@ -61,15 +68,16 @@ def test_existing_db_file_and_wal_files_become_0600(db_home):
 
 
 def test_schema_upgrade_keeps_rows_and_adds_columns(db_home):
-    path = str(db_home / "harvester.db")
-    con = sqlite3.connect(path)
-    con.execute("CREATE TABLE work_table (workerID integer primary key, status text, computingSite text)")
-    con.executemany("INSERT INTO work_table VALUES (?,?,?)", [(1, "running", "Q1"), (2, "submitted", "Q2")])
-    con.execute("CREATE TABLE pq_table (queueName text, uniqueName text primary key)")
-    con.execute("INSERT INTO pq_table VALUES ('Q1', 'Q1:ANY:ANY')")
-    con.commit()
-    con.close()
+    # tables of an older version: fewer columns, no indexes (the same DDL on both engines)
     proxy = DBProxy()
+    for table in ("work_table", "pq_table"):
+        proxy.execute(f"DROP TABLE IF EXISTS {table}")
+    proxy.execute("CREATE TABLE work_table (workerID integer primary key, status varchar(255), "
+                  "computingSite varchar(255))")
+    proxy.executemany("INSERT INTO work_table VALUES (?,?,?)", [(1, "running", "Q1"), (2, "submitted", "Q2")])
+    proxy.execute("CREATE TABLE pq_table (queueName varchar(255), uniqueName varchar(255) primary key)")
+    proxy.execute("INSERT INTO pq_table VALUES ('Q1', 'Q1:ANY:ANY')")
+    proxy.commit()
     assert proxy.check_table(WorkSpec, "work_table", get_missing=True)
     proxy.make_tables(None, None)
     assert proxy.check_table(WorkSpec, "work_table") == []
@@ -83,12 +91,11 @@ def test_schema_upgrade_keeps_rows_and_adds_columns(db_home):
     cur = proxy.execute("SELECT jobType FROM pq_table")
     assert [r[0] for r in cur.fetchall()] == ["ANY"]
     proxy.commit()
-    cur = proxy.execute("SELECT name FROM sqlite_master WHERE type='index' AND name='idx_lastUpdate_work_table'")
-    assert cur.fetchone() is not None
-    proxy.commit()
+    assert "idx_lastUpdate_work_table" in _index_names(proxy, "work_table")
     proxy.close()
 
 
+@sqlite_only("a corrupt DB file")
 def test_corrupt_db_file_gives_dberror_naming_path(db_home):
     path = db_home / "harvester.db"
     path.write_bytes(b"this is not a sqlite database at all" * 100)
@@ -150,6 +157,7 @@ def test_unwritable_db_directory_gives_dberror(shared_dir):
     assert path in message and f"directory {shared_dir}" in message and "-wal" in message
 
 
+@sqlite_only("a DB file corrupted on disk")
 def test_db_file_corrupted_while_running_gives_dberror(db_home):
     """Corruption found after start-up (bad pages, valid header) is an error naming the file,
     not a neutral value returned cycle after cycle."""
@@ -183,11 +191,10 @@ def test_missing_directory_gives_dberror(tmp_path):
         DBProxy(settings=settings)
 
 
-def test_mariadb_engine_is_not_available_yet(tmp_path):
-    with pytest.raises(DBError, match="not available in this version"):
-        make_engine(DBSettings(engine="mariadb", database_filename=str(tmp_path / "x")))
-    with pytest.raises(DBError, match="unknown"):
+def test_unknown_engine_is_refused(tmp_path):
+    with pytest.raises(DBError, match="unknown: use sqlite, mariadb or mysql"):
         make_engine(DBSettings(engine="oracle", database_filename=str(tmp_path / "x")))
+    assert make_engine(DBSettings(engine="mysql")).name == "mysql"
 
 
 def test_bad_values_and_unknown_columns_raise(proxy):
@@ -263,7 +270,7 @@ def test_one_transaction_per_update_rolls_back_on_error(proxy):
     assert proxy.get_worker_with_id(1).lockedBy == "mon"
 
 
-def test_sqlite_errors_return_the_original_default(proxy, caplog):
+def test_driver_errors_return_the_original_default(proxy, caplog):
     job = make_job(5)
     assert proxy.insert_jobs([job])
     # a duplicate primary key inside one statement: logged, False, nothing half-written
@@ -271,7 +278,7 @@ def test_sqlite_errors_return_the_original_default(proxy, caplog):
     dup = make_worker(9)
     insert_workers(proxy, [dup])
     assert proxy.insert_workers([make_worker(9)], "x") is False
-    assert "UNIQUE constraint failed" in caplog.text
+    assert "UNIQUE constraint failed" in caplog.text or "Duplicate entry '9' for key 'PRIMARY'" in caplog.text
 
 
 def test_raw_execute_commit_rollback(proxy):
@@ -317,6 +324,7 @@ def _holder_and_waiter(db_home, busy_timeout: float, step: int) -> tuple[DBSetti
     return settings, holder, waiter
 
 
+@sqlite_only("a busy DB file (MariaDB's lock waits: test_db_mariadb.py)")
 def test_busy_db_is_retried_then_reported(db_home, caplog):
     settings, holder, waiter = _holder_and_waiter(db_home, 0.4, 1)
     with pytest.raises(DBError, match="stayed locked"):
@@ -329,6 +337,7 @@ def test_busy_db_is_retried_then_reported(db_home, caplog):
     assert waiter.get_next_seq_number("SEQ_x") == 3
 
 
+@sqlite_only("a busy DB file (MariaDB's lock waits: test_db_mariadb.py)")
 def test_busy_db_wait_succeeds_once_released(db_home, caplog):
     _settings, holder, waiter = _holder_and_waiter(db_home, 20, 10)
     releaser = threading.Timer(2.5, holder.commit)
@@ -345,9 +354,7 @@ def test_make_tables_drops_obsolete_indexes(proxy):
     proxy.execute("CREATE INDEX idx_modificationTime_work_table ON work_table(modificationTime)")
     proxy.commit()
     proxy.make_tables(None, None)
-    cur = proxy.execute("SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='work_table'")
-    indexes = {r[0] for r in cur.fetchall()}
-    proxy.commit()
+    indexes = _index_names(proxy, "work_table")
     assert "idx_modificationTime_work_table" not in indexes
     assert "idxh_work_status_mod" in indexes and "idx_status_work_table" in indexes
 

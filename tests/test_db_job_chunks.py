@@ -5,7 +5,9 @@ from __future__ import annotations
 from pandaharvester.harvestercore.db_proxy import DBProxy
 from pandaharvester.harvestercore.file_spec import FileSpec
 from pandaharvester.harvestercore.job_spec import JobSpec
-from test_db_fixtures import db_home, make_job, proxy  # noqa: F401
+from test_db_fixtures import (  # noqa: F401
+    _module_mariadb, db_engine, db_home, db_overrides, make_job, proxy,
+)
 
 
 def _locked(proxy: DBProxy, ids, sub_status="fetched", tag="prep"):

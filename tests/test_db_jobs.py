@@ -5,7 +5,9 @@ from __future__ import annotations
 from pandaharvester.harvestercore.file_spec import FileSpec
 from pandaharvester.harvestercore.job_spec import JobSpec
 from pandaharvester.harvestercore.event_spec import EventSpec
-from test_db_fixtures import ago, db_home, insert_workers, make_job, make_worker, proxy  # noqa: F401
+from test_db_fixtures import (  # noqa: F401
+    _module_mariadb, ago, db_engine, db_home, db_overrides, insert_workers, make_job, make_worker, proxy,
+)
 
 
 def _out_file(job, lfn, status="defined", file_type="output"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import multiprocessing
 import os
@@ -11,7 +12,9 @@ import time
 from pandaharvester.harvestercore.db.engine import DBSettings
 from pandaharvester.harvestercore.db_proxy import DBProxy
 from pandaharvester.harvestercore.time_utils import naive_utcnow
-from test_db_fixtures import ago, db_home, insert_workers, make_job, make_worker, proxy  # noqa: F401
+from test_db_fixtures import (  # noqa: F401
+    _module_mariadb, ago, db_engine, db_settings, db_home, db_overrides, insert_workers, make_job, make_worker, proxy,
+)
 
 N_WORKERS = 300
 N_JOBS = 300
@@ -50,8 +53,7 @@ def _hammer(settings: DBSettings, tag: str, rounds: int, out: list) -> None:
     db.close()
 
 
-def _process_main(path: str, tag: str, rounds: int, n_threads: int, queue) -> None:
-    settings = DBSettings(database_filename=path, busy_timeout=60)
+def _process_main(settings: DBSettings, tag: str, rounds: int, n_threads: int, queue) -> None:
     results: list = []
     threads = [threading.Thread(target=_hammer, args=(settings, f"{tag}-t{i}", rounds, results))
                for i in range(n_threads)]
@@ -72,12 +74,14 @@ def _assert_never_held_twice(records: list) -> None:
             assert s2 >= e1, f"{key} held twice at the same time: {(s1, e1)} and {(s2, e2)}"
 
 
-def test_threads_and_processes_never_hold_a_row_twice(proxy):
+def test_threads_and_processes_never_hold_a_row_twice(proxy, db_settings):
+    """On SQLite, BEGIN IMMEDIATE serialises the pickers; on MariaDB, two processes x 8 threads
+    meet at the rows' locks (SELECT ... FOR UPDATE SKIP LOCKED)."""
     _populate(proxy)
-    path = proxy.engine.path
+    settings = dataclasses.replace(db_settings, busy_timeout=60)
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_process_main, args=(path, f"p{i}", 8, 8, queue)) for i in range(2)]
+    procs = [ctx.Process(target=_process_main, args=(settings, f"p{i}", 8, 8, queue)) for i in range(2)]
     for p in procs:
         p.start()
     records = []
@@ -113,6 +117,32 @@ def test_concurrent_pickers_get_disjoint_rows(proxy):
         thread.join()
     taken = [wid for ids in results.values() for wid in ids]
     assert len(taken) == len(set(taken)) == min(N_WORKERS, 400)
+
+
+def test_concurrent_job_pickers_get_disjoint_rows(proxy):
+    """Pickers whose order no index gives (preparator, stager): on MariaDB the candidates are read
+    without locks and locked one batch at a time, so concurrent pickers share the rows out."""
+    assert proxy.insert_jobs([make_job(5000 + i, sub_status="preparing") for i in range(N_JOBS)])
+    results: dict[str, list] = {}
+    start = threading.Barrier(8)
+
+    def pick(tag: str) -> None:
+        db = DBProxy()
+        start.wait()
+        got = db.get_jobs_in_sub_status("preparing", 50, "preparatorTime", "lockedBy", 180, 600, tag)
+        results[tag] = [j.PandaID for j in got]
+        db.close()
+
+    threads = [threading.Thread(target=pick, args=(f"prep-{i}",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    taken = [pid for ids in results.values() for pid in ids]
+    assert len(taken) == len(set(taken)) == N_JOBS
+    cur = proxy.execute("SELECT lockedBy, COUNT(*) FROM job_table GROUP BY lockedBy")
+    assert {row[0]: row[1] for row in cur.fetchall()} == {tag: len(ids) for tag, ids in results.items() if ids}
+    proxy.commit()
 
 
 def test_crash_between_lock_and_update_loses_nothing(proxy):

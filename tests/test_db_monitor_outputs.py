@@ -6,7 +6,9 @@ from pandaharvester.harvestercore.db_proxy import DBProxy
 from pandaharvester.harvestercore.event_spec import EventSpec
 from pandaharvester.harvestercore.file_spec import FileSpec
 from pandaharvester.harvestercore.job_spec import JobSpec
-from test_db_fixtures import db_home, insert_workers, make_job, make_worker, proxy  # noqa: F401
+from test_db_fixtures import (  # noqa: F401
+    _module_mariadb, db_engine, db_home, db_overrides, insert_workers, make_job, make_worker, proxy,
+)
 
 MIB = 1024 * 1024
 

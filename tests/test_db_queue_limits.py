@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 import types
 
-from test_db_fixtures import db_home, insert_workers, make_worker, proxy  # noqa: F401
+from test_db_fixtures import (  # noqa: F401
+    _module_mariadb, db_engine, db_home, db_overrides, insert_workers, make_worker, proxy,
+)
 
 SITE = "UPQ"
 

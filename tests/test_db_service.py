@@ -13,7 +13,9 @@ from pandaharvester.harvestercore.db_proxy_pool import DBProxyPool
 from pandaharvester.harvestercore.queue_config_dump_spec import QueueConfigDumpSpec
 from pandaharvester.harvestercore.service_metrics_spec import ServiceMetricSpec
 from pandaharvester.harvestercore.time_utils import naive_utcnow
-from test_db_fixtures import ago, db_home, make_job, proxy  # noqa: F401
+from test_db_fixtures import (  # noqa: F401
+    _module_mariadb, ago, db_engine, db_home, db_overrides, make_job, proxy,
+)
 
 
 def test_sequences_are_unique_across_threads(proxy):

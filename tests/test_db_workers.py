@@ -5,7 +5,9 @@ from __future__ import annotations
 import types
 
 from pandaharvester.harvestercore.work_spec import WorkSpec
-from test_db_fixtures import ago, db_home, insert_workers, make_job, make_worker, proxy  # noqa: F401
+from test_db_fixtures import (  # noqa: F401
+    _module_mariadb, ago, db_engine, db_home, db_overrides, insert_workers, make_job, make_worker, proxy,
+)
 
 
 def _pq(proxy, queue="Q1", site=None, rt="ANY", jt="ANY", **attrs):

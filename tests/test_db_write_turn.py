@@ -8,7 +8,9 @@ import pytest
 
 from pandaharvester.errors import DBError
 from pandaharvester.harvestercore.db_proxy import DBProxy
-from test_db_fixtures import db_home, insert_workers, make_worker, proxy  # noqa: F401
+from test_db_fixtures import (  # noqa: F401
+    _module_mariadb, db_engine, db_home, db_overrides, insert_workers, make_worker, proxy, sqlite_only,
+)
 
 
 def _write_in_thread(worker_id: int, timeout: float) -> list:
@@ -58,6 +60,7 @@ def test_rollback_gives_the_turn_back(proxy: DBProxy) -> None:
     assert proxy.get_worker_with_id(1).status == "running"
 
 
+@sqlite_only("the process-wide write turn in front of BEGIN IMMEDIATE (MariaDB locks rows instead)")
 def test_a_busy_turn_ends_in_a_clear_error(proxy: DBProxy) -> None:
     engine = proxy.engine
     saved = engine.busy_timeout

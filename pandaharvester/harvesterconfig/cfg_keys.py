@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from pandaharvester.harvesterconfig.schema import (
-    LEVEL, AnyOf, Bool, Choice, Directory, Int, Json, Key, Kind, Lines, Number, Text, is_set, is_true,
+    LEVEL, AnyOf, Bool, Choice, Directory, Int, Json, Key, Kind, Lines, Number, SecretFile, Text, is_set, is_true,
 )
 
 SECONDS = Number(min=0, unit="seconds")
@@ -33,7 +33,12 @@ LINES = Lines()
 PORT = Int(min=1, max=65535)
 ANY = Kind()
 
-_NO_MARIADB = "MariaDB is not available in this version (engine = sqlite only)"
+
+def _sqlite_engine(values: dict[str, Any]) -> bool:
+    """[db] uses SQLite (the file is needed then only)."""
+    return str(values.get("engine") or "sqlite").strip().lower() in ("sqlite", "sqlite3")
+
+
 _NO_PLUGIN_CACHE = "the monitor plugin cache is not implemented in this Harvester: plugins are called every check"
 _NO_POST_ZIP = ("two-stage zipping (async_zip_output then post_zip_output) is not implemented in this Harvester: "
                 "outputs are zipped in one step with zip_output")
@@ -76,15 +81,19 @@ KEYS: tuple[Key, ...] = (
     _unread("db", "useInspect", BOOL, "verbose DB messages do not name the calling function"),
     _k("db", "nConnections", COUNT, 10, "DB connections of the process"),
     _k("db", "engine", Choice(options=("sqlite", "mariadb", "mysql")), "sqlite", "database engine"),
-    _k("db", "database_filename", TEXT, None, "the SQLite file, on a local disk", required=True),
-    _k("db", "busyTimeout", SECONDS, 30, "seconds a SQLite connection waits for a lock"),
-    _unread("db", "useMySQLdb", BOOL, _NO_MARIADB),
-    _unread("db", "user", TEXT, _NO_MARIADB),
-    _unread("db", "password", TEXT, _NO_MARIADB),
-    _unread("db", "schema", TEXT, _NO_MARIADB),
-    _unread("db", "host", TEXT, _NO_MARIADB),
-    _unread("db", "port", PORT, _NO_MARIADB),
-    _unread("db", "reconnectTimeout", SECONDS, _NO_MARIADB),
+    _k("db", "database_filename", TEXT, None, "the SQLite file, on a local disk", required=True,
+       required_when=_sqlite_engine),
+    _k("db", "busyTimeout", SECONDS, 30, "seconds a SQLite connection waits for a lock; on MariaDB the lock "
+       "wait timeout and how long deadlocks are retried"),
+    _k("db", "useMySQLdb", BOOL, False, "use mysqlclient (MySQLdb) instead of PyMySQL for MariaDB/MySQL"),
+    _k("db", "user", TEXT, "harvester", "MariaDB/MySQL user"),
+    _k("db", "password", TEXT, "", "MariaDB/MySQL password (or password_file)"),
+    _k("db", "password_file", SecretFile(), None, "file holding the MariaDB/MySQL password on its first line, "
+       "mode 0600"),
+    _k("db", "schema", TEXT, "HARVESTER", "MariaDB/MySQL database (schema) name"),
+    _k("db", "host", TEXT, "localhost", "MariaDB/MySQL server host"),
+    _k("db", "port", PORT, 3306, "MariaDB/MySQL server port"),
+    _k("db", "reconnectTimeout", SECONDS, 300, "seconds to keep reconnecting to MariaDB/MySQL before giving up"),
     _k("db", "syncMaxWorkerID", BOOL, False, "take the largest workerID known to PanDA at start"),
     # ---------------------------------------------------------------- fifo
     _k("fifo", "fifoModule", TEXT, "pandaharvester.harvesterfifo.sqlite_fifo", "module of the FIFO backend"),

@@ -194,6 +194,40 @@ class Directory(Kind):
                            f"it must be {self.describe()}")
 
 
+def secret_file_problem(path: str) -> str | None:
+    """Why ``path`` cannot hold a secret (None when it can): missing, not a file, unreadable, or
+    readable by group or others (it must be mode 0600 or 0400)."""
+    import stat
+
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror}): create it with the password on its first line, mode 0600"
+    if not stat.S_ISREG(info.st_mode):
+        return "is not a regular file: it must hold the password on its first line, mode 0600"
+    if info.st_mode & 0o077:
+        return (f"has mode {stat.S_IMODE(info.st_mode):04o}: a password file must not be readable by group or "
+                f"others; run chmod 600 {path}")
+    if not os.access(path, os.R_OK):
+        return "is not readable by this user: it must be owned by the harvester user, mode 0600"
+    return None
+
+
+@dataclass(frozen=True)
+class SecretFile(Kind):
+    """A file holding a secret on its first line, readable by its owner only (mode 0600)."""
+
+    def _noun(self) -> str:
+        return "a file readable by its owner only (mode 0600)"
+
+    def check(self, value: Any) -> None:
+        if not isinstance(value, str) or not value.strip():
+            raise BadValue(f"must be {self.describe()}")
+        problem = secret_file_problem(value)
+        if problem is not None:
+            raise BadValue(problem)
+
+
 LEVEL = Choice(options=LEVEL_NAMES)
 
 
@@ -228,15 +262,23 @@ class Key:
     implemented: bool = True
     turns_on: Callable[[Any], bool] | None = None
     note: str = ""
+    # ``required`` only when this is true of the section's values ({name: value}), e.g. the SQLite
+    # file only when [db] engine is sqlite
+    required_when: Callable[[dict[str, Any]], bool] | None = None
 
-    def problem(self, value: Any) -> str | None:
+    def needed(self, values: dict[str, Any] | None) -> bool:
+        """Whether the key is required given its section's values."""
+        return self.required and (self.required_when is None or self.required_when(values or {}))
+
+    def problem(self, value: Any, required: bool | None = None) -> str | None:
         """What is wrong with ``value`` (None when it is fine): "must be ..."."""
+        required = self.required if required is None else required
         if value is None or value == "":
-            if self.required:
+            if required:
                 return NOT_SET
             if self.default is None or (value == "" and isinstance(self.kind, (Text, Lines))):
                 return None  # unset, and the code copes with that
-        elif self.required and value == "FIXME":
+        elif required and value == "FIXME":
             return FIXME_LEFT
         try:
             self.kind.check(value)
@@ -333,7 +375,8 @@ def validate(config: ConfigLike | None = None, keys: Table | None = None) -> lis
         names = [n for n in (values or {}) if keys.get(key.section, n) is key] if key.name == ANY_KEY else [key.name]
         for name in names:
             value = (values or {}).get(name)
-            problem = key.problem(value) if (values is not None and name in values) or key.required else None
+            required = key.needed(values)
+            problem = key.problem(value, required) if (values is not None and name in values) or required else None
             if problem:
                 problems.append(bad_value_line(config.origin_of(key.section, name), key, name, value, problem))
     return problems

@@ -10,6 +10,7 @@ which lends a proxy per call; a proxy must be used by one thread at a time.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -62,6 +63,7 @@ class DBProxy(InfraMixin, JobsMixin, JobCyclesMixin, WorkersMixin, WorkerCyclesM
         self.settings = settings or settings_from_config()
         self._engine = get_engine(self.settings)
         self._con = self._engine.connect(read_only=read_only)
+        self._pid = os.getpid()
         self.cur = self._con.cursor()
         self._depth = 0
         self._write_tx = False
@@ -106,8 +108,12 @@ class DBProxy(InfraMixin, JobsMixin, JobCyclesMixin, WorkersMixin, WorkerCyclesM
         return self._engine
 
     def close(self) -> None:
-        """Close the connection (rolls back an open transaction)."""
+        """Close the connection (rolls back an open transaction). In a forked child, the parent's
+        connection is only dropped: closing it politely would end the parent's session too."""
         try:
+            if self._pid != os.getpid():
+                self._engine.discard(self._con)
+                return
             self._abort()
             self._con.close()
         except Exception:  # closing twice or after a fork is harmless
@@ -115,6 +121,9 @@ class DBProxy(InfraMixin, JobsMixin, JobCyclesMixin, WorkersMixin, WorkerCyclesM
 
     def __del__(self) -> None:
         try:
-            self._con.close()
+            if getattr(self, "_pid", None) != os.getpid():
+                self._engine.discard(self._con)
+            else:
+                self._con.close()
         except Exception:
             pass

@@ -44,8 +44,7 @@ class DBProxyPool:
 
     def __new__(cls, read_only: bool = False, settings: DBSettings | None = None) -> "DBProxyPool":
         settings = settings or settings_from_config()
-        key = (settings.engine, os.path.abspath(settings.database_filename) if settings.database_filename else "",
-               bool(read_only), os.getpid())
+        key = settings.identity() + (bool(read_only), os.getpid())
         with cls._lock:
             instance = cls._instances.get(key)
             if instance is None:

@@ -3,9 +3,11 @@
 Implemented: ``test``, ``get <harvesterID|version|commit_info|harvester_config>``,
 ``cacher refresh``, ``fifo benchmark [-n N] [-t THREADS]`` (put/get timings of the ``[fifo]``
 backend on the benchmark FIFO), ``fifo repopulate <agent_name ...|ALL>`` (refill an agent's
-FIFO, e.g. ``monitor``, from the DB) and ``plugin check MODULE.CLASS --role ROLE`` (the plugin
+FIFO, e.g. ``monitor``, from the DB), ``plugin check MODULE.CLASS --role ROLE`` (the plugin
 conformance kit, :mod:`pandaharvester.harvestertest.plugin_check`; exit status 0 only when every
-step passed). The original's ``qconf``, ``kill`` and ``query`` sub-commands are still to be written.
+step passed) and ``db migrate --from-sqlite FILE`` (copy an old SQLite DB into the cfg's
+database, :mod:`pandaharvester.harvestercore.db.migrate`). The original's ``qconf``, ``kill`` and
+``query`` sub-commands are still to be written.
 """
 
 from __future__ import annotations
@@ -129,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     from pandaharvester.harvestertest.plugin_check import add_arguments
 
     add_arguments(check)
+    db = sub.add_parser("db", help="database tools")
+    db_sub = db.add_subparsers(dest="action", required=True)
+    migrate = db_sub.add_parser("migrate", help="copy a SQLite DB into the database of [db] (harvester stopped)")
+    migrate.add_argument("--from-sqlite", dest="source", required=True, metavar="FILE",
+                         help="the old [db] database_filename")
     return parser
 
 
@@ -155,6 +162,12 @@ def main(argv: list[str] | None = None) -> int:
             from pandaharvester.harvestertest.plugin_check import run_cli
 
             return run_cli(options)
+        if options.command == "db":
+            from pandaharvester.harvestercore.db.migrate import migrate_sqlite
+
+            copied = migrate_sqlite(options.source)
+            print(f"copied {sum(copied.values())} rows of {len(copied)} tables from {options.source}")
+            return 0
     except Exception as exc:
         print(f"ERROR: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -11,8 +11,10 @@ as ``None``, ``False``, ``[]`` or ``{}``) while never swallowing what the caller
 
 - ``DBError`` (bad input: an unknown column, a value that does not fit; an unusable DB file; a
   DB still busy after ``[db] busyTimeout``) propagates;
-- "database is locked/busy" errors roll the transaction back and run the method again with
-  back-off (each retry is logged), since every method is one transaction;
+- retryable errors (SQLite: "database is locked/busy"; MariaDB: deadlock, lock wait timeout,
+  lost connection, which reconnects first) roll the transaction back and run the method again
+  with back-off (each retry is logged), since every method is one transaction; a connection lost
+  during COMMIT is not retried (the outcome is unknown);
 - an unusable DB file found in the middle of a run (corrupt pages, read-only file or directory,
   disk full) becomes a ``DBError`` naming the file and what to do: retrying cannot help.
 """
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import random
-import sqlite3
 import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
@@ -31,11 +32,16 @@ from pandaharvester.errors import DBError
 from .. import core_utils, lifecycle
 from ..log_utils import dump_error_message, make_logger, setup_logger
 from . import schema
-from .engine import IN_CHUNK, SQLiteEngine, file_problem, is_busy_error
+from .engine import IN_CHUNK
 
 _logger = setup_logger("db_proxy")
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CommitOutcomeUnknown(Exception):
+    """The connection was lost during COMMIT: whether the transaction was applied is unknown,
+    so the method is not run again (its error is logged and its neutral value returned)."""
 
 
 def db_method(default: Any = None, token: Callable[..., str] | None = None) -> Callable[[F], F]:
@@ -52,7 +58,7 @@ def db_method(default: Any = None, token: Callable[..., str] | None = None) -> C
             self._end_manual_read()
             owner = self._depth == 0
             attempt = 0
-            deadline = time.monotonic() + self._engine.busy_timeout
+            started = time.monotonic()
             while True:
                 try:
                     return func(self, *args, **kwargs)
@@ -60,26 +66,32 @@ def db_method(default: Any = None, token: Callable[..., str] | None = None) -> C
                     if owner:
                         self._abort()
                     raise
-                except sqlite3.OperationalError as exc:
-                    if not owner:
-                        raise
-                    self._abort()
-                    if not is_busy_error(exc):
-                        return self._after_error(name, exc, default)
-                    attempt += 1
-                    if time.monotonic() >= deadline:
-                        _logger.error(f"{name}: {self._engine.path} still busy after {attempt} attempts: {exc}")
-                        raise DBError(f"the DB file {self._engine.path} stayed locked for "
-                                      f"{self._engine.busy_timeout} s in {name}: another process or thread "
-                                      f"holds a long transaction; raise [db] busyTimeout or find it") from exc
-                    delay = min(0.05 * (2 ** min(attempt, 6)), 2.0) * random.uniform(0.5, 1.0)
-                    _logger.warning(f"{name}: DB busy ({exc}); retry {attempt} in {delay:.2f} s")
-                    time.sleep(delay)
                 except Exception as exc:
                     if not owner:
                         raise
                     self._abort()
-                    return self._after_error(name, exc, default)
+                    engine = self._engine
+                    if not isinstance(exc, engine.errors) or not engine.is_retryable(exc):
+                        return self._after_error(name, exc, default)
+                    # busy/deadlock/lock wait/lost connection: nothing of this call was kept (the
+                    # transaction is rolled back), so the whole method runs again
+                    attempt += 1
+                    timeout = engine.retry_timeout(exc)
+                    if time.monotonic() - started >= timeout:
+                        _logger.error(f"{name}: {engine.path} still failing after {attempt} attempts "
+                                      f"({timeout} s): {exc}")
+                        if engine.name == "sqlite":
+                            raise DBError(f"the DB file {engine.path} stayed locked for {timeout} s in {name}: "
+                                          f"another process or thread holds a long transaction; raise [db] "
+                                          f"busyTimeout or find it") from exc
+                        raise DBError(f"the database {engine.path} stayed unavailable for {timeout} s in {name} "
+                                      f"({exc}): another process or thread holds a long transaction, or the "
+                                      f"server is down; raise [db] busyTimeout/reconnectTimeout or find it") from exc
+                    delay = min(0.05 * (2 ** min(attempt, 6)), 2.0) * random.uniform(0.5, 1.0)
+                    _logger.warning(f"{name}: {exc}; retry {attempt} in {delay:.2f} s")
+                    time.sleep(delay)
+                    if engine.is_lost_connection(exc):
+                        self._reconnect()
 
         return wrapper  # type: ignore[return-value]
 
@@ -141,9 +153,10 @@ SQL_INPUT_TYPES = sql_list(lifecycle.INPUT_TYPES)
 class DBModule:
     """Connection, transactions and statement helpers shared by the concern mixins."""
 
-    _engine: SQLiteEngine
-    _con: sqlite3.Connection
-    cur: sqlite3.Cursor
+    _engine: Any  # SQLiteEngine or MySQLEngine (db/engine.py)
+    _con: Any
+    cur: Any
+    read_only: bool = False
     _depth: int = 0
     _write_tx: bool = False
     _manual: bool = False  # the open transaction was started by the raw execute() API
@@ -151,7 +164,7 @@ class DBModule:
 
     def _after_error(self, name: str, exc: BaseException, default: Any) -> Any:
         """Log an error of method ``name``; DBError for an unusable file, else the neutral value."""
-        problem = file_problem(self._engine.path, exc)
+        problem = self._engine.problem(exc) if isinstance(exc, self._engine.errors) else None
         if problem is not None:
             _logger.error(f"{name}: {problem}")
             raise problem from exc
@@ -160,7 +173,7 @@ class DBModule:
 
     # ------------------------------------------------------------ transactions
     @contextmanager
-    def _tx(self, write: bool = True) -> Iterator[sqlite3.Cursor]:
+    def _tx(self, write: bool = True) -> Iterator[Any]:
         """One transaction (joined when already inside one); commit at the end, rollback on error."""
         if self._depth > 0:
             if write and not self._write_tx:
@@ -171,8 +184,7 @@ class DBModule:
             finally:
                 self._depth -= 1
             return
-        self._engine.begin(self._con, write)
-        self._holds_write_turn = write
+        self._begin(write)
         self._depth = 1
         self._write_tx = write
         try:
@@ -181,13 +193,98 @@ class DBModule:
             self._abort()
             raise
         try:
-            if self._con.in_transaction:
-                self._con.execute("COMMIT")
-        except BaseException:
+            self._engine.commit(self._con, write)
+        except BaseException as exc:
             self._abort()
+            if isinstance(exc, self._engine.errors) and self._engine.is_lost_connection(exc):
+                raise CommitOutcomeUnknown(f"connection to {self._engine.path} lost during COMMIT: the "
+                                           f"outcome is unknown, not retried ({exc})") from exc
             raise
         self._depth = 0
         self._end_write_turn()
+
+    def _begin(self, write: bool) -> None:
+        """Open a transaction; a connection found lost here is opened again (nothing was done in
+        it yet, so this is always safe), retried up to ``[db] reconnectTimeout``."""
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                self._engine.begin(self._con, write)
+                self._holds_write_turn = write
+                return
+            except self._engine.errors as exc:
+                if not self._engine.is_lost_connection(exc):
+                    raise
+                attempt += 1
+                if time.monotonic() - started >= self._engine.retry_timeout(exc):
+                    raise
+                _logger.warning(f"begin: connection to {self._engine.path} lost ({exc}); reconnect {attempt}")
+                self._reconnect()
+
+    def _reconnect(self) -> None:
+        """Replace the connection (after the server dropped it); the engine retries while it is down."""
+        try:
+            self._con.close()
+        except Exception:  # already closed by the server
+            pass
+        self._con = self._engine.connect(read_only=self.read_only)
+        self.cur = self._con.cursor()
+        _logger.info(f"reconnected to {self._engine.path}")
+
+    def _pick_ids(self, table: str, id_col: str, cond: str, order: str, varmap: dict[str, Any], limit: int
+                  ) -> list[Any]:
+        """:meth:`_pick_rows` giving the ids only."""
+        return [row[0] for row in self._pick_rows(table, id_col, id_col, cond, order, varmap, limit)]
+
+    def _pick_rows(self, table: str, columns: str, id_col: str, cond: str, order: str, varmap: dict[str, Any],
+                   limit: int) -> list[tuple]:
+        """``columns`` (the id first) of up to ``limit`` rows meeting ``cond`` in ``order``
+        (``ORDER BY ...``), row-locked for this write transaction when the engine locks rows: a
+        picker's id SELECT.
+
+        SQLite: one SELECT (BEGIN IMMEDIATE holds the write lock). MariaDB: candidate ids in order
+        read without locks (2 x ``limit``, then 8 x when too many were taken by others), locked by
+        :meth:`_lock_rows`. A locking read of the ordered range itself would lock every row it
+        sorts, and reads past the end of an empty range; this way only the rows returned are locked."""
+        if not self._for_update():
+            return [tuple(r) for r in self._exec(f"SELECT {columns} FROM {table} WHERE {cond} {order} "
+                                                 f"LIMIT {int(limit)}", varmap).fetchall()]
+        taken: list[tuple] = []
+        tried: set[Any] = set()
+        for factor in (2, 8):
+            sql = f"SELECT {id_col} FROM {table} WHERE {cond} {order} LIMIT {int(limit * factor)}"
+            candidates = [r[0] for r in self._exec(sql, varmap).fetchall()]
+            fresh = [c for c in candidates if c not in tried]
+            tried.update(fresh)
+            taken += self._lock_rows(table, columns, id_col, cond, fresh, varmap, limit - len(taken))
+            if len(taken) >= limit or len(candidates) < limit * factor:
+                break
+        return taken
+
+    def _lock_rows(self, table: str, columns: str, id_col: str, cond: str, candidates: Sequence[Any],
+                   varmap: dict[str, Any], limit: int) -> list[tuple]:
+        """``columns`` of up to ``limit`` of ``candidates`` (in their order) still meeting ``cond``,
+        locked with ``FOR UPDATE SKIP LOCKED`` by primary key, batch by batch: rows other
+        transactions hold are skipped, ``cond`` is checked again on the locked (latest) rows."""
+        lock = self._for_update()
+        taken: list[tuple] = []
+        pos = 0
+        while len(taken) < limit and pos < len(candidates):
+            batch = list(candidates[pos:pos + min(limit - len(taken), IN_CHUNK)])
+            pos += len(batch)
+            vm = dict(varmap)
+            keys = in_binds("pick_", batch, vm)
+            # by primary key only: through another index InnoDB would lock (and skip) rows of the scan
+            rows = {r[0]: tuple(r) for r in self._exec(f"SELECT {columns} FROM {table} FORCE INDEX (PRIMARY) "
+                                                       f"WHERE {id_col} IN ({keys}) AND {cond}{lock}", vm).fetchall()}
+            taken += [rows[row_id] for row_id in batch if row_id in rows]
+        return taken
+
+    def _for_update(self) -> str:
+        """The clause ending a picker's id SELECT: row locks skipping rows other transactions
+        hold (``FOR UPDATE SKIP LOCKED`` on MariaDB/MySQL); empty on SQLite (BEGIN IMMEDIATE)."""
+        return self._engine.for_update
 
     def _end_manual_read(self) -> None:
         """A read-only transaction left open by raw execute() ends before a method runs (nothing to
@@ -195,16 +292,18 @@ class DBModule:
         if self._manual and self._depth and not self._write_tx:
             self._depth = 0
             self._manual = False
-            if self._con.in_transaction:
-                self._con.execute("COMMIT")
+            self._engine.commit(self._con, False)
 
     def _abort(self) -> None:
         self._depth = 0
         self._manual = False
-        if self._con.in_transaction:
-            try:
-                self._con.execute("ROLLBACK")
-            except sqlite3.Error as exc:
+        try:
+            self._engine.rollback(self._con)
+        except Exception as exc:
+            if isinstance(exc, self._engine.errors) and self._engine.is_lost_connection(exc):
+                # the server rolled the transaction back; the next call reconnects
+                _logger.debug(f"rollback on a lost connection: {exc}")
+            else:
                 _logger.error(f"rollback failed: {exc}")
         self._end_write_turn()
 
@@ -214,7 +313,7 @@ class DBModule:
             self._engine.end_write()
 
     # ------------------------------------------------------------ statements
-    def _exec(self, sql: str, varmap: dict[str, Any] | Sequence[Any] | None = None) -> sqlite3.Cursor:
+    def _exec(self, sql: str, varmap: dict[str, Any] | Sequence[Any] | None = None) -> Any:
         return self._engine.execute(self.cur, sql, varmap)
 
     def _many(self, sql: str, rows: Iterable[Any]) -> int:
@@ -301,10 +400,10 @@ class DBModule:
         try:
             yield
         except BaseException:
-            self._exec(f"ROLLBACK TO {name}")
-            self._exec(f"RELEASE {name}")
+            self._exec(f"ROLLBACK TO SAVEPOINT {name}")
+            self._exec(f"RELEASE SAVEPOINT {name}")
             raise
-        self._exec(f"RELEASE {name}")
+        self._exec(f"RELEASE SAVEPOINT {name}")
 
     def _changes_by_columns(self, table: str, specs: Iterable[Any], key: str, extra: dict[str, Any] | None
                             ) -> dict[tuple[str, ...], list[tuple[int, dict[str, Any]]]]:

@@ -1,52 +1,92 @@
 """DB engines: the only place that knows which database sits behind ``DBProxy``.
 
-Modules above this one write SQL in a neutral style: ``:name`` binds, ``LIMIT n``, plain
-``INSERT``/``UPDATE``/``DELETE``. The engine turns binds into what its driver expects, opens
-transactions the way its database needs (SQLite: ``BEGIN IMMEDIATE`` for anything that takes a
-lock; a later MariaDB engine: ``SELECT ... FOR UPDATE``), builds the engine-specific statements
-(insert-or-ignore, column types) and retries "database is busy" errors with back-off.
+Modules above this one write SQL in a neutral style: ``:name`` binds (``?`` positional in
+``insert_sql`` and row-wise ``executemany``), ``LIMIT n``, plain ``INSERT``/``UPDATE``/``DELETE``.
+An engine turns binds into what its driver expects, opens transactions the way its database needs
+(SQLite: ``BEGIN IMMEDIATE`` for anything that takes a lock; MariaDB/MySQL: ``START TRANSACTION``
+and ``SELECT ... FOR UPDATE SKIP LOCKED`` in the pickers, see ``for_update``), builds the
+engine-specific statements (insert-or-ignore, column types, index DDL), introspects the schema, and
+says which driver errors are retryable (busy, deadlock, lock wait timeout, lost connection).
 
-Only SQLite is available in this version; ``[db] engine = mariadb`` raises a ``DBError`` that
-says so.
+- :mod:`.engine_sqlite`: ``SQLiteEngine`` (stdlib ``sqlite3``)
+- :mod:`.engine_mysql`: ``MySQLEngine`` (``[db] engine = mariadb`` or ``mysql``; PyMySQL, or
+  mysqlclient with ``[db] useMySQLdb = True``)
+
+This module holds what is common: :class:`DBSettings` (from ``[db]``), :func:`make_engine` and
+:func:`get_engine` (one shared engine object per database).
 """
 
 from __future__ import annotations
 
-import datetime
 import os
-import random
-import re
-import sqlite3
 import threading
-import time
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Iterator
 
 from pandaharvester.errors import DBError
 
-from ..log_utils import setup_logger
+from .engine_sqlite import IN_CHUNK, MANY_CHUNK, SQLiteEngine, file_problem, is_busy_error
 
-_logger = setup_logger("db_proxy")
-
-# chunk size of ``IN (...)`` lists and executemany batches
-IN_CHUNK = 500
-MANY_CHUNK = 5000
-
-_TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
-BUSY_SLICE = 1.0
-_BUSY_MARKERS = ("database is locked", "database is busy", "database table is locked")
+MYSQL_ENGINES = ("mariadb", "mysql")
 
 
 @dataclass
 class DBSettings:
-    """What an engine needs to open the DB; built from ``[db]`` by :func:`settings_from_config`."""
+    """What an engine needs to open the DB; built from ``[db]`` by :func:`settings_from_config`.
+
+    SQLite uses ``database_filename`` and ``busy_timeout``; MariaDB/MySQL use ``host``, ``port``,
+    ``user``, ``password`` (or ``password_file``, which must be mode 0600), ``schema``,
+    ``use_mysqldb``, ``reconnect_timeout`` and ``busy_timeout`` (lock waits, deadlock retries).
+    The password is never part of the repr.
+    """
 
     engine: str = "sqlite"
     database_filename: str = ""
     n_connections: int = 10
     busy_timeout: float = 30.0
     verbose: bool = False
+    host: str = "localhost"
+    port: int = 3306
+    user: str = "harvester"
+    password: str = field(default="", repr=False)
+    password_file: str = ""
+    schema: str = "HARVESTER"
+    use_mysqldb: bool = False
+    reconnect_timeout: float = 300.0
+    # the connector module for MariaDB/MySQL: "" = by use_mysqldb; "pymysql", "mysqldb" or
+    # "mariadb" (the benchmark compares them)
+    driver: str = ""
+
+    def identity(self) -> tuple[Any, ...]:
+        """What names one database (pools and engines are shared per identity)."""
+        if self.engine in MYSQL_ENGINES:
+            return ("mysql", self.host, int(self.port), self.schema, self.user, self.password_file,
+                    hash(self.password), self.driver or self.use_mysqldb)
+        return (self.engine, os.path.abspath(self.database_filename) if self.database_filename else "")
+
+    def get_password(self) -> str:
+        """The password: ``password_file``'s first line when set (checked to be mode 0600), else ``password``."""
+        if self.password_file:
+            return read_password_file(self.password_file)
+        return self.password
+
+
+def password_file_problem(path: str) -> str | None:
+    """Why ``path`` cannot be used as a password file (None when it can): missing, unreadable, or
+    readable by group/others (must be mode 0600 or 0400). The same check refuses the start."""
+    from pandaharvester.harvesterconfig.schema import secret_file_problem
+
+    return secret_file_problem(path)
+
+
+def read_password_file(path: str) -> str:
+    """First line of ``path`` (trailing newline stripped); DBError when it is not a 0600 file."""
+    problem = password_file_problem(path)
+    if problem is not None:
+        raise DBError(f"[db] password_file {path} {problem}")
+    with open(path, encoding="utf-8") as handle:
+        return handle.readline().rstrip("\r\n")
 
 
 def settings_from_config() -> DBSettings:
@@ -54,303 +94,47 @@ def settings_from_config() -> DBSettings:
     from pandaharvester.harvesterconfig import harvester_config
 
     section = harvester_config.db
+
+    def get(name: str, default: Any) -> Any:
+        value = getattr(section, name, default)
+        return default if value is None or value == "" else value
+
     return DBSettings(
-        engine=str(getattr(section, "engine", "sqlite") or "sqlite").strip().lower(),
+        engine=str(get("engine", "sqlite")).strip().lower(),
         database_filename=str(getattr(section, "database_filename", "") or ""),
-        n_connections=int(getattr(section, "nConnections", 10) or 10),
-        busy_timeout=float(getattr(section, "busyTimeout", 30) or 30),
+        n_connections=int(get("nConnections", 10)),
+        busy_timeout=float(get("busyTimeout", 30)),
         verbose=bool(getattr(section, "verbose", False)),
+        host=str(get("host", "localhost")),
+        port=int(get("port", 3306)),
+        user=str(get("user", "harvester")),
+        password=str(get("password", "")),
+        password_file=str(get("password_file", "")),
+        schema=str(get("schema", "HARVESTER")),
+        use_mysqldb=get("useMySQLdb", False) is True,
+        reconnect_timeout=float(get("reconnectTimeout", 300)),
     )
 
 
-_CORRUPT_MARKERS = ("malformed", "not a database", "file is encrypted")
-_UNWRITABLE_MARKERS = ("readonly database", "unable to open", "disk i/o error", "database or disk is full")
-
-
-def file_problem(path: str, exc: BaseException) -> DBError | None:
-    """A DBError naming ``path`` and what to do when ``exc`` says the DB file itself is unusable
-    (corrupt, read-only, unreadable, disk full); None for any other error."""
-    if not isinstance(exc, sqlite3.DatabaseError):
-        return None
-    text = str(exc).lower()
-    if any(m in text for m in _CORRUPT_MARKERS):
-        return DBError(f"the DB file {path} is corrupt ({exc}): stop harvester, move the file away (or restore "
-                       f"a backup) and restart; the tables are re-created at start-up")
-    if any(m in text for m in _UNWRITABLE_MARKERS):
-        return DBError(f"cannot write the DB file {path} ({exc}): the file and its directory must be writable "
-                       f"by the harvester user (SQLite creates {os.path.basename(path)}-wal and -shm next to "
-                       f"it) and the disk must not be full")
-    return None
-
-
-def is_busy_error(exc: BaseException) -> bool:
-    """True for SQLite's transient "database is locked/busy" errors."""
-    return isinstance(exc, sqlite3.OperationalError) and any(m in str(exc).lower() for m in _BUSY_MARKERS)
-
-
-# values the driver takes as they are (most of a row): no call to _adapt for them
-_AS_IS = frozenset({str, int, float, type(None), bytes})
-
-
-def _adapt(value: Any) -> Any:
-    # datetimes are stored as fixed-width text so that string comparison is time comparison
-    if isinstance(value, datetime.datetime):
-        if value.tzinfo is None and value.year >= 1000:
-            return value.isoformat(" ", "microseconds")  # same text as _TS_FORMAT, twice as fast
-        return value.strftime(_TS_FORMAT)
-    if isinstance(value, bool):
-        return int(value)
-    return value
-
-
-def _convert_timestamp(raw: bytes) -> datetime.datetime | None:
-    text = raw.decode()
-    if len(text) == 26 and text[10] == " " and text[19] == "." and text[20:].isdigit():
-        # the fixed-width form _adapt writes: fromisoformat reads it 40x faster than strptime
-        try:
-            return datetime.datetime.fromisoformat(text)
-        except ValueError:
-            pass
-    for fmt in (_TS_FORMAT, "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S"):
-        try:
-            return datetime.datetime.strptime(text, fmt)
-        except ValueError:
-            continue
-    return None
-
-
-# "timestamp" columns come back as datetimes (a superset of the stdlib converter: also accepts the
-# ISO "T" form, and gives None instead of raising on a malformed value)
-sqlite3.register_converter("timestamp", _convert_timestamp)
-
-
-class SQLiteEngine:
-    """SQLite (stdlib ``sqlite3``): WAL, busy timeout, ``BEGIN IMMEDIATE`` for writers.
-
-    One engine object per DB file; each ``DBProxy`` owns one connection made by :meth:`connect`
-    and uses it from one thread at a time.
-    """
-
-    name = "sqlite"
-    ts_type = "timestamp"
-
-    def __init__(self, settings: DBSettings):
-        self.settings = settings
-        self.path = settings.database_filename
-        if not self.path:
-            raise DBError("[db] database_filename is empty: set it to the path of the Harvester SQLite file "
-                          "in panda_harvester.cfg")
-        self.busy_timeout = max(float(settings.busy_timeout), 0.1)
-        # SQLite's own busy handler waits at most this long per attempt; the retry loop around it
-        # (back-off, a warning per retry) runs until busy_timeout, so waits show up in the log
-        self.busy_slice = min(BUSY_SLICE, self.busy_timeout / 4)
-        # writers of this process take turns here before BEGIN IMMEDIATE: a waiting thread is woken
-        # as soon as the writer before it commits, instead of sleeping in SQLite's busy handler
-        # (which polls with growing sleeps of up to 100 ms); other processes still meet at the file
-        # lock. Re-entrant: a thread writing through a second connection meets SQLite's lock as before
-        self._write_turn = threading.RLock()
-        # statements captured by tests (EXPLAIN QUERY PLAN checks); None = off
-        self.capture: list[str] | None = None
-
-    # ------------------------------------------------------------ connection
-    def _prepare_file(self) -> None:
-        directory = os.path.dirname(os.path.abspath(self.path))
-        if not os.path.isdir(directory):
-            raise DBError(f"directory of the DB file {self.path} does not exist: create {directory} "
-                          f"or change [db] database_filename")
-        if not os.path.exists(self.path):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
-                os.close(fd)
-            except OSError as exc:
-                raise DBError(f"cannot create the DB file {self.path}: {exc.strerror}; make {directory} "
-                              f"writable for the harvester user or change [db] database_filename") from exc
-        elif not os.access(self.path, os.R_OK | os.W_OK):
-            raise DBError(f"the DB file {self.path} is not readable and writable by this user: fix its "
-                          f"ownership/permissions (chmod 600, owned by the harvester user)")
-        if not os.access(directory, os.W_OK | os.X_OK):
-            raise DBError(f"the directory {directory} of the DB file {self.path} is not writable by this user: "
-                          f"SQLite creates {os.path.basename(self.path)}-wal and -shm there; make it writable "
-                          f"for the harvester user or change [db] database_filename")
-
-    def connect(self, read_only: bool = False) -> sqlite3.Connection:
-        """Open a connection with WAL and the busy timeout; DBError naming the path on failure."""
-        if not read_only:
-            self._prepare_file()
-        try:
-            if read_only:
-                uri = "file:" + os.path.abspath(self.path) + "?mode=ro"
-                con = sqlite3.connect(uri, uri=True, timeout=self.busy_slice,
-                                      detect_types=sqlite3.PARSE_DECLTYPES, check_same_thread=False,
-                                      isolation_level=None)
-            else:
-                con = sqlite3.connect(self.path, timeout=self.busy_slice,
-                                      detect_types=sqlite3.PARSE_DECLTYPES, check_same_thread=False,
-                                      isolation_level=None)
-            con.row_factory = sqlite3.Row
-            con.execute(f"PRAGMA busy_timeout = {int(self.busy_slice * 1000)}")
-            if not read_only:
-                self._retry(lambda: con.execute("PRAGMA journal_mode = WAL").fetchone(), "journal_mode")
-                con.execute("PRAGMA synchronous = NORMAL")
-            # touch the schema: a corrupt file fails here, not in the middle of an agent cycle
-            self._retry(lambda: con.execute("SELECT count(*) FROM sqlite_master").fetchone(), "opening")
-        except sqlite3.DatabaseError as exc:
-            if is_busy_error(exc):
-                raise DBError(f"the DB file {self.path} stayed locked for {self.busy_timeout} s while "
-                              f"opening it: another process holds a long transaction") from exc
-            problem = file_problem(self.path, exc)
-            if problem is not None:
-                raise problem from exc
-            raise DBError(f"cannot use the DB file {self.path}: {exc}. If the file is corrupt, stop "
-                          f"harvester, move the file away (or restore a backup) and restart: the tables are "
-                          f"re-created at start-up") from exc
-        if not read_only:
-            # also a file made by an older version or by hand, and its WAL companions
-            for path in (self.path, self.path + "-wal", self.path + "-shm"):
-                try:
-                    os.chmod(path, 0o600)
-                except OSError:  # a companion that does not exist (yet): SQLite copies the mode
-                    pass
-        return con
-
-    # ------------------------------------------------------------ SQL helpers
-    @staticmethod
-    def binds(varmap: dict[str, Any] | None) -> dict[str, Any]:
-        """``{":name": value}`` → the driver's mapping (datetimes as fixed-width text)."""
-        if not varmap:
-            return {}
-        return {(k[1:] if k[:1] == ":" else k): v if type(v) in _AS_IS else _adapt(v) for k, v in varmap.items()}
-
-    @staticmethod
-    def row_values(values: Sequence[Any]) -> list[Any]:
-        return [v if type(v) in _AS_IS else _adapt(v) for v in values]
-
-    def insert_sql(self, table: str, columns: Sequence[str], ignore: bool = False) -> str:
-        """Positional INSERT for ``columns`` (``INSERT OR IGNORE`` when ``ignore``)."""
-        verb = "INSERT OR IGNORE" if ignore else "INSERT"
-        return f"{verb} INTO {table} ({','.join(columns)}) VALUES ({','.join('?' * len(columns))})"
-
-    def column_type(self, spec_type: str) -> str:
-        """Spec attribute type (``integer primary key``, ``varchar(500)``, ``timestamp``...) → DDL."""
-        spec_type = spec_type.split("/")[0].strip()
-        low = spec_type.lower()
-        if low.startswith("varchar"):
-            return "text"
-        if low.startswith("timestamp"):
-            return self.ts_type
-        return re.sub("auto_increment", "autoincrement", spec_type, flags=re.I)
-
-    def table_columns(self, cur: sqlite3.Cursor, table: str) -> dict[str, str]:
-        rows = cur.execute(f"PRAGMA table_info({table})").fetchall()
-        return {row[1]: row[2] for row in rows}
-
-    def table_exists(self, cur: sqlite3.Cursor, table: str) -> bool:
-        row = cur.execute("SELECT name FROM sqlite_master WHERE type='table' AND name=:n", {"n": table}).fetchone()
-        return row is not None
-
-    def index_names(self, cur: sqlite3.Cursor, table: str) -> set[str]:
-        rows = cur.execute("SELECT name FROM sqlite_master WHERE type='index' AND tbl_name=:n", {"n": table}).fetchall()
-        return {row[0] for row in rows}
-
-    def explain(self, cur: sqlite3.Cursor, sql: str, varmap: dict[str, Any] | None = None) -> list[str]:
-        """The query plan lines of ``sql`` (used by the index tests)."""
-        rows = cur.execute("EXPLAIN QUERY PLAN " + sql, self.binds(varmap)).fetchall()
-        return [row[-1] for row in rows]
-
-    # ------------------------------------------------------------ execution with retries
-    def _retry(self, func: Any, what: str) -> Any:
-        """Run ``func`` again on busy errors with exponential back-off, up to the busy timeout."""
-        deadline = time.monotonic() + self.busy_timeout
-        attempt = 0
-        while True:
-            try:
-                return func()
-            except sqlite3.OperationalError as exc:
-                if not is_busy_error(exc):
-                    raise
-                attempt += 1
-                if time.monotonic() >= deadline:
-                    _logger.error(f"{what}: {self.path} still busy after {attempt} attempts "
-                                  f"({self.busy_timeout} s); giving up: {exc}")
-                    raise DBError(f"the DB file {self.path} stayed locked for {self.busy_timeout} s "
-                                  f"({what}): another process or thread holds a long transaction; raise "
-                                  f"[db] busyTimeout or find the stuck process") from exc
-                delay = min(0.05 * (2 ** min(attempt, 6)), 2.0) * random.uniform(0.5, 1.0)
-                _logger.warning(f"{what}: {self.path} busy ({exc}); retry {attempt} in {delay:.2f} s")
-                time.sleep(delay)
-
-    def begin(self, con: sqlite3.Connection, write: bool) -> None:
-        """Open a transaction: ``BEGIN IMMEDIATE`` takes the write lock now (so SELECT-then-UPDATE
-        inside it is atomic across threads and processes); readers use a deferred BEGIN."""
-        stmt = "BEGIN IMMEDIATE" if write else "BEGIN"
-        if not write:
-            self._retry(lambda: con.execute(stmt), stmt)
-            return
-        if not self._write_turn.acquire(timeout=self.busy_timeout):
-            raise DBError(f"no write turn on the DB file {self.path} within {self.busy_timeout} s: another thread "
-                          f"of this process holds a long write transaction; raise [db] busyTimeout or find it "
-                          f"(SIGUSR1 writes every thread's stack to panda-master.log)")
-        try:
-            self._retry(lambda: con.execute(stmt), stmt)
-        except BaseException:
-            self._write_turn.release()
-            raise
-
-    def end_write(self) -> None:
-        """Give the write turn taken by ``begin(con, write=True)`` back (after COMMIT or ROLLBACK)."""
-        try:
-            self._write_turn.release()
-        except RuntimeError:  # given back by another thread than the one that took it (close at shutdown)
-            pass
-
-    def execute(self, cur: sqlite3.Cursor, sql: str, varmap: dict[str, Any] | Sequence[Any] | None = None
-                ) -> sqlite3.Cursor:
-        if self.capture is not None:
-            self.capture.append(sql)
-        if isinstance(varmap, dict) or varmap is None:
-            return cur.execute(sql, self.binds(varmap))
-        return cur.execute(sql, self.row_values(varmap))
-
-    def executemany(self, cur: sqlite3.Cursor, sql: str, rows: Iterable[Any]) -> int:
-        """executemany in batches; returns the total number of rows changed."""
-        if self.capture is not None:
-            self.capture.append(sql)
-        total = 0
-        batch: list[Any] = []
-
-        def flush() -> int:
-            cur.executemany(sql, batch)
-            return max(cur.rowcount, 0)
-
-        for row in rows:
-            batch.append(self.binds(row) if isinstance(row, dict) else self.row_values(row))
-            if len(batch) >= MANY_CHUNK:
-                total += flush()
-                batch = []
-        if batch:
-            total += flush()
-        return total
-
-
-def make_engine(settings: DBSettings) -> SQLiteEngine:
+def make_engine(settings: DBSettings) -> Any:
     """The engine for ``settings.engine``; a clear DBError for anything not available."""
     if settings.engine in ("sqlite", "sqlite3", ""):
         return SQLiteEngine(settings)
-    if settings.engine in ("mariadb", "mysql"):
-        raise DBError("[db] engine = mariadb is not available in this version of harvester (it comes with a "
-                      "later release); set [db] engine = sqlite")
-    raise DBError(f"[db] engine = {settings.engine!r} is unknown: use sqlite")
+    if settings.engine in MYSQL_ENGINES:
+        from .engine_mysql import MySQLEngine
+
+        return MySQLEngine(settings)
+    raise DBError(f"[db] engine = {settings.engine!r} is unknown: use sqlite, mariadb or mysql")
 
 
-_engines: dict[tuple[str, str, float], SQLiteEngine] = {}
+_engines: dict[tuple[Any, ...], Any] = {}
 _engines_lock = threading.Lock()
 
 
-def get_engine(settings: DBSettings | None = None) -> SQLiteEngine:
-    """Shared engine object per (engine, file, timeout)."""
+def get_engine(settings: DBSettings | None = None) -> Any:
+    """Shared engine object per (database, timeouts)."""
     settings = settings or settings_from_config()
-    key = (settings.engine, os.path.abspath(settings.database_filename) if settings.database_filename else "",
-           float(settings.busy_timeout))
+    key = settings.identity() + (float(settings.busy_timeout), float(settings.reconnect_timeout))
     with _engines_lock:
         engine = _engines.get(key)
         if engine is None:
@@ -360,10 +144,15 @@ def get_engine(settings: DBSettings | None = None) -> SQLiteEngine:
 
 
 @contextmanager
-def no_capture(engine: SQLiteEngine) -> Iterator[None]:
+def no_capture(engine: Any) -> Iterator[None]:
     saved = engine.capture
     engine.capture = None
     try:
         yield
     finally:
         engine.capture = saved
+
+
+__all__ = ["DBSettings", "IN_CHUNK", "MANY_CHUNK", "MYSQL_ENGINES", "SQLiteEngine", "file_problem", "get_engine",
+           "is_busy_error", "make_engine", "no_capture", "password_file_problem", "read_password_file",
+           "settings_from_config"]

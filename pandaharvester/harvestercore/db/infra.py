@@ -24,14 +24,15 @@ class InfraMixin(DBModule):
     def _begin_manual(self, sql: str) -> None:
         if self._depth == 0:
             write = bool(_WRITE_RE.match(sql)) or " FOR UPDATE" in sql.upper()
-            self._engine.begin(self._con, write)
-            self._holds_write_turn = write
+            self._begin(write)
             self._depth = 1
             self._write_tx = write
             self._manual = True
         elif not self._write_tx and _WRITE_RE.match(sql):
             # read then write in one transaction (the original's SELECT, UPDATE, commit()): SQLite
             # takes the write lock at this statement; a busy error here reaches the caller
+            # (MariaDB: the reads ran in autocommit, the transaction starts here)
+            self._engine.upgrade(self._con)
             self._write_tx = True
 
     def execute(self, sql: str, varmap: dict[str, Any] | None = None) -> Any:
@@ -60,20 +61,22 @@ class InfraMixin(DBModule):
 
     def commit(self) -> None:
         """Commit the transaction opened by :meth:`execute`."""
+        write = self._write_tx
         self._depth = 0
         self._manual = False
-        if self._con.in_transaction:
-            self._con.execute("COMMIT")
-        self._end_write_turn()
+        try:
+            self._engine.commit(self._con, write)
+        finally:
+            self._end_write_turn()
 
     def rollback(self) -> None:
         """Roll back the transaction opened by :meth:`execute`."""
         self._abort()
 
     def convert_params(self, sql: str, varmap: Any = None) -> Any:
-        """Rewrite MariaDB-only syntax for SQLite (``FOR UPDATE`` dropped, ``INSERT IGNORE``)."""
-        sql = re.sub(r"\s+FOR UPDATE", " ", sql, flags=re.I)
-        sql = re.sub(r"INSERT IGNORE", "INSERT OR IGNORE", sql, flags=re.I)
+        """Statements written for MariaDB as the engine takes them (SQLite: ``FOR UPDATE`` dropped,
+        ``INSERT IGNORE`` → ``INSERT OR IGNORE``; MariaDB: unchanged)."""
+        sql = self._engine.convert_raw(sql)
         return sql if varmap is None else (sql, varmap)
 
     def type_conversion(self, attr_type: str) -> str:
@@ -110,20 +113,19 @@ class InfraMixin(DBModule):
                 tmp_log.debug("made table")
             else:
                 for col in schema.missing_columns(self._engine, self.cur, table_name, cls):
-                    self._exec(schema.add_column_sql(self._engine, table_name, col))
+                    self._exec(schema.add_column_sql(self._engine, table_name, col, cls))
                     added.append(col.name)
                     tmp_log.info(f"added column {col.name} {col.spec_type}")
             have = self._engine.index_names(self.cur, table_name)
             for name in sorted(have):
                 if schema.OBSOLETE_INDEXES.get(name) == table_name:
-                    self._exec(f"DROP INDEX IF EXISTS {name}")
+                    self._exec(self._engine.drop_index_sql(name, table_name))
                     tmp_log.info(f"dropped index {name}: no query needs it")
             for name, (cols, unique) in schema.wanted_indexes(table_name, cls).items():
                 if name in have:
                     continue
-                kind = "UNIQUE INDEX" if unique else "INDEX"
                 try:
-                    self._exec(f"CREATE {kind} IF NOT EXISTS {name} ON {table_name}({','.join(cols)})")
+                    self._exec(self._engine.create_index_sql(name, table_name, cols, unique))
                 except Exception as exc:  # e.g. duplicates in an old table for a new unique index
                     raise DBError(f"cannot create index {name} on {table_name} in {self._engine.path}: {exc}; "
                                   f"fix the duplicated rows or move the DB file away") from exc

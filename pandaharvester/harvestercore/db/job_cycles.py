@@ -85,7 +85,7 @@ class JobCyclesMixin(DBModule):
         with self._tx():
             rows = self._exec("SELECT queueName,nQueueLimitJob,nQueueLimitJobRatio,nQueueLimitJobMax,nQueueLimitJobMin "
                               "FROM pq_table WHERE jobFetchTime IS NULL OR jobFetchTime<:limit "
-                              "ORDER BY jobFetchTime, resourceType", {":limit": limit}).fetchall()
+                              f"ORDER BY jobFetchTime, resourceType{self._for_update()}", {":limit": limit}).fetchall()
             seen: set[str] = set()
             for queue_name, n_limit, ratio, n_max, n_min in rows:
                 if queue_name in seen:
@@ -131,8 +131,7 @@ class JobCyclesMixin(DBModule):
                 "((propagatorTime<:lockTimeLimit AND propagatorLock IS NOT NULL) OR "
                 "(propagatorTime<:updateTimeLimit AND propagatorLock IS NULL))")
         with self._tx():
-            ids = [r[0] for r in self._exec(f"SELECT PandaID FROM job_table WHERE {cond} ORDER BY propagatorTime "
-                                            f"LIMIT {int(max_jobs)}", varmap).fetchall()]
+            ids = self._pick_ids("job_table", "PandaID", cond, "ORDER BY propagatorTime", varmap, int(max_jobs))
             # avoid one bulk update carrying too many events
             n_events = dict(self._ids_in("SELECT PandaID, COUNT(*) FROM event_table WHERE PandaID IN ({ids}) "
                                          f"AND subStatus IN {SQL_EVENTS_TO_REPORT} GROUP BY PandaID", ids))
@@ -225,8 +224,11 @@ class JobCyclesMixin(DBModule):
                     return []
                 max_jobs -= n_processing
             order = f"ORDER BY {time_column}" if time_column else ""
-            ids = [r[0] for r in self._exec(f"SELECT PandaID FROM job_table WHERE {cond} {order} "
-                                            f"LIMIT {int(max_jobs)}", varmap).fetchall()]
+            if locked_by is not None:
+                ids = self._pick_ids("job_table", "PandaID", cond, order, varmap, int(max_jobs))
+            else:
+                ids = [r[0] for r in self._exec(f"SELECT PandaID FROM job_table WHERE {cond} {order} "
+                                                f"LIMIT {int(max_jobs)}", varmap).fetchall()]
             if locked_by is not None:
                 self._lock_ids("job_table", "PandaID", ids, f"{time_column}=:now,{lock_column}=:lockedBy", cond,
                                dict(varmap, **{":now": now, ":lockedBy": locked_by}))
@@ -281,8 +283,7 @@ class JobCyclesMixin(DBModule):
         # inside the transaction only the SQL: the rows are read raw and the specs are built after
         # the commit (the jobs are locked for this caller by then)
         with self._tx():
-            ids = [r[0] for r in self._exec(f"SELECT PandaID FROM job_table WHERE {cond} ORDER BY stagerTime "
-                                            f"LIMIT {int(max_jobs)}", varmap).fetchall()]
+            ids = self._pick_ids("job_table", "PandaID", cond, "ORDER BY stagerTime", varmap, int(max_jobs))
             self._lock_ids("job_table", "PandaID", ids, "stagerTime=:now,stagerLock=:lockedBy", cond,
                            dict(varmap, **{":now": now, ":lockedBy": locked_by}))
             job_rows = self._ids_in(f"SELECT {job_cls.column_names(slim=True)} FROM job_table "
@@ -466,8 +467,10 @@ class JobCyclesMixin(DBModule):
             if max_jobs == 0:
                 tmp_log.debug("skip due to maxJobs=0")
                 return []
-            ids = [r[0] for r in self._exec(f"SELECT PandaID FROM job_table WHERE {cond} "
-                                            f"ORDER BY currentPriority DESC, taskID, PandaID", varmap).fetchall()]
+            # every eligible job of the queue (no LIMIT): locked all at once on MariaDB; the queue is
+            # the submitter's alone meanwhile (get_queues_to_submit)
+            ids = [r[0] for r in self._exec(f"SELECT PandaID FROM job_table WHERE {cond} ORDER BY currentPriority "
+                                            f"DESC, taskID, PandaID{self._for_update()}", varmap).fetchall()]
             chunk: list[Any] = []
             n_seen = 0
             done = False

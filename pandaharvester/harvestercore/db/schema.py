@@ -205,19 +205,26 @@ def wanted_indexes(table: str, cls: type) -> dict[str, tuple[tuple[str, ...], bo
     return result
 
 
+def indexed_columns(table: str, cls: type) -> set[str]:
+    """Names of the columns of ``table`` that are in some index (MariaDB types them VARCHAR)."""
+    return {name for cols, _unique in wanted_indexes(table, cls).values() for name in cols}
+
+
 def create_table_sql(engine: Any, table: str, cls: type) -> str:
-    parts = [f"{col.name} {engine.column_type(col.spec_type)}" for col in columns_of(cls)]
-    return f"CREATE TABLE {table} ({', '.join(parts)})"
+    indexed = indexed_columns(table, cls)
+    parts = [f"{col.name} {engine.column_ddl(col.spec_type, col.name in indexed)}" for col in columns_of(cls)]
+    return f"CREATE TABLE {table} ({', '.join(parts)}){engine.table_options()}"
 
 
-def add_column_sql(engine: Any, table: str, col: Column) -> str:
-    ddl = engine.column_type(col.spec_type)
+def add_column_sql(engine: Any, table: str, col: Column, cls: type | None = None) -> str:
+    indexed = col.name in indexed_columns(table, cls) if cls is not None else col.index
+    ddl = engine.column_ddl(col.spec_type, indexed)
     if col.primary:
         raise DBError(f"{table} has no primary key column {col.name}: a primary key cannot be added to an "
                       f"existing table; move the DB file away so that harvester re-creates the tables")
     # constraints that ALTER TABLE cannot add are enforced by an index instead
     for word in ("unique", "not null"):
-        ddl = ddl.replace(word, "").replace(word.upper(), "")
+        ddl = re.sub(rf"\b{word}\b", "", ddl, flags=re.I)
     return f"ALTER TABLE {table} ADD COLUMN {col.name} {ddl.strip()}"
 
 

@@ -147,8 +147,8 @@ class ServiceMixin(DBModule):
                 spec.processName = process_name
                 spec.lockedBy = locked_by
                 spec.lockTime = now
-                self._insert_specs("lock_table", [spec])
-                got = True
+                # two processes may both find no row: the one whose INSERT is ignored did not get it
+                got = self._insert_specs("lock_table", [spec], ignore=True) == 1
             else:
                 limit = now - datetime.timedelta(seconds=lock_interval)
                 n = self._exec("UPDATE lock_table SET lockedBy=:lockedBy,lockTime=:now "
@@ -191,8 +191,7 @@ class ServiceMixin(DBModule):
         limit = now - datetime.timedelta(seconds=lock_interval)
         cond = "(lockTime IS NULL OR lockTime<:limit)"
         with self._tx():
-            ids = [r[0] for r in self._exec(f"SELECT diagID FROM diag_table WHERE {cond} ORDER BY diagID "
-                                            f"LIMIT {int(n_messages)}", {":limit": limit}).fetchall()]
+            ids = self._pick_ids("diag_table", "diagID", cond, "ORDER BY diagID", {":limit": limit}, int(n_messages))
             self._update_in(f"UPDATE diag_table SET lockTime=:now WHERE diagID IN ({{ids}}) AND {cond}", ids,
                             {":now": now, ":limit": limit})
             specs = self._select_specs_in("diag_table", "diagID", ids)

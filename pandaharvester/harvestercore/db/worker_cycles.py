@@ -95,8 +95,7 @@ class WorkerCyclesMixin(DBModule):
     def _plain_rows_in(self, sql_template: str, values: Sequence[Any]) -> list[tuple]:
         """Rows of ``sql_template.format(ids=...)`` over chunks of ``values`` as plain tuples (no
         ``sqlite3.Row`` objects: fewer objects for the GC when thousands of rows are read)."""
-        cur = self._con.cursor()
-        cur.row_factory = None
+        cur = self._engine.plain_cursor(self._con)
         try:
             rows: list[tuple] = []
             for batch in chunks(list(values)):
@@ -150,12 +149,15 @@ class WorkerCyclesMixin(DBModule):
         varmap = {":lockTimeLimit": now - datetime.timedelta(seconds=lock_interval),
                   ":checkTimeLimit": now - datetime.timedelta(seconds=check_interval)}
         varmap[":maxLimit"] = max(varmap[":lockTimeLimit"], varmap[":checkTimeLimit"])
-        cond = (f"status IN {SQL_WORKERS_ACTIVE} AND modificationTime<:maxLimit AND "
-                "((modificationTime<:lockTimeLimit AND lockedBy IS NOT NULL) OR "
-                "(modificationTime<:checkTimeLimit AND lockedBy IS NULL))")
+        due = ("modificationTime<:maxLimit AND ((modificationTime<:lockTimeLimit AND lockedBy IS NOT NULL) OR "
+               "(modificationTime<:checkTimeLimit AND lockedBy IS NULL))")
         with self._tx():
-            rows = self._exec(f"SELECT workerID, configID, mapType FROM work_table WHERE {cond} "
-                              f"ORDER BY modificationTime LIMIT {int(max_workers)}", varmap).fetchall()
+            if self._for_update():
+                rows = self._due_workers_by_status(due, varmap, int(max_workers))
+            else:
+                rows = self._exec(f"SELECT workerID, configID, mapType FROM work_table WHERE status IN "
+                                  f"{SQL_WORKERS_ACTIVE} AND {due} ORDER BY modificationTime "
+                                  f"LIMIT {int(max_workers)}", varmap).fetchall()
             locked = self._lock_worker_sets([tuple(r) for r in rows], locked_by)
             del rows
         # the specs are built once the locks are committed
@@ -163,6 +165,30 @@ class WorkerCyclesMixin(DBModule):
         n = sum(len(g) for q in result.values() for g in q.values())
         make_logger(_logger, f"thr={locked_by}", method_name="get_workers_to_update").debug(f"got {n} worker sets")
         return result
+
+    def _due_workers_by_status(self, due: str, varmap: dict[str, Any], limit: int) -> list[tuple]:
+        """The monitor's pick with row locks (MariaDB): candidates read without locks, one query
+        per active status so that the (status, modificationTime) index gives the order (over
+        ``status IN (...)`` the server would sort every due worker), merged oldest first, then
+        locked by primary key (:meth:`_lock_rows`); more candidates when others took too many."""
+        cond = f"status IN {SQL_WORKERS_ACTIVE} AND {due}"
+        taken: list[tuple] = []
+        tried: set[Any] = set()
+        for factor in (2, 8):
+            window = int(limit * factor)
+            candidates: list[tuple] = []
+            for status in lifecycle.WORKER_ACTIVE:
+                candidates += [tuple(r) for r in self._exec(
+                    f"SELECT workerID, modificationTime FROM work_table WHERE status=:pickStatus AND {due} "
+                    f"ORDER BY modificationTime LIMIT {window}", dict(varmap, **{":pickStatus": status})).fetchall()]
+            candidates.sort(key=lambda r: r[1])
+            fresh = [r[0] for r in candidates[:window] if r[0] not in tried]
+            tried.update(fresh)
+            taken += self._lock_rows("work_table", "workerID, configID, mapType", "workerID", cond, fresh, varmap,
+                                     limit - len(taken))
+            if len(taken) >= limit or len(candidates) < window:
+                break
+        return taken
 
     @db_method(dict)
     def get_workers_to_update_by_ids(self, worker_ids: Sequence[int], lock_interval: float, locked_by: str,
@@ -216,8 +242,7 @@ class WorkerCyclesMixin(DBModule):
         varmap = {":limit": now - datetime.timedelta(seconds=check_interval)}
         cond = "lastUpdate IS NOT NULL AND lastUpdate<:limit"
         with self._tx():
-            ids = [r[0] for r in self._exec(f"SELECT workerID FROM work_table WHERE {cond} ORDER BY lastUpdate "
-                                            f"LIMIT {int(max_workers)}", varmap).fetchall()]
+            ids = self._pick_ids("work_table", "workerID", cond, "ORDER BY lastUpdate", varmap, int(max_workers))
             self._update_in(f"UPDATE work_table SET lastUpdate=:now WHERE workerID IN ({{ids}}) AND {cond}", ids,
                             dict(varmap, **{":now": now}))
             workers = self._select_specs_in("work_table", "workerID", ids)
@@ -239,8 +264,7 @@ class WorkerCyclesMixin(DBModule):
         cond = (f"eventsRequest=:ev AND status IN {SQL_WORKERS_EVENT_FEEDABLE} AND "
                 "(eventFeedTime IS NULL OR eventFeedTime<:limit)")
         with self._tx():
-            ids = [r[0] for r in self._exec(f"SELECT workerID FROM work_table WHERE {cond} ORDER BY eventFeedTime "
-                                            f"LIMIT {int(max_workers)}", varmap).fetchall()]
+            ids = self._pick_ids("work_table", "workerID", cond, "ORDER BY eventFeedTime", varmap, int(max_workers))
             self._update_in(f"UPDATE work_table SET eventFeedTime=:now,eventFeedLock=:lockedBy "
                             f"WHERE workerID IN ({{ids}}) AND {cond}", ids,
                             dict(varmap, **{":now": now, ":lockedBy": locked_by}))
@@ -298,8 +322,8 @@ class WorkerCyclesMixin(DBModule):
         cond = "killTime IS NOT NULL AND killTime<:limit"
         dynamic = dynamic_plugin_change()
         with self._tx():
-            rows = self._exec(f"SELECT workerID, status, configID FROM work_table WHERE {cond} ORDER BY killTime "
-                              f"LIMIT {int(max_workers)}", varmap).fetchall()
+            rows = self._pick_rows("work_table", "workerID, status, configID", "workerID", cond, "ORDER BY killTime",
+                                   varmap, int(max_workers))
             done = [r[0] for r in rows if r[1] in lifecycle.WORKER_ENDED]
             todo = [r[0] for r in rows if r[1] not in lifecycle.WORKER_ENDED]
             self._update_in(f"UPDATE work_table SET killTime=NULL WHERE workerID IN ({{ids}}) AND {cond}", done, varmap)
@@ -334,8 +358,8 @@ class WorkerCyclesMixin(DBModule):
         dynamic = dynamic_plugin_change()
         result: dict[str, dict[Any, list[Any]]] = {}
         with self._tx():
-            rows = self._exec(f"SELECT workerID, configID FROM work_table WHERE {cond} ORDER BY modificationTime "
-                              f"LIMIT {int(max_workers)}", varmap).fetchall()
+            rows = self._pick_rows("work_table", "workerID, configID", "workerID", cond, "ORDER BY modificationTime",
+                                   varmap, int(max_workers))
             ids = [r[0] for r in rows]
             self._update_in(f"UPDATE work_table SET modificationTime=:now WHERE workerID IN ({{ids}}) AND {cond}", ids,
                             dict(varmap, **{":now": now}))
