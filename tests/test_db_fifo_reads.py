@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from test_db_fixtures import ago, db_home, insert_workers, make_worker, proxy  # noqa: F401
+import mariadb_helpers
+from test_db_fixtures import (  # noqa: F401
+    _module_mariadb, ago, db_engine, db_home, db_overrides, insert_workers, make_worker, mariadb_only, proxy,
+)
 
 
 def test_locks_the_active_unlocked_workers_and_skips_stale_copies(proxy):
@@ -27,3 +30,23 @@ def test_locks_the_active_unlocked_workers_and_skips_stale_copies(proxy):
     # the copy as new as the stored stamp is valid
     got = proxy.get_workers_to_update_by_ids([2], 600, "monitor-me", stamps={2: 2000.0})
     assert [ws[0].workerID for ws in got["Q1"][None]] == [2]
+
+
+@mariadb_only("row locks of another transaction exist only on MariaDB (SQLite has one writer)")
+def test_a_worker_another_transaction_holds_is_skipped_not_taken_twice(proxy, db_overrides):
+    """Two processes dequeuing the same worker from a shared FIFO: while another connection holds
+    the row (it is locking it), this pick skips it instead of stamping it a second time."""
+    insert_workers(proxy, [make_worker(1, status="running"), make_worker(2, status="running")])
+    other = mariadb_helpers.admin_connection(db_overrides["schema"])
+    try:
+        cur = other.cursor()
+        cur.execute("START TRANSACTION")
+        cur.execute("SELECT workerID FROM work_table WHERE workerID=1 FOR UPDATE")
+        got = proxy.get_workers_to_update_by_ids([1, 2], 600, "monitor-me")
+        assert sorted(ws[0].workerID for ws in got["Q1"][None]) == [2]
+        other.rollback()
+    finally:
+        other.close()
+    rows = dict(proxy.execute("SELECT workerID, lockedBy FROM work_table").fetchall())
+    proxy.commit()
+    assert rows == {1: None, 2: "monitor-me"}

@@ -200,10 +200,15 @@ class WorkerCyclesMixin(DBModule):
         is in the FIFO."""
         now = naive_utcnow()
         varmap = {":lockTimeLimit": now - datetime.timedelta(seconds=lock_interval)}
+        cond = f"status IN {SQL_WORKERS_ACTIVE} AND (lockedBy IS NULL OR modificationTime<:lockTimeLimit)"
+        ids = sorted({int(i) for i in worker_ids})
         with self._tx():
-            rows = self._ids_in("SELECT workerID, configID, mapType, workParams FROM work_table WHERE workerID IN "
-                                f"({{ids}}) AND status IN {SQL_WORKERS_ACTIVE} AND (lockedBy IS NULL OR "
-                                "modificationTime<:lockTimeLimit)", sorted({int(i) for i in worker_ids}), varmap)
+            if self._for_update():  # row locks: a worker another process is taking is skipped
+                rows = self._lock_rows("work_table", "workerID, configID, mapType, workParams", "workerID", cond,
+                                       ids, varmap, len(ids))
+            else:
+                rows = self._ids_in(f"SELECT workerID, configID, mapType, workParams FROM work_table WHERE "
+                                    f"workerID IN ({{ids}}) AND {cond}", ids, varmap)
             if stamps is not None:
                 rows = [r for r in rows if not _newer_copy_exists(r[3], stamps.get(r[0]))]
             locked = self._lock_worker_sets([tuple(r[:3]) for r in rows], locked_by)
