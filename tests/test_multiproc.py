@@ -6,9 +6,8 @@ per interval (counted from the emulator: heartbeats, cacher fetches, command fet
 metrics); signals reach every process, and they stop together (no orphan, a dead worker process
 stops the instance with status 1).
 
-The DB engine is a parameter: :data:`DB_ENGINES` lists the engines these tests run on (add
-``"mariadb"`` once the MariaDB engine is in), :func:`engine_cfg` gives the cfg overrides of each,
-and :class:`Engine` reads the instance's tables on it.
+The DB engine is a parameter: :data:`DB_ENGINES` lists the engines these tests run on (SQLite
+and MariaDB), and :class:`Engine` gives the cfg overrides of each and reads the instance's tables.
 """
 
 from __future__ import annotations
@@ -23,15 +22,15 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from dataclasses import dataclass
 
 import psutil
 import pytest
 
+import mariadb_helpers
 from e2e_helpers import REPO, TESTS_DIR, DaemonRun, daemon_run, wait_until  # noqa: F401
 
-DB_ENGINES = ["sqlite"]  # the integrator adds "mariadb" with the MariaDB engine
+DB_ENGINES = ["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)]
 
 PUSH = "DEMO_PUSH"
 PULL = "DEMO_PULL"
@@ -56,11 +55,9 @@ class Engine:
             return run.db_rows(sql)
         import pymysql
 
-        db = self.cfg["db"]
-        con = pymysql.connect(host=db["host"], port=int(db["port"]), user=db["user"], password=db["password"],
-                              database=db["schema"], cursorclass=pymysql.cursors.DictCursor)
+        con = mariadb_helpers.admin_connection(self.cfg["db"]["schema"])
         try:
-            with con.cursor() as cursor:
+            with con.cursor(pymysql.cursors.DictCursor) as cursor:
                 cursor.execute(sql)
                 return list(cursor.fetchall())
         except pymysql.err.ProgrammingError:
@@ -69,35 +66,15 @@ class Engine:
             con.close()
 
 
-def engine_cfg(engine: str) -> dict[str, dict]:
-    """cfg overrides that put the instance on ``engine`` (sqlite: the test home's file; MariaDB:
-    the server at 127.0.0.1:3306, in a database the ``db_engine`` fixture makes)."""
-    if engine == "sqlite":
-        return {"db": {"engine": "sqlite"}}
-    if engine in ("mariadb", "mysql"):
-        return {"db": {"engine": engine, "host": "127.0.0.1", "port": 3306, "user": "root", "password": "",
-                       "schema": f"hv_{uuid.uuid4().hex[:12]}"}}
-    raise NotImplementedError(f"no cfg for engine {engine!r} in tests/test_multiproc.py: add it to engine_cfg")
-
-
 @pytest.fixture(params=DB_ENGINES)
 def db_engine(request) -> Engine:
-    """Each DB engine of :data:`DB_ENGINES` in turn (a MariaDB database of its own, dropped after)."""
-    engine = Engine(request.param, engine_cfg(request.param))
-    if engine.name == "sqlite":
-        yield engine
+    """Each DB engine of :data:`DB_ENGINES` in turn (MariaDB: a scratch database of its own on the
+    test server, :mod:`mariadb_helpers`, dropped after)."""
+    if request.param == "sqlite":
+        yield Engine("sqlite", {"db": {"engine": "sqlite"}})
         return
-    import pymysql
-
-    db = engine.cfg["db"]
-    con = pymysql.connect(host=db["host"], port=int(db["port"]), user=db["user"], password=db["password"],
-                          autocommit=True)
-    try:
-        con.cursor().execute(f"CREATE DATABASE {db['schema']}")
-        yield engine
-    finally:
-        con.cursor().execute(f"DROP DATABASE IF EXISTS {db['schema']}")
-        con.close()
+    with mariadb_helpers.mariadb_database() as overrides:
+        yield Engine(request.param, {"db": overrides})
 
 
 def _cfg(engine: Engine, **sections: dict) -> dict[str, dict]:
