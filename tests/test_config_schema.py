@@ -38,6 +38,7 @@ ISSUE_BAD_VALUES = [
     ("monitor", "maxWorkers", "0", "must be an integer ≥ 1"),
     ("propagator", "minMessageLevel", "LOUD", "must be one of CRITICAL, ERROR, WARNING, INFO, DEBUG, NOTSET"),
     ("db", "engine", "oracle", "must be one of sqlite, mariadb, mysql"),
+    ("db", "tablePrefix", "site-A", "must be a letter followed by letters, digits or _ (at most 20 characters)"),
     ("pandacon", "transport", "curl", "must be one of requests, pycurl"),
     ("submitter", "respectSleepTime", "true", "must be True or False"),
     ("submitter", "activateWorkerFactor", "often", "must be one of auto or a number ≥ 0"),

@@ -200,6 +200,28 @@ def test_two_fifos_do_not_share_objects(fifo_env: Any) -> None:
     assert two.get() is None and one.size() == 1
 
 
+@pytest.mark.parametrize("backend", ["mysql", "redis"])
+def test_instances_with_their_own_table_prefix_do_not_share_a_fifo(backend: str, fresh_home: Any,
+                                                                     tmp_path: Path) -> None:
+    # several instances on one MariaDB database or Redis: [db] tablePrefix keeps their FIFOs apart
+    gen = scratch_fifo_cfg(backend, tmp_path)
+    cfg = next(gen)
+    title = unique_title()
+    try:
+        fresh_home({"fifo": cfg, "db": {"tablePrefix": "A_"}})
+        one = fifo_class(title)()
+        one.put("of A", 1.0)
+        fresh_home({"fifo": cfg, "db": {"tablePrefix": "B_"}})
+        two = fifo_class(title)()
+        assert two.get() is None and one.size() == 1
+        assert one.get().item == "of A"
+    finally:
+        if backend == "redis":
+            redis_cleanup(f"A_{title}")
+            redis_cleanup(f"B_{title}")
+        gen.close()
+
+
 _CHILD = r"""
 import json, os, sys, time
 from pandaharvester.harvestercore.fifos import SpecialFIFOBase

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from pandaharvester.harvesterconfig.schema import (
-    LEVEL, AnyOf, Bool, Choice, Directory, Int, Json, Key, Kind, Lines, Number, SecretFile, Text, is_set, is_true,
+    LEVEL, AnyOf, Bool, Choice, Directory, Identifier, Int, Json, Key, Kind, Lines, Number, SecretFile, Text, is_set, is_true,
 )
 
 SECONDS = Number(min=0, unit="seconds")
@@ -94,6 +94,8 @@ KEYS: tuple[Key, ...] = (
     _k("db", "host", TEXT, "localhost", "MariaDB/MySQL server host"),
     _k("db", "port", PORT, 3306, "MariaDB/MySQL server port"),
     _k("db", "reconnectTimeout", SECONDS, 300, "seconds to keep reconnecting to MariaDB/MySQL before giving up"),
+    _k("db", "tablePrefix", Identifier(), "", "prefix of this instance's table names, so that several instances "
+       "(each its own harvester_id) share one database; the sequence table is shared"),
     _k("db", "syncMaxWorkerID", BOOL, False, "take the largest workerID known to PanDA at start"),
     # ---------------------------------------------------------------- fifo
     _k("fifo", "fifoModule", TEXT, "pandaharvester.harvesterfifo.sqlite_fifo", "module of the FIFO backend"),

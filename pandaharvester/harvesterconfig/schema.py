@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Protocol
 
@@ -128,6 +129,21 @@ class Choice(Kind):
 
     def accepts(self, value: Any) -> bool:
         return isinstance(value, str) and value.strip().lower() in {o.lower() for o in self.options}
+
+
+@dataclass(frozen=True)
+class Identifier(Kind):
+    """A prefix for SQL names: a letter, then letters, digits or ``_``, at most ``max_len`` long (or empty)."""
+
+    max_len: int = 20
+
+    def _noun(self) -> str:
+        return f"a letter followed by letters, digits or _ (at most {self.max_len} characters)"
+
+    def accepts(self, value: Any) -> bool:
+        if not isinstance(value, str):
+            return False
+        return value == "" or re.fullmatch(rf"[A-Za-z][A-Za-z0-9_]{{0,{self.max_len - 1}}}", value) is not None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from .db.commands import CommandsMixin
 from .db.engine import DBSettings, get_engine, settings_from_config
 from .db.files import FilesMixin
 from .db.infra import InfraMixin
+from .db.instance_tables import claim_tables
 from .db.job_cycles import JobCyclesMixin
 from .db.jobs import JobsMixin
 from .db.jobs_workers import JobsWorkersMixin
@@ -77,6 +78,10 @@ class DBProxy(InfraMixin, JobsMixin, JobCyclesMixin, WorkersMixin, WorkerCyclesM
         """
         tmp_log = make_logger(_logger, method_name="make_tables")
         tmp_log.debug("start")
+        from pandaharvester.harvesterconfig import harvester_config
+
+        # first: refuse tables another instance owns before touching them
+        claim_tables(self, str(getattr(getattr(harvester_config, "master", None), "harvester_id", "") or ""))
         problems: list[str] = []
         for table in schema.TABLES:
             problems += self.make_table(schema.spec_class(table), table)
@@ -84,8 +89,6 @@ class DBProxy(InfraMixin, JobsMixin, JobCyclesMixin, WorkersMixin, WorkerCyclesM
             raise DBError(f"definitions of tables in {self._engine.path} are incorrect: {'; '.join(problems)}. "
                           f"Add the missing columns, or move the file away so that harvester re-creates it")
         init_worker = 1
-        from pandaharvester.harvesterconfig import harvester_config
-
         if getattr(harvester_config.db, "syncMaxWorkerID", False) and communicator_pool is not None:
             status, out = communicator_pool.get_max_worker_id()
             if not status:

@@ -57,6 +57,14 @@ class BaseFifo(PluginBase):
         return default, "[fifo]"
 
     @staticmethod
+    def instance_prefix() -> str:
+        """``[db] tablePrefix``: instances sharing a database server (MysqlFifo) or a Redis keep
+        their FIFOs apart by it, as their tables."""
+        from pandaharvester.harvesterconfig import harvester_config
+
+        return str(getattr(getattr(harvester_config, "db", None), "tablePrefix", "") or "").strip()
+
+    @staticmethod
     def wait_for(attempt: Callable[[], Any], timeout: float | None) -> Any:
         """``attempt()`` until it gives something other than None or ``timeout`` s passed
         (None: one attempt); polls at 10 ms, growing to 0.5 s."""

@@ -1,4 +1,5 @@
-"""MySQL/MariaDB FIFO backend over PyMySQL: one table ``<titleName>_FIFO`` per FIFO.
+"""MySQL/MariaDB FIFO backend over PyMySQL: one table ``<titleName>_FIFO`` per FIFO (with
+``[db] tablePrefix`` in front when it is set).
 
 Server keys (the FIFO's section first, then ``[fifo]``, as the original): ``db_host`` (default
 127.0.0.1), ``db_port`` (3306), ``db_user``, ``db_password``, ``db_schema``; ``[fifo]
@@ -43,7 +44,7 @@ class MysqlFifo(BaseFifo):
         self._password = self.setting("db_password", "")[0]
         self.schema = self.setting("db_schema", "HARVESTER")[0]
         self.reconnectTimeout = float(self.setting("reconnectTimeout", 300)[0])
-        self.tableName = f"{self.titleName}_FIFO"
+        self.tableName = f"{self.instance_prefix()}{self.titleName}_FIFO"
         self._local = threading.local()
         try:
             self._connect()

@@ -1,6 +1,7 @@
 """Redis FIFO backend (redis-py): per FIFO a sorted set of waiting ids by score, a sorted set of
 temporary ids (keeping their scores, so that ``restore`` puts them back in order) and a hash of
-items, under the keys ``<titleName>-fifo_id-score``, ``-fifo_id-temp`` and ``-fifo_id-item``.
+items, under the keys ``<titleName>-fifo_id-score``, ``-fifo_id-temp`` and ``-fifo_id-item`` (with
+``[db] tablePrefix`` in front when it is set).
 
 New ids count up from 10**12 (all of one length: objects of equal score, which Redis orders
 by id text, come out in the order they were put). Every operation that moves objects is one Lua script, which Redis runs atomically: two
@@ -126,10 +127,11 @@ class RedisFifo(BaseFifo):
         except redis.RedisError as exc:
             raise ConfigError(f"{where} redisHost = {host!r}, redisPort = {port}: cannot reach Redis for the "
                               f"{self.titleName} FIFO: {exc}; start redis-server or fix these keys") from None
-        self.id_score = f"{self.titleName}-fifo_id-score"
-        self.id_item = f"{self.titleName}-fifo_id-item"
-        self.id_temp = f"{self.titleName}-fifo_id-temp"
-        self.id_seq = f"{self.titleName}-fifo_id-seq"
+        name = f"{self.instance_prefix()}{self.titleName}"
+        self.id_score = f"{name}-fifo_id-score"
+        self.id_item = f"{name}-fifo_id-item"
+        self.id_temp = f"{name}-fifo_id-temp"
+        self.id_seq = f"{name}-fifo_id-seq"
         self._pop_script = self.qconn.register_script(_POP)
         self._put_script = self.qconn.register_script(_PUT)
         self._update_script = self.qconn.register_script(_UPDATE)

@@ -57,13 +57,16 @@ class DBSettings:
     # the connector module for MariaDB/MySQL: "" = by use_mysqldb; "pymysql", "mysqldb" or
     # "mariadb" (the benchmark compares them)
     driver: str = ""
+    # [db] tablePrefix: this instance's tables in a database several instances share
+    table_prefix: str = ""
 
     def identity(self) -> tuple[Any, ...]:
         """What names one database (pools and engines are shared per identity)."""
         if self.engine in MYSQL_ENGINES:
             return ("mysql", self.host, int(self.port), self.schema, self.user, self.password_file,
-                    hash(self.password), self.driver or self.use_mysqldb)
-        return (self.engine, os.path.abspath(self.database_filename) if self.database_filename else "")
+                    hash(self.password), self.driver or self.use_mysqldb, self.table_prefix)
+        return (self.engine, os.path.abspath(self.database_filename) if self.database_filename else "",
+                self.table_prefix)
 
     def get_password(self) -> str:
         """The password: ``password_file``'s first line when set (checked to be mode 0600), else ``password``."""
@@ -113,6 +116,7 @@ def settings_from_config() -> DBSettings:
         schema=str(get("schema", "HARVESTER")),
         use_mysqldb=get("useMySQLdb", False) is True,
         reconnect_timeout=float(get("reconnectTimeout", 300)),
+        table_prefix=str(getattr(section, "tablePrefix", "") or "").strip(),
     )
 
 

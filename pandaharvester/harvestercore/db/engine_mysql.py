@@ -29,6 +29,7 @@ from pandaharvester.errors import DBError
 
 from ..log_utils import setup_logger
 from .engine_sqlite import MANY_CHUNK
+from .instance_tables import table_names
 
 if TYPE_CHECKING:
     from .engine import DBSettings
@@ -109,6 +110,8 @@ class MySQLEngine:
         self.reconnect_timeout = max(float(settings.reconnect_timeout), 0.0)
         self.capture: list[str] | None = None
         self._sql_cache: dict[str, str] = {}
+        # [db] tablePrefix (None: the tables' names as written)
+        self.tables = table_names(settings.table_prefix)
 
     # ------------------------------------------------------------ connection
     def _open(self) -> Any:
@@ -159,7 +162,7 @@ class MySQLEngine:
         """The driver's form of a neutral statement (cached)."""
         out = self._sql_cache.get(sql)
         if out is None:
-            out = translate(sql)
+            out = translate(sql if self.tables is None else self.tables.sql(sql))
             if len(self._sql_cache) > 20000:
                 self._sql_cache.clear()
             self._sql_cache[sql] = out
@@ -230,18 +233,22 @@ class MySQLEngine:
 
     def table_columns(self, cur: Any, table: str) -> dict[str, str]:
         self.execute(cur, "SELECT column_name, column_type FROM information_schema.columns "
-                          "WHERE table_schema=DATABASE() AND table_name=:n", {":n": table})
+                          "WHERE table_schema=DATABASE() AND table_name=:n", {":n": self._physical(table)})
         return {row[0]: row[1] for row in cur.fetchall()}
+
+    def _physical(self, table: str) -> str:
+        return table if self.tables is None else self.tables.physical(table)
 
     def table_exists(self, cur: Any, table: str) -> bool:
         self.execute(cur, "SELECT 1 FROM information_schema.tables WHERE table_schema=DATABASE() AND table_name=:n",
-                     {":n": table})
+                     {":n": self._physical(table)})
         return cur.fetchone() is not None
 
     def index_names(self, cur: Any, table: str) -> set[str]:
         self.execute(cur, "SELECT DISTINCT index_name FROM information_schema.statistics "
-                          "WHERE table_schema=DATABASE() AND table_name=:n", {":n": table})
-        return {row[0] for row in cur.fetchall()} - {"PRIMARY"}
+                          "WHERE table_schema=DATABASE() AND table_name=:n", {":n": self._physical(table)})
+        names = {row[0] for row in cur.fetchall()} - {"PRIMARY"}
+        return names if self.tables is None else {self.tables.logical(name) for name in names}
 
     def explain(self, cur: Any, sql: str, varmap: dict[str, Any] | None = None) -> list[str]:
         """``EXPLAIN`` of ``sql``, one line per table: ``table=<t> type=<access> key=<index> ...``

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 from pandaharvester.errors import DBError
 
 from ..log_utils import setup_logger
+from .instance_tables import table_names
 
 if TYPE_CHECKING:
     from .engine import DBSettings
@@ -128,6 +129,8 @@ class SQLiteEngine:
         self._write_turn = threading.RLock()
         # statements captured by tests (EXPLAIN QUERY PLAN checks); None = off
         self.capture: list[str] | None = None
+        # [db] tablePrefix (None: the tables' names as written)
+        self.tables = table_names(settings.table_prefix)
 
     # ------------------------------------------------------------ connection
     def _prepare_file(self) -> None:
@@ -245,20 +248,28 @@ class SQLiteEngine:
             return self.ts_type
         return re.sub("auto_increment", "autoincrement", spec_type, flags=re.I)
 
+    def _physical(self, table: str) -> str:
+        return table if self.tables is None else self.tables.physical(table)
+
     def table_columns(self, cur: sqlite3.Cursor, table: str) -> dict[str, str]:
-        rows = cur.execute(f"PRAGMA table_info({table})").fetchall()
+        rows = cur.execute(f"PRAGMA table_info({self._physical(table)})").fetchall()
         return {row[1]: row[2] for row in rows}
 
     def table_exists(self, cur: sqlite3.Cursor, table: str) -> bool:
-        row = cur.execute("SELECT name FROM sqlite_master WHERE type='table' AND name=:n", {"n": table}).fetchone()
+        row = cur.execute("SELECT name FROM sqlite_master WHERE type='table' AND name=:n",
+                          {"n": self._physical(table)}).fetchone()
         return row is not None
 
     def index_names(self, cur: sqlite3.Cursor, table: str) -> set[str]:
-        rows = cur.execute("SELECT name FROM sqlite_master WHERE type='index' AND tbl_name=:n", {"n": table}).fetchall()
-        return {row[0] for row in rows}
+        rows = cur.execute("SELECT name FROM sqlite_master WHERE type='index' AND tbl_name=:n",
+                           {"n": self._physical(table)}).fetchall()
+        names = {row[0] for row in rows}
+        return names if self.tables is None else {self.tables.logical(name) for name in names}
 
     def explain(self, cur: sqlite3.Cursor, sql: str, varmap: dict[str, Any] | None = None) -> list[str]:
         """The query plan lines of ``sql`` (used by the index tests)."""
+        if self.tables is not None:
+            sql = self.tables.sql(sql)
         rows = cur.execute("EXPLAIN QUERY PLAN " + sql, self.binds(varmap)).fetchall()
         return [row[-1] for row in rows]
 
@@ -356,6 +367,8 @@ class SQLiteEngine:
                 ) -> sqlite3.Cursor:
         if self.capture is not None:
             self.capture.append(sql)
+        if self.tables is not None:
+            sql = self.tables.sql(sql)
         if isinstance(varmap, dict) or varmap is None:
             return cur.execute(sql, self.binds(varmap))
         return cur.execute(sql, self.row_values(varmap))
@@ -364,6 +377,8 @@ class SQLiteEngine:
         """executemany in batches; returns the total number of rows changed."""
         if self.capture is not None:
             self.capture.append(sql)
+        if self.tables is not None:
+            sql = self.tables.sql(sql)
         total = 0
         batch: list[Any] = []
 
