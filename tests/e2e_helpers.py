@@ -100,11 +100,11 @@ class DaemonRun:
                  queue_changes: dict[str, dict] | None = None, cfg: dict[str, dict] | None = None,
                  only_queues: list[str] | None = None,
                  queue_maker: Callable[[Path, float], dict] | None = None,
-                 emulator_kwargs: dict[str, Any] | None = None) -> None:
+                 emulator_kwargs: dict[str, Any] | None = None, harvester_id: str | None = None) -> None:
         from pandaharvester.harvestertest import demo
 
         self.demo = demo
-        self.harvester_id = demo.HARVESTER_ID
+        self.harvester_id = harvester_id or demo.HARVESTER_ID
         self.home = Path(home).resolve()
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
         self.worker_seconds = worker_seconds
@@ -122,22 +122,34 @@ class DaemonRun:
         self.emulator_kwargs = emulator_kwargs or {}  # more start_emulator() keywords (sent_timeout, faults)
         self.pid_file = self.home / "panda_harvester.pid"
         self.emulator: Any = None
+        self.owns_emulator = True  # False: another run's emulator (several instances on one PanDA)
         self.daemon: subprocess.Popen | None = None
         self.n_starts = 0
 
     # ------------------------------------------------------------------ set-up
     def start_emulator(self) -> Any:
-        from pandaharvester.harvestertest import instance
         from pandaharvester.harvestertest.panda_emulator.launcher import start_emulator
 
         self.emulator = start_emulator(self.home / "emulator", extra_args=["--holding-delay", "0.3"],
                                        **self.emulator_kwargs)
+        self.write_config()
+        return self.emulator
+
+    def use_emulator(self, emulator: Any) -> None:
+        """Serve the PanDA of another run (several instances on one server); it is not stopped here."""
+        self.emulator, self.owns_emulator = emulator, False
+        self.write_config()
+
+    def write_config(self) -> None:
+        """The cfg (pointing at the emulator) and the queue config of the instance."""
+        from pandaharvester.harvestertest import instance
+
         overrides = copy.deepcopy(self.demo.cfg_overrides(self.emulator.base_url))
+        overrides["master"]["harvester_id"] = self.harvester_id
         for section, values in self.cfg_changes.items():
             overrides.setdefault(section, {}).update(values)
         instance.write_cfg(self.home, overrides, harvester_id=self.harvester_id)
         instance.write_queue_config(self.home, self.queues)
-        return self.emulator
 
     def start(self) -> subprocess.Popen:
         """Start the daemon (the emulator first if needed)."""
@@ -199,7 +211,7 @@ class DaemonRun:
             try:
                 self.kill_pilots()
             finally:
-                if self.emulator is not None:
+                if self.emulator is not None and self.owns_emulator:
                     self.emulator.stop()
 
     # ------------------------------------------------------------------ inspection

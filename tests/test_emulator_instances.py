@@ -5,6 +5,7 @@ statistics, instance and queue configs (over real HTTP against a real process)."
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import requests
@@ -93,6 +94,43 @@ def test_workers_commands_and_queue_depth(emulator):
         {"harvester_id": "H2", "panda_queue": "SITE_W", "statistics": json.dumps(stats)},
     )["success"]
     assert get(emulator, "harvester/get_worker_statistics")["data"] == {"SITE_W": {"H2": stats}}
+
+
+def _serving(emu, harvester_id, site):
+    """An instance asking for the commands of ``site`` in its heartbeats (the first one creates it)."""
+    data = {"commands": [{"command": "SET_N_WORKERS_JOBTYPE", "computingSite": site, "resourceType": "SCORE"}]}
+    post(emu, "harvester/heartbeat", {"harvester_id": harvester_id, "data": {}})
+    assert post(emu, "harvester/heartbeat", {"harvester_id": harvester_id, "data": data})["success"]
+
+
+def _sent(emu, harvester_id):
+    cmds = post(emu, "harvester/acquire_commands", {"harvester_id": harvester_id, "n_commands": 10})["data"]
+    post(emu, "harvester/acknowledge_commands", {"command_ids": [c["command_id"] for c in cmds]})
+    return [c["params"] for c in cmds]
+
+
+def test_each_live_instance_gets_its_share_of_the_queue_depth(emulator):
+    for hid in ("HA", "HB", "HC"):
+        _serving(emulator, hid, "SITE_S")
+    emulator.set_queue_depth("SITE_S", 3, resource_type="MCORE", command=False)
+    reply = emulator.set_queue_depth("SITE_S", 10, resource_type="SCORE")
+    # 10 over three: 4, 3, 3 (the remainder to the first by id); they add up to what PanDA wants
+    assert reply["notified"] == ["HA", "HB", "HC"]
+    assert [_sent(emulator, hid) for hid in ("HA", "HB", "HC")] == [
+        [{"managed": {"MCORE": 1, "SCORE": 4}}], [{"managed": {"MCORE": 1, "SCORE": 3}}],
+        [{"managed": {"MCORE": 1, "SCORE": 3}}]]
+    # HC stops: once its heartbeat is older than the instance timeout, the next depth goes to the others
+    assert emulator.settings(instance_timeout=1.0)["instance_timeout"] == 1.0
+    time.sleep(1.2)
+    for hid in ("HA", "HB"):
+        _serving(emulator, hid, "SITE_S")
+    reply = emulator.set_queue_depth("SITE_S", 10, resource_type="SCORE")
+    assert reply["notified"] == ["HA", "HB"] and _sent(emulator, "HC") == []
+    assert [_sent(emulator, hid) for hid in ("HA", "HB")] == [[{"managed": {"MCORE": 2, "SCORE": 5}}],
+                                                             [{"managed": {"MCORE": 1, "SCORE": 5}}]]
+    # a depth for one instance is that instance's whole
+    emulator.set_queue_depth("SITE_S", 7, resource_type="SCORE", harvester_id="HC")
+    assert _sent(emulator, "HC") == [{"managed": {"MCORE": 3, "SCORE": 7}}]
 
 
 def _report(emu, harvester_id, queue, statistics):

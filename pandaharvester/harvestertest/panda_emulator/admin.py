@@ -211,7 +211,10 @@ def _route(srv, method: str, path: str, p: dict) -> tuple[int, Any]:
             srv.jobs.holding_delay = float(p["holding_delay"])
         if "sent_timeout" in p:
             srv.jobs.sent_timeout = float(p["sent_timeout"])
-        return _ok({"holding_delay": srv.jobs.holding_delay, "sent_timeout": srv.jobs.sent_timeout})
+        if "instance_timeout" in p:
+            srv.instances.instance_timeout = float(p["instance_timeout"])
+        return _ok({"holding_delay": srv.jobs.holding_delay, "sent_timeout": srv.jobs.sent_timeout,
+                    "instance_timeout": srv.instances.instance_timeout})
     if path == "jobs":
         return _ok(_jobs(srv, p))
     if path == "workers":

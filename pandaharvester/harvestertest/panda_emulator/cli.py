@@ -16,6 +16,7 @@ from typing import Any
 
 from .faults import KINDS
 from .instances import DEFAULT_JOB_TYPE
+from .instances import DEFAULT_INSTANCE_TIMEOUT
 from .jobs import DEFAULT_SENT_TIMEOUT
 
 
@@ -56,6 +57,9 @@ def _serve_parser(sub) -> None:
     p.add_argument("--sent-timeout", type=float, default=DEFAULT_SENT_TIMEOUT,
                    help="seconds a dispatched job may stay in sent without a report before the watchdog "
                         "reassigns it (default %(default)s)")
+    p.add_argument("--instance-timeout", type=float, default=DEFAULT_INSTANCE_TIMEOUT,
+                   help="seconds after its last heartbeat an instance still gets a share of a queue depth set "
+                        "without --harvester-id (default %(default)s)")
     p.add_argument("--faults", default=None, help='JSON, e.g. {"rate":0.3,"kinds":["http500"],"seed":1}')
     p.add_argument("--fault-rate", type=float, default=None)
     p.add_argument("--fault-kinds", default=None, help=f"comma list of: {', '.join(KINDS)}")
@@ -192,6 +196,7 @@ def _run_serve(args) -> int:
             faults=_faults_from(args),
             holding_delay=args.holding_delay,
             sent_timeout=args.sent_timeout,
+            instance_timeout=args.instance_timeout,
             ready_file=Path(args.ready_file) if args.ready_file else None,
         )
     except TLSUnavailable as exc:

@@ -31,14 +31,18 @@ HEARTBEAT_COLUMNS = {
 # the job type the real server puts in SET_N_WORKERS_JOBTYPE (its pilot streaming's default label)
 DEFAULT_JOB_TYPE = "managed"
 
+# an instance whose last heartbeat is older than this gets no share of a queue depth
+DEFAULT_INSTANCE_TIMEOUT = 1800.0
+
 KNOWN_COMMANDS = ("KILL_WORKERS", "SET_N_WORKERS_JOBTYPE", "REPORT_WORKER_STATS", "SYNC_WORKERS_KILL", "RELOAD_CONFIG")
 
 
 class Instances:
     """Operations on instance, worker and command rows."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, instance_timeout: float = DEFAULT_INSTANCE_TIMEOUT) -> None:
         self.store = store
+        self.instance_timeout = instance_timeout
 
     # ----------------------------------------------------------- heartbeat
     def heartbeat(self, harvester_id: str, data: Any, owner: str, host: str) -> tuple[bool, str]:
@@ -196,7 +200,9 @@ class Instances:
         As the real server, the command carries every depth set for the site (``{job_type:
         {resource_type: n}}``): Harvester resets the slots a command does not name. The job type is
         a real one (``managed``) unless told otherwise, as the real server's pilot streaming sends it;
-        ``ANY`` is possible.
+        ``ANY`` is possible. Sent to ``harvester_id`` alone when given; else each live instance
+        serving the site gets its share of every depth (:meth:`shares`), so that together they
+        submit what PanDA wants, once.
         """
         n = int(n)
         if n < 0:
@@ -205,13 +211,35 @@ class Instances:
             con.execute(
                 "INSERT OR REPLACE INTO queue_depth VALUES(?,?,?,?,?)", (site, job_type, resource_type, n, now())
             )
-        targets: list[str] = []
+        shares: dict[str, dict] = {}
         if command:
-            targets = [harvester_id] if harvester_id else self.instances_serving(site)
-            params = self.queue_depths().get(site, {job_type: {resource_type: n}})
-            for hid in targets:
+            depths = self.queue_depths().get(site, {job_type: {resource_type: n}})
+            shares = {harvester_id: depths} if harvester_id else self.shares(depths, self.live_instances(site))
+            for hid, params in shares.items():
                 self.add_command(hid, f"SET_N_WORKERS_JOBTYPE:{site}", params)
-        return {"site": site, "n": n, "resource_type": resource_type, "job_type": job_type, "notified": targets}
+        return {"site": site, "n": n, "resource_type": resource_type, "job_type": job_type,
+                "notified": sorted(shares), "shares": shares}
+
+    @staticmethod
+    def shares(depths: dict, harvester_ids: list[str]) -> dict[str, dict]:
+        """{harvester_id: depths split}: each depth ``n`` over ``k`` instances is ``n // k`` each, the
+        remainder one more each for the first instances by id; the shares add up to ``n``."""
+        k = len(harvester_ids)
+        return {
+            hid: {jt: {rt: n // k + (1 if index < n % k else 0) for rt, n in by_rt.items()}
+                  for jt, by_rt in depths.items()}
+            for index, hid in enumerate(sorted(harvester_ids))
+        }
+
+    def live_instances(self, site: str) -> list[str]:
+        """Instances serving ``site`` whose last heartbeat is within ``instance_timeout`` s (one
+        configured for the site but never heard from counts as live: it may not have started yet)."""
+        limit = now() - self.instance_timeout
+        last = {
+            r["harvester_id"]: r["seen"]
+            for r in self.store.query("SELECT harvester_id, COALESCE(last_heartbeat, first_seen) AS seen FROM instances")
+        }
+        return [hid for hid in self.instances_serving(site) if last.get(hid) is None or last[hid] >= limit]
 
     def queue_depths(self) -> dict:
         """{site: {job_type: {resource_type: n}}}."""

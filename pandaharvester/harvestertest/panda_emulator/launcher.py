@@ -284,9 +284,15 @@ class EmulatorProcess:
 
         Keywords: ``resource_type`` ("ANY"), ``job_type`` ("managed", as the real server sends;
         "ANY" possible), ``harvester_id`` (send the SET_N_WORKERS_JOBTYPE command to that instance
-        only), ``command`` (False: no command).
+        only; without it each live instance serving the site gets its share), ``command`` (False:
+        no command). The reply's ``shares`` holds what each instance was sent.
         """
         return self._data("POST", "set_queue_depth", {"site": site, "n": n, **kw})
+
+    def settings(self, **kw: Any) -> dict:
+        """Change ``holding_delay``, ``sent_timeout`` or ``instance_timeout`` of the running server;
+        returns all three."""
+        return self._data("POST", "settings", kw)
 
     def worker_stats(self) -> dict:
         """The worker statistics PanDA holds: ``{queue: {harvester_id: {job_type: {resource_type:

@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from . import admin, api
 from .faults import FaultConfig
-from .instances import Instances
+from .instances import DEFAULT_INSTANCE_TIMEOUT, Instances
 from .jobs import DEFAULT_SENT_TIMEOUT, Jobs
 from .store import Store
 from .tls import ensure_pki, peer_dn, server_context
@@ -108,6 +108,7 @@ class EmulatorServer(ThreadingHTTPServer):
         faults: dict | None = None,
         holding_delay: float = 1.0,
         sent_timeout: float = DEFAULT_SENT_TIMEOUT,
+        instance_timeout: float = DEFAULT_INSTANCE_TIMEOUT,
     ) -> None:
         self.tls_paths = tls_paths
         self.ssl_context = server_context(tls_paths) if tls_paths else None
@@ -118,7 +119,7 @@ class EmulatorServer(ThreadingHTTPServer):
         self.cache_dir = self.state_file.parent / "cache"
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.jobs = Jobs(self.store, seed=seed, holding_delay=holding_delay, sent_timeout=sent_timeout)
-        self.instances = Instances(self.store)
+        self.instances = Instances(self.store, instance_timeout=instance_timeout)
         self.faults = FaultConfig()
         self.faults.configure(faults, default_seed=seed)
         self.started = time.time()
@@ -394,6 +395,7 @@ def serve(
     holding_delay: float,
     ready_file: Path | None,
     sent_timeout: float = DEFAULT_SENT_TIMEOUT,
+    instance_timeout: float = DEFAULT_INSTANCE_TIMEOUT,
 ) -> int:
     """Run until SIGTERM/SIGINT. Returns the exit code."""
     tls_paths = ensure_pki(cert_dir or Path(state_file).parent / "pki") if tls else None
@@ -407,6 +409,7 @@ def serve(
         faults=faults,
         holding_delay=holding_delay,
         sent_timeout=sent_timeout,
+        instance_timeout=instance_timeout,
     )
     stopping = threading.Event()
 
