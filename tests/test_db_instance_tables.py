@@ -137,3 +137,14 @@ def test_the_renamer_changes_whole_names_only():
                               "P_job_table(PandaID)")
     assert names.logical("P_idx_computingSite_job_table") == "idx_computingSite_job_table"
     assert names.logical("seq_table") == "seq_table"
+
+
+def test_admin_lists_the_instances_of_the_database(instance, capsys):
+    from pandaharvester.harvesterscripts.harvester_admin import main as admin_main
+
+    instance("H_A", "A_")
+    instance("H_B")
+    assert admin_main(["db", "instances"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" host=")[0] for line in lines] == ["tablePrefix=(none) harvester_id=H_B",
+                                                           "tablePrefix=A_ harvester_id=H_A"]

@@ -5,8 +5,9 @@ Implemented: ``test``, ``get <harvesterID|version|commit_info|harvester_config>`
 backend on the benchmark FIFO), ``fifo repopulate <agent_name ...|ALL>`` (refill an agent's
 FIFO, e.g. ``monitor``, from the DB), ``plugin check MODULE.CLASS --role ROLE`` (the plugin
 conformance kit, :mod:`pandaharvester.harvestertest.plugin_check`; exit status 0 only when every
-step passed) and ``db migrate --from-sqlite FILE`` (copy an old SQLite DB into the cfg's
-database, :mod:`pandaharvester.harvestercore.db.migrate`). The original's ``qconf``, ``kill`` and
+step passed), ``db migrate --from-sqlite FILE`` (copy an old SQLite DB into the cfg's
+database, :mod:`pandaharvester.harvestercore.db.migrate`) and ``db instances`` (the instances
+whose tables are in the cfg's database: prefix, harvester_id, host, last start). The original's ``qconf``, ``kill`` and
 ``query`` sub-commands are still to be written.
 """
 
@@ -136,7 +137,26 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = db_sub.add_parser("migrate", help="copy a SQLite DB into the database of [db] (harvester stopped)")
     migrate.add_argument("--from-sqlite", dest="source", required=True, metavar="FILE",
                          help="the old [db] database_filename")
+    db_sub.add_parser("instances", help="the instances whose tables are in the database of [db] ([db] tablePrefix)")
     return parser
+
+
+def _db_instances() -> int:
+    """One line per registered instance: prefix (or '(none)'), harvester_id, host, last start."""
+    from pandaharvester.harvestercore.db.instance_tables import registered_instances
+    from pandaharvester.harvestercore.db_proxy import DBProxy
+
+    proxy = DBProxy()
+    try:
+        rows = registered_instances(proxy)
+    finally:
+        proxy.close()
+    for row in rows:
+        print(f"tablePrefix={row['tablePrefix'] or '(none)'} harvester_id={row['harvesterID']} "
+              f"host={row['hostName']} lastStart={row['lastStartTime']}")
+    if not rows:
+        print("no instance registered yet (the first start of the daemon registers its [db] tablePrefix)")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             from pandaharvester.harvestertest.plugin_check import run_cli
 
             return run_cli(options)
+        if options.command == "db" and options.action == "instances":
+            return _db_instances()
         if options.command == "db":
             from pandaharvester.harvestercore.db.migrate import migrate_sqlite
 
