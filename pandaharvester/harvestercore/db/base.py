@@ -393,6 +393,25 @@ class DBModule:
         varmap.update(where_map)
         return max(self._exec(f"UPDATE {table} SET {sets} WHERE {where}", varmap).rowcount, 0)
 
+    def _bulk_or_each(self, bulk: Callable[[], list[Any]], each: Callable[[], list[Any]], what: str) -> list[Any]:
+        """``bulk()`` (the writes of many items, a statement per kind of write) inside a savepoint;
+        when it fails, its writes are undone and ``each()`` (item by item, each in its own
+        savepoint: a failing item alone is left out) runs instead, so the outcome is the
+        one-by-one path's. A retryable error (deadlock, lost connection, busy) is raised: the whole
+        transaction is gone and ``db_method`` runs the method again."""
+        self._exec("SAVEPOINT bulk_write")
+        try:
+            result = bulk()
+        except Exception as exc:
+            if isinstance(exc, self._engine.errors) and self._engine.is_retryable(exc):
+                raise
+            self._exec("ROLLBACK TO SAVEPOINT bulk_write")
+            self._exec("RELEASE SAVEPOINT bulk_write")
+            _logger.warning(f"{what}: the bulk write failed ({type(exc).__name__}: {exc}); writing item by item")
+            return each()
+        self._exec("RELEASE SAVEPOINT bulk_write")
+        return result
+
     @contextmanager
     def _savepoint(self, name: str = "one_job") -> Iterator[None]:
         """A nested transaction inside the caller's: on error only its own writes are undone."""
