@@ -29,6 +29,20 @@ STATUS = ("Questions", "Com_select", "Com_insert", "Com_update", "Com_delete", "
           "Innodb_os_log_fsyncs", "Innodb_data_fsyncs", "Innodb_deadlocks")
 
 
+def server_cpu() -> float:
+    """CPU seconds of the local MariaDB server process (0 when it cannot be read)."""
+    import psutil
+
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] in ("mariadbd", "mysqld"):
+            try:
+                times = proc.cpu_times()
+                return times.user + times.system
+            except psutil.Error:
+                return 0.0
+    return 0.0
+
+
 def server_status(cur) -> dict[str, int]:
     cur.execute("SHOW GLOBAL STATUS")
     return {k: int(v) for k, v in cur.fetchall() if k in STATUS}
@@ -78,11 +92,13 @@ def main() -> None:
 
     con = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
     before = server_status(con.cursor())
+    cpu0 = server_cpu()
     sampler = LockWaitSampler()
     sampler.start()
     rows = push_bench.run_one(args.jobs, budget=args.budget, processes=args.processes, engine="mariadb")
     sampler.stop.set()
     after = server_status(con.cursor())
+    cpu1 = server_cpu()
     time.sleep(2.5)
     for r in rows:
         print(f"{r['metric']:<32} {r['value']:>10.2f} {r['unit']}")
@@ -100,6 +116,8 @@ def main() -> None:
         print(f"{key:<62} {int(calls):>7} {rts / n:>7.2f} {commits / n:>7.2f} {secs:>7.2f} {rt_secs:>7.2f}")
     sums = [sum(v[i] for v in total.values()) for i in range(5)]
     print(f"{'TOTAL':<62} {int(sums[0]):>7} {sums[2] / n:>7.2f} {sums[3] / n:>7.2f} {sums[1]:>7.2f} {sums[4]:>7.2f}")
+    print(f"\nserver CPU (whole server, other sessions included): {cpu1 - cpu0:.2f} s, "
+          f"{(cpu1 - cpu0) / n * 1000:.2f} CPU s per 1k jobs")
     print("\nserver counters over the run (per job):")
     for k in STATUS:
         print(f"  {k:<24} {after.get(k, 0) - before.get(k, 0):>9}  {(after.get(k, 0) - before.get(k, 0)) / n:>8.2f}")
