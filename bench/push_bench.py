@@ -87,8 +87,9 @@ class TreeSampler:
 
 
 @contextlib.contextmanager
-def engine_cfg(engine: str) -> Iterator[dict[str, dict[str, Any]]]:
-    """The ``[db]`` cfg overrides of one bench run on ``engine`` (a MariaDB database made and dropped)."""
+def engine_cfg(engine: str, use_mysqldb: bool = False) -> Iterator[dict[str, dict[str, Any]]]:
+    """The ``[db]`` cfg overrides of one bench run on ``engine`` (a MariaDB database made and
+    dropped; ``use_mysqldb``: through mysqlclient, ``[db] useMySQLdb = True``)."""
     if engine == "sqlite":
         yield {"db": {"engine": "sqlite"}}
         return
@@ -101,21 +102,22 @@ def engine_cfg(engine: str) -> Iterator[dict[str, dict[str, Any]]]:
     try:
         connection.cursor().execute(f"CREATE DATABASE {schema}")
         yield {"db": {"engine": engine, "host": "127.0.0.1", "port": 3306, "user": "root", "password": "",
-                      "schema": schema}}
+                      "schema": schema, "useMySQLdb": use_mysqldb}}
     finally:
         connection.cursor().execute(f"DROP DATABASE IF EXISTS {schema}")
         connection.close()
 
 
 def run_one(n_jobs: int, log_level: str | None = None, budget: float = common.E2E_BUDGET,
-            profile: str | None = None, processes: int = 1, engine: str = "sqlite", queues: int = 1) -> list[dict]:
+            profile: str | None = None, processes: int = 1, engine: str = "sqlite", queues: int = 1,
+            use_mysqldb: bool = False) -> list[dict]:
     """One push run of ``n_jobs`` (at most ``budget`` seconds) with ``processes`` processes, the
     jobs spread over ``queues`` push queues; result rows."""
     name = "push e2e" + (f" (log {log_level})" if log_level else "")
     if processes != 1 or engine != "sqlite" or queues != 1:
-        name += f" {processes}p {engine}" + (f" {queues}q" if queues != 1 else "")
+        name += f" {processes}p {engine}" + (f" {queues}q" if queues != 1 else "") + (" mysqldb" if use_mysqldb else "")
     names = [QUEUE] if queues == 1 else [f"{QUEUE}_{k}" for k in range(queues)]
-    with common.workdir("push") as tmp, engine_cfg(engine) as db_cfg:
+    with common.workdir("push") as tmp, engine_cfg(engine, use_mysqldb) as db_cfg:
         home = Path(tmp)
         cfg = common.bench_cfg(log_level)
         cfg.update(db_cfg)
@@ -172,6 +174,8 @@ def main() -> None:
     parser.add_argument("--profile", default=None, help="py-spy raw profile of the daemon to this file")
     parser.add_argument("--processes", default="1", help="comma list of [master] nProcesses, run back to back")
     parser.add_argument("--engine", default="sqlite", help="sqlite (default) or mariadb")
+    parser.add_argument("--mysqldb", action="store_true",
+                        help="MariaDB through mysqlclient ([db] useMySQLdb = True) instead of PyMySQL")
     parser.add_argument("--queues", type=int, default=1, help="push queues the jobs are spread over (default 1)")
     parser.add_argument("--budget", type=float, default=None,
                         help=f"seconds a run may take (default {common.E2E_BUDGET:g}; slower set-ups such as one "
@@ -184,7 +188,7 @@ def main() -> None:
         rates: dict[int, float] = {}
         for processes in counts:
             for r in run_one(n, args.log_level, budget=budget, profile=args.profile, processes=processes,
-                             engine=args.engine, queues=args.queues):
+                             engine=args.engine, queues=args.queues, use_mysqldb=args.mysqldb):
                 print(f"{r['benchmark']:<24} {r['size']:>7} {r['metric']:<32} {r['value']:>10.2f} {r['unit']}",
                       flush=True)
                 if r["metric"] == "jobs/s":

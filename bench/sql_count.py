@@ -104,10 +104,11 @@ def main() -> None:
         print(f"{r['metric']:<32} {r['value']:>10.2f} {r['unit']}")
     n = args.jobs
     total: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0, 0, 0, 0.0])
+    statements: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
     for path in glob.glob(os.path.join(out, "*.json")):
         with open(path) as handle:
             for key, values in json.load(handle).items():
-                entry = total[key]
+                entry = statements[key[4:]] if key.startswith("sql|") else total[key]
                 for i, v in enumerate(values):
                     entry[i] += v
     print(f"\n{'thread|method':<62} {'calls':>7} {'rt/job':>7} {'com/job':>7} {'meth s':>7} {'rt s':>7}")
@@ -121,6 +122,9 @@ def main() -> None:
     print("\nserver counters over the run (per job):")
     for k in STATUS:
         print(f"  {k:<24} {after.get(k, 0) - before.get(k, 0):>9}  {(after.get(k, 0) - before.get(k, 0)) / n:>8.2f}")
+    print("\nstatements by text (calls, statements run per job):")
+    for sql, (calls, n_rows) in sorted(statements.items(), key=lambda kv: -kv[1][1])[:args.top]:
+        print(f"  {calls:>7} {n_rows / n:>7.2f}  {sql}")
     print("\nlock waits sampled (waiting <- blocking, table, index, mode): samples")
     for (waiting, blocking, table, index, mode), count in sampler.seen.most_common(15):
         print(f"  {count:>5}  {waiting!r} <- {blocking!r} {table} {index} {mode}")

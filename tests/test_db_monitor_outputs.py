@@ -203,3 +203,18 @@ def test_event_statuses_follow_their_output_files(proxy: DBProxy) -> None:
         "r.lost": [("failed", "failed", None)],
         "r.out": [("finished", "transferring", out_id)],  # its new file is only defined
     }
+
+
+def test_a_jobs_new_outputs_are_inserted_together_each_spec_gets_its_id(proxy: DBProxy) -> None:
+    """Five new outputs (one a zip): one insert call for the job (on MariaDB one round trip),
+    each FileSpec gets the id of its own row, the zip points at itself."""
+    job = _job(proxy, 610)
+    specs = [_out(job, f"out.{k}") for k in range(4)] + [_out(job, "own.zip", isZip=1)]
+    proxy.engine.capture = []
+    _write(proxy, job)
+    statements, proxy.engine.capture = proxy.engine.capture, None
+    assert sum(s.startswith("INSERT INTO file_table") for s in statements) == (1 if proxy.engine.name == "mysql" else 5)
+    files = _files(proxy, 610)
+    assert [files[s.lfn][4] for s in specs] == [s.fileID for s in specs] and len({s.fileID for s in specs}) == 5
+    assert files["own.zip"][3] == files["own.zip"][4]
+    assert [s.lfn for s in sorted(specs, key=lambda s: s.fileID)] == [s.lfn for s in job.outFiles]

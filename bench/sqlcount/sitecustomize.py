@@ -3,7 +3,8 @@
 Active when ``HARVESTER_SQLCOUNT`` names a directory and this directory is on ``PYTHONPATH``
 (``bench/sql_count.py`` sets both). Every process writes ``<dir>/<pid>.json`` every 2 s:
 ``{"thread|method": [calls, method seconds, round trips, commits, round-trip seconds]}``, where a
-round trip is a ``Connection.query`` (statements, ``START TRANSACTION``) or a COMMIT/ROLLBACK.
+round trip is a ``Connection.query`` (statements, ``START TRANSACTION``) or a COMMIT/ROLLBACK;
+and under ``"sql|<first 80 characters>"``: [calls, rows (statements the server runs)].
 """
 
 from __future__ import annotations
@@ -95,9 +96,37 @@ def _install() -> None:
 
             setattr(cls, name, make())
 
+    def patch_engine(module) -> None:
+        cls = module.MySQLEngine
+        orig_execute, orig_many = cls.execute, cls.executemany
+
+        def count(sql, n):
+            key = "sql|" + " ".join(sql.split())[:80]
+            entry = stats.get(key)
+            if entry is None:
+                with lock:
+                    entry = stats.setdefault(key, [0, 0])
+            entry[0] += 1
+            entry[1] += n
+
+        def execute(self, cur, sql, varmap=None):
+            count(sql, 1)
+            return orig_execute(self, cur, sql, varmap)
+
+        def executemany(self, cur, sql, rows):
+            rows = list(rows)
+            count(sql, len(rows))
+            return orig_many(self, cur, sql, rows)
+
+        cls.execute, cls.executemany = execute, executemany
+
+    patches = {"pandaharvester.harvestercore.db_proxy": patch_proxy,
+               "pymysql.connections": lambda m: patch_pymysql(),
+               "pandaharvester.harvestercore.db.engine_mysql": patch_engine}
+
     class Finder(importlib.abc.MetaPathFinder):
         def find_spec(self, fullname, path, target=None):
-            if fullname not in ("pandaharvester.harvestercore.db_proxy", "pymysql.connections"):
+            if fullname not in patches:
                 return None
             sys.meta_path.remove(self)
             try:
@@ -109,7 +138,7 @@ def _install() -> None:
 
             def exec_module(module):
                 orig_exec(module)
-                (patch_proxy if fullname.endswith("db_proxy") else lambda m: patch_pymysql())(module)
+                patches[fullname](module)
 
             loader.exec_module = exec_module
             return spec

@@ -369,12 +369,26 @@ class DBModule:
 
     def _insert_spec(self, table: str, spec: Any) -> int | None:
         """Insert one spec; returns the new rowid (autoincrement ids)."""
+        return self._insert_rows_ids(table, [self._spec_row(table, spec)])[0]
+
+    @staticmethod
+    def _spec_row(table: str, spec: Any) -> list[Any]:
+        """The values ``spec`` has now, in column order, checked for the table."""
         cls = schema.spec_class(table)
-        names = cls.column_names().split(",")
         values = list(spec.values_list())
-        schema.check_row(table, cls, names, values)
-        cur = self._exec(self._engine.insert_sql(table, names), values)
-        return cur.lastrowid
+        schema.check_row(table, cls, cls.column_names().split(","), values)
+        return values
+
+    def _insert_rows_ids(self, table: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        """INSERT ``rows`` (from :meth:`_spec_row`), a statement each, in order; their new rowids.
+        On MariaDB the statements go ";"-joined (``MySQLEngine.insert_ids``), elsewhere one by one."""
+        if not rows:
+            return []
+        sql = self._engine.insert_sql(table, schema.spec_class(table).column_names().split(","))
+        insert_ids = getattr(self._engine, "insert_ids", None)
+        if insert_ids is None:
+            return [self._exec(sql, list(values)).lastrowid for values in rows]
+        return insert_ids(self.cur, sql, rows)
 
     def _update_changes(self, table: str, spec: Any, where: str, where_map: dict[str, Any],
                         skip: Iterable[str] = ()) -> int | None:

@@ -376,6 +376,27 @@ class MySQLEngine:
             total += flush()
         return total
 
+    def insert_ids(self, cur: Any, sql: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        """An INSERT per row of ``rows``, in order, ";"-joined as in :meth:`_joined` (one by one
+        with the MariaDB connector); the new rowid of each (each statement's insert id)."""
+        if self.capture is not None:
+            self.capture.append(sql)
+        statement = self.sql(sql)
+        if not self.joins_statements:
+            ids = []
+            for values in rows:
+                cur.execute(statement, self.row_values(values))
+                ids.append(cur.lastrowid)
+            return ids
+        ids = []
+        for start in range(0, len(rows), MULTI_ROWS):
+            cur.execute(";".join(cur.mogrify(statement, self.row_values(values))
+                                 for values in rows[start:start + MULTI_ROWS]))
+            ids.append(cur.lastrowid)
+            while cur.nextset():
+                ids.append(cur.lastrowid)
+        return ids
+
     def _joined(self, cur: Any, statement: str, rows: Iterable[Any]) -> int:
         """``statement`` once per row, up to :data:`MULTI_ROWS` rows (or about :data:`MULTI_BYTES`)
         per round trip as one ";"-joined query, each row's values quoted by the connector as in

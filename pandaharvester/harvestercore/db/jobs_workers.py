@@ -401,37 +401,48 @@ class JobsWorkersMixin(DBModule):
             job.nWorkers = len(active)
         file_id_map: dict[Any, int] = {}
         zip_rows: dict[str, Any] = {}
-        n_files = 0
+        # the job's new file rows, inserted together after the loop (nothing in it reads them): the
+        # values as of now and whether the row is a new file (else an extra row of an existing zip)
+        new_rows: list[tuple[Any, list[Any], bool]] = []
+        extra_rows: set[tuple[Any, Any]] = set()  # (lfn, eventRangeID) of the extra zip rows in new_rows
         for file_spec in job.outFiles:
             if file_spec.lfn not in all_lfns:
                 file_spec.status, has_out_file = lifecycle.new_output_status(file_spec.fileType, file_spec.isZip,
                                                                              job.zipPerMB)
                 if has_out_file is not None:
                     job.hasOutFile = has_out_file
-                file_spec.fileID = self._insert_spec("file_table", file_spec)
-                n_files += 1
-                if file_spec.eventRangeID is not None:
-                    file_id_map[file_spec.eventRangeID] = file_spec.fileID
-                if file_spec.isZip == 1:
-                    self._exec("UPDATE file_table SET zipFileID=:z WHERE fileID=:f",
-                               {":z": file_spec.fileID, ":f": file_spec.fileID})
+                new_rows.append((file_spec, self._spec_row("file_table", file_spec), True))
             elif file_spec.isZip == 1 and file_spec.eventRangeID is not None:
                 # an extra row carrying the eventRangeID, pointing at the existing zip file
                 exists = self._exec("SELECT 1 FROM file_table WHERE PandaID=:p AND lfn=:l AND eventRangeID=:e",
                                     {":p": file_spec.PandaID, ":l": file_spec.lfn,
                                      ":e": file_spec.eventRangeID}).fetchone()
-                if exists is None:
+                if exists is None and (file_spec.lfn, file_spec.eventRangeID) not in extra_rows:
+                    extra_rows.add((file_spec.lfn, file_spec.eventRangeID))
                     if file_spec.lfn not in zip_rows:
                         zip_rows[file_spec.lfn] = self._select_specs("file_table", "PandaID=:p AND lfn=:l",
                                                                      {":p": file_spec.PandaID, ":l": file_spec.lfn},
                                                                      suffix="LIMIT 1")[0]
                     file_spec.status = lifecycle.FILE_ZIPPED
                     file_spec.zipFileID = zip_rows[file_spec.lfn].zipFileID
-                    file_id_map[file_spec.eventRangeID] = self._insert_spec("file_table", file_spec)
-                    n_files += 1
+                    new_rows.append((file_spec, self._spec_row("file_table", file_spec), False))
             elif file_spec.fileType == lifecycle.TYPE_CHECKPOINT:
                 self._exec("UPDATE file_table SET status=:st, zipFileID=NULL WHERE fileID=:f",
                            {":st": lifecycle.FILE_RENEWED, ":f": all_lfns[file_spec.lfn]})
+        new_ids = self._insert_rows_ids("file_table", [values for _spec, values, _new in new_rows])
+        zips = []
+        for (file_spec, _values, new_file), file_id in zip(new_rows, new_ids):
+            if not new_file:
+                file_id_map[file_spec.eventRangeID] = file_id
+                continue
+            file_spec.fileID = file_id
+            if file_spec.eventRangeID is not None:
+                file_id_map[file_spec.eventRangeID] = file_id
+            if file_spec.isZip == 1:
+                zips.append({":z": file_id, ":f": file_id})
+        if zips:
+            self._many("UPDATE file_table SET zipFileID=:z WHERE fileID=:f", zips)
+        n_files = len(new_rows)
         if lifecycle.wants_zipping(job.zipPerMB, job.subStatus):
             self._make_zip_groups(job, active)
         self._write_events(job, file_id_map)
