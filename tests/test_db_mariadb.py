@@ -247,3 +247,26 @@ def test_joined_executemany_error_rolls_back_every_row(proxy):
     workers[650].computingSite = "Q2"
     assert proxy.update_workers_bulk(workers) == [1] * 800
     assert proxy.get_worker_with_id(800).nJobs == 3
+
+
+def _isolation(db: DBProxy) -> str:
+    value = db.execute("SELECT @@SESSION.tx_isolation").fetchone()[0]
+    db.commit()
+    return value
+
+
+def test_every_connection_is_read_committed_reconnects_included(proxy):
+    """READ COMMITTED on each new session (the server's default is REPEATABLE READ, whose gap
+    locks would make two processes' SKIP LOCKED pickers and range updates wait on each other),
+    also on the one a lost connection is replaced by."""
+    admin = mariadb_helpers.admin_connection()
+    cur = admin.cursor()
+    cur.execute("SELECT @@GLOBAL.tx_isolation")
+    assert cur.fetchone()[0] == "REPEATABLE-READ"  # what a session would get without the SET
+    admin.close()
+    assert _isolation(proxy) == "READ-COMMITTED"
+    before = _connection_id(proxy)
+    _kill(before)
+    assert proxy.get_workers_to_update(10, 0, 600, "mon") == {}  # reconnects
+    assert _connection_id(proxy) != before
+    assert _isolation(proxy) == "READ-COMMITTED"
