@@ -86,9 +86,23 @@ class TreeSampler:
         self._thread.join(5)
 
 
+def server_cpu() -> float:
+    """CPU seconds of the local MariaDB server process so far (other sessions' use included; 0
+    when it cannot be read)."""
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] in ("mariadbd", "mysqld"):
+            try:
+                times = proc.cpu_times()
+                return times.user + times.system
+            except psutil.Error:
+                return 0.0
+    return 0.0
+
+
 @contextlib.contextmanager
-def engine_cfg(engine: str) -> Iterator[dict[str, dict[str, Any]]]:
-    """The ``[db]`` cfg overrides of one bench run on ``engine`` (a MariaDB database made and dropped)."""
+def engine_cfg(engine: str, use_mysqldb: bool = False) -> Iterator[dict[str, dict[str, Any]]]:
+    """The ``[db]`` cfg overrides of one bench run on ``engine`` (a MariaDB database made and
+    dropped; ``use_mysqldb``: through mysqlclient, ``[db] useMySQLdb = True``)."""
     if engine == "sqlite":
         yield {"db": {"engine": "sqlite"}}
         return
@@ -101,21 +115,22 @@ def engine_cfg(engine: str) -> Iterator[dict[str, dict[str, Any]]]:
     try:
         connection.cursor().execute(f"CREATE DATABASE {schema}")
         yield {"db": {"engine": engine, "host": "127.0.0.1", "port": 3306, "user": "root", "password": "",
-                      "schema": schema}}
+                      "schema": schema, "useMySQLdb": use_mysqldb}}
     finally:
         connection.cursor().execute(f"DROP DATABASE IF EXISTS {schema}")
         connection.close()
 
 
 def run_one(n_jobs: int, log_level: str | None = None, budget: float = common.E2E_BUDGET,
-            profile: str | None = None, processes: int = 1, engine: str = "sqlite", queues: int = 1) -> list[dict]:
+            profile: str | None = None, processes: int = 1, engine: str = "sqlite", queues: int = 1,
+            use_mysqldb: bool = False) -> list[dict]:
     """One push run of ``n_jobs`` (at most ``budget`` seconds) with ``processes`` processes, the
     jobs spread over ``queues`` push queues; result rows."""
     name = "push e2e" + (f" (log {log_level})" if log_level else "")
     if processes != 1 or engine != "sqlite" or queues != 1:
-        name += f" {processes}p {engine}" + (f" {queues}q" if queues != 1 else "")
+        name += f" {processes}p {engine}" + (f" {queues}q" if queues != 1 else "") + (" mysqldb" if use_mysqldb else "")
     names = [QUEUE] if queues == 1 else [f"{QUEUE}_{k}" for k in range(queues)]
-    with common.workdir("push") as tmp, engine_cfg(engine) as db_cfg:
+    with common.workdir("push") as tmp, engine_cfg(engine, use_mysqldb) as db_cfg:
         home = Path(tmp)
         cfg = common.bench_cfg(log_level)
         cfg.update(db_cfg)
@@ -125,6 +140,7 @@ def run_one(n_jobs: int, log_level: str | None = None, budget: float = common.E2
             for k, queue in enumerate(names):
                 run.emulator.add_task(queue, n_jobs // queues + (1 if k < n_jobs % queues else 0))
             emulator_cpu0 = common.cpu_seconds(run.emulator.proc.pid)
+            server_cpu0 = server_cpu() if engine != "sqlite" else 0.0
             t0 = time.monotonic()
             daemon = run.start()
             sampler = TreeSampler(daemon.pid)
@@ -136,6 +152,7 @@ def run_one(n_jobs: int, log_level: str | None = None, budget: float = common.E2
             if profiler is not None:
                 common.stop_profiler(profiler)
             emulator_cpu = common.cpu_seconds(run.emulator.proc.pid) - emulator_cpu0
+            db_cpu = server_cpu() - server_cpu0 if engine != "sqlite" else 0.0
             n_workers = sum(run.emulator.state()["workers"].get(run.harvester_id, {}).values())
             counts = common.emulator_job_counts(run)
         finally:
@@ -154,12 +171,35 @@ def run_one(n_jobs: int, log_level: str | None = None, budget: float = common.E2
         common.row(name, n_jobs, "daemon user/system CPU", sampler.user / max(sampler.system, 1e-9), "ratio"),
         common.row(name, n_jobs, "emulator CPU per 1k jobs", emulator_cpu / n_done * 1000, "CPU s"),
         common.row(name, n_jobs, "daemon peak RSS", sampler.peak_rss / 2**20, "MB"),
-    ]
+    ] + ([common.row(name, n_jobs, "DB server CPU per 1k jobs", db_cpu / n_done * 1000, "CPU s"),
+          common.row(name, n_jobs, "cores used (daemon + DB server)", (sampler.cpu + db_cpu) / elapsed, "cores")]
+         if engine != "sqlite" else [])
 
 
 def run(quick: bool, sizes: tuple[int, ...] | None = None) -> list[dict]:
     """The push benchmark at every size (default logging)."""
     return common.run_sizes(run_one, sizes or (QUICK_SIZES if quick else SIZES), quick)
+
+
+@contextlib.contextmanager
+def flush_log_at_trx_commit(value: int | None) -> Iterator[None]:
+    """The MariaDB server's ``innodb_flush_log_at_trx_commit`` set to ``value`` (a site's server
+    setting, for a tuning row only) and set back to what it was afterwards, whatever happens."""
+    if value is None:
+        yield
+        return
+    import pymysql
+
+    con = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
+    cur = con.cursor()
+    cur.execute("SELECT @@GLOBAL.innodb_flush_log_at_trx_commit")
+    (saved,) = cur.fetchone()
+    try:
+        cur.execute(f"SET GLOBAL innodb_flush_log_at_trx_commit = {int(value)}")
+        yield
+    finally:
+        cur.execute(f"SET GLOBAL innodb_flush_log_at_trx_commit = {int(saved)}")
+        con.close()
 
 
 def main() -> None:
@@ -172,6 +212,11 @@ def main() -> None:
     parser.add_argument("--profile", default=None, help="py-spy raw profile of the daemon to this file")
     parser.add_argument("--processes", default="1", help="comma list of [master] nProcesses, run back to back")
     parser.add_argument("--engine", default="sqlite", help="sqlite (default) or mariadb")
+    parser.add_argument("--mysqldb", action="store_true",
+                        help="MariaDB through mysqlclient ([db] useMySQLdb = True) instead of PyMySQL")
+    parser.add_argument("--flush-log-at-trx-commit", type=int, default=None,
+                        help="MariaDB only: run with the server's innodb_flush_log_at_trx_commit at this value "
+                             "(restored after; a site's tuning, not the default figures)")
     parser.add_argument("--queues", type=int, default=1, help="push queues the jobs are spread over (default 1)")
     parser.add_argument("--budget", type=float, default=None,
                         help=f"seconds a run may take (default {common.E2E_BUDGET:g}; slower set-ups such as one "
@@ -180,11 +225,17 @@ def main() -> None:
     sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else (QUICK_SIZES if args.quick else SIZES)
     counts = [int(p) for p in args.processes.split(",")]
     budget = args.budget or (common.E2E_QUICK_BUDGET if args.quick else common.E2E_BUDGET)
+    with flush_log_at_trx_commit(args.flush_log_at_trx_commit):
+        run_sizes_and_counts(args, sizes, counts, budget)
+
+
+def run_sizes_and_counts(args: Any, sizes: tuple[int, ...], counts: list[int], budget: float) -> None:
+    """Each size with each process count, back to back, then the speed-up rows."""
     for n in sizes:
         rates: dict[int, float] = {}
         for processes in counts:
             for r in run_one(n, args.log_level, budget=budget, profile=args.profile, processes=processes,
-                             engine=args.engine, queues=args.queues):
+                             engine=args.engine, queues=args.queues, use_mysqldb=args.mysqldb):
                 print(f"{r['benchmark']:<24} {r['size']:>7} {r['metric']:<32} {r['value']:>10.2f} {r['unit']}",
                       flush=True)
                 if r["metric"] == "jobs/s":

@@ -298,3 +298,53 @@ def test_reports_of_pseudo_queues_merge_by_panda_queue():
         "U": {"managed": {"SCORE": {"running": 3, "to_submit": 4}, "MCORE": {"running": 1}}},
         "PANDA_X": {"ANY": {"SCORE": {"submitted": 1}}}, "OLD": {"ANY": {}}, "PLAIN": {"ANY": {}}}
     assert stats["U/SCORE"]["managed"]["SCORE"]["running"] == 2  # the input is not changed
+
+
+class StaticJobsCommunicator:
+    """get_jobs returns the given jobs."""
+
+    def __init__(self, jobs):
+        self.jobs = jobs
+
+    def get_jobs(self, *args, **kwargs):
+        return list(self.jobs), "OK"
+
+
+def _job_dict(site, panda_id, in_files):
+    job = make_job(site, sub_status="fetched")
+    n = len(in_files)
+    return dict(job.jobParams, PandaID=panda_id, taskID=1, inFiles=",".join(in_files), scopeIn=",".join(["s"] * n),
+                fsize=",".join(["1"] * n), checksum=",".join(["ad:1"] * n), GUID=",".join(["g"] * n),
+                prodDBlocks=",".join(["d"] * n), dispatchDblock=",".join(["d"] * n), prodSourceLabel="managed",
+                currentPriority=1, jobsetID=1, attemptNr=1, ddmEndPointIn=",".join(["x"] * n),
+                realDatasetsIn=",".join(["d"] * n))
+
+
+def test_fetcher_input_status_follows_earlier_jobs_of_the_same_lfn(env):
+    """A new input whose LFN a starting job already has (in the DB, or earlier in the same
+    reply) waits for it (preparing); the DB is read once for the whole reply."""
+    site, mapper, proxy, _comm = env(n_queue_limit_job=50)
+    fetch(mapper, StaticJobsCommunicator([_job_dict(site, 910000, ["in.shared.1"])]))
+    calls = []
+
+    class Counting:
+        def __init__(self, proxy):
+            self.proxy = proxy
+
+        def __getattr__(self, name):
+            return getattr(self.proxy, name)
+
+        def get_files_status(self, *args, **kwargs):
+            calls.append(args[0])
+            return self.proxy.get_files_status(*args, **kwargs)
+
+    agent = JobFetcher(StaticJobsCommunicator([_job_dict(site, 910001, ["in.shared.1", "in.new.1"]),
+                                               _job_dict(site, 910002, ["in.new.1", "in.other.1"])]),
+                       mapper, single_mode=True)
+    agent.dbProxy = Counting(agent.dbProxy)
+    agent.run_one_cycle()
+    assert calls == [{"in.shared.1": "input", "in.new.1": "input", "in.other.1": "input"}]
+    status = {(r[0], r[1]): r[2] for r in sql("SELECT PandaID, lfn, status FROM file_table")}
+    assert status == {(910000, "in.shared.1"): "to_prepare", (910001, "in.shared.1"): "preparing",
+                      (910001, "in.new.1"): "to_prepare", (910002, "in.new.1"): "preparing",
+                      (910002, "in.other.1"): "to_prepare"}

@@ -102,6 +102,7 @@ def test_per_cycle_queries_use_indexes(proxy, caplog):
         proxy.get_worker_limits("Q1")
         proxy.mark_workers_to_kill_by_workerids([1, 2])
         proxy.get_file_status("in.100.0", "input", None, "starting")
+        proxy.get_files_status({"in.100.0": "input", "in.101.0": "input"}, None, "starting")
         # the writers and look-ups agents call for every row they took
         got = proxy.get_workers_to_update(100, 0, 0, "m2")
         workers = [w for q in got.values() for sets in q.values() for s in sets for w in s]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pandaharvester.harvestercore.db_proxy import DBProxy
 from pandaharvester.harvestercore.file_spec import FileSpec
 from pandaharvester.harvestercore.job_spec import JobSpec
@@ -106,3 +108,69 @@ def test_get_jobs_for_stage_out_reads_every_job_in_a_few_queries(proxy: DBProxy)
     assert sorted(r[0] for r in proxy.execute("SELECT attemptNr FROM file_table WHERE PandaID=2 "
                                               "AND fileType='zip_output'").fetchall()) == [0, 1, 1]
     proxy.commit()
+
+
+def _stage_out_pass(proxy: DBProxy, first: bool) -> dict:
+    """The stager's two steps for every job: files triggered (to_transfer), then transfers done
+    (finished); the jobs picked (locked by "st")."""
+    if first:
+        got = proxy.get_jobs_for_stage_out(100, 0, 600, "st", "to_transfer", JobSpec.HO_hasOutput)
+    else:
+        got = proxy.get_jobs_for_stage_out(100, 0, 600, "st", "transferring", JobSpec.HO_hasTransfer)
+    for job in got:
+        if first:
+            job.all_files_triggered_to_stage_out()
+        else:
+            for f in job.outFiles:
+                f.status = "finished"
+    return {j.PandaID: j for j in got}
+
+
+def _job_state(proxy: DBProxy, panda_id: int) -> tuple:
+    job = proxy.get_job(panda_id)
+    report = re.sub(r'ID="[^"]*"', 'ID=""', (job.outputFilesToReport or "").replace(f"out.{panda_id}", "out.N"))
+    return (job.status, job.subStatus, job.hasOutFile, job.stagerLock, job.stagerTime is None,
+            job.propagatorTime is not None, report, sorted(f.status for f in job.outFiles))
+
+
+def test_update_jobs_for_stage_out_in_bulk_is_the_one_by_one_outcome(proxy: DBProxy) -> None:
+    """20 jobs written in a handful of statements (one by one: ~8 per job), each ending as
+    update_job_for_stage_out leaves a job: transferring, then staged with its report."""
+    bulk_ids, single_ids = list(range(1, 21)), list(range(101, 121))
+    for i in bulk_ids + single_ids:
+        _stage_out_job(proxy, i)
+    for first, expected in ((True, "transferring"), (False, "staged")):
+        got = _stage_out_pass(proxy, first)
+        assert sorted(got) == bulk_ids + single_ids
+        proxy.engine.capture = []
+        assert proxy.update_jobs_for_stage_out([(got[i], False) for i in bulk_ids], "st") == [expected] * 20
+        statements, proxy.engine.capture = proxy.engine.capture, []
+        assert [proxy.update_job_for_stage_out(got[i], False, "st") for i in single_ids] == [expected] * 20
+        one_by_one, proxy.engine.capture = proxy.engine.capture, None
+        assert len(statements) <= 12 and len(one_by_one) >= 4 * 20, (statements, len(one_by_one))
+        for i in bulk_ids:
+            assert _job_state(proxy, i) == _job_state(proxy, i + 100)
+    assert proxy.get_job(5).outputFilesToReport and proxy.get_job(5).subStatus == "staged"
+
+
+def test_update_jobs_each_in_bulk_is_the_one_by_one_outcome(proxy: DBProxy) -> None:
+    """Jobs with two sets of criteria: a few statements for all, each job's count as alone."""
+    assert proxy.insert_jobs([make_job(i) for i in range(1, 31)])
+    jobs = _locked(proxy, set(range(1, 31)))
+    for job in jobs.values():
+        job.subStatus = "preparing"
+        for f in job.inFiles:
+            f.status = "preparing"
+    mine, other = {"lockedBy": "prep"}, {"lockedBy": "someone else"}
+    items = [(jobs[i], mine if i % 3 else other, i % 2 == 0, False) for i in range(1, 31)]
+    proxy.engine.capture = []
+    n_rows = proxy.update_jobs_each(items)
+    statements = proxy.engine.capture
+    proxy.engine.capture = None
+    assert n_rows == [1 if i % 3 else 0 for i in range(1, 31)]
+    assert len(statements) <= 16, statements
+    for i in range(1, 31):
+        stored = proxy.get_job(i)
+        assert stored.subStatus == ("preparing" if i % 3 else "fetched")
+        expected = "preparing" if i % 3 and i % 2 == 0 else "to_prepare"
+        assert {f.status for f in stored.inFiles} == {expected}, i

@@ -69,6 +69,11 @@ def test_insert_files_and_file_status_and_groups(proxy):
     status = proxy.get_file_status("in.1.0", "input", None, "starting")
     assert status == {"to_prepare": {"cnt": 1, "path": {None}}}
     assert proxy.get_file_status("in.1.0", "input", "EP", "starting") == {}
+    # many LFNs in one call: the same answers, LFNs found nowhere (or of another type) left out
+    assert proxy.get_files_status({"in.1.0": "input", "out.1": "output", "nowhere": "input"}, None, "starting") == {
+        "in.1.0": status, "out.1": proxy.get_file_status("out.1", "output", None, "starting")}
+    assert proxy.get_files_status({"in.1.0": "aux_input"}, None, "starting") == {}
+    assert proxy.get_files_status({"in.1.0": "input"}, "EP", "starting") == {}
     # change_file_status only when the job is locked by the caller
     f = next(iter(job.inFiles))
     assert proxy.change_file_status(1, [(f.fileID, f.lfn, "ready")], "nobody")

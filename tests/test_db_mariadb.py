@@ -186,3 +186,87 @@ def test_forked_child_leaves_the_parents_connection_alone(proxy, caplog):
     caplog.clear()
     assert _connection_id(proxy) == before
     assert "reconnect" not in caplog.text
+
+
+class _QueryCounter:
+    """Counts the queries (round trips) a PyMySQL connection sends."""
+
+    def __init__(self, con) -> None:
+        self.con, self.n = con, 0
+        self._query = con.query
+
+        def query(sql, unbuffered=False):
+            self.n += 1
+            return self._query(sql, unbuffered)
+
+        con.query = query
+
+    def close(self) -> None:
+        self.con.query = self._query
+
+
+@pytest.mark.parametrize("driver", ["pymysql", "mysqldb"])
+def test_executemany_update_is_one_round_trip_per_500_rows(proxy, db_settings, driver):
+    """An UPDATE's executemany goes ";"-joined (the connectors send a round trip per row):
+    1,200 rows in 3 round trips, each row written with its own values, rows matched summed
+    (missing rows not counted)."""
+    from pandaharvester.harvestercore.db import engine_mysql
+
+    if driver == "mysqldb":
+        pytest.importorskip("MySQLdb", reason="mysqlclient is installed by scripts/setup_mariadb.sh")
+    db = DBProxy(settings=dataclasses.replace(db_settings, driver=driver))
+    assert db.insert_workers([make_worker(i, status="running") for i in range(1, 1201)], "submitter")
+    rows = [{":n": i % 7, ":c": f"s'{i}", ":id": i} for i in range(1, 1201)] + [{":n": 1, ":c": "x", ":id": 99999}]
+    counter = _QueryCounter(db._con) if driver == "pymysql" else None
+    with db._tx():
+        matched = db._many("UPDATE work_table SET nJobs=:n, computingSite=:c WHERE workerID=:id", rows)
+    assert matched == 1200
+    if counter is not None:
+        assert counter.n == 1 + 3  # START TRANSACTION, then 3 x (up to) 500 statements
+        counter.close()
+    assert engine_mysql.MULTI_ROWS == 500
+    stored = dict((r[0], (r[1], r[2])) for r in db.execute("SELECT workerID, nJobs, computingSite FROM work_table")
+                  .fetchall())
+    db.commit()
+    assert all(stored[i] == (i % 7, f"s'{i}") for i in range(1, 1201))
+    db.close()
+
+
+def test_joined_executemany_error_rolls_back_every_row(proxy):
+    """A row failing in the middle of a joined batch: the error comes back (a value too long is
+    a DBError), nothing of the method is kept, and the connection serves the next call."""
+    assert proxy.insert_workers([make_worker(i, status="running") for i in range(1, 801)], "submitter")
+    workers = [proxy.get_worker_with_id(i) for i in range(1, 801)]
+    for worker in workers:
+        worker.nJobs, worker.computingSite = 3, "Q2"  # one column set: one executemany of 800 rows
+    workers[650].computingSite = "x" * 300  # does not fit VARCHAR(255): the 651st statement fails
+    with pytest.raises(DBError, match="does not fit"):
+        proxy.update_workers_bulk(workers)
+    assert proxy.execute("SELECT COUNT(*) FROM work_table WHERE nJobs=3").fetchone()[0] == 0
+    proxy.commit()
+    workers[650].computingSite = "Q2"
+    assert proxy.update_workers_bulk(workers) == [1] * 800
+    assert proxy.get_worker_with_id(800).nJobs == 3
+
+
+def _isolation(db: DBProxy) -> str:
+    value = db.execute("SELECT @@SESSION.tx_isolation").fetchone()[0]
+    db.commit()
+    return value
+
+
+def test_every_connection_is_read_committed_reconnects_included(proxy):
+    """READ COMMITTED on each new session (the server's default is REPEATABLE READ, whose gap
+    locks would make two processes' SKIP LOCKED pickers and range updates wait on each other),
+    also on the one a lost connection is replaced by."""
+    admin = mariadb_helpers.admin_connection()
+    cur = admin.cursor()
+    cur.execute("SELECT @@GLOBAL.tx_isolation")
+    assert cur.fetchone()[0] == "REPEATABLE-READ"  # what a session would get without the SET
+    admin.close()
+    assert _isolation(proxy) == "READ-COMMITTED"
+    before = _connection_id(proxy)
+    _kill(before)
+    assert proxy.get_workers_to_update(10, 0, 600, "mon") == {}  # reconnects
+    assert _connection_id(proxy) != before
+    assert _isolation(proxy) == "READ-COMMITTED"

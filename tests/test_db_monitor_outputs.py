@@ -203,3 +203,22 @@ def test_event_statuses_follow_their_output_files(proxy: DBProxy) -> None:
         "r.lost": [("failed", "failed", None)],
         "r.out": [("finished", "transferring", out_id)],  # its new file is only defined
     }
+
+
+def test_new_outputs_of_a_write_are_inserted_together_each_spec_gets_its_id(proxy: DBProxy) -> None:
+    """Two jobs' new outputs (one a zip): one insert call for the write (on MariaDB one round
+    trip), each FileSpec gets the id of its own row, in the order of the job's files, the zip
+    points at itself."""
+    job, other = _job(proxy, 610, worker_ids=(1,)), _job(proxy, 611, worker_ids=(2,))
+    specs = [_out(job, f"out.{k}") for k in range(4)] + [_out(job, "own.zip", isZip=1)]
+    other_specs = [_out(other, "o.1"), _out(other, "o.2")]
+    proxy.engine.capture = []
+    assert proxy.update_jobs_workers([job, other], _locked(proxy, [1, 2]), "mon", None)
+    statements, proxy.engine.capture = proxy.engine.capture, None
+    n_inserts = sum(s.startswith("INSERT INTO file_table") for s in statements)
+    assert n_inserts == (1 if proxy.engine.name == "mysql" else 7), statements
+    files = {**_files(proxy, 610), **_files(proxy, 611)}
+    assert [files[s.lfn][4] for s in specs + other_specs] == [s.fileID for s in specs + other_specs]
+    assert len({s.fileID for s in specs + other_specs}) == 7
+    assert files["own.zip"][3] == files["own.zip"][4]
+    assert [s.lfn for s in sorted(specs, key=lambda s: s.fileID)] == [s.lfn for s in job.outFiles]

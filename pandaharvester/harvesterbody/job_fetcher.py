@@ -72,12 +72,12 @@ class JobFetcher(AgentBase):
         if not jobs:
             return 0
         extractor = self.pluginFactory.get_plugin(queue_config.extractor) if getattr(queue_config, "extractor", None) else None
-        file_states: dict[str, dict] = {}
+        new_inputs: list[FileSpec] = []
         job_specs = []
         seen: set[int] = set()
         for index, job in enumerate(jobs):
             try:
-                job_spec = self.make_job_spec(job, queue_name, queue_config, extractor, file_states)
+                job_spec = self.make_job_spec(job, queue_name, queue_config, extractor, new_inputs)
                 if job_spec.PandaID in seen:
                     raise ValueError("the same PandaID came earlier in the reply")
                 seen.add(job_spec.PandaID)
@@ -85,8 +85,25 @@ class JobFetcher(AgentBase):
             except Exception as exc:
                 # one malformed item must not cost the others; PanDA's watchdog reassigns a job it sent
                 log.error(f"{_item_text(index, len(jobs), job)} skipped: {exc.__class__.__name__}: {exc}")
+        self._set_input_statuses(new_inputs, queue_config.ddmEndpointIn)
         self._insert(job_specs, log)
         return len(jobs)
+
+    def _set_input_statuses(self, new_inputs: list[FileSpec], endpoint: str | None) -> None:
+        """The status of each new input file, in the order they were made: ``preparing`` when a
+        starting job (in the DB, or earlier in this batch) already looks after the same LFN, else
+        ``to_prepare``. The DB is read once for the whole batch (``get_files_status``, each LFN
+        with the type of its first file), not once per LFN."""
+        if not new_inputs:
+            return
+        lfn_types: dict[str, str] = {}
+        for file_spec in new_inputs:
+            lfn_types.setdefault(file_spec.lfn, file_spec.fileType)
+        file_states = self.dbProxy.get_files_status(lfn_types, endpoint, "starting") or {}
+        for file_spec in new_inputs:
+            states = file_states.setdefault(file_spec.lfn, {})
+            file_spec.status = lifecycle.new_input_status(states)
+            states.setdefault(file_spec.status, None)
 
     def _insert(self, job_specs: list[JobSpec], log: Any) -> None:
         """Store the jobs in one transaction; if that fails, one by one, so that a job the DB
@@ -120,8 +137,9 @@ class JobFetcher(AgentBase):
         return random.choice(core_utils.make_choice_list(pdpm=weights, default=default))
 
     def make_job_spec(self, job: dict, queue_name: str, queue_config: Any, extractor: Any,
-                      file_states: dict[str, dict]) -> JobSpec:
-        """A JobSpec with its input FileSpecs for a job dict from PanDA."""
+                      new_inputs: list[FileSpec]) -> JobSpec:
+        """A JobSpec with its input FileSpecs for a job dict from PanDA; the input files are also
+        appended to ``new_inputs`` (their statuses are set by :meth:`_set_input_statuses`)."""
         now = core_utils.naive_utcnow()
         job_spec = JobSpec()
         job_spec.convert_job_json(job)
@@ -139,12 +157,12 @@ class JobFetcher(AgentBase):
                                            queue=queue_name))
         for group in groups:
             for lfn, attrs in group.items():
-                job_spec.add_in_file(self._input_file(job_spec, lfn, attrs, queue_config, file_states))
+                job_spec.add_in_file(self._input_file(job_spec, lfn, attrs, queue_config, new_inputs))
         job_spec.trigger_propagation()
         return job_spec
 
     def _input_file(self, job_spec: JobSpec, lfn: str, attrs: dict, queue_config: Any,
-                    file_states: dict[str, dict]) -> FileSpec:
+                    new_inputs: list[FileSpec]) -> FileSpec:
         file_spec = FileSpec()
         file_spec.PandaID = job_spec.PandaID
         file_spec.taskID = job_spec.taskID
@@ -156,11 +174,7 @@ class JobFetcher(AgentBase):
             job_spec.auxInput = JobSpec.AUX_hasAuxInput
         else:
             file_spec.fileType = "input"
-        if lfn not in file_states:
-            file_states[lfn] = self.dbProxy.get_file_status(lfn, file_spec.fileType, queue_config.ddmEndpointIn,
-                                                            "starting") or {}
-        file_spec.status = lifecycle.new_input_status(file_states[lfn])
-        file_states[lfn].setdefault(file_spec.status, None)
+        new_inputs.append(file_spec)
         if "INTERNAL_URL" in attrs:
             file_spec.url = attrs["INTERNAL_URL"]
         return file_spec

@@ -369,12 +369,26 @@ class DBModule:
 
     def _insert_spec(self, table: str, spec: Any) -> int | None:
         """Insert one spec; returns the new rowid (autoincrement ids)."""
+        return self._insert_rows_ids(table, [self._spec_row(table, spec)])[0]
+
+    @staticmethod
+    def _spec_row(table: str, spec: Any) -> list[Any]:
+        """The values ``spec`` has now, in column order, checked for the table."""
         cls = schema.spec_class(table)
-        names = cls.column_names().split(",")
         values = list(spec.values_list())
-        schema.check_row(table, cls, names, values)
-        cur = self._exec(self._engine.insert_sql(table, names), values)
-        return cur.lastrowid
+        schema.check_row(table, cls, cls.column_names().split(","), values)
+        return values
+
+    def _insert_rows_ids(self, table: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        """INSERT ``rows`` (from :meth:`_spec_row`), a statement each, in order; their new rowids.
+        On MariaDB the statements go ";"-joined (``MySQLEngine.insert_ids``), elsewhere one by one."""
+        if not rows:
+            return []
+        sql = self._engine.insert_sql(table, schema.spec_class(table).column_names().split(","))
+        insert_ids = getattr(self._engine, "insert_ids", None)
+        if insert_ids is None:
+            return [self._exec(sql, list(values)).lastrowid for values in rows]
+        return insert_ids(self.cur, sql, rows)
 
     def _update_changes(self, table: str, spec: Any, where: str, where_map: dict[str, Any],
                         skip: Iterable[str] = ()) -> int | None:
@@ -392,6 +406,25 @@ class DBModule:
                 raise DBError(f"internal: bind {key} used both in SET and WHERE of {table}")
         varmap.update(where_map)
         return max(self._exec(f"UPDATE {table} SET {sets} WHERE {where}", varmap).rowcount, 0)
+
+    def _bulk_or_each(self, bulk: Callable[[], list[Any]], each: Callable[[], list[Any]], what: str) -> list[Any]:
+        """``bulk()`` (the writes of many items, a statement per kind of write) inside a savepoint;
+        when it fails, its writes are undone and ``each()`` (item by item, each in its own
+        savepoint: a failing item alone is left out) runs instead, so the outcome is the
+        one-by-one path's. A retryable error (deadlock, lost connection, busy) is raised: the whole
+        transaction is gone and ``db_method`` runs the method again."""
+        self._exec("SAVEPOINT bulk_write")
+        try:
+            result = bulk()
+        except Exception as exc:
+            if isinstance(exc, self._engine.errors) and self._engine.is_retryable(exc):
+                raise
+            self._exec("ROLLBACK TO SAVEPOINT bulk_write")
+            self._exec("RELEASE SAVEPOINT bulk_write")
+            _logger.warning(f"{what}: the bulk write failed ({type(exc).__name__}: {exc}); writing item by item")
+            return each()
+        self._exec("RELEASE SAVEPOINT bulk_write")
+        return result
 
     @contextmanager
     def _savepoint(self, name: str = "one_job") -> Iterator[None]:

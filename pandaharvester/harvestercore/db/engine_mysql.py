@@ -9,6 +9,9 @@ Same interface as :class:`~.engine_sqlite.SQLiteEngine` (see :mod:`.engine`). Wh
   a READ COMMITTED transaction);
 - the connection sets ``CLIENT.FOUND_ROWS`` so an UPDATE's rowcount counts matched rows, as on
   SQLite (the lock re-checks compare it with the number of rows they meant to write);
+- ``executemany`` of an UPDATE or DELETE sends its rows' statements ";"-joined, up to
+  :data:`MULTI_ROWS` per round trip (``CLIENT.MULTI_STATEMENTS``; the connectors send one round
+  trip per row otherwise): the same statements in the same order, rowcounts summed;
 - the pickers' id SELECTs end with ``FOR UPDATE SKIP LOCKED`` (:attr:`MySQLEngine.for_update`),
   so two transactions, processes or hosts never pick the same row;
 - deadlocks (1213), lock wait timeouts (1205) and lost connections (2006, 2013, ...) are
@@ -43,6 +46,12 @@ _PIP = {"pymysql": "PyMySQL (pip install 'pandaharvester[mysql]')",
         "mysqldb": "mysqlclient (apt-get install libmariadb-dev pkg-config; pip install mysqlclient)",
         "mariadb": "mariadb (apt-get install libmariadb-dev; pip install mariadb)"}
 _FOUND_ROWS = 2  # CLIENT_FOUND_ROWS, the same value in every connector
+_MULTI_STATEMENTS = 1 << 16  # CLIENT_MULTI_STATEMENTS, likewise
+# executemany of a statement other than INSERT ... VALUES: the rows' statements go to the server
+# ";"-joined, this many per round trip at most (and about this many bytes)
+MULTI_ROWS = 500
+MULTI_BYTES = 1 << 20
+_INSERT_VALUES = re.compile(r"\s*INSERT\b.*\bVALUES\s*\(", re.IGNORECASE | re.DOTALL)
 
 DEADLOCK, LOCK_WAIT_TIMEOUT = 1213, 1205
 LOST_CONNECTION = frozenset({2002, 2003, 2006, 2013, 2055, 1927, 4031})
@@ -117,11 +126,21 @@ class MySQLEngine:
     def _open(self) -> Any:
         s = self.settings
         kwargs: dict[str, Any] = dict(host=s.host, port=int(s.port), user=s.user, password=s.get_password(),
-                                      database=s.schema, client_flag=_FOUND_ROWS, autocommit=True,
+                                      database=s.schema, client_flag=self._client_flag(), autocommit=True,
                                       connect_timeout=10)
         if self.driver != "mariadb":
             kwargs["charset"] = "utf8mb4"
         return self.module.connect(**kwargs)
+
+    def _client_flag(self) -> int:
+        """FOUND_ROWS always; MULTI_STATEMENTS where :meth:`executemany` joins statements."""
+        return _FOUND_ROWS | (_MULTI_STATEMENTS if self.joins_statements else 0)
+
+    @property
+    def joins_statements(self) -> bool:
+        """True when :meth:`executemany` sends an UPDATE/DELETE's rows ";"-joined (PyMySQL,
+        mysqlclient; the MariaDB connector has its own bulk protocol)."""
+        return self.driver in ("pymysql", "mysqldb")
 
     def connect(self, read_only: bool = False) -> Any:
         """A session in autocommit, READ COMMITTED, UTC; retried while the server is unreachable
@@ -341,10 +360,13 @@ class MySQLEngine:
         return cur
 
     def executemany(self, cur: Any, sql: str, rows: Iterable[Any]) -> int:
-        """executemany in batches (multi-row INSERTs for INSERT statements); rows matched in total."""
+        """executemany in batches (multi-row INSERTs for INSERT statements, ";"-joined statements
+        for the others, see :meth:`_joined`); rows matched in total."""
         if self.capture is not None:
             self.capture.append(sql)
         statement = self.sql(sql)
+        if self.joins_statements and not _INSERT_VALUES.match(statement):
+            return self._joined(cur, statement, rows)
         total = 0
         batch: list[Any] = []
 
@@ -358,5 +380,53 @@ class MySQLEngine:
                 total += flush()
                 batch = []
         if batch:
+            total += flush()
+        return total
+
+    def insert_ids(self, cur: Any, sql: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        """An INSERT per row of ``rows``, in order, ";"-joined as in :meth:`_joined` (one by one
+        with the MariaDB connector); the new rowid of each (each statement's insert id)."""
+        if self.capture is not None:
+            self.capture.append(sql)
+        statement = self.sql(sql)
+        if not self.joins_statements:
+            ids = []
+            for values in rows:
+                cur.execute(statement, self.row_values(values))
+                ids.append(cur.lastrowid)
+            return ids
+        ids = []
+        for start in range(0, len(rows), MULTI_ROWS):
+            cur.execute(";".join(cur.mogrify(statement, self.row_values(values))
+                                 for values in rows[start:start + MULTI_ROWS]))
+            ids.append(cur.lastrowid)
+            while cur.nextset():
+                ids.append(cur.lastrowid)
+        return ids
+
+    def _joined(self, cur: Any, statement: str, rows: Iterable[Any]) -> int:
+        """``statement`` once per row, up to :data:`MULTI_ROWS` rows (or about :data:`MULTI_BYTES`)
+        per round trip as one ";"-joined query, each row's values quoted by the connector as in
+        ``execute``; the rows matched by all of them. The server runs them in order and stops at
+        the first error, which is raised here (the caller's transaction then rolls back)."""
+        total = 0
+        parts: list[str] = []
+        size = 0
+
+        def flush() -> int:
+            cur.execute(";".join(parts))
+            matched = max(cur.rowcount, 0)
+            while cur.nextset():
+                matched += max(cur.rowcount, 0)
+            return matched
+
+        for row in rows:
+            text = cur.mogrify(statement, self.binds(row) if isinstance(row, dict) else self.row_values(row))
+            parts.append(text)
+            size += len(text)
+            if len(parts) >= MULTI_ROWS or size >= MULTI_BYTES:
+                total += flush()
+                parts, size = [], 0
+        if parts:
             total += flush()
         return total

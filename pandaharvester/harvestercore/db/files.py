@@ -12,7 +12,7 @@ _logger = setup_logger("db_proxy")
 
 
 class FilesMixin(DBModule):
-    """get_file_status, change_file_status, file groups, get_all_active_input_files."""
+    """get_file_status (get_files_status for many), change_file_status, file groups, get_all_active_input_files."""
 
     @db_method(dict)
     def get_file_status(self, lfn: str, file_type: str, endpoint: str | None, job_status: str) -> dict[str, Any]:
@@ -28,6 +28,28 @@ class FilesMixin(DBModule):
         with self._tx(write=False):
             for status, path, cnt in self._exec(sql, varmap).fetchall():
                 entry = result.setdefault(status, {"cnt": 0, "path": set()})
+                entry["cnt"] += cnt
+                entry["path"].add(path)
+        return result
+
+    @db_method(dict)
+    def get_files_status(self, lfn_types: dict[str, str], endpoint: str | None, job_status: str
+                         ) -> dict[str, dict[str, Any]]:
+        """:meth:`get_file_status` for many LFNs at once (``{lfn: fileType}``), in chunked ``IN``
+        queries: ``{lfn: {file status: {"cnt": n, "path": {paths}}}}``, an LFN found nowhere left out."""
+        varmap: dict[str, Any] = {":jobStatus": job_status}
+        sql = ("SELECT f.lfn, f.fileType, f.status, f.path, COUNT(*) FROM file_table f, job_table j "
+               "WHERE f.lfn IN ({ids}) AND j.PandaID=f.PandaID AND j.status=:jobStatus")
+        if endpoint is not None:
+            sql += " AND f.endpoint=:endpoint"
+            varmap[":endpoint"] = endpoint
+        sql += " GROUP BY f.lfn, f.fileType, f.status, f.path"
+        result: dict[str, dict[str, Any]] = {}
+        with self._tx(write=False):
+            for lfn, file_type, status, path, cnt in self._ids_in(sql, list(lfn_types), varmap):
+                if lfn_types.get(lfn) != file_type:
+                    continue
+                entry = result.setdefault(lfn, {}).setdefault(status, {"cnt": 0, "path": set()})
                 entry["cnt"] += cnt
                 entry["path"].add(path)
         return result

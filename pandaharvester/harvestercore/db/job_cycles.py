@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime
 import math
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from .. import core_utils, lifecycle
 from ..log_utils import dump_error_message, ids_text, make_logger, setup_logger
@@ -351,16 +351,10 @@ class JobCyclesMixin(DBModule):
         transaction; one entry per job: its new subStatus, or None when its lock was lost or its
         write failed (that job alone is rolled back, its error logged with its PandaID).
         [] after a DB error of the whole transaction (nothing written)."""
-        results: list[tuple[bool, list[Any]] | None] = []
         with self._tx():
-            for jobspec, update_event_status in items:
-                try:
-                    with self._savepoint():
-                        results.append(self._write_stage_out(jobspec, update_event_status, locked_by))
-                except Exception:
-                    dump_error_message(make_logger(_logger, f"PandaID={jobspec.PandaID}",
-                                                   method_name="update_jobs_for_stage_out"))
-                    results.append(None)
+            results = self._bulk_or_each(lambda: self._write_stage_out_bulk(items, locked_by),
+                                         lambda: self._write_stage_out_each(items, locked_by),
+                                         "update_jobs_for_stage_out")
         statuses: list[str | None] = []
         lost: list[Any] = []
         for (jobspec, _flag), result in zip(items, results):
@@ -383,12 +377,24 @@ class JobCyclesMixin(DBModule):
         for file_spec in out_files:
             file_spec.reset_changed_list()
 
+    def _write_stage_out_each(self, items: Sequence[tuple[Any, bool]], locked_by: str
+                              ) -> list[tuple[bool, list[Any]] | None]:
+        """The writes of :meth:`update_jobs_for_stage_out` job by job, each in a savepoint
+        (None: that job's write failed and was undone)."""
+        results: list[tuple[bool, list[Any]] | None] = []
+        for jobspec, update_event_status in items:
+            try:
+                with self._savepoint():
+                    results.append(self._write_stage_out(jobspec, update_event_status, locked_by))
+            except Exception:
+                dump_error_message(make_logger(_logger, f"PandaID={jobspec.PandaID}",
+                                               method_name="update_jobs_for_stage_out"))
+                results.append(None)
+        return results
+
     def _write_stage_out(self, jobspec: Any, update_event_status: bool, locked_by: str) -> tuple[bool, list[Any]]:
         """The writes of :meth:`update_job_for_stage_out` inside the caller's transaction;
         (False, []) when the job is not locked by ``locked_by`` any more."""
-        # an event still open follows its output file
-        ev_sql = ("UPDATE event_table SET eventStatus=:st,subStatus=:st WHERE eventRangeID IN ({ids}) "
-                  "AND eventStatus<>:ev_failed AND subStatus<>:ev_done")
         n = self._exec("UPDATE job_table SET stagerTime=:now WHERE PandaID=:id AND stagerLock=:lockedBy",
                        {":now": naive_utcnow(), ":id": jobspec.PandaID, ":lockedBy": locked_by}).rowcount
         if n == 0:
@@ -396,29 +402,10 @@ class JobCyclesMixin(DBModule):
         out_files = list(jobspec.outFiles)
         self._update_specs_bulk("file_table", out_files, "fileID")
         if update_event_status:
-            for file_spec in out_files:
-                range_ids = []
-                if file_spec.eventRangeID is not None:
-                    range_ids.append(file_spec.eventRangeID)
-                if file_spec.isZip == 1:
-                    range_ids += [r[0] for r in self._exec(
-                        "SELECT eventRangeID FROM file_table WHERE PandaID=:id AND zipFileID=:z",
-                        {":id": file_spec.PandaID, ":z": file_spec.fileID}).fetchall() if r[0] is not None]
-                self._update_in(ev_sql, range_ids, {":st": file_spec.status, ":ev_failed": lifecycle.EVENT_FAILED,
-                                                    ":ev_done": lifecycle.EVENT_DONE})
+            self._events_follow_files(out_files)
         statuses = [r[0] for r in self._exec("SELECT DISTINCT status FROM file_table WHERE PandaID=:id",
                                              {":id": jobspec.PandaID}).fetchall()]
-        jobspec.stagerLock = None
-        jobspec.hasOutFile = lifecycle.has_out_file_of(statuses)
-        step = lifecycle.stage_out_step(jobspec.subStatus, jobspec.hasOutFile, lifecycle.FILE_FAILED in statuses)
-        if step.status is not None:
-            jobspec.status = step.status
-        jobspec.subStatus = step.sub_status
-        if step.stager_done:
-            jobspec.stagerTime = None
-        if step.propagate:
-            jobspec.trigger_propagation()
-        if step.staged:
+        if self._next_stage_out_step(jobspec, statuses):
             jobspec.reset_out_file()
             for file_spec in self._select_specs("file_table", "PandaID=:id AND status=:finished AND fileType IN "
                                                 "(:output,:log)", {":id": jobspec.PandaID,
@@ -429,6 +416,83 @@ class JobCyclesMixin(DBModule):
         self._update_changes("job_table", jobspec, "PandaID=:id_key AND stagerLock=:lockedBy_key",
                              {":id_key": jobspec.PandaID, ":lockedBy_key": locked_by}, skip=("PandaID",))
         return True, out_files
+
+    def _write_stage_out_bulk(self, items: Sequence[tuple[Any, bool]], locked_by: str
+                              ) -> list[tuple[bool, list[Any]] | None]:
+        """:meth:`_write_stage_out` for many jobs, a statement per kind of write for all of them
+        (lock re-check, file updates, file statuses, staged files, job updates) instead of per
+        job. The jobs' rows are disjoint (distinct PandaIDs, files of one job each), so the outcome
+        is the job-by-job one; jobs or files listed twice go job by job."""
+        jobs = [jobspec for jobspec, _flag in items]
+        files = [f for jobspec in jobs for f in jobspec.outFiles]
+        if len({j.PandaID for j in jobs}) != len(jobs) or len({f.fileID for f in files}) != len(files):
+            return self._write_stage_out_each(items, locked_by)
+        ids = [j.PandaID for j in jobs]
+        self._update_in("UPDATE job_table SET stagerTime=:now WHERE PandaID IN ({ids}) AND stagerLock=:lockedBy",
+                        ids, {":now": naive_utcnow(), ":lockedBy": locked_by})
+        # the rows just updated are locked by this transaction: nobody can change stagerLock now
+        mine = {r[0] for r in self._ids_in("SELECT PandaID FROM job_table WHERE PandaID IN ({ids}) "
+                                           "AND stagerLock=:lockedBy", ids, {":lockedBy": locked_by})}
+        written = [(jobspec, flag) for jobspec, flag in items if jobspec.PandaID in mine]
+        out_files = {jobspec.PandaID: list(jobspec.outFiles) for jobspec, _flag in written}
+        self._update_specs_bulk("file_table", [f for jobspec, _f in written for f in out_files[jobspec.PandaID]],
+                                "fileID")
+        for jobspec, flag in written:
+            if flag:
+                self._events_follow_files(out_files[jobspec.PandaID])
+        statuses: dict[Any, set[Any]] = {pid: set() for pid in out_files}
+        for pid, status in self._ids_in("SELECT DISTINCT PandaID, status FROM file_table WHERE PandaID IN ({ids})",
+                                        list(out_files)):
+            statuses[pid].add(status)
+        staged = [jobspec for jobspec, _flag in written if self._next_stage_out_step(jobspec, statuses[jobspec.PandaID])]
+        if staged:
+            done = self._select_specs_in("file_table", "PandaID", [j.PandaID for j in staged],
+                                         "AND status=:finished AND fileType IN (:output,:log)",
+                                         {":finished": lifecycle.FILE_FINISHED, ":output": "output", ":log": "log"})
+            by_job: dict[Any, list[Any]] = {j.PandaID: [] for j in staged}
+            for file_spec in sorted(done, key=lambda f: (f.fileType or "", f.fileID)):  # as PandaID=:id read them
+                by_job[file_spec.PandaID].append(file_spec)
+            for jobspec in staged:
+                jobspec.reset_out_file()
+                for file_spec in by_job[jobspec.PandaID]:
+                    jobspec.add_out_file(file_spec)
+                jobspec.outputFilesToReport = core_utils.get_output_file_report(jobspec)
+        self._update_specs_bulk("job_table", [jobspec for jobspec, _flag in written], "PandaID",
+                                "stagerLock=:stager_lock", {":stager_lock": locked_by})
+        return [(True, out_files[jobspec.PandaID]) if jobspec.PandaID in mine else (False, [])
+                for jobspec, _flag in items]
+
+    def _events_follow_files(self, out_files: Sequence[Any]) -> None:
+        """An event still open follows its output file (and a zip's, the files zipped in it)."""
+        ev_sql = ("UPDATE event_table SET eventStatus=:st,subStatus=:st WHERE eventRangeID IN ({ids}) "
+                  "AND eventStatus<>:ev_failed AND subStatus<>:ev_done")
+        for file_spec in out_files:
+            range_ids = []
+            if file_spec.eventRangeID is not None:
+                range_ids.append(file_spec.eventRangeID)
+            if file_spec.isZip == 1:
+                range_ids += [r[0] for r in self._exec(
+                    "SELECT eventRangeID FROM file_table WHERE PandaID=:id AND zipFileID=:z",
+                    {":id": file_spec.PandaID, ":z": file_spec.fileID}).fetchall() if r[0] is not None]
+            self._update_in(ev_sql, range_ids, {":st": file_spec.status, ":ev_failed": lifecycle.EVENT_FAILED,
+                                                ":ev_done": lifecycle.EVENT_DONE})
+
+    @staticmethod
+    def _next_stage_out_step(jobspec: Any, statuses: Iterable[Any]) -> bool:
+        """The job's state after its files' ``statuses`` were written (lock released, status,
+        subStatus, propagation); True when it is staged (its finished outputs are to be reported)."""
+        statuses = list(statuses)
+        jobspec.stagerLock = None
+        jobspec.hasOutFile = lifecycle.has_out_file_of(statuses)
+        step = lifecycle.stage_out_step(jobspec.subStatus, jobspec.hasOutFile, lifecycle.FILE_FAILED in statuses)
+        if step.status is not None:
+            jobspec.status = step.status
+        jobspec.subStatus = step.sub_status
+        if step.stager_done:
+            jobspec.stagerTime = None
+        if step.propagate:
+            jobspec.trigger_propagation()
+        return bool(step.staged)
 
     # ------------------------------------------------------------ submitter
     @db_method(list)

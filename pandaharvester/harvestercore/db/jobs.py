@@ -101,19 +101,48 @@ class JobsMixin(DBModule):
         ``(jobspec, criteria, update_in_file, update_out_file)``. A job whose write fails is
         rolled back alone (its error logged with its PandaID, None in its entry); the others are
         written. [] after a DB error of the whole transaction (nothing written)."""
-        n_rows: list[int | None] = []
         with self._tx():
-            for job, criteria, in_file, out_file in items:
-                try:
-                    with self._savepoint():
-                        n_rows.append(self._write_job(job, criteria, in_file, out_file))
-                except Exception:
-                    dump_error_message(make_logger(_logger, f"PandaID={job.PandaID}", method_name="update_jobs_each"))
-                    n_rows.append(None)
+            n_rows = self._bulk_or_each(lambda: self._write_jobs_each_bulk(items),
+                                        lambda: self._write_jobs_each(items), "update_jobs_each")
         for (job, _criteria, in_file, out_file), n_row in zip(items, n_rows):
             if n_row is not None:
                 self._job_written(job, n_row, in_file, out_file, log=False)
         self._log_written("update_jobs_each", [item[0] for item in items], n_rows)
+        return n_rows
+
+    def _write_jobs_each(self, items: Sequence[tuple[Any, dict[str, Any] | None, bool, bool]]) -> list[int | None]:
+        """The writes of :meth:`update_jobs_each` job by job, each in a savepoint (None: failed)."""
+        n_rows: list[int | None] = []
+        for job, criteria, in_file, out_file in items:
+            try:
+                with self._savepoint():
+                    n_rows.append(self._write_job(job, criteria, in_file, out_file))
+            except Exception:
+                dump_error_message(make_logger(_logger, f"PandaID={job.PandaID}", method_name="update_jobs_each"))
+                n_rows.append(None)
+        return n_rows
+
+    def _write_jobs_each_bulk(self, items: Sequence[tuple[Any, dict[str, Any] | None, bool, bool]]
+                              ) -> list[int | None]:
+        """The writes of :meth:`update_jobs_each` as :meth:`_write_jobs_bulk` per group of jobs
+        with the same ``(criteria, update_in_file, update_out_file)``; jobs listed twice (or
+        criteria that cannot be compared) go job by job. Distinct jobs' writes touch distinct
+        rows, so the grouping does not change the outcome."""
+        if len({item[0].PandaID for item in items}) != len(items):
+            return self._write_jobs_each(items)
+        groups: dict[Any, list[int]] = {}
+        try:
+            for index, (_job, criteria, in_file, out_file) in enumerate(items):
+                key = (tuple(sorted(criteria.items())) if criteria else (), bool(in_file), bool(out_file))
+                groups.setdefault(key, []).append(index)
+        except TypeError:  # an unhashable criteria value
+            return self._write_jobs_each(items)
+        n_rows: list[int | None] = [None] * len(items)
+        for members in groups.values():
+            _job, criteria, in_file, out_file = items[members[0]]
+            for index, n_row in zip(members, self._write_jobs_bulk([items[i][0] for i in members], criteria,
+                                                                   in_file, out_file)):
+                n_rows[index] = n_row
         return n_rows
 
     @staticmethod

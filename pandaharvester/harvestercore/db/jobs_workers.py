@@ -299,11 +299,12 @@ class JobsWorkersMixin(DBModule):
         known = self._job_rows_of([job for jobs, _w, _i in chunk_list for job in (jobs or [])])
         inserted: dict[int, list[Any]] = {}  # {number of files inserted: [PandaID, ...]}
         deferred: list[Any] = []  # job rows written together below (jobs listed once)
+        later: list[Any] = []  # new file rows inserted together below (see _update_job_from_workers)
         for jobspec_list, workspec_list, panda_ids_list in chunk_list:
             if jobspec_list is not None:
                 multi = bool(workspec_list) and workspec_list[0].mapType == work_cls.MT_MultiWorkers
                 for job in jobspec_list:
-                    n_files = self._update_job_from_workers(job, multi, now, known, deferred)
+                    n_files = self._update_job_from_workers(job, multi, now, known, deferred, later)
                     if n_files:
                         inserted.setdefault(n_files, []).append(job.PandaID)
             for idx, worker in enumerate(workspec_list):
@@ -317,6 +318,7 @@ class JobsWorkersMixin(DBModule):
                 if panda_ids_list is not None and len(panda_ids_list) > idx:
                     self._insert_relations(worker.workerID, list(panda_ids_list[idx]))
             all_workers.extend(workspec_list)
+        self._insert_new_files(later, {})
         # one executemany per set of changed job columns instead of one UPDATE per job
         self._update_specs_bulk("job_table", deferred, "PandaID")
         if inserted and _logger.isEnabledFor(logging.DEBUG):
@@ -379,10 +381,12 @@ class JobsWorkersMixin(DBModule):
 
     def _update_job_from_workers(self, job: Any, multi: bool, now: Any,
                                  known: dict[Any, dict[Any, int] | None] | None = None,
-                                 deferred: list[Any] | None = None) -> int:
+                                 deferred: list[Any] | None = None, later: list[Any] | None = None) -> int:
         """Write one job the monitor updated (``known``: what :meth:`_job_rows_of` read for it);
         returns the number of files inserted for it. The job row of a job in ``known`` goes to
-        ``deferred`` when given (the caller writes those rows together)."""
+        ``deferred`` when given (the caller writes those rows together), and so do its new file
+        rows to ``later`` when nothing of the job's write reads them (no zipping, no events; the
+        caller inserts them with :meth:`_insert_new_files`)."""
         listed_once = known is not None and job.PandaID in known
         if listed_once:
             all_lfns = known.pop(job.PandaID)
@@ -401,38 +405,41 @@ class JobsWorkersMixin(DBModule):
             job.nWorkers = len(active)
         file_id_map: dict[Any, int] = {}
         zip_rows: dict[str, Any] = {}
-        n_files = 0
+        # the job's new file rows, inserted together after the loop (nothing in it reads them): the
+        # values as of now and whether the row is a new file (else an extra row of an existing zip)
+        new_rows: list[tuple[Any, list[Any], bool]] = []
+        extra_rows: set[tuple[Any, Any]] = set()  # (lfn, eventRangeID) of the extra zip rows in new_rows
         for file_spec in job.outFiles:
             if file_spec.lfn not in all_lfns:
                 file_spec.status, has_out_file = lifecycle.new_output_status(file_spec.fileType, file_spec.isZip,
                                                                              job.zipPerMB)
                 if has_out_file is not None:
                     job.hasOutFile = has_out_file
-                file_spec.fileID = self._insert_spec("file_table", file_spec)
-                n_files += 1
-                if file_spec.eventRangeID is not None:
-                    file_id_map[file_spec.eventRangeID] = file_spec.fileID
-                if file_spec.isZip == 1:
-                    self._exec("UPDATE file_table SET zipFileID=:z WHERE fileID=:f",
-                               {":z": file_spec.fileID, ":f": file_spec.fileID})
+                new_rows.append((file_spec, self._spec_row("file_table", file_spec), True))
             elif file_spec.isZip == 1 and file_spec.eventRangeID is not None:
                 # an extra row carrying the eventRangeID, pointing at the existing zip file
                 exists = self._exec("SELECT 1 FROM file_table WHERE PandaID=:p AND lfn=:l AND eventRangeID=:e",
                                     {":p": file_spec.PandaID, ":l": file_spec.lfn,
                                      ":e": file_spec.eventRangeID}).fetchone()
-                if exists is None:
+                if exists is None and (file_spec.lfn, file_spec.eventRangeID) not in extra_rows:
+                    extra_rows.add((file_spec.lfn, file_spec.eventRangeID))
                     if file_spec.lfn not in zip_rows:
                         zip_rows[file_spec.lfn] = self._select_specs("file_table", "PandaID=:p AND lfn=:l",
                                                                      {":p": file_spec.PandaID, ":l": file_spec.lfn},
                                                                      suffix="LIMIT 1")[0]
                     file_spec.status = lifecycle.FILE_ZIPPED
                     file_spec.zipFileID = zip_rows[file_spec.lfn].zipFileID
-                    file_id_map[file_spec.eventRangeID] = self._insert_spec("file_table", file_spec)
-                    n_files += 1
+                    new_rows.append((file_spec, self._spec_row("file_table", file_spec), False))
             elif file_spec.fileType == lifecycle.TYPE_CHECKPOINT:
                 self._exec("UPDATE file_table SET status=:st, zipFileID=NULL WHERE fileID=:f",
                            {":st": lifecycle.FILE_RENEWED, ":f": all_lfns[file_spec.lfn]})
-        if lifecycle.wants_zipping(job.zipPerMB, job.subStatus):
+        n_files = len(new_rows)
+        zipping = lifecycle.wants_zipping(job.zipPerMB, job.subStatus)
+        if later is not None and listed_once and not zipping and not job.events:
+            later.extend(new_rows)  # nothing below reads them: inserted with the other jobs' rows
+        else:
+            self._insert_new_files(new_rows, file_id_map)
+        if zipping:
             self._make_zip_groups(job, active)
         self._write_events(job, file_id_map)
         if job.has_updated_attributes():
@@ -443,6 +450,25 @@ class JobsWorkersMixin(DBModule):
             else:
                 self._update_changes("job_table", job, "PandaID=:p_key", {":p_key": job.PandaID}, skip=("PandaID",))
         return n_files
+
+    def _insert_new_files(self, new_rows: Sequence[tuple[Any, list[Any], bool]], file_id_map: dict[Any, int]
+                          ) -> None:
+        """Insert the rows :meth:`_update_job_from_workers` collected (``(spec, values, new
+        file)``), in order, in one call: a new file's spec gets its fileID (a zip points at
+        itself), an eventRangeID its file's id in ``file_id_map``."""
+        new_ids = self._insert_rows_ids("file_table", [values for _spec, values, _new in new_rows])
+        zips = []
+        for (file_spec, _values, new_file), file_id in zip(new_rows, new_ids):
+            if not new_file:
+                file_id_map[file_spec.eventRangeID] = file_id
+                continue
+            file_spec.fileID = file_id
+            if file_spec.eventRangeID is not None:
+                file_id_map[file_spec.eventRangeID] = file_id
+            if file_spec.isZip == 1:
+                zips.append({":z": file_id, ":f": file_id})
+        if zips:
+            self._many("UPDATE file_table SET zipFileID=:z WHERE fileID=:f", zips)
 
     def _make_zip_groups(self, job: Any, active: set[int]) -> None:
         """Insert the zip files :func:`lifecycle.zip_groups` makes of the job's pending outputs."""
