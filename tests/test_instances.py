@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pymysql
 import pytest
 
 import mariadb_helpers
@@ -60,15 +59,7 @@ def instances(tmp_path: Path):
 
 
 def _rows(overrides: dict, sql: str) -> list[dict]:
-    con = mariadb_helpers.admin_connection(overrides["schema"])
-    try:
-        with con.cursor(pymysql.cursors.DictCursor) as cursor:
-            cursor.execute(sql)
-            return list(cursor.fetchall())
-    except pymysql.err.ProgrammingError:
-        return []  # tables not made yet
-    finally:
-        con.close()
+    return mariadb_helpers.rows(overrides["schema"], sql)
 
 
 def _live_pull(overrides: dict, harvester_id: str) -> dict[str, int]:

@@ -53,17 +53,7 @@ class Engine:
         """Rows of ``sql`` (no parameters: literals only, the same text on every engine)."""
         if self.name == "sqlite":
             return run.db_rows(sql)
-        import pymysql
-
-        con = mariadb_helpers.admin_connection(self.cfg["db"]["schema"])
-        try:
-            with con.cursor(pymysql.cursors.DictCursor) as cursor:
-                cursor.execute(sql)
-                return list(cursor.fetchall())
-        except pymysql.err.ProgrammingError:
-            return []  # tables not made yet
-        finally:
-            con.close()
+        return mariadb_helpers.rows(self.cfg["db"]["schema"], sql)
 
 
 @pytest.fixture(params=DB_ENGINES)
