@@ -29,20 +29,6 @@ STATUS = ("Questions", "Com_select", "Com_insert", "Com_update", "Com_delete", "
           "Innodb_os_log_fsyncs", "Innodb_data_fsyncs", "Innodb_deadlocks")
 
 
-def server_cpu() -> float:
-    """CPU seconds of the local MariaDB server process (0 when it cannot be read)."""
-    import psutil
-
-    for proc in psutil.process_iter(["name"]):
-        if proc.info["name"] in ("mariadbd", "mysqld"):
-            try:
-                times = proc.cpu_times()
-                return times.user + times.system
-            except psutil.Error:
-                return 0.0
-    return 0.0
-
-
 def server_status(cur) -> dict[str, int]:
     cur.execute("SHOW GLOBAL STATUS")
     return {k: int(v) for k, v in cur.fetchall() if k in STATUS}
@@ -92,13 +78,13 @@ def main() -> None:
 
     con = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
     before = server_status(con.cursor())
-    cpu0 = server_cpu()
+    cpu0 = push_bench.server_cpu()
     sampler = LockWaitSampler()
     sampler.start()
     rows = push_bench.run_one(args.jobs, budget=args.budget, processes=args.processes, engine="mariadb")
     sampler.stop.set()
     after = server_status(con.cursor())
-    cpu1 = server_cpu()
+    cpu1 = push_bench.server_cpu()
     time.sleep(2.5)
     for r in rows:
         print(f"{r['metric']:<32} {r['value']:>10.2f} {r['unit']}")

@@ -14,23 +14,10 @@ _logger = setup_logger("db_proxy")
 class FilesMixin(DBModule):
     """get_file_status (get_files_status for many), change_file_status, file groups, get_all_active_input_files."""
 
-    @db_method(dict)
     def get_file_status(self, lfn: str, file_type: str, endpoint: str | None, job_status: str) -> dict[str, Any]:
-        """{file status: {"cnt": n, "path": {paths}}} of files with this LFN in jobs of ``job_status``."""
-        varmap = {":lfn": lfn, ":type": file_type, ":jobStatus": job_status}
-        sql = ("SELECT f.status, f.path, COUNT(*) FROM file_table f, job_table j WHERE f.lfn=:lfn AND f.fileType=:type "
-               "AND j.PandaID=f.PandaID AND j.status=:jobStatus")
-        if endpoint is not None:
-            sql += " AND f.endpoint=:endpoint"
-            varmap[":endpoint"] = endpoint
-        sql += " GROUP BY f.status, f.path"
-        result: dict[str, Any] = {}
-        with self._tx(write=False):
-            for status, path, cnt in self._exec(sql, varmap).fetchall():
-                entry = result.setdefault(status, {"cnt": 0, "path": set()})
-                entry["cnt"] += cnt
-                entry["path"].add(path)
-        return result
+        """{file status: {"cnt": n, "path": {paths}}} of files with this LFN in jobs of ``job_status``
+        (:meth:`get_files_status` for one LFN; {} when none)."""
+        return self.get_files_status({lfn: file_type}, endpoint, job_status).get(lfn, {})
 
     @db_method(dict)
     def get_files_status(self, lfn_types: dict[str, str], endpoint: str | None, job_status: str

@@ -18,7 +18,6 @@ rows. The processes of one instance (``[master] nProcesses``) share its prefix a
 
 from __future__ import annotations
 
-import datetime
 import re
 import socket
 from functools import lru_cache
@@ -26,6 +25,7 @@ from typing import Any
 
 from pandaharvester.errors import DBError
 
+from ..time_utils import naive_utcnow
 from . import schema
 
 # tables every instance on the database shares (never prefixed)
@@ -106,7 +106,7 @@ def claim_tables(proxy: Any, harvester_id: str) -> None:
         return
     proxy.make_table(InstanceRow, REGISTRY_TABLE)
     prefix = proxy.settings.table_prefix
-    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    now = naive_utcnow()
     host = socket.getfqdn()
     with proxy._tx():
         varmap = {":p": prefix}
