@@ -38,8 +38,8 @@ setup(
         "emulator": ["cryptography"],  # the PanDA emulator's HTTPS mode (its own CA)
         "redis": ["redis>=4.0"],
         "uwsgi": ["uWSGI>=2.0"],  # the original's way of running several processes (templates/panda)
-        "test": ["pytest>=7", "pytest-timeout", "PyMySQL>=1.0", "Jinja2>=3.0", "cryptography", "redis>=4.0",
-                 "uWSGI>=2.0"],
+        "test": ["pytest>=7", "pytest-timeout", "hypothesis>=6", "PyMySQL>=1.0", "Jinja2>=3.0", "cryptography",
+                 "redis>=4.0", "uWSGI>=2.0"],
         "bench": ["matplotlib>=3.5", "py-spy>=0.3"],
     },
     data_files=[

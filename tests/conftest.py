@@ -16,9 +16,26 @@ from slurm_helpers import slurm, slurm_walltime_worker  # noqa: E402,F401  (sess
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--runslow", action="store_true", default=False, help="run the long variants")
+    parser.addoption("--full", action="store_true", default=False,
+                     help="tests/reliability: the long variants (100 kills, 1,000+ fuzz cases); "
+                          "also HARVESTER_RELIABILITY_FULL=1")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """Print the figures the reliability tests recorded (``figures.record``), one line each."""
+    import figures
+
+    lines = figures.recorded()
+    if lines:
+        terminalreporter.section("reliability figures")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import figures
+
+    figures.set_full_option(config.getoption("--full"))
     if config.getoption("--runslow"):
         return
     skip_slow = pytest.mark.skip(reason="long variant: run with --runslow")
