@@ -95,10 +95,24 @@ class Master:
         self.dbProxy = DBProxyPool()
         if process_index is None:
             self.make_tables()
+        self.release_dead_locks()
 
     def make_tables(self) -> None:
         """Create/upgrade the tables, serialised between instances by process lock "master"."""
         make_tables(self.dbProxy, self.queueConfigMapper, self.communicatorPool, self.lockOwner)
+
+    def release_dead_locks(self) -> None:
+        """Before any agent runs: free the rows locked by this host's dead processes (a crash), so
+        that they need not wait for ``lockInterval`` (:mod:`harvestercore.db.lock_recovery`)."""
+        if not _cfg("master", "releaseDeadLocksAtStart", True):
+            return
+        import socket
+
+        hostname = socket.gethostname()
+        released = self.dbProxy.release_dead_locks(hostname)
+        if released:
+            _logger.info(f"released {sum(released.values())} row locks of dead processes of {hostname}: "
+                         + ", ".join(f"{name}={n}" for name, n in sorted(released.items())))
 
     # ------------------------------------------------------------ starting agents
     def resource(self, name: str) -> Any:

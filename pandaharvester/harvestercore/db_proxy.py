@@ -25,6 +25,7 @@ from .db.instance_tables import claim_tables
 from .db.job_cycles import JobCyclesMixin
 from .db.jobs import JobsMixin
 from .db.jobs_workers import JobsWorkersMixin
+from .db.lock_recovery import LockRecoveryMixin
 from .db.queues import QueuesMixin
 from .db.service import ServiceMixin
 from .db.stats import StatsMixin
@@ -51,7 +52,7 @@ serviceMetricsTableName = "sm_table"
 
 
 class DBProxy(InfraMixin, JobsMixin, JobCyclesMixin, WorkersMixin, WorkerCyclesMixin, JobsWorkersMixin,
-              FilesMixin, QueuesMixin, StatsMixin, CommandsMixin, ServiceMixin):
+              FilesMixin, QueuesMixin, StatsMixin, CommandsMixin, ServiceMixin, LockRecoveryMixin):
     """One connection to the Harvester DB with all of the original's DB methods.
 
     ``settings`` (keyword only) overrides the ``[db]`` section, for tools and benchmarks that run
