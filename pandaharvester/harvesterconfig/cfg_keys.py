@@ -97,6 +97,8 @@ KEYS: tuple[Key, ...] = (
     _k("db", "tablePrefix", Identifier(), "", "prefix of this instance's table names, so that several instances "
        "(each its own harvester_id) share one database; the sequence table is shared"),
     _k("db", "syncMaxWorkerID", BOOL, False, "take the largest workerID known to PanDA at start"),
+    _k("db", "jobSecretsDir", Directory(), None, "directory (made 0700) of PanDA's job secrets, one 0600 file a job, "
+       "kept out of the DB; default $PANDA_HOME/var/lib/harvester/job_secrets"),
     # ---------------------------------------------------------------- fifo
     _k("fifo", "fifoModule", TEXT, "pandaharvester.harvesterfifo.sqlite_fifo", "module of the FIFO backend"),
     _k("fifo", "fifoClass", TEXT, "SqliteFifo", "class of the FIFO backend (SqliteFifo, MysqlFifo, RedisFifo)"),

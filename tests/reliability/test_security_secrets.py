@@ -167,6 +167,12 @@ def test_no_secret_leaks_from_a_full_run(daemon_run, grid, tmp_path):  # noqa: F
         assert job_secrets["MY_TOKEN"] in path.read_text()  # the pilot gets them
         if mode(path) != 0o600 or mode(path.parent) != 0o700:
             wrong_modes.append(f"{path}: {mode(path):o} in {mode(path.parent):o}")
+    from pandaharvester.harvestercore import job_secrets
+
+    store = home / "var/lib/harvester/job_secrets"  # the default [db] jobSecretsDir under PANDA_HOME
+    stored = sorted(store.glob("*" + job_secrets.SUFFIX))
+    assert len(stored) == N_JOBS and mode(store) == 0o700, (stored, oct(mode(store)))
+    allowed |= {p.resolve() for p in stored}
     for path in allowed:
         if mode(path) != 0o600:
             wrong_modes.append(f"{path}: {mode(path):o}")
