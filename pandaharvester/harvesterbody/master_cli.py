@@ -148,18 +148,19 @@ def configure_logging(file_suffix: str = "") -> str:
 def check_config() -> tuple[list[str], list[str]]:
     """``(problems, warnings)`` of the cfg and of panda_common.cfg, one line each.
 
-    Problems (a cfg that does not load, bad values, missing required keys) must stop the start;
+    Problems (a cfg that does not load, bad values, missing required keys, a credential file others may
+    read: :mod:`credential_files`) must stop the start;
     warnings (features turned on that this Harvester does not implement, unknown keys) are logged.
     """
     from pandaharvester.errors import ConfigError
-    from pandaharvester.harvesterconfig import harvester_config, panda_common, schema
+    from pandaharvester.harvesterconfig import credential_files, harvester_config, panda_common, schema
 
     try:
         harvester_config.ensure_loaded()
     except ConfigError as exc:
         return [str(exc)], []
     common = panda_common.read_logger_section()
-    problems = schema.validate(harvester_config) + common.problems()
+    problems = schema.validate(harvester_config) + common.problems() + credential_files.problems(harvester_config)
     if not problems:
         from pandaharvester.harvesterbody.monitor_fifo import fifo_problems
 
