@@ -68,6 +68,9 @@ def prepare_process(options: argparse.Namespace) -> Prepared | int:
     each on stderr, :data:`EXIT_CONFIG`), logging (then the cfg warnings), a pid file that is
     free, the identity to switch to, memory logging, GC tuning, the host-name file, log
     rotation. Returns what the run needs, or the exit status when the start is refused."""
+    # files the daemon makes (logs, DB, pid file, worker directories) are never group/world-writable,
+    # whatever the umask it was started with; the secret-carrying ones are made 0600/0700 explicitly
+    os.umask(os.umask(0o022) | 0o022)
     problems, warnings = check_config()
     if problems:
         for line in problems:
