@@ -164,6 +164,10 @@ def check_config() -> tuple[list[str], list[str]]:
         return [str(exc)], []
     common = panda_common.read_logger_section()
     problems = schema.validate(harvester_config) + common.problems() + credential_files.problems(harvester_config)
+    if not problems:  # the communicator's own refusals (a token to a plain http:// URL) before anything starts
+        from pandaharvester.harvestercommunicator.settings import start_problems
+
+        problems = start_problems()
     if not problems:
         from pandaharvester.harvesterbody.monitor_fifo import fifo_problems
 
