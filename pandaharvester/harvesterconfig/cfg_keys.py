@@ -125,7 +125,7 @@ KEYS: tuple[Key, ...] = (
     _k("pandacon", "maxRetries", COUNT0, 3, "retries of a request failing with a connection error or HTTP 5xx"),
     _k("pandacon", "retryBackoff", SECONDS, 1, "base of the exponential back-off between retries"),
     _k("pandacon", "auth_type", TEXT, "x509", "authentication: oidc (token), else certificates"),
-    _k("pandacon", "ca_cert", ANY, None, "CA bundle verifying the server (True/False: system bundle / no check)"),
+    _k("pandacon", "ca_cert", ANY, None, "CA bundle verifying the server (True: system bundle; False: no check, a WARNING each start)"),
     _k("pandacon", "cert_file", TEXT, None, "client certificate (x509)"),
     _k("pandacon", "key_file", TEXT, None, "client key (x509)"),
     _k("pandacon", "auth_token", TEXT, None, "token, or file:/path/to/token (oidc)"),

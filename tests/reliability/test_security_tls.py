@@ -60,8 +60,9 @@ def make_comm(fresh_home, tmp_path, monkeypatch):
     return make
 
 
-def test_an_untrusted_server_certificate_is_refused_by_default(emu, make_comm):
-    com = make_comm(emu)
+@pytest.mark.parametrize("transport", ["requests", "pycurl"])
+def test_an_untrusted_server_certificate_is_refused_by_default(emu, make_comm, transport):
+    com = make_comm(emu, transport=transport)
     calls_before = emu.state()["faults"]["calls"].get("harvester/heartbeat", 0)
     ok, error = com.check_panda()
     assert not ok
@@ -72,18 +73,19 @@ def test_an_untrusted_server_certificate_is_refused_by_default(emu, make_comm):
     assert emu.state()["faults"]["calls"].get("harvester/heartbeat", 0) == calls_before
 
 
-def test_the_configured_ca_makes_it_work(emu, make_comm, caplog):
+@pytest.mark.parametrize("transport", ["requests", "pycurl"])
+def test_the_configured_ca_makes_it_work(emu, make_comm, caplog, transport):
     caplog.set_level(logging.WARNING)
-    com = make_comm(emu, ca_cert=emu.ca_cert)
+    com = make_comm(emu, ca_cert=emu.ca_cert, transport=transport)
     ok, reply = com.check_panda()
     assert ok and reply["success"], reply
     assert "not verified" not in caplog.text
 
 
-@pytest.mark.parametrize("value", ["False", "false"])
-def test_verification_off_works_and_warns_once(emu, make_comm, caplog, value):
+@pytest.mark.parametrize("value,transport", [("False", "requests"), ("false", "pycurl")])
+def test_verification_off_works_and_warns_once(emu, make_comm, caplog, value, transport):
     caplog.set_level(logging.WARNING, logger="panda.log.communicator")
-    com = make_comm(emu, ca_cert=value)
+    com = make_comm(emu, ca_cert=value, transport=transport)
     PandaCommunicator()
     PandaCommunicator()  # the pool makes several: one warning
     ok, reply = com.check_panda()
