@@ -25,7 +25,7 @@ import pytest
 from e2e_helpers import daemon_run  # noqa: F401
 from figures import record
 from pandaharvester.harvestertest import instance
-from security_helpers import ScanResult, make_grid_ca, mode, pem_key_lines, scan_bytes, scan_tree
+from security_helpers import ScanResult, make_grid_ca, mode, pem_key_lines, scan_bytes, scan_tree, secret_forms
 
 N_JOBS = 4
 
@@ -191,6 +191,16 @@ def test_no_secret_leaks_from_a_full_run(daemon_run, grid, tmp_path):  # noqa: F
     scan_bytes("job rows' decoded blobs", _job_blobs(home / "harvester.db"), secret_values, result)
     for name, output in outputs.items():
         scan_bytes(name, output, secret_values, result)
+    # the scan finds what it looks for: the allowed files, and each encoded form inside other text
+    control = ScanResult()
+    for path in (token_file, job_files[0], stored[0], proxy):
+        scan_bytes(str(path), path.read_bytes(), secret_values, control)
+    assert {leak.split(": ")[1].split(" (")[0] for leak in control.leaks} >= {"bad_token", "job_secret_MY_TOKEN",
+                                                                                     "proxy_key_line0"}
+    for form in secret_forms(token).values():
+        probe = ScanResult()
+        scan_bytes("probe", b"x=" + form + b"&y", {"token": token}, probe)
+        assert probe.leaks, form
     record(f"reliability: secrets_scanned files={result.files} bytes={result.bytes} secrets={len(secret_values)} "
            f"leaks={len(result.leaks)}")
     assert not result.leaks, "\n".join(result.leaks[:30])
