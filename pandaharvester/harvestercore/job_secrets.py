@@ -88,8 +88,8 @@ def save(secrets_by_id: dict[int, Any]) -> list[int]:
         except (OSError, TypeError, ValueError) as exc:
             failed.append(panda_id)
             make_logger(_logger, f"PandaID={panda_id}", method_name="save").error(
-                f"cannot store the job's secrets in {directory}: {getattr(exc, 'strerror', None) or type(exc).__name__};"
-                " the job goes to its pilot without them")
+                f"cannot store the job's secrets in {directory}: "
+                f"{getattr(exc, 'strerror', None) or type(exc).__name__}; the job goes to its pilot without them")
             try:
                 os.unlink(tmp)
             except OSError:

@@ -183,8 +183,9 @@ class JobSpec(SpecBase):
         The whole dict becomes jobParams (as sent: the pilot gets PanDA's own values); PandaID,
         taskID, jobsetID, attemptNr and currentPriority become ints (the real server sends taskID
         and jobsetID as strings), "NULL" task/jobset ids None; "secrets" (a JSON string, decoded when
-        possible) leaves jobParams for :attr:`secrets` (see :mod:`job_secrets`). Raises ``ValueError`` naming the key when one of these five is
-        missing or not an integer (the job cannot be stored or reported then).
+        possible) leaves jobParams for :attr:`secrets` (see :mod:`job_secrets`). Raises ``ValueError``
+        naming the key when one of these five is missing or not an integer (the job cannot be stored
+        or reported then).
         """
         if not isinstance(data, dict):
             raise ValueError(f"a job must be a JSON object, not {type(data).__name__} {repr(data)[:100]}")

@@ -128,7 +128,8 @@ def test_no_secret_leaks_from_a_full_run(daemon_run, grid, tmp_path):  # noqa: F
     instance.write_cfg(bad_home, {"db": {"engine": "mariadb", "host": "127.0.0.1", "port": 3306, "user": "root",
                                          "password": db_password, "schema": "test_security",
                                          "reconnectTimeout": 1},
-                                  "pandacon": run.cfg_changes["pandacon"] | {"server_api_url_ssl": run.emulator.base_url}})
+                                  "pandacon": dict(run.cfg_changes["pandacon"],
+                                                   server_api_url_ssl=run.emulator.base_url)})
     outputs: dict[str, bytes] = {}
     env = dict(os.environ, PANDA_HOME=str(bad_home))
     daemon = subprocess.run([sys.executable, "-m", "pandaharvester.harvesterbody.master", "--foreground", "--single"],

@@ -51,7 +51,8 @@ class JobsMixin(DBModule):
         """Insert jobs with their input files (replacing any job with the same PandaID)."""
         make_logger(_logger, method_name="insert_jobs").debug(f"{len(jobspec_list)} jobs")
         # PanDA's secrets go beside the DB (job_secrets), before the rows: never a job without them
-        job_secrets.save({job.PandaID: job.secrets for job in jobspec_list if getattr(job, "secrets", None) is not None})
+        job_secrets.save({job.PandaID: job.secrets for job in jobspec_list
+                          if getattr(job, "secrets", None) is not None})
         with self._tx():
             ids = [job.PandaID for job in jobspec_list]
             existing = [r[0] for r in self._ids_in("SELECT PandaID FROM job_table WHERE PandaID IN ({ids})", ids)]
