@@ -1,14 +1,16 @@
 """Secrets never in logs, the DB, harvester-admin output or error messages.
 
-One real daemon run (emulator over HTTPS with a bearer token, DEBUG logs, ``[pandacon] verbose``,
-the real NoVomsCredManager making a proxy, monitor FIFO on) with every secret a site configures:
-the OIDC token (a 0600 file), the DB, FIFO and Redis passwords in the cfg, a user key and the
-proxy made from it, and PanDA's job ``secrets``. Then errors are provoked (the token file
-rotated to a token PanDA refuses, a MariaDB home with a wrong password, daemon and admin), every
-``harvester-admin`` verb runs, and every file under the daemon's home, a SQL dump of each SQLite
-DB, the decoded blobs of the job rows and every admin output are searched for each secret
-(as is, JSON/URL-escaped, hex, base64). The job description the pilot reads is the one place a
-job secret may be (0600 in a 0700 access point), the credential files hold their own secret.
+One real daemon run per DB engine (emulator over HTTPS with a bearer token, DEBUG logs,
+``[pandacon] verbose``, the real NoVomsCredManager making a proxy, monitor FIFO on) with every
+secret a site configures: the OIDC token (a 0600 file), the DB password (unused with SQLite; a
+MariaDB account really using it), FIFO and Redis passwords in the cfg, a user key and the proxy
+made from it, and PanDA's job ``secrets``. Then errors are provoked (the token file rotated to a
+token PanDA refuses, a MariaDB home with a wrong password, daemon and admin), every
+``harvester-admin`` verb runs, and every file under the daemon's home, a SQL dump of each DB
+(sqlite3 ``iterdump``, ``mysqldump``), the decoded blobs of the job rows and every admin output are
+searched for each secret (as is, JSON/URL-escaped, hex, base64 at each alignment). The job
+description the pilot reads and the job secret store are the places a job secret may be (0600 in
+0700 directories); the credential files hold their own secret.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,9 +78,79 @@ def grid(tmp_path_factory, monkeypatch):
     return ca
 
 
-def test_no_secret_leaks_from_a_full_run(daemon_run, grid, tmp_path):  # noqa: F811
+MARIADB_SCHEMA = "test_security_secrets"
+MARIADB_USER = "hv_security"
+
+
+def _root() -> Any:
+    import pymysql
+
+    return pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True, connect_timeout=5)
+
+
+def _mariadb_account(password: str) -> dict[str, Any]:
+    """A fresh schema and an account with ``password`` on it (the [db] keys)."""
+    con = _root()
+    try:
+        with con.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {MARIADB_SCHEMA}")
+            cur.execute(f"CREATE DATABASE {MARIADB_SCHEMA}")
+            for host in ("127.0.0.1", "localhost"):
+                cur.execute(f"CREATE USER IF NOT EXISTS '{MARIADB_USER}'@'{host}' IDENTIFIED BY %s", (password,))
+                cur.execute(f"ALTER USER '{MARIADB_USER}'@'{host}' IDENTIFIED BY %s", (password,))
+                cur.execute(f"GRANT ALL ON {MARIADB_SCHEMA}.* TO '{MARIADB_USER}'@'{host}'")
+    finally:
+        con.close()
+    return {"engine": "mariadb", "host": "127.0.0.1", "port": 3306, "user": MARIADB_USER, "password": password,
+            "schema": MARIADB_SCHEMA}
+
+
+def _mariadb_dump() -> bytes:
+    res = subprocess.run(["mysqldump", "-h127.0.0.1", "-uroot", "--skip-extended-insert", "--hex-blob",
+                          MARIADB_SCHEMA], capture_output=True, timeout=120)
+    assert res.returncode == 0 and b"job_table" in res.stdout, res.stderr
+    return res.stdout
+
+
+def _mariadb_job_blobs() -> bytes:
+    from pandaharvester.harvestercore.job_spec import JobSpec
+    import pymysql.cursors
+
+    con = _root()
+    try:
+        with con.cursor(pymysql.cursors.DictCursor) as cur:
+            cur.execute(f"SELECT {JobSpec.column_names()} FROM {MARIADB_SCHEMA}.job_table")
+            rows = cur.fetchall()
+    finally:
+        con.close()
+    assert rows, "no job rows to decode"
+    out = []
+    for row in rows:
+        job = JobSpec()
+        job.pack(row)
+        out.append(repr({name: getattr(job, name) for name in JobSpec.serializedAttrs}))
+    return "\n".join(out).encode()
+
+
+@pytest.fixture()
+def drop_mariadb_schema():
+    yield
+    try:
+        con = _root()
+    except Exception:
+        return
+    try:
+        with con.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {MARIADB_SCHEMA}")
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "mariadb"])
+def test_no_secret_leaks_from_a_full_run(daemon_run, grid, tmp_path, engine, drop_mariadb_schema):  # noqa: F811
     token, bad_token = _token("tokS"), _token("tokBad")
     db_password, fifo_password, redis_password = _token("dbpw"), _token("fifopw"), _token("redispw")
+    db_cfg = {"password": db_password} if engine == "sqlite" else _mariadb_account(db_password)
     job_secrets = {"MY_TOKEN": _token("jobsec"), "OTHER_KEY": _token("jobsec2")}
     run = daemon_run(worker_seconds=1, only_queues=["DEMO_PUSH"],
                      emulator_kwargs={"tls": True, "tokens": [token]})
@@ -94,7 +167,7 @@ def test_no_secret_leaks_from_a_full_run(daemon_run, grid, tmp_path):  # noqa: F
         "pandacon": {"auth_type": "oidc", "auth_token": f"file:{token_file}", "auth_origin": "atlas",
                      "ca_cert": run.emulator.ca_cert, "cert_file": str(proxy), "key_file": str(proxy),
                      "verbose": True},
-        "db": {"password": db_password},
+        "db": db_cfg,
         "fifo": {"db_password": fifo_password, "redisPassword": redis_password},
         "monitor": {"fifoEnable": True, "fifoCheckInterval": 1},
         "credmanager": {"moduleName": "pandaharvester.harvestercredmanager.no_voms_cred_manager",
@@ -188,8 +261,13 @@ def test_no_secret_leaks_from_a_full_run(daemon_run, grid, tmp_path):  # noqa: F
         elif child.resolve() not in allowed:
             scan_bytes(child.name, child.read_bytes(), secret_values, result)
     for db in [home / "harvester.db", *home.glob("*_fifo.db")]:
-        scan_bytes(f"SQL dump of {db.name}", _sqlite_dump(db), secret_values, result)
-    scan_bytes("job rows' decoded blobs", _job_blobs(home / "harvester.db"), secret_values, result)
+        if db.exists():
+            scan_bytes(f"SQL dump of {db.name}", _sqlite_dump(db), secret_values, result)
+    if engine == "sqlite":
+        scan_bytes("job rows' decoded blobs", _job_blobs(home / "harvester.db"), secret_values, result)
+    else:
+        scan_bytes("mysqldump", _mariadb_dump(), secret_values, result)
+        scan_bytes("job rows' decoded blobs", _mariadb_job_blobs(), secret_values, result)
     for name, output in outputs.items():
         scan_bytes(name, output, secret_values, result)
     # the scan finds what it looks for: the allowed files, and each encoded form inside other text
@@ -203,5 +281,5 @@ def test_no_secret_leaks_from_a_full_run(daemon_run, grid, tmp_path):  # noqa: F
         scan_bytes("probe", b"x=" + form + b"&y", {"token": token}, probe)
         assert probe.leaks, form
     record(f"reliability: secrets_scanned files={result.files} bytes={result.bytes} secrets={len(secret_values)} "
-           f"leaks={len(result.leaks)}")
+           f"leaks={len(result.leaks)} engine={engine}")
     assert not result.leaks, "\n".join(result.leaks[:30])
