@@ -31,7 +31,7 @@ def usual_umask():
 
 def job_with_secrets(panda_id: int):
     job = make_job(panda_id, secrets=json.dumps(SECRETS))
-    assert job.jobParams["secrets"] == SECRETS
+    assert job.secrets == SECRETS and "secrets" not in job.jobParams
     return job
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import pickle
 
 import pytest
 
@@ -89,7 +90,10 @@ def test_convert_job_json():
     assert job.taskID is None and job.jobsetID is None  # "NULL"
     assert job.attemptNr == 1 and job.currentPriority == 1000
     assert job.nCore == 8 and job.resourceType == "MCORE" and job.zipPerMB == 2048
-    assert job.jobParams["secrets"] == {"token": "abc"}
+    # PanDA's secrets: off jobParams (so off the DB row), back in the description for the pilot
+    assert "secrets" not in job.jobParams and job.secrets == {"token": "abc"}
+    assert job.get_job_params(strip=False)["secrets"] == {"token": "abc"}
+    assert "abc" not in str(job.values_list()) and pickle.loads(pickle.dumps(job)).__dict__["secrets"] is None
     assert job.jobParams["jobPars"].startswith("--inputRDOFile")
     assert job.jobParamsExtForOutput == {
         "AOD.2._000001.pool.root.1": {"scope": "mc23_13p6TeV", "dataset": "mc23.AOD.e1_s2_r3_tid2_00",
@@ -106,7 +110,7 @@ def test_convert_job_json():
 def test_convert_job_json_real_ids_and_bad_secrets():
     job = make_job(taskID=38123456, jobsetID=77, secrets="not json", coreCount="NULL")
     assert job.taskID == 38123456 and job.jobsetID == 77
-    assert job.jobParams["secrets"] == "not json"
+    assert job.secrets == "not json" and "secrets" not in job.jobParams
     assert job.nCore is None
 
 
@@ -296,6 +300,9 @@ def test_times_workers_pilot_and_params():
     assert job.is_pilot_closed()
     stripped = job.get_job_params(strip=True)
     assert "realDatasetsIn" not in stripped and "inFiles" in stripped
+    assert job.get_job_params(strip=False) == dict(job.jobParams, secrets={"token": "abc"})
+    job.secrets = None
+    job.PandaID = None  # nothing stored either: the description is jobParams itself
     assert job.get_job_params(strip=False) is job.jobParams
     assert job.get_pilot_type() == "PR"
     assert make_job(prodSourceLabel="rc_test2").get_pilot_type() == "RC"

@@ -68,6 +68,9 @@ def prepare_process(options: argparse.Namespace) -> Prepared | int:
     each on stderr, :data:`EXIT_CONFIG`), logging (then the cfg warnings), a pid file that is
     free, the identity to switch to, memory logging, GC tuning, the host-name file, log
     rotation. Returns what the run needs, or the exit status when the start is refused."""
+    # files the daemon makes (logs, DB, pid file, worker directories) are never group/world-writable,
+    # whatever the umask it was started with; the secret-carrying ones are made 0600/0700 explicitly
+    os.umask(os.umask(0o022) | 0o022)
     problems, warnings = check_config()
     if problems:
         for line in problems:
@@ -148,18 +151,23 @@ def configure_logging(file_suffix: str = "") -> str:
 def check_config() -> tuple[list[str], list[str]]:
     """``(problems, warnings)`` of the cfg and of panda_common.cfg, one line each.
 
-    Problems (a cfg that does not load, bad values, missing required keys) must stop the start;
+    Problems (a cfg that does not load, bad values, missing required keys, a credential file others may
+    read: :mod:`credential_files`) must stop the start;
     warnings (features turned on that this Harvester does not implement, unknown keys) are logged.
     """
     from pandaharvester.errors import ConfigError
-    from pandaharvester.harvesterconfig import harvester_config, panda_common, schema
+    from pandaharvester.harvesterconfig import credential_files, harvester_config, panda_common, schema
 
     try:
         harvester_config.ensure_loaded()
     except ConfigError as exc:
         return [str(exc)], []
     common = panda_common.read_logger_section()
-    problems = schema.validate(harvester_config) + common.problems()
+    problems = schema.validate(harvester_config) + common.problems() + credential_files.problems(harvester_config)
+    if not problems:  # the communicator's own refusals (a token to a plain http:// URL) before anything starts
+        from pandaharvester.harvestercommunicator.settings import start_problems
+
+        problems = start_problems()
     if not problems:
         from pandaharvester.harvesterbody.monitor_fifo import fifo_problems
 

@@ -22,7 +22,7 @@ import time
 from typing import Any, Callable
 from urllib.parse import urlparse
 
-from .settings import check_plain_http, normalise_auth_type, read_allow_plain_http
+from .settings import check_plain_http, normalise_auth_type, read_allow_plain_http, warn_no_verify
 
 TOKEN_REFRESH_SECONDS = 600.0
 
@@ -239,6 +239,9 @@ class AuthManager:
                             values.get("ca_cert", self.ca_cert), token, values.get("auth_origin", self.auth_origin))
         if auth.token:
             check_plain_http(base_url, "the OIDC token", self.allow_plain_http)
+        if auth.ca_cert is False:
+            warn_no_verify(base_url, "[pandacon] ca_cert = False" if entry is None
+                           else f"[pandacon] multihost_auth_config {self._netloc(base_url)}: ca_cert = False")
         return auth
 
     def host_tuple(self, base_url: str) -> tuple:

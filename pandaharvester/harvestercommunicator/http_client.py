@@ -248,7 +248,8 @@ class PandaHttpClient:
         try:
             response = self.transport.send(request)
         except TransportError as exc:
-            return Attempt(False, f"failed to {request.method} with {exc}", True, maybe_applied=not exc.never_sent)
+            return Attempt(False, f"failed to {request.method} with {exc}", not getattr(exc, "permanent", False),
+                           maybe_applied=not exc.never_sent)
         except Exception as exc:  # a transport bug must not kill the agent thread
             return Attempt(False, f"failed to {request.method} with {type(exc).__name__}: {exc}", False,
                            maybe_applied=True)

@@ -25,7 +25,7 @@ from .files_api import FilesApiMixin
 from .http_client import CallResult, PandaHttpClient
 from .jobs_api import JobsApiMixin
 from .redact import Redactor
-from .settings import PandaconSettings, load_settings
+from .settings import PandaconSettings, load_settings, warn_no_verify
 from .transport import Transport, make_transport
 
 HEARTBEAT_QUIRK_TEXT = "database error"
@@ -57,6 +57,9 @@ class PandaCommunicator(JobsApiMixin, FilesApiMixin, BaseCommunicator):
             multihost_auth_config=settings.multihost_auth_config, on_new_secret=self.redactor.add_secret,
             logger=self.make_logger(method_name="__init__"),
         )
+        if settings.ca_cert is False:
+            for url in dict.fromkeys((settings.server_url, settings.cache_url)):
+                warn_no_verify(url)
         self.transport = transport if transport is not None else make_transport(settings.transport)
         self.http = PandaHttpClient(self.transport, self.auth, self.redactor, _logger, load_settings,
                                     verbose=self.verbose, stop_event=stop_event)

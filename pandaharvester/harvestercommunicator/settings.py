@@ -17,6 +17,11 @@ URL rules (the one decision about plain HTTP):
   ``[pandacon] allow_credentials_over_http = True``, which is then logged as a WARNING once per
   URL and process (every start).
 
+The server's certificate is verified (``[pandacon] ca_cert``: a CA bundle, or unset/True for the
+system's); ``ca_cert = False``, as in the original, turns that off, logged as a WARNING once per
+server and process (every start). A certificate failing verification is one error naming the
+server and ``ca_cert``, not retried.
+
 ``auth_type``: ``oidc`` means bearer tokens; anything else (``x509``, ``none``, empty) means
 certificates, as in the original.
 """
@@ -40,6 +45,8 @@ ALLOW_PLAIN_HTTP_KEY = "allow_credentials_over_http"
 
 # URLs already warned about (credentials allowed over plain HTTP): one WARNING per URL and process
 _warned_plain_http: set[str] = set()
+# URLs already warned about (server certificate not verified: ca_cert = False)
+_warned_no_verify: set[str] = set()
 _warned_lock = threading.Lock()
 
 
@@ -188,6 +195,42 @@ def check_plain_http(url: str, what: str, allowed: bool) -> None:
 
     _logger.warning(f"[pandacon] {ALLOW_PLAIN_HTTP_KEY} = True: {what} is sent in clear to {url} (plain HTTP); "
                     "anyone on the network path can read it. Use an https:// URL")
+
+
+def warn_no_verify(url: str, where: str = "[pandacon] ca_cert = False") -> None:
+    """One WARNING per https URL and process that its server's certificate is not verified
+    (and urllib3's per-request InsecureRequestWarning silenced: this says it once)."""
+    if not str(url).lower().startswith("https://"):
+        return
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    root = f"{parsed.scheme}://{parsed.netloc}"
+    with _warned_lock:
+        if root in _warned_no_verify:
+            return
+        _warned_no_verify.add(root)
+    try:
+        import urllib3
+
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    except Exception:
+        pass
+    from .base_communicator import _logger
+
+    _logger.warning(f"{where}: the certificate of {root} is not verified, so anyone on the network path can "
+                    "impersonate PanDA and read the credentials sent to it; set ca_cert to the CA bundle instead")
+
+
+def start_problems() -> list[str]:
+    """The settings' problems as start-up lines (a token to a plain http:// URL, a bad value), [] if none."""
+    from pandaharvester.errors import ConfigError
+
+    try:
+        load_settings()
+    except ConfigError as exc:
+        return [str(exc)]
+    return []
 
 
 def load_settings() -> PandaconSettings:

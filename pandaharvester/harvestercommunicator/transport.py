@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 import uuid
 from typing import Protocol
 
@@ -49,12 +50,27 @@ class TransportError(Exception):
     """No complete HTTP reply: connection, TLS or timeout failure.
 
     ``never_sent``: surely no byte of the request reached the server (when in doubt, False).
+    ``permanent``: trying again cannot help (the server's certificate failed verification).
     """
 
-    def __init__(self, message: str, timeout: bool = False, never_sent: bool = False) -> None:
+    def __init__(self, message: str, timeout: bool = False, never_sent: bool = False,
+                 permanent: bool = False) -> None:
         super().__init__(message)
         self.timeout = timeout
         self.never_sent = never_sent
+        self.permanent = permanent
+
+
+def verify_failed(url: str, reason: str) -> TransportError:
+    """The error of a server certificate that failed verification: says which key to set.
+    The handshake failed before the request was written: never sent, and permanent."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    return TransportError(
+        f"the server certificate of {parsed.scheme}://{parsed.netloc} could not be verified ({reason}): "
+        "set [pandacon] ca_cert to the CA bundle that signed it (ca_cert = False turns the check off, "
+        "which lets anyone on the network path impersonate PanDA)", never_sent=True, permanent=True)
 
 
 class Transport(Protocol):
@@ -91,6 +107,11 @@ class RequestsTransport:
         except requests.exceptions.Timeout as exc:
             raise TransportError(f"timeout after {request.timeout}s: {_short(exc)}", timeout=True,
                                  never_sent=self._never_sent(exc)) from None
+        except requests.exceptions.SSLError as exc:
+            reason = _verify_reason(exc)
+            if reason is not None:
+                raise verify_failed(request.url, reason) from None
+            raise TransportError(f"{type(exc).__name__}: {_short(exc)}", never_sent=self._never_sent(exc)) from None
         except (requests.exceptions.RequestException, OSError) as exc:
             raise TransportError(f"{type(exc).__name__}: {_short(exc)}", never_sent=self._never_sent(exc)) from None
         return HttpResponse(reply.status_code, content, dict(reply.headers))
@@ -132,6 +153,8 @@ class PycurlTransport:
         # no connection was made: the request cannot have reached the server
         self._connect_errors = frozenset({pycurl.E_COULDNT_RESOLVE_PROXY, pycurl.E_COULDNT_RESOLVE_HOST,
                                           pycurl.E_COULDNT_CONNECT})
+        # CURLE_PEER_FAILED_VERIFICATION (60, also CURLE_SSL_CACERT) and CURLE_SSL_CACERT_BADFILE (77)
+        self._verify_errors = frozenset({60, 77, getattr(pycurl, "E_PEER_FAILED_VERIFICATION", 60)})
 
     def send(self, request: HttpRequest) -> HttpResponse:
         pycurl = self._pycurl
@@ -189,6 +212,8 @@ class PycurlTransport:
             except pycurl.error as exc:
                 code = exc.args[0] if exc.args else None
                 message = exc.args[1] if len(exc.args) > 1 else str(exc)
+                if code in self._verify_errors and request.verify is not False:
+                    raise verify_failed(request.url, f"pycurl error {code}: {message}") from None
                 timed_out = code == pycurl.E_OPERATION_TIMEDOUT
                 prefix = f"timeout after {request.timeout}s" if timed_out else f"pycurl error {code}"
                 # libcurl counts the request bytes it wrote: none written, nothing reached the server
@@ -229,6 +254,27 @@ def make_transport(name: str = "requests") -> Transport:
 
         raise ConfigError(f"[pandacon] transport = {name!r} is unknown: use one of {', '.join(_TRANSPORTS)}") from None
     return factory()
+
+
+def _verify_reason(exc: BaseException) -> str | None:
+    """The verification failure inside an SSL error (``certificate verify failed: ...``), else None."""
+    import ssl
+
+    seen: set[int] = set()
+    todo: list = [exc]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, ssl.SSLCertVerificationError):
+            return item.verify_message or "certificate verify failed"
+        todo += [getattr(item, "reason", None), item.__cause__, item.__context__, *item.args]
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        found = re.search(r"certificate verify failed: ([^(')\]]+)", text)
+        return found.group(1).strip() if found else "certificate verify failed"
+    return None
 
 
 def _short(exc: BaseException, limit: int = 500) -> str:

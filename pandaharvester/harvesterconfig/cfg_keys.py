@@ -99,6 +99,8 @@ KEYS: tuple[Key, ...] = (
     _k("db", "tablePrefix", Identifier(), "", "prefix of this instance's table names, so that several instances "
        "(each its own harvester_id) share one database; the sequence table is shared"),
     _k("db", "syncMaxWorkerID", BOOL, False, "take the largest workerID known to PanDA at start"),
+    _k("db", "jobSecretsDir", Directory(), None, "directory (made 0700) of PanDA's job secrets, one 0600 file a job, "
+       "kept out of the DB; default $PANDA_HOME/var/lib/harvester/job_secrets"),
     # ---------------------------------------------------------------- fifo
     _k("fifo", "fifoModule", TEXT, "pandaharvester.harvesterfifo.sqlite_fifo", "module of the FIFO backend"),
     _k("fifo", "fifoClass", TEXT, "SqliteFifo", "class of the FIFO backend (SqliteFifo, MysqlFifo, RedisFifo)"),
@@ -125,7 +127,7 @@ KEYS: tuple[Key, ...] = (
     _k("pandacon", "maxRetries", COUNT0, 3, "retries of a request failing with a connection error or HTTP 5xx"),
     _k("pandacon", "retryBackoff", SECONDS, 1, "base of the exponential back-off between retries"),
     _k("pandacon", "auth_type", TEXT, "x509", "authentication: oidc (token), else certificates"),
-    _k("pandacon", "ca_cert", ANY, None, "CA bundle verifying the server (True/False: system bundle / no check)"),
+    _k("pandacon", "ca_cert", ANY, None, "CA bundle verifying the server (True: system bundle; False: no check, a WARNING each start)"),
     _k("pandacon", "cert_file", TEXT, None, "client certificate (x509)"),
     _k("pandacon", "key_file", TEXT, None, "client key (x509)"),
     _k("pandacon", "auth_token", TEXT, None, "token, or file:/path/to/token (oidc)"),

@@ -141,6 +141,7 @@ class JobSpec(SpecBase):
         d["outFiles"] = set()
         d["zipFileMap"] = {}
         d["workspec_list"] = []
+        d["secrets"] = None  # PanDA's job secrets (never a DB column: see job_secrets)
 
     # ------------------------------------------------------------------ files and events
     def add_file(self, filespec: Any) -> None:
@@ -181,17 +182,22 @@ class JobSpec(SpecBase):
 
         The whole dict becomes jobParams (as sent: the pilot gets PanDA's own values); PandaID,
         taskID, jobsetID, attemptNr and currentPriority become ints (the real server sends taskID
-        and jobsetID as strings), "NULL" task/jobset ids None; "secrets" (a JSON string) is decoded
-        in place when possible. Raises ``ValueError`` naming the key when one of these five is
-        missing or not an integer (the job cannot be stored or reported then).
+        and jobsetID as strings), "NULL" task/jobset ids None; "secrets" (a JSON string, decoded when
+        possible) leaves jobParams for :attr:`secrets` (see :mod:`job_secrets`). Raises ``ValueError``
+        naming the key when one of these five is missing or not an integer (the job cannot be stored
+        or reported then).
         """
         if not isinstance(data, dict):
             raise ValueError(f"a job must be a JSON object, not {type(data).__name__} {repr(data)[:100]}")
         if "secrets" in data:
+            # PanDA's secrets for the pilot: kept off jobParams (so off the DB and the logs), stored
+            # beside the DB by insert_jobs and put back into the description by get_job_params
+            secrets = data.pop("secrets")
             try:
-                data["secrets"] = json.loads(data["secrets"])
+                secrets = json.loads(secrets)
             except (TypeError, ValueError):
                 pass
+            self.secrets = secrets if secrets not in (None, "", {}) else None
         self.PandaID = _job_int(data, "PandaID")
         self.taskID = _job_int(data, "taskID", nullable=True)
         self.attemptNr = _job_int(data, "attemptNr")
@@ -555,10 +561,28 @@ class JobSpec(SpecBase):
         return self.pilotClosed == 1
 
     def get_job_params(self, strip: bool) -> dict:
-        """jobParams; with ``strip`` a copy without the bulky input dataset/token fields."""
-        if not strip:
-            return self.jobParams
-        return {k: v for k, v in self.jobParams.items() if k not in _STRIPPED_JOB_PARAMS}
+        """The job description for the pilot: jobParams with PanDA's ``secrets`` put back (from
+        memory or :mod:`job_secrets`); with ``strip`` without the bulky input dataset/token fields."""
+        params = self.jobParams
+        if strip:
+            params = {k: v for k, v in params.items() if k not in _STRIPPED_JOB_PARAMS}
+        secrets = self.get_secrets()
+        if secrets is not None:
+            params = dict(params, secrets=secrets)
+        return params
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state.pop("secrets", None)  # pickles (FIFOs, caches) never carry PanDA's secrets
+        return state
+
+    def get_secrets(self) -> Any:
+        """PanDA's ``secrets`` of the job (decoded JSON), or None."""
+        if self.secrets is None and self.PandaID is not None:
+            from pandaharvester.harvestercore import job_secrets
+
+            self.__dict__["secrets"] = job_secrets.load(self.PandaID)
+        return self.secrets
 
     def get_pilot_type(self) -> str | None:
         """RC, ALRB, PT or PR from prodSourceLabel; None when there is none."""

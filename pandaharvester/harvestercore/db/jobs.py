@@ -12,6 +12,7 @@ from pandaharvester.errors import DBError
 from .. import lifecycle
 from ..log_utils import dump_error_message, ids_text, make_logger, setup_logger
 from ..time_utils import naive_utcnow
+from .. import job_secrets
 from . import schema
 from .base import DBModule, chunks, db_method, in_binds
 
@@ -24,13 +25,15 @@ class JobsMixin(DBModule):
     """Job CRUD; the lock-taking job queries are in :mod:`job_cycles`."""
 
     # ------------------------------------------------------------ helpers
-    def _delete_jobs(self, panda_ids: Sequence[int], with_job: bool = True) -> int:
-        """Delete jobs and their files/events/relations; returns the number of jobs deleted."""
+    def _delete_jobs(self, panda_ids: Sequence[int], with_job: bool = True, with_secrets: bool = True) -> int:
+        """Delete jobs and their files/events/relations (and stored secrets); returns the number of jobs deleted."""
         n = 0
         if with_job:
             n = self._update_in("DELETE FROM job_table WHERE PandaID IN ({ids})", panda_ids)
         for table in JOB_CHILD_TABLES:
             self._update_in(f"DELETE FROM {table} WHERE PandaID IN ({{ids}})", panda_ids)
+        if with_job and with_secrets:
+            job_secrets.remove(panda_ids)
         return n
 
     def _attach_files(self, jobs: Sequence[Any], where_extra: str = "", varmap: dict[str, Any] | None = None,
@@ -47,11 +50,14 @@ class JobsMixin(DBModule):
     def insert_jobs(self, jobspec_list: Sequence[Any]) -> bool:
         """Insert jobs with their input files (replacing any job with the same PandaID)."""
         make_logger(_logger, method_name="insert_jobs").debug(f"{len(jobspec_list)} jobs")
+        # PanDA's secrets go beside the DB (job_secrets), before the rows: never a job without them
+        job_secrets.save({job.PandaID: job.secrets for job in jobspec_list
+                          if getattr(job, "secrets", None) is not None})
         with self._tx():
             ids = [job.PandaID for job in jobspec_list]
             existing = [r[0] for r in self._ids_in("SELECT PandaID FROM job_table WHERE PandaID IN ({ids})", ids)]
             if existing:
-                self._delete_jobs(existing)
+                self._delete_jobs(existing, with_secrets=False)
             self._insert_specs("job_table", jobspec_list)
             self._insert_specs("file_table", [f for job in jobspec_list for f in job.inFiles])
         for job in jobspec_list:
@@ -339,6 +345,13 @@ class JobsMixin(DBModule):
                                f"NOT EXISTS (SELECT 1 FROM job_table j WHERE j.PandaID={table}.PandaID)").rowcount
                 if n:
                     make_logger(_logger, method_name="delete_orphaned_job_info").debug(f"deleted {n} rows from {table}")
+        # secrets of jobs not in the DB (a crash between storing them and the insert): an hour old at least,
+        # so that a job being inserted now keeps its own
+        stored = job_secrets.stored_ids(older_than=3600)
+        if stored:
+            with self._tx(write=False):
+                live = {r[0] for r in self._ids_in("SELECT PandaID FROM job_table WHERE PandaID IN ({ids})", stored)}
+            job_secrets.remove([i for i in stored if i not in live])
         return True
 
     # ------------------------------------------------------------ with workers

@@ -126,6 +126,9 @@ def make_job_spec(panda_id: int, task_id: int, jobset_id: int, site: str, opts: 
     }
     if opts.get("job_type"):
         spec["jobType"] = opts["job_type"]
+    if opts.get("secrets"):  # the real server sends the user's secrets as a JSON string
+        secrets = opts["secrets"]
+        spec["secrets"] = secrets if isinstance(secrets, str) else json.dumps(secrets)
     return spec
 
 

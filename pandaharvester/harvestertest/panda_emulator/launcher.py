@@ -253,7 +253,8 @@ class EmulatorProcess:
 
         Keywords: ``cores``, ``walltime``, ``events`` (event ranges per job: makes ES jobs),
         ``prod_source_label`` ("managed"), ``resource_type``, ``ram``, ``n_files``,
-        ``task_id``, ``status`` ("activated" or "defined"), ``job_type``.
+        ``task_id``, ``status`` ("activated" or "defined"), ``job_type``, ``secrets`` (a dict or JSON
+        string: the jobs carry it as their ``secrets`` field, a JSON string, as the real server sends).
         """
         payload = {"site": site, "n_jobs": n_jobs, **kw}
         return self._data("POST", "add_task", payload)["panda_ids"]
