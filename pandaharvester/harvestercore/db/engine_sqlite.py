@@ -134,6 +134,8 @@ class SQLiteEngine:
         self.tables = table_names(settings.table_prefix)
         # the file's identity and write condition (disk full, read-only, deleted underneath, ...)
         self.storage = StorageWatch(self.path)
+        # connection id -> total_changes at BEGIN, kept while a condition lasts (see commit)
+        self._changes_at_begin: dict[int, int] = {}
 
     # ------------------------------------------------------------ connection
     def _prepare_file(self) -> None:
@@ -309,9 +311,13 @@ class SQLiteEngine:
 
     def commit(self, con: sqlite3.Connection, write: bool = True) -> None:
         if con.in_transaction:
-            con.execute("COMMIT")
             if write and self.storage.condition is not None:
-                self.storage.ok()
+                changed = con.total_changes != self._changes_at_begin.get(id(con))
+                con.execute("COMMIT")
+                if changed:  # a write that wrote something went through (an empty one proves nothing)
+                    self.storage.ok()
+                return
+            con.execute("COMMIT")
 
     @staticmethod
     def rollback(con: sqlite3.Connection) -> None:
@@ -368,6 +374,8 @@ class SQLiteEngine:
                 self.storage.report("begin", lost)
                 raise lost
             self._retry(lambda: con.execute(stmt), stmt)
+            if self.storage.condition is not None:
+                self._changes_at_begin[id(con)] = con.total_changes
         except BaseException:
             self._write_turn.release()
             raise

@@ -58,6 +58,8 @@ class StorageWatch:
         self.since = 0.0
         self.failures = 0
         self._last_report = 0.0
+        self._last_condition: str | None = None
+        self._announced = False  # an ERROR line was written since the last "writable again"
         self._lock = threading.Lock()
         self.saved_copy: str | None = None  # the copy of a replaced file's state (see lost())
 
@@ -142,31 +144,39 @@ class StorageWatch:
 
     # ------------------------------------------------------------ reporting
     def report(self, method: str, problem: DBStorageError) -> None:
-        """One ERROR line when ``problem``'s condition starts, then every REPORT_EVERY s while it lasts."""
+        """One ERROR line when ``problem``'s condition starts, then every REPORT_EVERY s while it lasts.
+        A condition that comes back within REPORT_EVERY of its last line (a nearly full disk: a small
+        write fits, the next does not) goes on silently."""
         now = time.monotonic()
         with self._lock:
             self.failures += 1
-            if problem.condition != self.condition:
+            same = problem.condition == self._last_condition and now - self._last_report < REPORT_EVERY
+            if problem.condition != self.condition and not same:
                 self.condition, self.since, self._last_report = problem.condition, now, now
+                self._last_condition, self._announced = problem.condition, True
                 line = f"{method}: {problem}"
             elif now - self._last_report >= REPORT_EVERY:
-                self._last_report = now
+                self.condition, self._last_report, self._announced = problem.condition, now, True
                 line = (f"{method}: still {problem.condition} after {now - self.since:.0f} s "
                         f"({self.failures} writes refused so far): {problem}")
             else:
+                self.condition = problem.condition
                 return
         _logger.error(line)
 
     def ok(self) -> None:
-        """A write was committed: end a reported condition with one WARNING line."""
+        """A write was committed: end a reported condition (one WARNING line after an ERROR line)."""
         with self._lock:
-            condition, failures = self.condition, self.failures
+            condition, failures, announced = self.condition, self.failures, self._announced
             if condition is None:
                 return
             took = time.monotonic() - self.since
-            self.condition, self.failures = None, 0
-        _logger.warning(f"DB file {self.path}: writable again after {took:.1f} s of {condition} ({failures} writes "
-                        f"were refused meanwhile; their rows are taken again)")
+            self.condition, self._announced = None, False
+            if announced:
+                self.failures = 0
+        if announced:
+            _logger.warning(f"DB file {self.path}: writable again after {took:.1f} s of {condition}: {failures} "
+                            f"writes were refused meanwhile, their rows are taken again")
 
     # ------------------------------------------------------------ restoring a deleted file
     def open_elsewhere(self) -> int:
