@@ -74,6 +74,19 @@ def finish_and_check(run, db_file: Path, panda_ids: list[int]) -> None:
     assert run.stop() == 0, run.log_tail()
 
 
+class CommitWatch:
+    """``PRAGMA data_version`` on a connection of the test's own: it changes when another connection commits."""
+
+    def __init__(self, db_file: Path) -> None:
+        self.con = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True, timeout=10)
+
+    def version(self) -> int:
+        return self.con.execute("PRAGMA data_version").fetchone()[0]
+
+    def close(self) -> None:
+        self.con.close()
+
+
 def storage_lines(run, condition: str) -> int:
     return len(re.findall(rf"DB file \S+: {re.escape(condition)} \(", all_logs(run)))
 
@@ -92,8 +105,12 @@ def test_disk_full_mid_flow_stops_writes_then_recovers(small_fs, daemon_run):  #
         con.close()
     fs.fill()
     wait_for_line(run, r"disk full \(", 30, offset)
+    watch = CommitWatch(db_file)
+    before = watch.version()
     hold = 8
     time.sleep(hold)  # the agents keep cycling against the full disk
+    assert watch.version() == before, "a write was committed while the storage refused writes"
+    watch.close()
     run.assert_alive()
     lines = storage_lines(run, "disk full")
     # one line where the condition starts (db_proxy) plus one per agent thread that hit it, not one per
@@ -116,8 +133,12 @@ def test_read_only_db_files_mid_flow_stop_writes_then_recover(small_fs, daemon_r
     offset = len(db_logs(run))
     fs.make_immutable(db_file, Path(f"{db_file}-wal"))
     wait_for_line(run, r"read-only \(", 30, offset)
+    watch = CommitWatch(db_file)
+    before = watch.version()
     hold = 8
     time.sleep(hold)
+    assert watch.version() == before, "a write was committed while the storage refused writes"
+    watch.close()
     run.assert_alive()
     lines = storage_lines(run, "read-only")
     assert 1 <= len(re.findall(r"read-only \(", db_logs(run)[offset:])) <= 2, db_logs(run)[offset:]
@@ -162,4 +183,8 @@ def test_read_only_db_directory_at_start_is_refused_then_starts(small_fs, daemon
     assert code != 0
     assert str(db_file.parent) in out and re.search(r"writable|read-only", out), out[-3000:]
     run.start()
+    heartbeats = run.emulator.state()["heartbeats"][run.harvester_id]["n_heartbeats"]
+    run.wait_until(lambda: run.emulator.state()["heartbeats"][run.harvester_id]["n_heartbeats"] > heartbeats, 60,
+                   "a heartbeat of the daemon started on the writable filesystem")
+    time.sleep(2)  # its signal handlers are set (a SIGTERM before that would be the default action)
     finish_and_check(run, db_file, panda_ids)
