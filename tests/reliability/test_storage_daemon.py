@@ -181,7 +181,9 @@ def test_read_only_db_directory_at_start_is_refused_then_starts(small_fs, daemon
         fs.remount("rw")
     out = run.log_tail("daemon", 20000) + all_logs(run)
     assert code != 0
-    assert str(db_file.parent) in out and re.search(r"writable|read-only", out), out[-3000:]
+    assert f"the DB file {db_file}: read-only: the filesystem of {db_file.parent} is mounted read-only" in out, \
+        out[-3000:]
+    assert "remount,rw" in out
     run.start()
     heartbeats = run.emulator.state()["heartbeats"][run.harvester_id]["n_heartbeats"]
     run.wait_until(lambda: run.emulator.state()["heartbeats"][run.harvester_id]["n_heartbeats"] > heartbeats, 60,

@@ -143,6 +143,13 @@ class SQLiteEngine:
         if not os.path.isdir(directory):
             raise DBError(f"directory of the DB file {self.path} does not exist: create {directory} "
                           f"or change [db] database_filename")
+        try:
+            read_only_fs = bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+        except OSError:
+            read_only_fs = False
+        if read_only_fs:
+            raise DBError(f"the DB file {self.path}: read-only: the filesystem of {directory} is mounted read-only; "
+                          f"remount it read-write (mount -o remount,rw) or change [db] database_filename")
         if not os.path.exists(self.path):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
