@@ -85,5 +85,20 @@ class DBError(HarvesterError):
     """The Harvester DB cannot be opened, upgraded or written."""
 
 
+class DBStorageError(DBError):
+    """The storage under the DB file stopped taking writes: ``condition`` is one of
+    :data:`STORAGE_CONDITIONS` ("disk full", "read-only", "disk I/O error", "database file
+    deleted", "database file replaced"); ``path`` is the DB file. The condition may clear by
+    itself (space freed, file made writable, file restored): the next write tries again."""
+
+    def __init__(self, message: str, *, path: str = "", condition: str = ""):
+        super().__init__(message)
+        self.path = path
+        self.condition = condition
+
+
+STORAGE_CONDITIONS = ("disk full", "read-only", "disk I/O error", "database file deleted", "database file replaced")
+
+
 class CommunicatorError(HarvesterError):
     """A call to the PanDA server failed in a way the caller must see."""

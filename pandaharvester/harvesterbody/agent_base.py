@@ -50,16 +50,19 @@ import os
 import socket
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from pandaharvester.errors import PluginReplyError
+from pandaharvester.errors import DBStorageError, PluginReplyError
 from pandaharvester.harvesterbody.write_batch import WriteBatch
 from pandaharvester.harvestercore import core_utils
 from pandaharvester.harvestercore.plugin_contracts import FieldGuard, method_contract, reply_as_is, validate_reply
 from pandaharvester.harvestercore.plugin_factory import PluginFactory
 
 _MISSING = object()
+# seconds between two lines of an agent about the same lasting DB storage condition
+STORAGE_REPORT_EVERY = 60.0
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,7 @@ class AgentBase(threading.Thread):
         self.fatalError: BaseException | None = None  # what ended the thread, if it did not stop as asked
         # [propagator] minMessageLevel, read once per cycle (make_logger runs per job and per worker)
         self._hook_level: int | None = None
+        self._storage_reported: tuple[str, float] | None = None  # (condition, when) of the last line
 
     # ------------------------------------------------------------ original surface
     def set_stop_event(self, stop_event: threading.Event | None) -> None:
@@ -291,11 +295,15 @@ class AgentBase(threading.Thread):
         self._hook_level = _dialog_level()
         try:
             more_work = bool(self.run_cycle())
+        except DBStorageError as exc:
+            self.report_storage_error(log, exc)
         except Exception:
             core_utils.dump_error_message(log)
         finally:
             try:
                 self.flush()
+            except DBStorageError as exc:
+                self.report_storage_error(log, exc)
             except Exception:
                 core_utils.dump_error_message(log)
             self._hook_level = None
@@ -303,6 +311,15 @@ class AgentBase(threading.Thread):
         log.debug(f"done{watch.get_elapsed_time()}")
         self.check_cycle_duration(watch.get_elapsed_seconds(), log)
         return more_work
+
+    def report_storage_error(self, log: Any, exc: DBStorageError) -> None:
+        """One ERROR line (no traceback) for a cycle the DB storage stopped (disk full, read-only, DB
+        file deleted, ...): when the condition starts, then once a minute while it lasts."""
+        now = time.monotonic()
+        last = self._storage_reported
+        if last is None or last[0] != exc.condition or now - last[1] >= STORAGE_REPORT_EVERY:
+            self._storage_reported = (exc.condition, now)
+            log.error(f"cycle stopped: {exc}")
 
     def run_cycle(self) -> bool | None:
         """One cycle: :meth:`run_step` for each of :meth:`steps`; True when one found a full batch."""
@@ -342,6 +359,8 @@ class AgentBase(threading.Thread):
                 work = relock(chunk) if relock is not None else chunk
                 if work:
                     left = list(process(work) or ())
+            except DBStorageError:
+                raise  # the DB takes no writes: the cycle stops here (its rows are taken again later)
             except Exception:
                 log = self._own_log(name)
                 core_utils.dump_error_message(log)

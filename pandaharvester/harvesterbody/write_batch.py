@@ -13,6 +13,8 @@ land before the write-back that may end the worker (a worker cancelled after ``c
 also marked to kill). The other writes follow in the order they were first queued. A write that
 raises is logged with its traceback and its items are reported unwritten; the other writes are
 still made; a write with a handler reports its own failure, the others get one error line.
+When the DB storage refused a write (disk full, read-only, DB file deleted: ``DBStorageError``)
+the flush goes on the same way, then raises the first such error for the agent to report once.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
+from pandaharvester.errors import DBStorageError
 from pandaharvester.harvestercore import core_utils
 
 # called once the write is made: (the items it queued, the DB's answer for them)
@@ -99,13 +102,21 @@ class WriteBatch:
         """Make every queued write (kill marks first), then run its handlers; the batch is empty after."""
         writes, self._writes = self._writes, {}
         ordered = sorted(writes.values(), key=lambda write: write.method not in _FIRST)
+        storage_error: DBStorageError | None = None
         for write in ordered:
             try:
                 reply = getattr(db, write.method)(write.items, *write.args, **write.kwargs)
+            except DBStorageError as exc:
+                storage_error = storage_error or exc
+                reply = None
             except Exception:
                 core_utils.dump_error_message(log)
                 reply = None
-            if not write.per_item and not write.handlers and (reply is None or reply is False):
+            if storage_error is not None and reply is None:
+                pass  # said once by the agent
+            elif not write.per_item and not write.handlers and (reply is None or reply is False):
                 log.error(f"{write.method} failed for {len(write.items)} items: not written (see panda-db_proxy.log)")
             for start, end, handler in write.handlers:
                 handler(write.items[start:end], write.answer(reply, start, end))
+        if storage_error is not None:
+            raise storage_error

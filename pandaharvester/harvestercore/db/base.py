@@ -16,7 +16,10 @@ as ``None``, ``False``, ``[]`` or ``{}``) while never swallowing what the caller
   with back-off (each retry is logged), since every method is one transaction; a connection lost
   during COMMIT is not retried (the outcome is unknown);
 - an unusable DB file found in the middle of a run (corrupt pages, read-only file or directory,
-  disk full) becomes a ``DBError`` naming the file and what to do: retrying cannot help.
+  disk full) becomes a ``DBError`` naming the file and what to do: retrying cannot help; when
+  the storage refused the write (disk full, read-only, I/O error, file deleted underneath) it is
+  a ``DBStorageError`` with its ``condition``, logged once when it starts (then once a minute),
+  and the next call tries again (``db/storage_sqlite.py``).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
-from pandaharvester.errors import DBError
+from pandaharvester.errors import DBError, DBStorageError
 
 from .. import core_utils, lifecycle
 from ..log_utils import dump_error_message, make_logger, setup_logger
@@ -166,7 +169,11 @@ class DBModule:
         """Log an error of method ``name``; DBError for an unusable file, else the neutral value."""
         problem = self._engine.problem(exc) if isinstance(exc, self._engine.errors) else None
         if problem is not None:
-            _logger.error(f"{name}: {problem}")
+            storage = getattr(self._engine, "storage", None)
+            if isinstance(problem, DBStorageError) and storage is not None:
+                storage.report(name, problem)  # once when it starts, then once a minute
+            else:
+                _logger.error(f"{name}: {problem}")
             raise problem from exc
         dump_error_message(make_logger(_logger, method_name=name))
         return default() if callable(default) else default

@@ -18,6 +18,7 @@ from pandaharvester.errors import DBError
 
 from ..log_utils import setup_logger
 from .instance_tables import table_names
+from .storage_sqlite import StorageWatch
 
 if TYPE_CHECKING:
     from .engine import DBSettings
@@ -131,6 +132,10 @@ class SQLiteEngine:
         self.capture: list[str] | None = None
         # [db] tablePrefix (None: the tables' names as written)
         self.tables = table_names(settings.table_prefix)
+        # the file's identity and write condition (disk full, read-only, deleted underneath, ...)
+        self.storage = StorageWatch(self.path)
+        # connection id -> total_changes at BEGIN, kept while a condition lasts (see commit)
+        self._changes_at_begin: dict[int, int] = {}
 
     # ------------------------------------------------------------ connection
     def _prepare_file(self) -> None:
@@ -138,6 +143,13 @@ class SQLiteEngine:
         if not os.path.isdir(directory):
             raise DBError(f"directory of the DB file {self.path} does not exist: create {directory} "
                           f"or change [db] database_filename")
+        try:
+            read_only_fs = bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+        except OSError:
+            read_only_fs = False
+        if read_only_fs:
+            raise DBError(f"the DB file {self.path}: read-only: the filesystem of {directory} is mounted read-only; "
+                          f"remount it read-write (mount -o remount,rw) or change [db] database_filename")
         if not os.path.exists(self.path):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
@@ -154,8 +166,13 @@ class SQLiteEngine:
                           f"for the harvester user or change [db] database_filename")
 
     def connect(self, read_only: bool = False) -> sqlite3.Connection:
-        """Open a connection with WAL and the busy timeout; DBError naming the path on failure."""
+        """Open a connection with WAL and the busy timeout; DBError naming the path on failure
+        (DBStorageError when the file the other connections use was deleted or replaced: a new
+        file is never made next to it)."""
         if not read_only:
+            lost = self.storage.lost()
+            if lost is not None:
+                raise lost
             self._prepare_file()
         try:
             if read_only:
@@ -191,6 +208,8 @@ class SQLiteEngine:
                     os.chmod(path, 0o600)
                 except OSError:  # a companion that does not exist (yet): SQLite copies the mode
                     pass
+            if self.storage.identity is None:
+                self.storage.remember()
         return con
 
     @staticmethod
@@ -285,8 +304,9 @@ class SQLiteEngine:
         return False
 
     def problem(self, exc: BaseException) -> DBError | None:
-        """A DBError saying what to do when ``exc`` means the DB is unusable (retrying cannot help)."""
-        return file_problem(self.path, exc)
+        """A DBError saying what to do when ``exc`` means the DB is unusable (retrying now cannot
+        help): a DBStorageError when the storage refused the write (it may clear later)."""
+        return self.storage.classify(exc) or file_problem(self.path, exc)
 
     def retry_timeout(self, exc: BaseException) -> float:
         """Seconds a method keeps retrying after the retryable ``exc``."""
@@ -296,9 +316,14 @@ class SQLiteEngine:
     def in_transaction(con: sqlite3.Connection) -> bool:
         return con.in_transaction
 
-    @staticmethod
-    def commit(con: sqlite3.Connection, write: bool = True) -> None:
+    def commit(self, con: sqlite3.Connection, write: bool = True) -> None:
         if con.in_transaction:
+            if write and self.storage.condition is not None:
+                changed = con.total_changes != self._changes_at_begin.get(id(con))
+                con.execute("COMMIT")
+                if changed:  # a write that wrote something went through (an empty one proves nothing)
+                    self.storage.ok()
+                return
             con.execute("COMMIT")
 
     @staticmethod
@@ -351,7 +376,13 @@ class SQLiteEngine:
                           f"of this process holds a long write transaction; raise [db] busyTimeout or find it "
                           f"(SIGUSR1 writes every thread's stack to panda-master.log)")
         try:
+            lost = self.storage.lost()  # one stat: SQLite writes on into a deleted file
+            if lost is not None:
+                self.storage.report("begin", lost)
+                raise lost
             self._retry(lambda: con.execute(stmt), stmt)
+            if self.storage.condition is not None:
+                self._changes_at_begin[id(con)] = con.total_changes
         except BaseException:
             self._write_turn.release()
             raise
