@@ -120,15 +120,32 @@ def parse_json(text: str, source: str) -> tuple[Any, QueueConfigError | None]:
                                       source=source)
 
 
-def read_file(path: str) -> tuple[Any, QueueConfigError | None]:
-    """JSON content of a local file."""
+def decode_text(raw: bytes, source: str) -> tuple[str | None, QueueConfigError | None]:
+    """UTF-8 text of ``raw``; else an error naming the line and column of the first bad byte."""
     try:
-        with open(path, encoding="utf-8") as stream:
-            text = stream.read()
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        return None, QueueConfigError(f"byte 0x{raw[exc.start]:02x} at line {line} column {column} is not UTF-8 "
+                                      "text: save the file as UTF-8", source=source)
+
+
+def read_file(path: str) -> tuple[Any, QueueConfigError | None]:
+    """JSON content of a local file (a file holding ``null`` is an error, not "no queues")."""
+    try:
+        with open(path, "rb") as stream:
+            raw = stream.read()
     except OSError as exc:
         return None, QueueConfigError(f"cannot read queue config file ({exc.strerror or exc}); "
                                       "check [qconf] configFile", source=path)
-    return parse_json(text, path)
+    text, error = decode_text(raw, path)
+    if error is not None:
+        return None, error
+    data, error = parse_json(text, path)
+    if error is None and data is None:
+        error = QueueConfigError("top level must be a JSON object {queueName: {...}}, got null", source=path)
+    return data, error
 
 
 def read_url(url: str, timeout: float = URL_TIMEOUT) -> tuple[Any, QueueConfigError | None]:
@@ -143,11 +160,13 @@ def read_url(url: str, timeout: float = URL_TIMEOUT) -> tuple[Any, QueueConfigEr
     except (urllib.error.URLError, OSError, ValueError) as exc:
         return None, QueueConfigError(f"cannot fetch queue config ({exc}); check [qconf] configURL or "
                                       f"${URL_ENV}", source=url)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return None, QueueConfigError(f"queue config is not UTF-8 text ({exc})", source=url)
-    return parse_json(text, url)
+    text, error = decode_text(raw, url)
+    if error is not None:
+        return None, error
+    data, error = parse_json(text, url)
+    if error is None and data is None:
+        error = QueueConfigError("top level must be a JSON object {queueName: {...}}, got null", source=url)
+    return data, error
 
 
 def read_cache(cache_reader: CacheReader) -> tuple[Any, QueueConfigError | None, bool]:
