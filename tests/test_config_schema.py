@@ -24,18 +24,18 @@ def test_the_test_instance_cfg_has_no_problem_and_no_warning(fresh_home) -> None
 
 # the values that killed an agent thread or gave a bare Python error before they were checked at start
 ISSUE_BAD_VALUES = [
-    ("monitor", "sleepTime", "abc", "must be a number ≥ 0 (seconds)"),
-    ("monitor", "lockInterval", "abc", "must be a number ≥ 0 (seconds)"),
-    ("monitor", "nThreads", "abc", "must be an integer ≥ 0 (number of threads, 0 for none)"),
-    ("jobfetcher", "maxJobs", "abc", "must be an integer ≥ 0"),
-    ("propagator", "nJobsInBulk", "abc", "must be an integer ≥ 1"),
+    ("monitor", "sleepTime", "abc", "must be a number from 0 to 1,000,000,000 (seconds)"),
+    ("monitor", "lockInterval", "abc", "must be a number from 0 to 1,000,000,000 (seconds)"),
+    ("monitor", "nThreads", "abc", "must be an integer from 0 to 1000 (number of threads, 0 for none)"),
+    ("jobfetcher", "maxJobs", "abc", "must be an integer from 0 to 1,000,000,000"),
+    ("propagator", "nJobsInBulk", "abc", "must be an integer from 1 to 1,000,000,000"),
     ("master", "logDir", "/etc/passwd", "is not a directory: it must be a writable directory (or one that can be "
                                         "created)"),
 ]
 
 
 @pytest.mark.parametrize("section, key, value, requirement", ISSUE_BAD_VALUES + [
-    ("monitor", "maxWorkers", "0", "must be an integer ≥ 1"),
+    ("monitor", "maxWorkers", "0", "must be an integer from 1 to 1,000,000,000"),
     ("propagator", "minMessageLevel", "LOUD", "must be one of CRITICAL, ERROR, WARNING, INFO, DEBUG, NOTSET"),
     ("db", "engine", "oracle", "must be one of sqlite, mariadb, mysql"),
     ("db", "tablePrefix", "site-A", "must be a letter followed by letters, digits or _ (at most 20 characters)"),
@@ -70,7 +70,7 @@ def test_several_problems_give_one_line_each(fresh_home) -> None:
     fresh_home({"monitor": {"sleepTime": "abc"}, "sweeper": {"keepFailed": "-1"}})
     problems = schema.validate()
     assert len(problems) == 2
-    assert "[sweeper] keepFailed = -1: must be a number ≥ 0 (hours)" in problems[1]
+    assert "[sweeper] keepFailed = -1: must be a number from 0 to 200000 (hours)" in problems[1]
 
 
 def test_a_secret_value_is_masked_in_the_line(fresh_home) -> None:
@@ -140,7 +140,7 @@ def test_cfg_value_checks_and_falls_back_to_the_table_default(fresh_home) -> Non
     home = fresh_home({"monitor": {"sleepTime": "abc"}})
     with pytest.raises(ConfigError) as err:
         schema.cfg_value("monitor", "sleepTime")
-    assert str(err.value) == f"{_cfg_path(home)} [monitor] sleepTime = 'abc': must be a number ≥ 0 (seconds)"
+    assert str(err.value) == f"{_cfg_path(home)} [monitor] sleepTime = 'abc': must be a number from 0 to 1,000,000,000 (seconds)"
 
 
 def test_origin_names_the_source_that_set_the_key(fresh_home) -> None:
@@ -149,7 +149,7 @@ def test_origin_names_the_source_that_set_the_key(fresh_home) -> None:
     configmap.parent.mkdir(parents=True)
     configmap.write_text('{"monitor": {"sleepTime": "abc"}}')
     harvester_config.reload()
-    assert schema.validate() == [f"{configmap} [monitor] sleepTime = 'abc': must be a number ≥ 0 (seconds)"]
+    assert schema.validate() == [f"{configmap} [monitor] sleepTime = 'abc': must be a number from 0 to 1,000,000,000 (seconds)"]
 
 
 def test_the_table_rejects_a_key_declared_twice() -> None:

@@ -19,6 +19,7 @@ Checks never change a value: the code keeps reading what the cfg holds.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -61,13 +62,18 @@ class Kind:
             raise BadValue(f"must be {self.describe()}")
 
 
+def _num(value: float) -> str:
+    """``1000000000`` as ``1,000,000,000``; other numbers as ``:g``."""
+    return f"{int(value):,}" if float(value).is_integer() and abs(value) >= 10 ** 6 else f"{value:g}"
+
+
 def _range_text(low: float | None, high: float | None) -> str:
     if low is not None and high is not None:
-        return f" from {low:g} to {high:g}"
+        return f" from {_num(low)} to {_num(high)}"
     if low is not None:
-        return f" ≥ {low:g}"
+        return f" ≥ {_num(low)}"
     if high is not None:
-        return f" ≤ {high:g}"
+        return f" ≤ {_num(high)}"
     return ""
 
 
@@ -85,6 +91,7 @@ class Number(Kind):
 
     def accepts(self, value: Any) -> bool:
         return (isinstance(value, self._types) and not isinstance(value, bool)
+                and (not isinstance(value, float) or math.isfinite(value))
                 and (self.min is None or value >= self.min) and (self.max is None or value <= self.max))
 
 
