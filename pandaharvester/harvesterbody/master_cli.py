@@ -162,8 +162,9 @@ def check_config() -> tuple[list[str], list[str]]:
     problems = schema.validate(harvester_config) + common.problems()
     if not problems:
         from pandaharvester.harvesterbody.monitor_fifo import fifo_problems
+        from pandaharvester.harvestercommunicator.settings import start_problems
 
-        problems = fifo_problems()
+        problems = start_problems() + fifo_problems()
     return problems, schema.feature_warnings(harvester_config) + common.warnings()
 
 

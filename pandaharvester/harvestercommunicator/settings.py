@@ -190,6 +190,25 @@ def check_plain_http(url: str, what: str, allowed: bool) -> None:
                     "anyone on the network path can read it. Use an https:// URL")
 
 
+def start_problems() -> list[str]:
+    """The master's start-up check of ``[pandacon]`` when the PanDA communicator is in use: the
+    section is there and names a server URL (else every PanDA call would fail); one line each."""
+    from pandaharvester.errors import ConfigError
+    from pandaharvester.harvesterconfig import harvester_config, schema
+
+    if str(schema.cfg_value("communicator", "className") or "") != "PandaCommunicator":
+        return []
+    section = getattr(harvester_config, "pandacon", None)
+    if section is None:
+        return [f"{harvester_config.origin_of('pandacon')} has no [pandacon] section: add it with server_api_url_ssl "
+                f"= https://pandaserver.cern.ch:25443/api/v1 (the PanDA server); see {schema.TEMPLATE_NAME}"]
+    try:
+        resolve_server_url(section)
+    except ConfigError as exc:
+        return [f"{harvester_config.origin_of('pandacon')} {exc}"]
+    return []
+
+
 def load_settings() -> PandaconSettings:
     """Read the communicator's settings from ``harvester_config`` now."""
     from pandaharvester.harvesterconfig import harvester_config

@@ -136,6 +136,8 @@ def cfg_case(draw: Any, base: CfgModel, subprocess_safe: bool = False) -> Case:
     model = base.copy()
     kinds = ["value", "value", "value", "typo_key", "typo_section", "drop_key", "drop_section", "dup_key",
              "dup_section", "bytes", "junk_line", "truncate", "empty", "unknown_section"]
+    if subprocess_safe:  # refusals are covered in-process: here mostly values the check lets through
+        kinds += ["edge"] * len(kinds)
     kind = draw(st.sampled_from(kinds))
     keys = IMPLEMENTED
     if subprocess_safe:
@@ -145,6 +147,11 @@ def cfg_case(draw: Any, base: CfgModel, subprocess_safe: bool = False) -> Case:
         value = draw(VALUE_TEXT)
         if subprocess_safe and key.name in ("nThreads", "nConnections", "fifoMaxWorkersToPopulate"):
             value = draw(st.sampled_from(["0", "1", "2", "-1", "abc", "", "1.5", "None"]))
+        model.set(key.section, key.name, value)
+        return Case(kind, model.render().encode(), key.section, key.name, value)
+    if kind == "edge":
+        key = draw(st.sampled_from(keys))
+        value = draw(st.sampled_from(edge_values(key, small=subprocess_safe)))
         model.set(key.section, key.name, value)
         return Case(kind, model.render().encode(), key.section, key.name, value)
     if kind == "typo_key":
@@ -205,6 +212,31 @@ def cfg_case(draw: Any, base: CfgModel, subprocess_safe: bool = False) -> Case:
     if kind == "truncate":
         return Case(kind, text[:draw(st.integers(0, len(text) - 1))])
     return Case(kind, b"")
+
+
+def edge_values(key: schema.Key, small: bool = False) -> list[str]:
+    """Values the start-up check accepts for ``key``, at the edges of what it accepts."""
+    kind = key.kind
+    if isinstance(kind, schema.AnyOf):
+        return [v for sub in kind.kinds for v in edge_values(schema.Key(key.section, key.name, sub), small)]
+    if isinstance(kind, schema.Number):
+        low = kind.min if kind.min is not None else -10 ** 6
+        high = kind.max if kind.max is not None else 10 ** 9
+        if small and key.name in ("nThreads", "nConnections"):
+            high = min(high, 3)
+        values = [low, high, low + 1]
+        if not isinstance(kind, schema.Int):
+            values += [low + 0.5, (low + high) / 2]
+        return [repr(int(v)) if float(v).is_integer() else repr(v) for v in values]
+    if isinstance(kind, schema.Bool):
+        return ["True", "False"]
+    if isinstance(kind, schema.Choice):
+        return list(kind.options) + [o.upper() for o in kind.options]
+    if isinstance(kind, (schema.Directory, schema.SecretFile)):
+        return ["/tmp"]
+    if isinstance(kind, schema.Json):
+        return ["[]" if list in kind.types else "{}"]
+    return ["", "x", "é", "a b", "0"]
 
 
 # keys whose values must stay sane when the daemon really starts (MariaDB, thousands of processes,
