@@ -140,7 +140,8 @@ def test_cfg_value_checks_and_falls_back_to_the_table_default(fresh_home) -> Non
     home = fresh_home({"monitor": {"sleepTime": "abc"}})
     with pytest.raises(ConfigError) as err:
         schema.cfg_value("monitor", "sleepTime")
-    assert str(err.value) == f"{_cfg_path(home)} [monitor] sleepTime = 'abc': must be a number from 0 to 1,000,000,000 (seconds)"
+    assert str(err.value) == (f"{_cfg_path(home)} [monitor] sleepTime = 'abc': must be a number from 0 to "
+                              "1,000,000,000 (seconds)")
 
 
 def test_origin_names_the_source_that_set_the_key(fresh_home) -> None:
@@ -149,7 +150,83 @@ def test_origin_names_the_source_that_set_the_key(fresh_home) -> None:
     configmap.parent.mkdir(parents=True)
     configmap.write_text('{"monitor": {"sleepTime": "abc"}}')
     harvester_config.reload()
-    assert schema.validate() == [f"{configmap} [monitor] sleepTime = 'abc': must be a number from 0 to 1,000,000,000 (seconds)"]
+    assert schema.validate() == [f"{configmap} [monitor] sleepTime = 'abc': must be a number from 0 to "
+                                 "1,000,000,000 (seconds)"]
+
+
+# ----------------------------------------------------------------------------- bad input (found by the fuzzer)
+def _rewrite(home: Path, edit) -> Path:
+    path = Path(_cfg_path(home))
+    path.write_bytes(edit(path.read_bytes()))
+    harvester_config.reload()
+    return path
+
+
+def _load_error(home: Path, edit) -> str:
+    _rewrite(home, edit)
+    with pytest.raises(ConfigError) as err:
+        harvester_config.ensure_loaded()
+    return str(err.value)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda b: b"0\n" + b, "line 1: '0' comes before any [section] header: put it under a section, or remove it"),
+    (lambda b: b.replace(b"[db]\n", b"[db]\njunk here\n", 1),
+     "is not 'key = value': fix it, indent it if it continues the value above, or comment it out with #"),
+    (lambda b: b + b"\n[master]\nuname = root\n", "section [master] appears twice: merge the two [master] sections"),
+    (lambda b: b.replace(b"[db]\n", b"[db]\nengine = sqlite\n", 1), "[db] engine is set twice in [db]"),
+    (lambda b: b.replace(b"[db]\n", b"[db]\n\xff\n", 1),
+     "column 1: byte 0xff is not UTF-8 text: save the file as UTF-8"),
+])
+def test_a_cfg_that_does_not_parse_gives_one_line_with_the_line_number(fresh_home, edit, message) -> None:
+    home = fresh_home()
+    line = _load_error(home, edit)
+    assert "\n" not in line and line.startswith(f"{_cfg_path(home)} line ") and message in line, line
+
+
+def test_a_missing_required_section_is_one_line_naming_its_keys_and_the_typo(fresh_home) -> None:
+    home = fresh_home()
+    _rewrite(home, lambda b: b.replace(b"[monitor]\n", b"[monitr]\n"))
+    assert schema.validate() == [
+        f"{_cfg_path(home)} has no [monitor] section ([monitr] looks like a typo of it): add it with maxWorkers = "
+        "500, lockInterval = 600, checkInterval = 300; see etc/panda_harvester.cfg.rpmnew"]
+    assert f"unknown section [monitr] in {_cfg_path(home)}: did you mean [monitor]? (its keys have no effect)" \
+        in schema.feature_warnings()
+    _rewrite(home, lambda b: b"")
+    assert schema.validate() == [f"{_cfg_path(home)} holds no [section] at all: start from "
+                                 "etc/panda_harvester.cfg.rpmnew"]
+
+
+def test_a_missing_required_key_names_the_typo_next_to_it(fresh_home) -> None:
+    home = fresh_home()
+    _rewrite(home, lambda b: b.replace(b"\nmaxWorkers = 500", b"\nmaxWorker = 500", 1))
+    [line] = schema.validate()
+    assert "[monitor] maxWorkers is not set" in line and line.endswith("([monitor] maxWorker looks like a typo of it)")
+
+
+@pytest.mark.parametrize("section, key, value, requirement", [
+    ("monitor", "sleepTime", "1e10", "must be a number from 0 to 1,000,000,000 (seconds)"),  # OverflowError in wait
+    ("monitor", "sleepTime", "1e999", "must be a number from 0 to 1,000,000,000 (seconds)"),  # inf
+    ("sweeper", "keepFailed", "1e9", "must be a number from 0 to 200000 (hours)"),  # datetime overflow
+    ("monitor", "nThreads", "100000", "must be an integer from 0 to 1000 (number of threads, 0 for none)"),
+    ("db", "nConnections", "99999", "must be an integer from 1 to 1000 (connections made at start)"),
+    ("submitter", "activateWorkerFactor", "1e999", "must be one of auto or a number ≥ 0"),
+])
+def test_values_too_large_to_use_are_refused_at_start(fresh_home, section, key, value, requirement) -> None:
+    home = fresh_home({section: {key: value}})
+    shown = repr(convert_value(section, key, value, {}))
+    assert schema.validate() == [f"{_cfg_path(home)} [{section}] {key} = {shown}: {requirement}"]
+
+
+def test_pandacon_without_a_server_url_is_refused_at_start(fresh_home) -> None:
+    from pandaharvester.harvesterbody import master_cli
+
+    home = fresh_home()
+    _rewrite(home, lambda b: b.replace(b"[pandacon]\n", b"[pandacn]\n"))
+    problems, _warnings = master_cli.check_config()
+    assert problems == [f"{_cfg_path(home)} has no [pandacon] section: add it with server_api_url_ssl = "
+                        "https://pandaserver.cern.ch:25443/api/v1 (the PanDA server); "
+                        "see etc/panda_harvester.cfg.rpmnew"]
 
 
 def test_the_table_rejects_a_key_declared_twice() -> None:

@@ -339,7 +339,8 @@ def queue_config_case(draw: Any, base: dict[str, Any]) -> Case:
     if kind == "bad_json":
         pos = draw(st.integers(0, len(text) - 1))
         how = draw(st.sampled_from(["cut", "insert"]))
-        broken = text[:pos] if how == "cut" else text[:pos] + draw(st.sampled_from([b",", b"{", b"]", b'"', b"x"])) + text[pos:]
+        extra = draw(st.sampled_from([b",", b"{", b"]", b'"', b"x"]))
+        broken = text[:pos] if how == "cut" else text[:pos] + extra + text[pos:]
         return Case(kind, broken)
     if kind == "bytes":
         pos = draw(st.integers(0, len(text)))
