@@ -111,11 +111,33 @@ def check_cfg_warnings(case: Case, warnings: list[str]) -> None:
 CFG_TALLY = Tally("fuzz_cfg")
 
 
+def with_value(base: CfgModel, section: str, key: str, value: str) -> Case:
+    model = base.copy()
+    model.set(section, key, value)
+    return Case("value", model.render().encode(), section, key, value)
+
+
+def renamed_section(base: CfgModel, name: str, wrong: str) -> Case:
+    text = base.render().replace(f"[{name}]\n", f"[{wrong}]\n")
+    return Case("typo_section", text.encode(), wrong, typo_of=name)
+
+
 def test_fuzz_cfg_in_process(fuzz_home):
     base = base_cfg(fuzz_home)
+    text = base.render().encode()
 
+    # what the fuzzer found: multi-line parse errors, an undecodable byte, thread waits that overflow,
+    # a missing [pandacon] only found when the communicator started, a section typo with no warning
     @FUZZ
     @given(cfg_case(base))
+    @example(Case("junk_line", b"0\n" + text))
+    @example(Case("junk_line", text.replace(b"[db]\n", b"[db]\njunk\n")))
+    @example(Case("bytes", text.replace(b"[db]\n", b"[db]\n\xff\n")))
+    @example(with_value(base, "monitor", "sleepTime", "1e10"))
+    @example(with_value(base, "monitor", "sleepTime", "1e999"))
+    @example(with_value(base, "monitor", "nThreads", "100000"))
+    @example(renamed_section(base, "pandacon", "andacon"))
+    @example(renamed_section(base, "fifo", "ifo"))
     def run(case: Case) -> None:
         outcome, _problems, warnings = check_cfg_case(fuzz_home, case)
         if outcome == "started":
@@ -221,8 +243,15 @@ def test_fuzz_queue_config_in_process(tmp_path):
     assert baseline.errors == []
     assert set(baseline.queueConfig) == {n for n, e in base.items() if not e.get("isTemplateQueue")}
 
+    good = json.dumps(base).encode()
+    bad_template = dict(base, LOCAL_PUSH=dict(base["LOCAL_PUSH"], templateQueueName=[]))
+
+    # what the fuzzer found: UnicodeDecodeError and TypeError out of load_data, null taken as "no queues"
     @FUZZ
     @given(queue_config_case(base))
+    @example(Case("bytes", b"\xff" + good))
+    @example(Case("top_type", b"null"))
+    @example(Case("value", json.dumps(bad_template).encode(), "LOCAL_PUSH", "templateQueueName", []))
     def run(case: Case) -> None:
         QC_TALLY.add(check_queue_case(path, base, case))
 
@@ -324,6 +353,8 @@ def test_fuzz_cfg_daemon(tmp_path):
 
     @settings(FUZZ, max_examples=N_DAEMON_CFG)
     @given(cfg_case(base, subprocess_safe=True))
+    @example(with_value(base, "monitor", "sleepTime", "1e10"))  # was: OverflowError killed the Monitor thread
+    @example(renamed_section(base, "pandacon", "andacon"))  # was: rc=1 after the DB and logs were made
     def run(case: Case) -> None:
         path.write_bytes(case.data)
         outcome, err = run_daemon(home)
