@@ -134,6 +134,17 @@ def test_a_typo_of_a_queue_key_is_warned_with_the_known_name(tmp_path, caplog):
     assert not any("siteSpecificThing" in w for w in warnings)  # not close to a known key: a plugin's own
 
 
+def test_a_queue_or_key_given_twice_is_warned(tmp_path, caplog):
+    path = tmp_path / "q.json"
+    path.write_text('{"Q": {"maxWorkers": 1, "maxWorkers": 2}, "R": {}, "R": {"maxWorkers": 3}}')
+    with caplog.at_level(logging.WARNING, logger="panda.log.queue_config_mapper"):
+        make_mapper(path).load_data()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert sum(f"[{path}] queue 'R' is defined twice: only the last definition is used" in w for w in warnings) == 1
+    assert sum(f"[{path}] key 'maxWorkers' is given twice in one object: only the last value is used" in w
+               for w in warnings) == 1
+
+
 def test_a_typo_of_module_or_of_a_role_is_named_in_the_error(tmp_path):
     queue = full_queue()
     queue["submitter"] = {"moduel": "x", "name": "y"}

@@ -111,13 +111,35 @@ def file_signature(path: str | None) -> tuple[int, int] | None:
     return stat.st_mtime_ns, stat.st_size
 
 
-def parse_json(text: str, source: str) -> tuple[Any, QueueConfigError | None]:
-    """Parse JSON text; a syntax error becomes one error naming source, line and column."""
+def parse_json(text: str, source: str, warnings: list[str] | None = None) -> tuple[Any, QueueConfigError | None]:
+    """Parse JSON text; a syntax error becomes one error naming source, line and column.
+
+    With ``warnings``, a name given twice in one object (JSON keeps the last silently) adds a line there.
+    """
+    objects: list[list[str]] = []  # duplicated names per object, innermost first: the top level is last
+
+    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        twice = []
+        for key, _value in pairs:
+            if key in seen:
+                twice.append(key)
+            seen.add(key)
+        objects.append(twice)
+        return dict(pairs)
+
     try:
-        return json.loads(text), None
+        data = json.loads(text, object_pairs_hook=pairs_hook if warnings is not None else None)
     except json.JSONDecodeError as exc:
         return None, QueueConfigError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
                                       source=source)
+    if warnings is not None and objects:
+        top, inner = (objects[-1], objects[:-1]) if isinstance(data, dict) else ([], objects)
+        for name in dict.fromkeys(top):
+            warnings.append(f"[{source}] queue {name!r} is defined twice: only the last definition is used")
+        for name in dict.fromkeys(key for keys in inner for key in keys):
+            warnings.append(f"[{source}] key {name!r} is given twice in one object: only the last value is used")
+    return data, None
 
 
 def decode_text(raw: bytes, source: str) -> tuple[str | None, QueueConfigError | None]:
@@ -131,7 +153,7 @@ def decode_text(raw: bytes, source: str) -> tuple[str | None, QueueConfigError |
                                       "text: save the file as UTF-8", source=source)
 
 
-def read_file(path: str) -> tuple[Any, QueueConfigError | None]:
+def read_file(path: str, warnings: list[str] | None = None) -> tuple[Any, QueueConfigError | None]:
     """JSON content of a local file (a file holding ``null`` is an error, not "no queues")."""
     try:
         with open(path, "rb") as stream:
@@ -142,13 +164,14 @@ def read_file(path: str) -> tuple[Any, QueueConfigError | None]:
     text, error = decode_text(raw, path)
     if error is not None:
         return None, error
-    data, error = parse_json(text, path)
+    data, error = parse_json(text, path, warnings)
     if error is None and data is None:
         error = QueueConfigError("top level must be a JSON object {queueName: {...}}, got null", source=path)
     return data, error
 
 
-def read_url(url: str, timeout: float = URL_TIMEOUT) -> tuple[Any, QueueConfigError | None]:
+def read_url(url: str, timeout: float = URL_TIMEOUT, warnings: list[str] | None = None
+             ) -> tuple[Any, QueueConfigError | None]:
     """JSON content behind a ``file://``, ``http://`` or ``https://`` URL."""
     scheme = urllib.parse.urlparse(url).scheme
     if scheme not in ("file", "http", "https"):
@@ -163,7 +186,7 @@ def read_url(url: str, timeout: float = URL_TIMEOUT) -> tuple[Any, QueueConfigEr
     text, error = decode_text(raw, url)
     if error is not None:
         return None, error
-    data, error = parse_json(text, url)
+    data, error = parse_json(text, url, warnings)
     if error is None and data is None:
         error = QueueConfigError("top level must be a JSON object {queueName: {...}}, got null", source=url)
     return data, error
@@ -200,6 +223,7 @@ class LoadedSources:
     local_source: str = "local"
     local_signature: tuple[int, int] | None = None
     errors: list[QueueConfigError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # e.g. a queue defined twice
 
 
 def load_sources(settings: QueueConfigSettings, cache_reader: CacheReader) -> LoadedSources:
@@ -212,12 +236,12 @@ def load_sources(settings: QueueConfigSettings, cache_reader: CacheReader) -> Lo
             loaded.errors.append(error)
         if not available and settings.url():
             loaded.remote_source = settings.url()
-            loaded.remote, error = read_url(loaded.remote_source)
+            loaded.remote, error = read_url(loaded.remote_source, warnings=loaded.warnings)
             if error is not None:
                 loaded.errors.append(error)
     elif settings.url():
         loaded.remote_source = settings.url()
-        loaded.remote, error = read_url(loaded.remote_source)
+        loaded.remote, error = read_url(loaded.remote_source, warnings=loaded.warnings)
         if error is not None:
             loaded.errors.append(error)
     if settings.config_file:
@@ -227,7 +251,7 @@ def load_sources(settings: QueueConfigSettings, cache_reader: CacheReader) -> Lo
         if loaded.local_signature is None and loaded.remote is not None:
             pass  # remote-only setups need no local file
         else:
-            loaded.local, error = read_file(path)
+            loaded.local, error = read_file(path, loaded.warnings)
             if error is not None:
                 loaded.errors.append(error)
     return loaded

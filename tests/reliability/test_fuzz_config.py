@@ -219,6 +219,8 @@ def check_queue_case(path: Path, base: dict, case: Case) -> str:
     for name in others - templates - users:
         assert name in mapper.queueConfig, (case, name, errors)
     assert all(error.queue_name in {bad} | users for error in mapper.errors), (case, errors)
+    if case.kind == "dup_key":
+        assert any(f"queue {bad!r} is defined twice" in w for w in warnings), (case, warnings)
     mine = [e for e in mapper.errors if e.queue_name == bad]
     if bad in mapper.queueConfig or (bad in templates and not mine):
         if case.kind == "typo_key" and case.typo_of != case.key:
