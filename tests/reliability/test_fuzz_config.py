@@ -388,8 +388,14 @@ def test_fuzz_queue_config_daemon(tmp_path):
     @given(queue_config_case(base))
     def run(case: Case) -> None:
         qpath.write_bytes(case.data)
-        outcome, _err = run_daemon(home)
+        outcome, _err = run_daemon(home)  # a bad queue never stops the daemon: it is left out
+        log = home / "logs" / "panda-queue_config_mapper.log"
+        errors = [line for line in log.read_text().splitlines() if " ERROR " in line]
+        if errors:  # each problem logged on one line naming the file (and the queue, when it is one queue's)
+            assert all(str(qpath) in line for line in errors), (case, errors)
+            queue_errors[0] += 1
         DAEMON_QC_TALLY.add(outcome)
 
+    queue_errors = [0]
     run()
-    DAEMON_QC_TALLY.record()
+    DAEMON_QC_TALLY.record(with_queue_errors=queue_errors[0])
