@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -35,23 +35,30 @@ from test_master import MASTER, env_for, make_home  # noqa: E402
 from pandaharvester.harvesterconfig import harvester_config, schema  # noqa: E402
 
 EXIT_CONFIG = 78
-N_INPROC = 1500 if full() else 300
-N_DAEMON_CFG, N_DAEMON_QC = (100, 100) if full() else (12, 8)
+N_INPROC = 2000 if full() else 500
+N_DAEMON_CFG, N_DAEMON_QC = (100, 100) if full() else (15, 10)
 FUZZ = settings(max_examples=N_INPROC, derandomize=not full(), deadline=None, database=None,
                 suppress_health_check=list(HealthCheck))
+# a daemon run takes seconds: a failing case is reported as found, not shrunk for minutes
+DAEMON_PHASES = [Phase.explicit, Phase.generate]
 
 
 class Tally:
+    """Outcomes of one fuzz test, printed as a figure; ``tracebacks=0`` because a traceback fails the test."""
+
     def __init__(self, name: str) -> None:
         self.name = name
-        self.counts = {"cases": 0, "started": 0, "refused": 0, "tracebacks": 0}
+        self.counts = {"cases": 0, "started": 0, "refused": 0}
 
     def add(self, outcome: str) -> None:
         self.counts["cases"] += 1
         self.counts[outcome] += 1
 
     def record(self, **extra: int) -> None:
-        fields = {**self.counts, **extra}
+        fields = dict(self.counts)
+        if "queue_refused" in extra:  # the daemon never refuses a queue config: it leaves bad queues out
+            del fields["refused"]
+        fields.update(extra, tracebacks=0)
         record(f"reliability: {self.name} " + " ".join(f"{k}={v}" for k, v in fields.items()))
 
 
@@ -280,7 +287,7 @@ def run_daemon(home: Path) -> tuple[str, str]:
         stale.unlink(missing_ok=True)
     proc = subprocess.Popen(MASTER + ["--foreground", "--pid", str(pid_file)], env=env_for(home), cwd=str(home),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 30
     started: dict[str, int] | None = None
     while time.monotonic() < deadline and proc.poll() is None:
         master = (logs / "panda-master.log").read_text() if (logs / "panda-master.log").exists() else ""
@@ -300,7 +307,7 @@ def run_daemon(home: Path) -> tuple[str, str]:
         assert not (logs / "panda-master.log").exists() or "started" not in (logs / "panda-master.log").read_text()
         return "refused", err
     try:
-        assert started is not None, f"agents did not all start in 60 s:\n{_all_logs(logs)[-3000:]}"
+        assert started is not None, f"agents did not all start in 30 s:\n{_all_logs(logs)[-3000:]}"
         time.sleep(RUN_AFTER_FIRST_CYCLES)
         assert proc.poll() is None, f"stopped by itself (rc={proc.poll()}):\n{_all_logs(logs)[-3000:]}"
     finally:
@@ -353,8 +360,9 @@ def test_fuzz_cfg_daemon(tmp_path):
     path.write_text(base.render())
     assert run_daemon(home)[0] == "started"
 
-    @settings(FUZZ, max_examples=N_DAEMON_CFG)
+    @settings(FUZZ, max_examples=N_DAEMON_CFG, phases=DAEMON_PHASES)
     @given(cfg_case(base, subprocess_safe=True))
+    @example(with_value(base, "db", "nConnections", "1"))  # was: the start hung (pool of one, nested DB call)
     @example(with_value(base, "monitor", "sleepTime", "1e10"))  # was: OverflowError killed the Monitor thread
     @example(renamed_section(base, "pandacon", "andacon"))  # was: rc=1 after the DB and logs were made
     def run(case: Case) -> None:
@@ -384,7 +392,7 @@ def test_fuzz_queue_config_daemon(tmp_path):
     qpath.write_text(json.dumps(base))
     assert run_daemon(home)[0] == "started"
 
-    @settings(FUZZ, max_examples=N_DAEMON_QC)
+    @settings(FUZZ, max_examples=N_DAEMON_QC, phases=DAEMON_PHASES)
     @given(queue_config_case(base))
     def run(case: Case) -> None:
         qpath.write_bytes(case.data)
@@ -398,4 +406,4 @@ def test_fuzz_queue_config_daemon(tmp_path):
 
     queue_errors = [0]
     run()
-    DAEMON_QC_TALLY.record(with_queue_errors=queue_errors[0])
+    DAEMON_QC_TALLY.record(queue_refused=queue_errors[0])
