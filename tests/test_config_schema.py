@@ -229,6 +229,24 @@ def test_pandacon_without_a_server_url_is_refused_at_start(fresh_home) -> None:
                         "see etc/panda_harvester.cfg.rpmnew"]
 
 
+@pytest.mark.parametrize("section, values, line", [
+    ("communicator", {"moduleName": "no_such_module"}, "[communicator] moduleName = 'no_such_module' / className = "
+     "'PandaCommunicator': module 'no_such_module' cannot be imported (ModuleNotFoundError: No module named "
+     "'no_such_module'): fix the names"),
+    ("credmanager", {"className": "Nope"}, "[credmanager] moduleName = "
+     "'pandaharvester.harvestercredmanager.dummy_cred_manager' / className = 'Nope': module "
+     "'pandaharvester.harvestercredmanager.dummy_cred_manager' has no class 'Nope': fix the names"),
+    ("qconf", {"resolverModule": "no_such", "resolverClass": "X"}, "[qconf] resolverModule = 'no_such' / "
+     "resolverClass = 'X': module 'no_such' cannot be imported"),
+])
+def test_a_plugin_named_in_the_cfg_that_does_not_import_is_refused_at_start(fresh_home, section, values, line):
+    from pandaharvester.harvesterbody import master_cli
+
+    home = fresh_home({section: values})
+    problems, _warnings = master_cli.check_config()
+    assert len(problems) == 1 and problems[0].startswith(f"{_cfg_path(home)} {line}"), problems
+
+
 def test_the_table_rejects_a_key_declared_twice() -> None:
     key = schema.Key("s", "k", schema.Int())
     with pytest.raises(ValueError, match=r"\[s\] k is declared twice"):
