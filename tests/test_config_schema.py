@@ -144,6 +144,17 @@ def test_cfg_value_checks_and_falls_back_to_the_table_default(fresh_home) -> Non
                               "1,000,000,000 (seconds)")
 
 
+def test_cfg_value_gives_a_choice_as_the_table_spells_it(fresh_home) -> None:
+    """``activateWorkerFactor = AUTO`` passed the check, then float('AUTO') killed the start (found by the fuzzer)."""
+    fresh_home({"submitter": {"activateWorkerFactor": " AUTO "}, "db": {"engine": "SQLite"}})
+    assert schema.validate() == []
+    assert schema.cfg_value("submitter", "activateWorkerFactor") == "auto"
+    assert schema.cfg_value("db", "engine") == "sqlite"
+    from pandaharvester.harvesterbody.worker_adjuster import WorkerAdjuster
+
+    assert WorkerAdjuster(None).activate_worker_factor == "auto"
+
+
 def test_origin_names_the_source_that_set_the_key(fresh_home) -> None:
     home = fresh_home()
     configmap = home / "etc" / "configmap" / "panda_harvester_configmap.json"

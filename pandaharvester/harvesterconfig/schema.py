@@ -12,8 +12,9 @@ holds what the table is made of and what uses it:
   know in a section it does (a typo such as ``sleeptime``); the master logs them as WARNINGs;
 - :func:`cfg_value` — ``[section] key`` checked against its :class:`Kind`, or the table's
   default when it is not set; a bad value raises a :class:`ConfigError` with the same line.
+  A :class:`Choice` comes back as the table spells it (``AUTO`` → ``auto``).
 
-Checks never change a value: the code keeps reading what the cfg holds.
+Checks never change a value in the cfg object: ``harvester_config.<section>.<key>`` keeps what the cfg holds.
 """
 
 from __future__ import annotations
@@ -60,6 +61,10 @@ class Kind:
     def check(self, value: Any) -> None:
         if not self.accepts(value):
             raise BadValue(f"must be {self.describe()}")
+
+    def normal(self, value: Any) -> Any:
+        """The accepted ``value`` as the code compares it (a :class:`Choice` as the table spells it)."""
+        return value
 
 
 def _num(value: float) -> str:
@@ -137,6 +142,13 @@ class Choice(Kind):
     def accepts(self, value: Any) -> bool:
         return isinstance(value, str) and value.strip().lower() in {o.lower() for o in self.options}
 
+    def normal(self, value: Any) -> Any:
+        """``" AUTO "`` → ``"auto"``: the option as the table spells it."""
+        for option in self.options:
+            if isinstance(value, str) and value.strip().lower() == option.lower():
+                return option
+        return value
+
 
 @dataclass(frozen=True)
 class Identifier(Kind):
@@ -190,6 +202,9 @@ class AnyOf(Kind):
 
     def accepts(self, value: Any) -> bool:
         return any(k.accepts(value) for k in self.kinds)
+
+    def normal(self, value: Any) -> Any:
+        return next((k.normal(value) for k in self.kinds if k.accepts(value)), value)
 
 
 @dataclass(frozen=True)
@@ -492,4 +507,6 @@ def cfg_value(section: str, name: str, default: Any = _MISSING) -> Any:
             return default
         if problem:
             raise ConfigError(bad_value_line(harvester_config.origin_of(section, name), key, name, value, problem))
+        if value is not None:
+            value = key.kind.normal(value)
     return fallback if value is None else value

@@ -366,6 +366,7 @@ def test_fuzz_cfg_daemon(tmp_path):
     @given(cfg_case(base, subprocess_safe=True))
     @example(with_value(base, "db", "nConnections", "1"))  # was: the start hung (pool of one, nested DB call)
     @example(with_value(base, "communicator", "moduleName", "no_such_module"))  # was: rc=1 after logs were made
+    @example(with_value(base, "submitter", "activateWorkerFactor", "AUTO"))  # was: float('AUTO') traceback
     @example(with_value(base, "monitor", "sleepTime", "1e10"))  # was: OverflowError killed the Monitor thread
     @example(renamed_section(base, "pandacon", "andacon"))  # was: rc=1 after the DB and logs were made
     def run(case: Case) -> None:
