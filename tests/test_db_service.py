@@ -14,7 +14,7 @@ from pandaharvester.harvestercore.queue_config_dump_spec import QueueConfigDumpS
 from pandaharvester.harvestercore.service_metrics_spec import ServiceMetricSpec
 from pandaharvester.harvestercore.time_utils import naive_utcnow
 from test_db_fixtures import (  # noqa: F401
-    _module_mariadb, ago, db_engine, db_home, db_overrides, make_job, proxy,
+    _module_mariadb, ago, db_engine, db_home, db_overrides, db_settings, make_job, proxy,
 )
 
 
@@ -163,6 +163,39 @@ def test_pool_is_a_singleton_and_lends_proxies(proxy):
         assert "no_such_method" in str(exc)
     else:
         raise AssertionError("unknown method accepted")
+
+
+def test_a_pool_of_one_lends_a_nested_call_an_extra_proxy_instead_of_deadlocking(proxy, db_settings):
+    """[db] nConnections = 1 hung the start: make_tables (holding the only proxy) loads the queue
+    config, which needs a proxy too (found by tests/reliability/test_fuzz_config.py)."""
+    from dataclasses import replace
+
+    DBProxyPool.reset()
+    pool = DBProxyPool(settings=replace(db_settings, n_connections=1))
+    holding, release, nested_done = threading.Event(), threading.Event(), threading.Event()
+
+    def holder() -> None:  # what DBProxyMethod does for a DB call made inside another one
+        outer = pool.get()
+        inner = pool.get()
+        assert inner is not outer
+        pool.put(inner)  # an extra proxy is closed, not pooled
+        nested_done.set()
+        holding.set()
+        release.wait(10)
+        pool.put(outer)
+
+    first = threading.Thread(target=holder)
+    first.start()
+    assert nested_done.wait(10), "the nested get() waited for the proxy its own thread holds"
+    waiter = threading.Thread(target=lambda: pool.put(pool.get()))
+    waiter.start()
+    waiter.join(0.3)
+    assert waiter.is_alive()  # still bounded: another thread waits while the only proxy is held
+    release.set()
+    first.join(10)
+    waiter.join(10)
+    assert not waiter.is_alive() and pool.pool.qsize() == 1
+    DBProxyPool.reset()
 
 
 def test_db_interface(proxy):

@@ -99,6 +99,63 @@ def test_plugin_import_check_on_and_off(tmp_path):
     assert sorted(relaxed.get_all_queues()) == ["BAD", "GOOD"] and relaxed.errors == []
 
 
+# ---------------------------------------------------------------- bad input (found by the fuzzer)
+def test_a_file_that_is_not_utf8_is_one_error_with_line_and_column(tmp_path):
+    path = tmp_path / "q.json"
+    path.write_bytes(b'{\n  "Q": {"x": "\xff"}\n}\n')
+    mapper = make_mapper(path)
+    assert mapper.get_all_queues() == {}  # no UnicodeDecodeError out of load_data
+    assert str(only_error(mapper)) == (f"[{path}]: byte 0xff at line 2 column 15 is not UTF-8 text: "
+                                       "save the file as UTF-8")
+
+
+def test_a_file_holding_null_is_an_error_not_an_empty_config(tmp_path):
+    mapper = load(tmp_path, None)
+    assert "top level must be a JSON object {queueName: {...}}, got null" in str(only_error(mapper))
+
+
+@pytest.mark.parametrize("value", [[], {"a": 1}, 5])
+def test_a_template_name_of_the_wrong_type_is_an_error(tmp_path, value):
+    mapper = load(tmp_path, {"GOOD": full_queue(), "BAD": full_queue(templateQueueName=value)})  # TypeError before
+    error = only_error(mapper, "BAD")
+    assert error.key == "templateQueueName" and "must be the name of a template queue (a string) or null" in str(error)
+    assert list(mapper.get_all_queues()) == ["GOOD"]
+
+
+def test_a_typo_of_a_queue_key_is_warned_with_the_known_name(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="panda.log.queue_config_mapper"):
+        mapper = load(tmp_path, {"Q": full_queue(maxWorker=3, siteSpecificThing=1),
+                                 "T_TEMPLATE": full_queue(nQueueLimitWorkr=1)})
+    assert list(mapper.get_all_queues()) == ["Q"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert sum("queue 'Q': unknown key 'maxWorker': did you mean maxWorkers?" in w for w in warnings) == 1
+    assert sum("template 'T_TEMPLATE': unknown key 'nQueueLimitWorkr': did you mean nQueueLimitWorker?" in w
+               for w in warnings) == 1
+    assert not any("siteSpecificThing" in w for w in warnings)  # not close to a known key: a plugin's own
+
+
+def test_a_queue_or_key_given_twice_is_warned(tmp_path, caplog):
+    path = tmp_path / "q.json"
+    path.write_text('{"Q": {"maxWorkers": 1, "maxWorkers": 2}, "R": {}, "R": {"maxWorkers": 3}}')
+    with caplog.at_level(logging.WARNING, logger="panda.log.queue_config_mapper"):
+        make_mapper(path).load_data()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert sum(f"[{path}] queue 'R' is defined twice: only the last definition is used" in w for w in warnings) == 1
+    assert sum(f"[{path}] key 'maxWorkers' is given twice in one object: only the last value is used" in w
+               for w in warnings) == 1
+
+
+def test_a_typo_of_module_or_of_a_role_is_named_in_the_error(tmp_path):
+    queue = full_queue()
+    queue["submitter"] = {"moduel": "x", "name": "y"}
+    queue["sweepr"] = queue.pop("sweeper")
+    mapper = load(tmp_path, {"Q": queue})
+    by_key = {e.key: str(e) for e in mapper.errors}
+    assert by_key["submitter"].endswith("lacks 'module' (dotted module path and class name); 'moduel' looks like "
+                                        "a typo of 'module'")
+    assert by_key["sweeper"].endswith("'sweepr' looks like a typo of it")
+
+
 def test_errors_are_logged(tmp_path, caplog):
     with caplog.at_level(logging.ERROR, logger="panda.log.queue_config_mapper"):
         load(tmp_path, {"BAD": full_queue(maxWorkers="abc")})

@@ -170,8 +170,10 @@ def check_config() -> tuple[list[str], list[str]]:
         problems = start_problems()
     if not problems:
         from pandaharvester.harvesterbody.monitor_fifo import fifo_problems
+        from pandaharvester.harvestercommunicator.settings import start_problems
+        from pandaharvester.harvesterconfig import plugin_refs
 
-        problems = fifo_problems()
+        problems = plugin_refs.start_problems() + start_problems() + fifo_problems()
     return problems, schema.feature_warnings(harvester_config) + common.warnings()
 
 

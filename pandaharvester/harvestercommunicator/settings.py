@@ -223,9 +223,22 @@ def warn_no_verify(url: str, where: str = "[pandacon] ca_cert = False") -> None:
 
 
 def start_problems() -> list[str]:
-    """The settings' problems as start-up lines (a token to a plain http:// URL, a bad value), [] if none."""
+    """The master's start-up check of ``[pandacon]`` when the PanDA communicator is in use: the
+    section is there and names a server URL, no token goes to a plain http:// URL, the values fit;
+    one line each, [] if none."""
     from pandaharvester.errors import ConfigError
+    from pandaharvester.harvesterconfig import harvester_config, schema
 
+    if str(schema.cfg_value("communicator", "className") or "") != "PandaCommunicator":
+        return []
+    section = getattr(harvester_config, "pandacon", None)
+    if section is None:
+        return [f"{harvester_config.origin_of('pandacon')} has no [pandacon] section: add it with server_api_url_ssl "
+                f"= https://pandaserver.cern.ch:25443/api/v1 (the PanDA server); see {schema.TEMPLATE_NAME}"]
+    try:
+        resolve_server_url(section)
+    except ConfigError as exc:
+        return [f"{harvester_config.origin_of('pandacon')} {exc}"]
     try:
         load_settings()
     except ConfigError as exc:

@@ -15,7 +15,9 @@ in ``harvester_config`` calls :func:`load` and keeps the result.
 
 from __future__ import annotations
 
+import ast
 import configparser
+import contextlib
 import json
 import os
 import re
@@ -114,10 +116,39 @@ def fetch_url(url: str, timeout: float = URL_TIMEOUT) -> str:
                           f"HTTP {exc.code} {exc.reason}") from exc
     except (OSError, ValueError) as exc:
         raise ConfigError(f"failed to download the instance config from {ENV_CONFIG_URL}={url}: {exc}") from exc
+    return decode_cfg_text(data, f"the instance config from {ENV_CONFIG_URL}={url}")
+
+
+def decode_cfg_text(data: bytes, source: str) -> str:
+    """``data`` as UTF-8 text; else a :class:`ConfigError` naming the line and column of the first bad byte."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"the instance config from {ENV_CONFIG_URL}={url} is not UTF-8 text: {exc}") from exc
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(f"{source} line {line} column {column}: byte 0x{data[exc.start]:02x} is not UTF-8 text: "
+                          "save the file as UTF-8 (or remove the character)") from exc
+
+
+def syntax_error_line(source: str, exc: configparser.Error) -> str:
+    """One line for a configparser error: where (source, line), what, and what to do."""
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return (f"{source} line {exc.lineno}: {exc.line.strip()[:80]!r} comes before any [section] header: "
+                f"put it under a section, or remove it")
+    if isinstance(exc, configparser.ParsingError):
+        lineno, line = exc.errors[0]
+        with contextlib.suppress(ValueError, SyntaxError):
+            line = repr(str(ast.literal_eval(line)).strip()[:80])  # configparser keeps repr(line)
+        more = f" (and {len(exc.errors) - 1} more such lines)" if len(exc.errors) > 1 else ""
+        return (f"{source} line {lineno}: {line} is not 'key = value'{more}: fix it, indent it "
+                "if it continues the value above, or comment it out with #")
+    if isinstance(exc, configparser.DuplicateOptionError):
+        return (f"{source} line {exc.lineno}: [{exc.section}] {exc.option} is set twice in [{exc.section}]: "
+                "keep only one of them")
+    if isinstance(exc, configparser.DuplicateSectionError):
+        return (f"{source} line {exc.lineno}: section [{exc.section}] appears twice: merge the two "
+                f"[{exc.section}] sections into one")
+    return f"{source} is not a valid cfg file: {' '.join(str(exc).split())}"
 
 
 def _read_configmap(path: Path) -> dict[str, dict[str, Any]]:
@@ -141,12 +172,15 @@ def read_sources(env: Mapping[str, str]) -> RawConfig:
     path, raw.searched = find_cfg_file(env)
     if path is not None:
         try:
-            with open(path, encoding="utf-8") as stream:
-                parser.read_file(stream, source=str(path))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read {path}: {exc}") from exc
+            with open(path, "rb") as stream:
+                text = decode_cfg_text(stream.read(), str(path))
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror or exc}: check the path and its "
+                              "permissions") from exc
+        try:
+            parser.read_string(text, source=str(path))
         except configparser.Error as exc:
-            raise ConfigError(f"{path} is not a valid cfg file: {exc}") from exc
+            raise ConfigError(syntax_error_line(str(path), exc)) from exc
         raw.files_read.append(str(path))
         raw.note_origin(parser, str(path))
     url = env.get(ENV_CONFIG_URL)
@@ -157,8 +191,7 @@ def read_sources(env: Mapping[str, str]) -> RawConfig:
             alone = make_parser()
             alone.read_string(text, source=url)
         except configparser.Error as exc:
-            raise ConfigError(f"the instance config from {ENV_CONFIG_URL}={url} "
-                              f"is not a valid cfg file: {exc}") from exc
+            raise ConfigError(syntax_error_line(f"the instance config from {ENV_CONFIG_URL}={url}", exc)) from exc
         raw.files_read.append(url)
         raw.note_origin(alone, url)
     if not raw.files_read:

@@ -21,12 +21,16 @@ from pandaharvester.harvesterconfig.schema import (
     LEVEL, AnyOf, Bool, Choice, Directory, Identifier, Int, Json, Key, Kind, Lines, Number, SecretFile, Text, is_set, is_true,
 )
 
-SECONDS = Number(min=0, unit="seconds")
-MINUTES = Number(min=0, unit="minutes")
-HOURS = Number(min=0, unit="hours")
-COUNT = Int(min=1)  # a per-cycle or per-request maximum: 0 would mean "always a full batch"
-COUNT0 = Int(min=0)  # 0 is meaningful (no limit, or none)
-THREADS = Int(min=0, unit="number of threads, 0 for none")
+# durations are capped (about 30 years) so that every one is a valid thread-wait timeout
+# (threading.TIMEOUT_MAX) and a valid datetime offset from now
+SECONDS = Number(min=0, max=10 ** 9, unit="seconds")
+MINUTES = Number(min=0, max=10 ** 7, unit="minutes")
+HOURS = Number(min=0, max=2 * 10 ** 5, unit="hours")
+# counts fit the DBs' 64-bit integers many times over; threads and connections are made at start
+COUNT = Int(min=1, max=10 ** 9)  # a per-cycle or per-request maximum: 0 would mean "always a full batch"
+COUNT0 = Int(min=0, max=10 ** 9)  # 0 is meaningful (no limit, or none)
+THREADS = Int(min=0, max=1000, unit="number of threads, 0 for none")
+POOL = Int(min=1, max=1000, unit="connections made at start")
 TEXT = Text()
 BOOL = Bool()
 LINES = Lines()
@@ -81,7 +85,7 @@ KEYS: tuple[Key, ...] = (
     # ---------------------------------------------------------------- db
     _k("db", "verbose", BOOL, False, "log every DB call"),
     _unread("db", "useInspect", BOOL, "verbose DB messages do not name the calling function"),
-    _k("db", "nConnections", COUNT, 10, "DB connections of the process"),
+    _k("db", "nConnections", POOL, 10, "DB connections of the process"),
     _k("db", "engine", Choice(options=("sqlite", "mariadb", "mysql")), "sqlite", "database engine"),
     _k("db", "database_filename", TEXT, None, "the SQLite file, on a local disk", required=True,
        required_when=_sqlite_engine),
@@ -119,11 +123,11 @@ KEYS: tuple[Key, ...] = (
     _k("communicator", "moduleName", TEXT, "pandaharvester.harvestercommunicator.panda_communicator",
        "module of the communicator"),
     _k("communicator", "className", TEXT, "PandaCommunicator", "class of the communicator"),
-    _k("communicator", "nConnections", COUNT, 5, "communicator instances"),
+    _k("communicator", "nConnections", POOL, 5, "communicator instances"),
     # ---------------------------------------------------------------- pandacon
     _k("pandacon", "timeout", SECONDS, 180, "timeout of one HTTP request"),
     _k("pandacon", "transport", Choice(options=("requests", "pycurl")), "requests", "HTTP client"),
-    _k("pandacon", "nConnections", COUNT, 5, "connections kept per PanDA host"),
+    _k("pandacon", "nConnections", POOL, 5, "connections kept per PanDA host"),
     _k("pandacon", "maxRetries", COUNT0, 3, "retries of a request failing with a connection error or HTTP 5xx"),
     _k("pandacon", "retryBackoff", SECONDS, 1, "base of the exponential back-off between retries"),
     _k("pandacon", "auth_type", TEXT, "x509", "authentication: oidc (token), else certificates"),
@@ -218,7 +222,8 @@ KEYS: tuple[Key, ...] = (
     _k("monitor", "fifoCheckDuration", SECONDS, 30, "seconds one FIFO cycle may last"),
     _k("monitor", "fifoForceEnqueueInterval", SECONDS, 3600, "seconds unchecked after which a worker the DB "
                                                              "cycle checks is put in the FIFO"),
-    _k("monitor", "fifoMaxWorkersToPopulate", COUNT, 2 ** 32, "workers put in the FIFO at most when it is filled"),
+    _k("monitor", "fifoMaxWorkersToPopulate", Int(min=1, max=2 ** 62), 2 ** 32,
+       "workers put in the FIFO at most when it is filled"),
     _k("monitor", "fifoMaxWorkersPerChunk", COUNT, 500, "workers per FIFO object"),
     _k("monitor", "fifoMaxPreemptInterval", SECONDS, 60, "seconds a post-processing worker may jump the queue"),
     _k("monitor", "fifoProtectiveDequeue", BOOL, True, "keep a dequeued object until its check is written"),

@@ -84,7 +84,12 @@ def read_logger_section(env: Mapping[str, str] | None = None) -> LoggerSection:
             with open(path, encoding="utf-8") as stream:
                 parser.read_file(stream, source=str(path))
         except (OSError, UnicodeDecodeError, configparser.Error) as exc:
-            found.errors.append(f"cannot read {path}: {exc}: fix the file or remove it")
+            from pandaharvester.harvesterconfig._parser import syntax_error_line
+
+            if isinstance(exc, configparser.Error):
+                found.errors.append(syntax_error_line(str(path), exc))
+            else:
+                found.errors.append(f"cannot read {path}: {' '.join(str(exc).split())}: fix the file or remove it")
             continue
         if parser.has_section(SECTION):
             for key, value in parser.items(SECTION, raw=True):

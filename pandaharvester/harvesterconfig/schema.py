@@ -12,13 +12,15 @@ holds what the table is made of and what uses it:
   know in a section it does (a typo such as ``sleeptime``); the master logs them as WARNINGs;
 - :func:`cfg_value` — ``[section] key`` checked against its :class:`Kind`, or the table's
   default when it is not set; a bad value raises a :class:`ConfigError` with the same line.
+  A :class:`Choice` comes back as the table spells it (``AUTO`` → ``auto``).
 
-Checks never change a value: the code keeps reading what the cfg holds.
+Checks never change a value in the cfg object: ``harvester_config.<section>.<key>`` keeps what the cfg holds.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -60,14 +62,23 @@ class Kind:
         if not self.accepts(value):
             raise BadValue(f"must be {self.describe()}")
 
+    def normal(self, value: Any) -> Any:
+        """The accepted ``value`` as the code compares it (a :class:`Choice` as the table spells it)."""
+        return value
+
+
+def _num(value: float) -> str:
+    """``1000000000`` as ``1,000,000,000``; other numbers as ``:g``."""
+    return f"{int(value):,}" if float(value).is_integer() and abs(value) >= 10 ** 6 else f"{value:g}"
+
 
 def _range_text(low: float | None, high: float | None) -> str:
     if low is not None and high is not None:
-        return f" from {low:g} to {high:g}"
+        return f" from {_num(low)} to {_num(high)}"
     if low is not None:
-        return f" ≥ {low:g}"
+        return f" ≥ {_num(low)}"
     if high is not None:
-        return f" ≤ {high:g}"
+        return f" ≤ {_num(high)}"
     return ""
 
 
@@ -85,6 +96,7 @@ class Number(Kind):
 
     def accepts(self, value: Any) -> bool:
         return (isinstance(value, self._types) and not isinstance(value, bool)
+                and (not isinstance(value, float) or math.isfinite(value))
                 and (self.min is None or value >= self.min) and (self.max is None or value <= self.max))
 
 
@@ -129,6 +141,13 @@ class Choice(Kind):
 
     def accepts(self, value: Any) -> bool:
         return isinstance(value, str) and value.strip().lower() in {o.lower() for o in self.options}
+
+    def normal(self, value: Any) -> Any:
+        """``" AUTO "`` → ``"auto"``: the option as the table spells it."""
+        for option in self.options:
+            if isinstance(value, str) and value.strip().lower() == option.lower():
+                return option
+        return value
 
 
 @dataclass(frozen=True)
@@ -183,6 +202,9 @@ class AnyOf(Kind):
 
     def accepts(self, value: Any) -> bool:
         return any(k.accepts(value) for k in self.kinds)
+
+    def normal(self, value: Any) -> Any:
+        return next((k.normal(value) for k in self.kinds if k.accepts(value)), value)
 
 
 @dataclass(frozen=True)
@@ -373,48 +395,93 @@ def _section_values(config: ConfigLike, name: str) -> dict[str, Any] | None:
     return dict(config.get_section(name).items())
 
 
+def closest(name: str, known: Any) -> str | None:
+    """The known name closest to ``name`` (case ignored), or None when none is close."""
+    by_lower = {k.lower(): k for k in known if k != ANY_KEY}
+    match = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
+    return by_lower[match[0]] if match else None
+
+
+def _typo_hint(name: str, candidates: Any, shown_as: Callable[[str], str]) -> str:
+    """`` (X in FILE looks like a typo of it)`` when one of ``candidates`` is close to ``name``."""
+    for candidate in candidates:
+        if closest(candidate, [name]) is not None:
+            return f" ({shown_as(candidate)} looks like a typo of it)"
+    return ""
+
+
+def _missing_section_line(config: ConfigLike, keys: Table, section: str, missing: list[Key]) -> str:
+    """One line for a required section that is absent, with every required key it must hold."""
+    where = config.origin_of(section)
+    unknown = [name for name in config.sections() if name not in keys.sections]
+    hint = _typo_hint(section, unknown, lambda name: f"[{name}]")
+    needed = ", ".join(f"{key.name} = {'...' if key.default is None else key.default}" for key in missing)
+    return f"{where} has no [{section}] section{hint}: add it with {needed}; see {TEMPLATE_NAME}"
+
+
 def validate(config: ConfigLike | None = None, keys: Table | None = None) -> list[str]:
     """One line per problem of the loaded cfg: bad values, missing required keys, FIXMEs.
 
-    ``config`` defaults to the ``harvester_config`` module, already loaded (a cfg that cannot be
-    loaded is the caller's to report). Keys this Harvester does not read are not checked.
+    A required section that is absent is one line naming the keys it needs (and a section that
+    looks like a typo of it); a cfg with no section at all is one line. ``config`` defaults to the
+    ``harvester_config`` module, already loaded (a cfg that cannot be loaded is the caller's to
+    report). Keys this Harvester does not read are not checked.
     """
     if config is None:
         from pandaharvester.harvesterconfig import harvester_config as config  # type: ignore[no-redef]
     keys = keys or table()
+    if not config.sections():
+        return [f"{config.origin_of('master')} holds no [section] at all: start from {TEMPLATE_NAME}"]
     problems = []
     present = {name: _section_values(config, name) for name in keys.sections}
+    absent: dict[str, list[Key]] = {}
     for key in keys.keys:
         if not key.implemented:
             continue
         values = present.get(key.section)
-        names = [n for n in (values or {}) if keys.get(key.section, n) is key] if key.name == ANY_KEY else [key.name]
+        if values is None:
+            if key.name != ANY_KEY and key.needed(values):
+                if key.section not in absent:
+                    problems.append(key.section)  # placeholder, replaced below
+                absent.setdefault(key.section, []).append(key)
+            continue
+        names = [n for n in values if keys.get(key.section, n) is key] if key.name == ANY_KEY else [key.name]
         for name in names:
-            value = (values or {}).get(name)
+            value = values.get(name)
             required = key.needed(values)
-            problem = key.problem(value, required) if (values is not None and name in values) or required else None
+            problem = key.problem(value, required) if name in values or required else None
             if problem:
-                problems.append(bad_value_line(config.origin_of(key.section, name), key, name, value, problem))
-    return problems
+                line = bad_value_line(config.origin_of(key.section, name), key, name, value, problem)
+                if problem == NOT_SET:
+                    unknown = [n for n in values if keys.get(key.section, n) is None]
+                    line += _typo_hint(name, unknown, lambda n, s=key.section: f"[{s}] {n}")
+                problems.append(line)
+    return [_missing_section_line(config, keys, line, absent[line]) if line in absent else line
+            for line in problems]
 
 
 def feature_warnings(config: ConfigLike | None = None, keys: Table | None = None) -> list[str]:
-    """One line per unimplemented feature the cfg turns on, and per unknown key of a known section."""
+    """One line per unimplemented feature the cfg turns on, per unknown key of a known section,
+    and per unknown section close to a known one, with the closest known name."""
     if config is None:
         from pandaharvester.harvesterconfig import harvester_config as config  # type: ignore[no-redef]
     keys = keys or table()
     lines = []
     for section in config.sections():
         if section not in keys.sections:
-            continue  # a section of plugins or of the original's extensions: not ours to judge
+            # a section of plugins or of the original's extensions, unless it looks like a typo
+            close = closest(section, keys.sections)
+            if close is not None and close not in config.sections():
+                lines.append(f"unknown section [{section}] in {config.origin_of(section)}: did you mean "
+                             f"[{close}]? (its keys have no effect)")
+            continue
         for name, value in config.get_section(section).items():
             key = keys.get(section, name)
             where = config.origin_of(section, name)
             if key is None:
-                known = [k.name for k in keys.keys if k.section == section]
-                close = difflib.get_close_matches(name, known, n=1)
-                hint = f" (a typo of {close[0]}?)" if close else ""
-                lines.append(f"{where} [{section}] {name} is not a key this Harvester reads{hint}: it has no effect")
+                close = closest(name, [k.name for k in keys.keys if k.section == section])
+                hint = f"did you mean {close}?" if close else "this Harvester does not read it"
+                lines.append(f"unknown key [{section}] {name} in {where}: {hint} (it has no effect)")
             elif not key.implemented and key.turns_on is not None and key.turns_on(value):
                 lines.append(f"{where} [{section}] {name} = {shown(name, value)}: {key.note or 'not implemented'}")
     return lines
@@ -440,4 +507,6 @@ def cfg_value(section: str, name: str, default: Any = _MISSING) -> Any:
             return default
         if problem:
             raise ConfigError(bad_value_line(harvester_config.origin_of(section, name), key, name, value, problem))
+        if value is not None:
+            value = key.kind.normal(value)
     return fallback if value is None else value

@@ -64,6 +64,12 @@ def _reopen_if_closed(proxy: DBProxy) -> None:
             _logger.error(f"reopening a connection failed: {exc}")
 
 
+class _Held(threading.local):
+    """Proxies the current thread has borrowed and not yet given back."""
+
+    count = 0
+
+
 class DBProxyPool:
     """Singleton pool of DBProxy objects; attribute access gives a :class:`DBProxyMethod`."""
 
@@ -93,9 +99,20 @@ class DBProxyPool:
         self._made = 0
         self._made_lock = threading.Lock()
         self._restore_lock = threading.Lock()
+        self._held = _Held()
+        self._extra: set[int] = set()  # ids of the proxies made beyond the size (closed when given back)
 
     def get(self) -> DBProxy:
-        """Borrow a proxy (made on demand up to the pool size, else wait for one)."""
+        """Borrow a proxy (made on demand up to the pool size, else wait for one).
+
+        A thread that already holds one (a DB call made inside another, e.g. ``make_tables`` loading
+        the queue config) never waits for its own: it gets an extra proxy, closed when given back,
+        so that ``[db] nConnections = 1`` cannot deadlock the start."""
+        proxy = self._get()
+        self._held.count += 1
+        return proxy
+
+    def _get(self) -> DBProxy:
         try:
             return self.pool.get_nowait()
         except queue.Empty:
@@ -108,13 +125,22 @@ class DBProxyPool:
                 except Exception:
                     self._made -= 1
                     raise
+        if self._held.count:
+            proxy = DBProxy(read_only=self.read_only, settings=self.settings)
+            self._extra.add(id(proxy))
+            return proxy
         return self.pool.get()
 
     def put(self, proxy: DBProxy) -> None:
         """Give a proxy back (an open transaction left by a raw execute() is rolled back)."""
+        self._held.count = max(0, self._held.count - 1)
         if proxy._depth:
             _logger.warning("a proxy came back with an open transaction; rolled back")
             proxy.rollback()
+        if id(proxy) in self._extra:
+            self._extra.discard(id(proxy))
+            proxy.close()
+            return
         self.pool.put(proxy)
 
     def restore(self, proxy: DBProxy, exc: DBStorageError) -> bool:

@@ -169,6 +169,27 @@ class QueueConfig:
         return f"<QueueConfig {self.queueName} configID={self.configID}>"
 
 
+# keys of a queue entry that this Harvester (or the original) reads; any other key is kept as an
+# attribute (plugins may read it), and one close to a known key gets a "did you mean" warning
+KNOWN_QUEUE_KEYS = frozenset(QUEUE_LIMIT_ATTRS + PLUGIN_ROLES + (
+    "queueName", "pandaQueueName", "prodSourceLabel", "mapType", "useJobLateBinding", "zipPerMB", "siteName",
+    "siteFamily", "maxWorkers", "nNewWorkers", "maxNewWorkersPerCycle", "noHeartbeat", "runMode", "resourceType",
+    "jobType", "getJobCriteria", "ddmEndpointIn", "allowJobMixture", "maxSubmissionAttempts", "truePilot",
+    "queueStatus", "prefetchEvents", "uniqueName", "configID", "initEventsMultipler", "common", "credmanagers",
+    "templateQueueName", "isTemplateQueue", "walltimeLimit", "prodSourceLabelRandomWeightsPermille",
+    "scatteredEvents", "maxtime",
+))
+
+
+def closest_name(name: str, known: Iterable[str]) -> str | None:
+    """The name of ``known`` closest to ``name`` (case ignored), None when none is close."""
+    import difflib
+
+    by_lower = {k.lower(): k for k in known}
+    match = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1)
+    return by_lower[match[0]] if match else None
+
+
 def is_plugin_dict(value: Any) -> bool:
     """A plugin section is a dict naming a ``module`` and a class ``name``."""
     return isinstance(value, dict) and "module" in value and "name" in value

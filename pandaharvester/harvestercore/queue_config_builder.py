@@ -22,10 +22,12 @@ from pandaharvester.errors import QueueConfigError
 
 from . import queue_config_checks as checks
 from .queue_config import (
+    KNOWN_QUEUE_KEYS,
     MT_NoJob,
     QUEUE_LIMIT_ATTRS,
     UPDATABLE_PLUGIN_ATTRS,
     QueueConfig,
+    closest_name,
     is_plugin_dict,
     split_pseudo_queue_name,
 )
@@ -84,6 +86,7 @@ def split_source(raw: Any, tag: str, source: str, errors: list[QueueConfigError]
                                            queue_name=name, source=source))
             continue
         entry = copy.deepcopy(entry)
+        warn_unknown_keys(name, entry, source, warn)
         if is_template_entry(name, entry):
             if entry.pop("templateQueueName", None) is not None:
                 warn(f"template {name!r} in {source}: templateQueueName ignored (templates do not chain)")
@@ -93,6 +96,18 @@ def split_source(raw: Any, tag: str, source: str, errors: list[QueueConfigError]
             entry["isTemplateQueue"] = False
             layer.queues[name] = entry
     return layer
+
+
+def warn_unknown_keys(name: str, entry: dict[str, Any], source: str, warn: Log) -> None:
+    """One warning per key of a queue or template entry that is unknown but close to a known one (a typo)."""
+    kind = "template" if is_template_entry(name, entry) else "queue"
+    for key in entry:
+        if key in KNOWN_QUEUE_KEYS:
+            continue
+        close = closest_name(key, KNOWN_QUEUE_KEYS)
+        if close is not None:
+            warn(f"[{source}] {kind} {name!r}: unknown key {key!r}: did you mean {close}? "
+                 "(it has no effect unless a plugin reads it)")
 
 
 def dynamic_layer(resolver: Resolver, templates: dict[str, dict[str, Any]], default_template: str | None,
@@ -201,6 +216,10 @@ class QueueBuilder:
         template_name = None
         for layer in present:
             template_name = layer.queues[name].get("templateQueueName", template_name)
+        if template_name is not None and not isinstance(template_name, str):
+            return None, [QueueConfigError(f"must be the name of a template queue (a string) or null, got "
+                                           f"{type(template_name).__name__} {template_name!r}",
+                                           queue_name=name, key="templateQueueName", source=source)]
         if template_name is not None and template_name not in templates:
             known = ", ".join(sorted(templates)) or "none"
             return None, [QueueConfigError(f"unknown template {template_name!r} (known templates: {known})",

@@ -23,6 +23,7 @@ from .queue_config import (
     RUN_MODES,
     TRUE_PILOT_NO_HEARTBEAT,
     QueueConfig,
+    closest_name,
     parse_job_criteria,
 )
 
@@ -106,8 +107,11 @@ def check_plugins(qc: QueueConfig, source: str | None, import_check: bool) -> li
     for role in PLUGIN_ROLES:
         if not hasattr(qc, role):
             if role in MANDATORY_PLUGINS:
+                typo = next((key for key in vars(qc) if key not in PLUGIN_ROLES
+                             and closest_name(key, [role]) is not None), None)
+                hint = f"; {typo!r} looks like a typo of it" if typo else ""
                 errors.append(_err(qc, role, f"mandatory plugin section {role!r} is missing "
-                                             "(add a dict with 'module' and 'name')", source))
+                                             f"(add a dict with 'module' and 'name'){hint}", source))
             continue
         value = getattr(qc, role)
         if not isinstance(value, dict):
@@ -117,8 +121,11 @@ def check_plugins(qc: QueueConfig, source: str | None, import_check: bool) -> li
         missing = [field for field in ("module", "name")
                    if not isinstance(value.get(field), str) or not value.get(field)]
         if missing:
+            typos = [f"{key!r} looks like a typo of {close!r}" for key in value if key not in ("module", "name")
+                     for close in [closest_name(key, missing)] if close is not None]
+            hint = f"; {', '.join(typos)}" if typos else ""
             errors.append(_err(qc, role, f"plugin section lacks {' and '.join(repr(m) for m in missing)} "
-                                         "(dotted module path and class name)", source))
+                                         f"(dotted module path and class name){hint}", source))
     cred_managers = getattr(qc, "credmanagers", None)
     if cred_managers is not None:
         entries = cred_managers if isinstance(cred_managers, list) else None

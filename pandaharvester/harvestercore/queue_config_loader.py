@@ -111,27 +111,67 @@ def file_signature(path: str | None) -> tuple[int, int] | None:
     return stat.st_mtime_ns, stat.st_size
 
 
-def parse_json(text: str, source: str) -> tuple[Any, QueueConfigError | None]:
-    """Parse JSON text; a syntax error becomes one error naming source, line and column."""
+def parse_json(text: str, source: str, warnings: list[str] | None = None) -> tuple[Any, QueueConfigError | None]:
+    """Parse JSON text; a syntax error becomes one error naming source, line and column.
+
+    With ``warnings``, a name given twice in one object (JSON keeps the last silently) adds a line there.
+    """
+    objects: list[list[str]] = []  # duplicated names per object, innermost first: the top level is last
+
+    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        twice = []
+        for key, _value in pairs:
+            if key in seen:
+                twice.append(key)
+            seen.add(key)
+        objects.append(twice)
+        return dict(pairs)
+
     try:
-        return json.loads(text), None
+        data = json.loads(text, object_pairs_hook=pairs_hook if warnings is not None else None)
     except json.JSONDecodeError as exc:
         return None, QueueConfigError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
                                       source=source)
+    if warnings is not None and objects:
+        top, inner = (objects[-1], objects[:-1]) if isinstance(data, dict) else ([], objects)
+        for name in dict.fromkeys(top):
+            warnings.append(f"[{source}] queue {name!r} is defined twice: only the last definition is used")
+        for name in dict.fromkeys(key for keys in inner for key in keys):
+            warnings.append(f"[{source}] key {name!r} is given twice in one object: only the last value is used")
+    return data, None
 
 
-def read_file(path: str) -> tuple[Any, QueueConfigError | None]:
-    """JSON content of a local file."""
+def decode_text(raw: bytes, source: str) -> tuple[str | None, QueueConfigError | None]:
+    """UTF-8 text of ``raw``; else an error naming the line and column of the first bad byte."""
     try:
-        with open(path, encoding="utf-8") as stream:
-            text = stream.read()
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        return None, QueueConfigError(f"byte 0x{raw[exc.start]:02x} at line {line} column {column} is not UTF-8 "
+                                      "text: save the file as UTF-8", source=source)
+
+
+def read_file(path: str, warnings: list[str] | None = None) -> tuple[Any, QueueConfigError | None]:
+    """JSON content of a local file (a file holding ``null`` is an error, not "no queues")."""
+    try:
+        with open(path, "rb") as stream:
+            raw = stream.read()
     except OSError as exc:
         return None, QueueConfigError(f"cannot read queue config file ({exc.strerror or exc}); "
                                       "check [qconf] configFile", source=path)
-    return parse_json(text, path)
+    text, error = decode_text(raw, path)
+    if error is not None:
+        return None, error
+    data, error = parse_json(text, path, warnings)
+    if error is None and data is None:
+        error = QueueConfigError("top level must be a JSON object {queueName: {...}}, got null", source=path)
+    return data, error
 
 
-def read_url(url: str, timeout: float = URL_TIMEOUT) -> tuple[Any, QueueConfigError | None]:
+def read_url(url: str, timeout: float = URL_TIMEOUT, warnings: list[str] | None = None
+             ) -> tuple[Any, QueueConfigError | None]:
     """JSON content behind a ``file://``, ``http://`` or ``https://`` URL."""
     scheme = urllib.parse.urlparse(url).scheme
     if scheme not in ("file", "http", "https"):
@@ -143,11 +183,13 @@ def read_url(url: str, timeout: float = URL_TIMEOUT) -> tuple[Any, QueueConfigEr
     except (urllib.error.URLError, OSError, ValueError) as exc:
         return None, QueueConfigError(f"cannot fetch queue config ({exc}); check [qconf] configURL or "
                                       f"${URL_ENV}", source=url)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return None, QueueConfigError(f"queue config is not UTF-8 text ({exc})", source=url)
-    return parse_json(text, url)
+    text, error = decode_text(raw, url)
+    if error is not None:
+        return None, error
+    data, error = parse_json(text, url, warnings)
+    if error is None and data is None:
+        error = QueueConfigError("top level must be a JSON object {queueName: {...}}, got null", source=url)
+    return data, error
 
 
 def read_cache(cache_reader: CacheReader) -> tuple[Any, QueueConfigError | None, bool]:
@@ -181,6 +223,7 @@ class LoadedSources:
     local_source: str = "local"
     local_signature: tuple[int, int] | None = None
     errors: list[QueueConfigError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # e.g. a queue defined twice
 
 
 def load_sources(settings: QueueConfigSettings, cache_reader: CacheReader) -> LoadedSources:
@@ -193,12 +236,12 @@ def load_sources(settings: QueueConfigSettings, cache_reader: CacheReader) -> Lo
             loaded.errors.append(error)
         if not available and settings.url():
             loaded.remote_source = settings.url()
-            loaded.remote, error = read_url(loaded.remote_source)
+            loaded.remote, error = read_url(loaded.remote_source, warnings=loaded.warnings)
             if error is not None:
                 loaded.errors.append(error)
     elif settings.url():
         loaded.remote_source = settings.url()
-        loaded.remote, error = read_url(loaded.remote_source)
+        loaded.remote, error = read_url(loaded.remote_source, warnings=loaded.warnings)
         if error is not None:
             loaded.errors.append(error)
     if settings.config_file:
@@ -208,7 +251,7 @@ def load_sources(settings: QueueConfigSettings, cache_reader: CacheReader) -> Lo
         if loaded.local_signature is None and loaded.remote is not None:
             pass  # remote-only setups need no local file
         else:
-            loaded.local, error = read_file(path)
+            loaded.local, error = read_file(path, loaded.warnings)
             if error is not None:
                 loaded.errors.append(error)
     return loaded

@@ -166,6 +166,8 @@ class QueueConfigMapper(metaclass=SingletonWithID):
                 tmp_log.warning(f"failed to record reload time ({exc.__class__.__name__}: {exc})")
         loaded = load_sources(settings, self.cache_reader)
         self._local_signature = loaded.local_signature
+        for warning in loaded.warnings:
+            tmp_log.warning(warning)
         resolver = self._get_resolver(settings, tmp_log)
         builder = QueueBuilder(resolver=resolver, dynamic=settings.dynamic,
                                default_template=settings.default_template_queue_name,
