@@ -8,7 +8,7 @@ A reply that does not fit gives one error naming the endpoint, the value and the
 
     PanDA harvester/acquire_commands replied {'success': True, 'message': '', 'data': ['{...}']}:
     expected data: a list of commands {command_id: int, command: str, params, ack_requested}
-    (item 1 of data is a str)
+    (data[0] is a str)
 
 and the call fails as a garbled reply does (``http_client``): an idempotent call is sent again
 (the same bytes), a call that hands something out stops with ``maybe_applied`` (``LOST_REPLY``);
@@ -37,13 +37,18 @@ def _kind(value: Any) -> str:
     return names.get(type(value), f"a {type(value).__name__}")
 
 
+def _child(where: str, key: str) -> str:
+    """How a problem names a key: ``data.jobs``; a key of the envelope by its name."""
+    return key if where == "the reply" else f"{where}.{key}"
+
+
 class Shape:
     """A JSON shape: :attr:`text` describes it, :meth:`problem` says what does not fit."""
 
     text = "anything"
 
     def problem(self, value: Any, where: str) -> str | None:
-        """None when ``value`` fits, else what is wrong at ``where`` (e.g. ``item 2 of data is a str``)."""
+        """None when ``value`` fits, else what is wrong at ``where`` (e.g. ``data[1] is a str``)."""
         return None
 
 
@@ -71,7 +76,7 @@ class ListOf(Shape):
         if not isinstance(value, list):
             return f"{where} is {_kind(value)}"
         for index, item in enumerate(value):
-            found = self.item.problem(item, f"item {index + 1} of {where}")
+            found = self.item.problem(item, f"{where}[{index}]")
             if found:
                 return found
         return None
@@ -104,7 +109,7 @@ class MostlyListOf(ListOf):
             return f"{where} is {_kind(value)}"
         if not value or any(self.item.problem(item, where) is None for item in value):
             return None
-        return f"no item of {where} is {self.item.text} (item 1 is {_kind(value[0])})"
+        return f"no item of {where} is {self.item.text} ({where}[0] is {_kind(value[0])})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,11 +133,11 @@ class Obj(Shape):
         for key, shape in required.items():
             if key not in value:
                 return f"{where} has no {key}"
-            found = shape.problem(value[key], f"{where}.{key}")
+            found = shape.problem(value[key], _child(where, key))
             if found:
                 return found
         for key, shape in self.optional.items():
-            found = shape.problem(value[key], f"{where}.{key}") if key in value else None
+            found = shape.problem(value[key], _child(where, key)) if key in value else None
             if found:
                 return found
         for names in self.any_of:
@@ -178,8 +183,9 @@ DATA_SHAPES: dict[str, Shape] = {
     "pilot/acquire_jobs": Obj("{StatusCode: int, jobs: [job objects]}", optional={
         "StatusCode": INT, "errorDialog": OPT_STR}, if_ok={"jobs": MostlyListOf(OBJ, "a list of job objects")}),
     "pilot/update_jobs_bulk": ListOf(JOB_RESULT, "a list of job results {success: bool, message, data}"),
-    "job/get_status": ListOf(Obj("", required={"status": STR}, optional={"command": OPT_STR}),
-                             "a list of {status: str, command: str or null}"),
+    # status null: a job PanDA does not know
+    "job/get_status": ListOf(Obj("", required={"status": OPT_STR}, optional={"command": OPT_STR}),
+                             "a list of {status: str or null, command: str or null}"),
     "event/acquire_event_ranges": OneOf((
         Obj("", optional={"StatusCode": INT}, if_ok={"eventRanges": OneOf((EVENTS, STR), "")}), EVENTS),
         "{StatusCode: int, eventRanges: [event ranges {eventRangeID: str, ...}]}"),

@@ -127,13 +127,7 @@ class FaultConfig:
         with self._lock:
             n = self._calls.get(endpoint, 0)
             rng = random.Random(f"{self.seed}|{endpoint}|{n}|shape")
-        data = reply.get("data") if isinstance(reply, dict) else None
-        if isinstance(data, (dict, list)) and data:
-            options = SHAPE_VARIANTS
-        elif isinstance(data, (int, float)) and not isinstance(data, bool):
-            options = ("bare", "no_success", "strings")
-        else:
-            options = ("bare", "no_success")
+        options = shape_variants_for(reply)
         return options[rng.randrange(len(options))], rng.randrange(len(BARE_VALUES))
 
     def decide(self, endpoint: str) -> str | None:
@@ -162,6 +156,16 @@ class FaultConfig:
         """{"calls": {endpoint: n}, "injected": {endpoint: {kind: n}}}."""
         with self._lock:
             return {"calls": dict(self._calls), "injected": {k: dict(v) for k, v in self.injected.items()}}
+
+
+def shape_variants_for(reply: Any) -> tuple[str, ...]:
+    """The ``wrong_shape`` variants that bend ``reply`` (by the type of its ``data``)."""
+    data = reply.get("data") if isinstance(reply, dict) else None
+    if isinstance(data, (dict, list)) and data:
+        return SHAPE_VARIANTS
+    if isinstance(data, (int, float)) and not isinstance(data, bool):
+        return ("bare", "no_success", "strings")
+    return ("bare", "no_success")
 
 
 def wrong_shape(reply: Any, variant: str, pick: int = 0) -> Any:
