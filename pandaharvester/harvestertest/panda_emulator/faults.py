@@ -50,6 +50,8 @@ KINDS = (
     "wrong_shape",
 )
 # the ways a ``wrong_shape`` reply is bent (see the module docstring)
+# kinds after which the request was applied but the client got no usable reply
+APPLIED_UNREADABLE = ("drop_after_commit", "truncated_json", "double_body", "wrong_shape")
 SHAPE_VARIANTS = ("bare", "no_success", "int_data", "strings", "missing_keys")
 BARE_VALUES = (7, "OK", ["success", True])
 # kinds that only make sense where applying twice is harmless (updates keyed by id)
@@ -81,6 +83,7 @@ class FaultConfig:
         self.timeout_delay = 10.0
         self._calls: dict[str, int] = {}
         self.injected: dict[str, dict[str, int]] = {}
+        self.lost_jobs: list[int] = []  # PandaIDs dispatched in acquire_jobs replies the client could not read
 
     def configure(self, settings: dict[str, Any] | None, default_seed: int = 0) -> dict:
         """Replace the settings (keys: rate, kinds, endpoints, seed, delay, timeout_delay)."""
@@ -152,10 +155,20 @@ class FaultConfig:
             self.injected[endpoint][kind] = self.injected[endpoint].get(kind, 0) + 1
             return kind
 
-    def counters(self) -> dict:
-        """{"calls": {endpoint: n}, "injected": {endpoint: {kind: n}}}."""
+    def note_applied(self, endpoint: str, kind: str | None, reply: Any) -> None:
+        """Remember the jobs an ``acquire_jobs`` handed out in a reply ``kind`` made unreadable."""
+        if endpoint != "pilot/acquire_jobs" or kind not in APPLIED_UNREADABLE or not isinstance(reply, dict):
+            return
+        data = reply.get("data") if reply.get("success") else None
+        jobs = data.get("jobs") if isinstance(data, dict) else None
         with self._lock:
-            return {"calls": dict(self._calls), "injected": {k: dict(v) for k, v in self.injected.items()}}
+            self.lost_jobs += [job["PandaID"] for job in jobs or [] if isinstance(job, dict) and "PandaID" in job]
+
+    def counters(self) -> dict:
+        """{"calls": {endpoint: n}, "injected": {endpoint: {kind: n}}, "lost_jobs": [PandaID, ...]}."""
+        with self._lock:
+            return {"calls": dict(self._calls), "injected": {k: dict(v) for k, v in self.injected.items()},
+                    "lost_jobs": list(self.lost_jobs)}
 
 
 def shape_variants_for(reply: Any) -> tuple[str, ...]:

@@ -350,6 +350,7 @@ class Handler(BaseHTTPRequestHandler):
         if kind == "delay":
             time.sleep(srv.faults.delay)
         reply = api.dispatch(srv, module, function, ctx, params)
+        srv.faults.note_applied(endpoint, kind, reply)
         if kind == "duplicate_apply":
             api.dispatch(srv, module, function, ctx, params)
         if kind == "drop_after_commit":
