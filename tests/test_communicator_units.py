@@ -119,7 +119,8 @@ def make_client(url: str, transport: str = "requests", verbose: bool = False, au
                            lambda: settings, verbose=verbose)
 
 
-ENVELOPE_OK = {"success": True, "message": "", "data": {"x": 1}}
+ENVELOPE_OK = {"success": True, "message": "", "data": {"StatusCode": 0, "jobs": []}}  # fits acquire_jobs
+UPDATE_OK = {"success": True, "message": "", "data": []}  # fits update_jobs_bulk (reply_shapes)
 
 
 # ---------------------------------------------------------------- settings
@@ -298,10 +299,10 @@ def test_transport_tells_a_lost_reply_from_a_request_never_sent(tiny_server, tra
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_client_retries_transient_failures_with_identical_body(tiny_server, transport):
     url, scripted = tiny_server([(500, {"success": False, "message": "boom"}), "drop", (200, b"{trunc"),
-                                 (503, b"busy"), ENVELOPE_OK])
+                                 (503, b"busy"), UPDATE_OK])
     client = make_client(url, transport, max_retries=4)
     ok, reply = client.request("POST", "pilot/update_jobs_bulk", {"job_list": [{"job_id": 1}]})
-    assert ok and reply == ENVELOPE_OK
+    assert ok and reply == UPDATE_OK
     assert len(scripted.requests) == 5
     assert len({r["body"] for r in scripted.requests}) == 1  # the same bytes every time
 
@@ -334,9 +335,9 @@ def test_non_idempotent_call_not_retried_once_it_may_have_been_applied(tiny_serv
     assert result.started is not None and result.ended >= result.started
     assert re.fullmatch(r"\S+Z/\S+Z", result.window_text())
     # the same reply to an idempotent call is retried as before
-    url, scripted = tiny_server([first, ENVELOPE_OK])
+    url, scripted = tiny_server([first, UPDATE_OK])
     assert make_client(url, transport).request("POST", "pilot/update_jobs_bulk", {"job_list": []}) \
-        == (True, ENVELOPE_OK)
+        == (True, UPDATE_OK)
     assert len(scripted.requests) == 2
 
 

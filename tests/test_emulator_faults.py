@@ -272,3 +272,68 @@ def test_default_sent_timeout_leaves_normal_runs_alone(emulator):
     assert emulator.state()["sent_timeout"] >= 600
     time.sleep(0.5)  # a few watchdog rounds
     assert _job(emulator, pid)["status"] == "sent"
+
+
+# ------------------------------------------------------------------ wrong_shape
+def test_wrong_shape_variants_unit():
+    from pandaharvester.harvestertest.panda_emulator.faults import BARE_VALUES, wrong_shape
+
+    jobs = {"success": True, "message": "", "data": {"StatusCode": 0, "jobs": [{"PandaID": 1, "attemptNr": 1}]}}
+    assert wrong_shape(jobs, "bare", 0) == BARE_VALUES[0] == 7
+    assert wrong_shape(jobs, "no_success") == {"message": "", "data": jobs["data"]}
+    assert wrong_shape(jobs, "int_data")["data"] == 7  # an int where an object is expected
+    assert wrong_shape(jobs, "strings")["data"] == {"StatusCode": 0, "jobs": ["{'PandaID': 1, 'attemptNr': 1}"]}
+    assert wrong_shape(jobs, "missing_keys")["data"] == {"StatusCode": 0}  # the jobs key is gone
+    commands = {"success": True, "message": "", "data": [{"command_id": 3, "command": "X", "params": None}]}
+    assert wrong_shape(commands, "strings")["data"] == [str(commands["data"][0])]  # strings, not objects
+    assert wrong_shape(commands, "missing_keys")["data"] == [{"command": "X", "params": None}]
+    bools = {"success": True, "message": "", "data": [True, True]}
+    assert wrong_shape(bools, "missing_keys")["data"] == []  # fewer answers than asked for
+    proxy = {"success": True, "message": "", "data": {"user_proxy": "PEM"}}
+    assert wrong_shape(proxy, "strings")["data"] == ["user_proxy=PEM"]
+    assert jobs["data"]["jobs"] and commands["data"][0]["command_id"] == 3  # the real reply is left alone
+    with pytest.raises(ValueError):
+        wrong_shape(jobs, "colour")
+    # the variant follows (seed, endpoint, n) and suits the data: a null data gets an envelope fault
+    a, b = FaultConfig(), FaultConfig()
+    for fc in (a, b):
+        fc.configure({"rate": 1.0, "kinds": ["wrong_shape"], "seed": 4})
+    seq = []
+    for fc in (a, b):
+        out = []
+        for _ in range(40):
+            fc.decide("harvester/heartbeat")
+            out.append(fc.shape_variant("harvester/heartbeat", {"success": True, "message": "", "data": None}))
+        seq.append(out)
+    assert seq[0] == seq[1] and {v for v, _ in seq[0]} == {"bare", "no_success"}
+    variants = set()
+    for _ in range(60):
+        a.decide("pilot/acquire_jobs")
+        variants.add(a.shape_variant("pilot/acquire_jobs", jobs)[0])
+    assert variants == {"bare", "no_success", "int_data", "strings", "missing_keys"}
+
+
+def test_wrong_shape_applied_with_valid_json(emulator):
+    pid = _dispatch_one(emulator)
+    emulator.set_faults(rate=1.0, kinds=["wrong_shape"], endpoints=[UPDATE], seed=2)
+    bodies = []
+    for _ in range(8):
+        r = _finish(emulator, pid)
+        assert r.status_code == 200
+        bodies.append(r.json())  # valid JSON every time
+        good = {"success": True, "message": "", "data": [{"success": True, "message": "",
+                                                        "data": {"StatusCode": 0, "command": "NULL"}}]}
+        assert bodies[-1] != good
+    assert _job(emulator, pid)["n_reports"] == 8  # applied each time
+    assert emulator.state()["faults"]["injected"][UPDATE] == {"wrong_shape": 8}
+    assert len({json.dumps(b) for b in bodies}) >= 3  # several shapes
+    # on a call that hands something out it is applied too: the jobs are dispatched, the reply unusable
+    emulator.add_task("SITE_S", 2)
+    emulator.set_faults(rate=1.0, kinds=["wrong_shape"], endpoints=["pilot/acquire_jobs"], seed=1)
+    r = requests.post(f"{emulator.base_url}/pilot/acquire_jobs", headers=J, timeout=10,
+                      json={"site_name": "SITE_S", "n_jobs": 2, "prod_source_label": "managed"})
+    assert r.status_code == 200 and r.json() is not None
+    assert emulator.state()["jobs"]["SITE_S"] == {"sent": 2}
+    # same seed, same replies
+    emulator.set_faults(rate=1.0, kinds=["wrong_shape"], endpoints=[UPDATE], seed=2)
+    assert [_finish(emulator, pid).json() for _ in range(8)] == bodies

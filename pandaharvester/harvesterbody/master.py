@@ -193,8 +193,12 @@ class Master:
         return alive
 
     def shutdown(self) -> None:
-        """Release process locks and close the DB connections (after the agents stopped)."""
+        """Release process locks and close the DB connections (after the agents stopped); log
+        the PanDA call counters of the process."""
         self.stopEvent.set()
+        from pandaharvester.harvestercommunicator.http_client import COUNTERS
+
+        _logger.info(f"PanDA calls: {COUNTERS.line()}")
         for thread in self.threads:
             if not thread.is_alive() and hasattr(thread, "release_process_locks"):
                 thread.release_process_locks()

@@ -10,11 +10,7 @@ import uuid
 import zlib
 from typing import Any, BinaryIO
 
-
-def _envelope(reply: Any) -> tuple[bool, str]:
-    if not isinstance(reply, dict):
-        return False, f"unexpected reply {str(reply)[:200]!r}"
-    return bool(reply.get("success", False)), reply.get("message") or ""
+from .reply_shapes import envelope
 
 
 class FilesApiMixin:
@@ -35,7 +31,7 @@ class FilesApiMixin:
         ok, reply = self.request_ssl("UPLOAD", "file_server/upload_jedi_log", files=files)
         if not ok:
             return False, self._fail(tmp_log, reply)
-        success, message = _envelope(reply)
+        success, message, _ = envelope(reply)
         (tmp_log.debug if success else tmp_log.error)(f"done with {success} : {message}")
         return success, message
 
@@ -54,7 +50,7 @@ class FilesApiMixin:
         if not ok:
             self._fail(tmp_log, reply)
             return False
-        success, message = _envelope(reply)
+        success, message, _ = envelope(reply)
         (tmp_log.debug if success else tmp_log.error)(f"done with {success} : {message}")
         return success
 
@@ -86,6 +82,6 @@ class FilesApiMixin:
                                      {"task_id": str(task_id), "sub_id": str(point_id)}, base_url=base_url)
         if not ok:
             return False, self._fail(tmp_log, reply)
-        success, message = _envelope(reply)
+        success, message, _ = envelope(reply)
         (tmp_log.debug if success else tmp_log.error)(f"done with {success} : {message}")
         return success, message

@@ -1,8 +1,10 @@
-"""One PanDA API call: encode, authenticate, send, retry, decode, log (without secrets).
+"""One PanDA API call: encode, authenticate, send, retry, decode, check, log (without secrets).
 
 :meth:`PandaHttpClient.request` is the single place where the communicator touches HTTP. It
 returns the original's ``(status, reply)`` convention: ``(True, <decoded JSON envelope>)`` for
-an HTTP 200 with a JSON body, else ``(False, <error text>)``; it never raises.
+an HTTP 200 with a JSON body of the endpoint's shape (:mod:`.reply_shapes`), else
+``(False, <error text>)``; it never raises. :data:`COUNTERS` counts the calls, attempts,
+retries and failures of the process (the master logs them when it stops).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pandaharvester.panda_pkg_info import release_version
 
 from .auth import AuthManager
 from .redact import Redactor, mask_data
+from .reply_shapes import check_reply
 from .retry import RetryPolicy, is_refused_status, is_retryable_status, wait
 from .settings import PandaconSettings
 from .transport import HttpRequest, HttpResponse, Transport, TransportError
@@ -84,6 +87,31 @@ def encode_query(data: dict[str, Any] | None) -> str:
     return urlencode(pairs)
 
 
+class CallCounters:
+    """Process-wide counts of PanDA calls (thread-safe)."""
+
+    NAMES = ("calls", "attempts", "retries", "failed_calls", "shape_errors", "lost_replies")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = dict.fromkeys(self.NAMES, 0)
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[name] += n
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def line(self) -> str:
+        """``calls=N attempts=N retries=N ...`` (what the master logs at its stop)."""
+        return " ".join(f"{name}={value}" for name, value in self.snapshot().items())
+
+
+COUNTERS = CallCounters()
+
+
 @dataclasses.dataclass
 class Attempt:
     """One try: ``value`` is the envelope (or bytes) when ``ok``, else the error text.
@@ -96,6 +124,7 @@ class Attempt:
     value: Any
     retryable: bool = False
     maybe_applied: bool = False
+    wrong_shape: bool = False
 
 
 @dataclasses.dataclass
@@ -211,10 +240,14 @@ class PandaHttpClient:
                           f"data={self._clip(self.redactor.text(mask_data(data)))}"
                           + (f" files={shown}" if shown else ""))
         last: Attempt | None = None
+        COUNTERS.add("calls")
         for attempt in range(1, policy.attempts + 1):
             sw = core_utils.get_stopwatch()
             started = naive_utcnow()
-            last = self._attempt(request, raw)
+            COUNTERS.add("attempts")
+            last = self._attempt(request, raw, path)
+            if last.wrong_shape:
+                COUNTERS.add("shape_errors")
             if verbose:
                 value = last.value
                 reply = "<credential reply not logged>" if (last.ok and secret_reply) else self._clip(
@@ -226,24 +259,28 @@ class PandaHttpClient:
                     tmp_log.info(f"{method} {path} succeeded at attempt {attempt}")
                 return CallResult(True, last.value, started=started, ended=naive_utcnow(), attempts=attempt)
             if not idempotent and last.maybe_applied:
-                err = self.redactor.text(f"{method} {path}: {last.value}")
+                COUNTERS.add("failed_calls")
+                COUNTERS.add("lost_replies")
+                err = self.redactor.text(self._error_text(method, path, last))
                 return CallResult(False, err, maybe_applied=True, started=started, ended=naive_utcnow(),
                                   attempts=attempt)
             if not last.retryable or attempt == policy.attempts:
                 break
             delay = policy.delay(attempt)
+            COUNTERS.add("retries")
             tmp_log.warning(f"{method} {path} attempt {attempt}/{policy.attempts} failed: "
                             f"{self._clip(self.redactor.text(last.value), 500)}; retrying in {delay:.2f}s")
             if wait(delay, self.stop_event):
                 last.value += " (stopped before retrying)"
                 break
         assert last is not None  # the loop runs at least once
-        err = self.redactor.text(f"{method} {path}: {last.value}")
+        COUNTERS.add("failed_calls")
+        err = self.redactor.text(self._error_text(method, path, last))
         if attempt > 1:
             err += f" (gave up after {attempt} attempts)"
         return CallResult(False, err, attempts=attempt)
 
-    def _attempt(self, request: HttpRequest, raw: bool) -> Attempt:
+    def _attempt(self, request: HttpRequest, raw: bool, path: str = "") -> Attempt:
         """One try."""
         try:
             response = self.transport.send(request)
@@ -259,19 +296,26 @@ class PandaHttpClient:
                            maybe_applied=not is_refused_status(response.status_code))
         if raw:
             return Attempt(True, response.content)
-        return self._decode(response)
+        return self._decode(response, path)
 
     @staticmethod
-    def _decode(response: HttpResponse) -> Attempt:
+    def _decode(response: HttpResponse, path: str = "") -> Attempt:
+        """The envelope, or a failed attempt when the body is not JSON or not of ``path``'s shape
+        (retried as a garbled reply; the server may have applied the request)."""
         try:
             value = json.loads(response.content)
         except ValueError as exc:
             snippet = response.text[:200]
             return Attempt(False, f"invalid JSON in reply ({exc}): {snippet!r}", True, maybe_applied=True)
-        if not isinstance(value, dict) or "success" not in value:
-            # not an API v1 envelope (e.g. a proxy's error page in JSON): treat as garbled
-            return Attempt(False, f"unexpected reply (no envelope): {str(value)[:200]!r}", True, maybe_applied=True)
+        error = check_reply(path, value)
+        if error is not None:
+            return Attempt(False, error, True, maybe_applied=True, wrong_shape=True)
         return Attempt(True, value)
+
+    @staticmethod
+    def _error_text(method: str, path: str, attempt: Attempt) -> str:
+        """The error of a failed call (a shape error names the endpoint already)."""
+        return attempt.value if attempt.wrong_shape else f"{method} {path}: {attempt.value}"
 
     @staticmethod
     def _clip(text: str, limit: int = LOG_BODY_LIMIT) -> str:

@@ -17,14 +17,9 @@ from pandaharvester.harvestercore.log_utils import ids_text
 
 from .http_client import CallResult
 from .job_payloads import failed_job_result, job_update_dict, normalise_job_result
+from .reply_shapes import envelope
 
 MAX_EVENTS_PER_UPDATE = 10000
-
-
-def _envelope(reply: Any) -> tuple[bool, str, Any]:
-    if not isinstance(reply, dict):
-        return False, f"unexpected reply {str(reply)[:200]!r}", None
-    return bool(reply.get("success", False)), reply.get("message") or "", reply.get("data")
 
 
 # arguments of event/acquire_event_ranges besides job_id/jobset_id/task_id/n_ranges/scattered
@@ -112,7 +107,7 @@ class JobsApiMixin:
             return [], self._lost_jobs(tmp_log, result, site_name, n_jobs)
         if not result.ok:
             return [], self._fail(tmp_log, result.value)
-        success, message, payload = _envelope(result.value)
+        success, message, payload = envelope(result.value)
         if not success:
             # "No jobs in PanDA" is the normal empty answer, not an error
             tmp_log.debug(f"no jobs: {message}")
@@ -172,7 +167,7 @@ class JobsApiMixin:
                 if not ok:
                     error = self._fail(log_all, reply)
                 else:
-                    success, message, data = _envelope(reply)
+                    success, message, data = envelope(reply)
                     if not success:
                         error = self._fail(log_all, f"update_jobs_bulk failed with {message}")
                     elif not isinstance(data, list) or len(data) != len(to_send):
@@ -213,7 +208,7 @@ class JobsApiMixin:
             if not ok:
                 error = self._fail(tmp_log, reply)
             else:
-                success, message, data = _envelope(reply)
+                success, message, data = envelope(reply)
                 if not success:
                     error = self._fail(tmp_log, message)
                 elif isinstance(data, list):
@@ -306,7 +301,7 @@ class JobsApiMixin:
                 if not result.ok:
                     self._fail(tmp_log, result.value)
                     continue
-                success, message, payload = _envelope(result.value)
+                success, message, payload = envelope(result.value)
                 ranges = _event_ranges_of(payload) if success else None
                 if ranges is None:
                     self._fail(tmp_log, message or f"unexpected data {str(payload)[:200]}")
@@ -342,7 +337,7 @@ class JobsApiMixin:
         if not ok:
             self._fail(tmp_log, reply)
             return {"StatusCode": 999}
-        success, message, ret_map = _envelope(reply)
+        success, message, ret_map = envelope(reply)
         if not success or not isinstance(ret_map, dict) or not isinstance(ret_map.get("Returns", []), list):
             self._fail(tmp_log, message or f"unexpected data {str(ret_map)[:200]}")
             return {"StatusCode": 999}
@@ -363,7 +358,7 @@ class JobsApiMixin:
         ok, reply = self.request_ssl("GET", "event/get_available_event_range_count", data)
         if not ok:
             return False, self._fail(tmp_log, reply)
-        success, message, n_ranges = _envelope(reply)
+        success, message, n_ranges = envelope(reply)
         if not success:
             return False, self._fail(tmp_log, message)
         tmp_log.debug(f"done with {n_ranges}")

@@ -25,17 +25,11 @@ from .files_api import FilesApiMixin
 from .http_client import CallResult, PandaHttpClient
 from .jobs_api import JobsApiMixin
 from .redact import Redactor
+from .reply_shapes import envelope
 from .settings import PandaconSettings, load_settings, warn_no_verify
 from .transport import Transport, make_transport
 
 HEARTBEAT_QUIRK_TEXT = "database error"
-
-
-def envelope(reply: Any) -> tuple[bool, str, Any]:
-    """``(success, message, data)`` of a decoded API v1 reply."""
-    if not isinstance(reply, dict):
-        return False, f"unexpected reply {str(reply)[:200]!r}", None
-    return bool(reply.get("success", False)), reply.get("message") or "", reply.get("data")
 
 
 class PandaCommunicator(JobsApiMixin, FilesApiMixin, BaseCommunicator):
@@ -208,8 +202,9 @@ class PandaCommunicator(JobsApiMixin, FilesApiMixin, BaseCommunicator):
         success, message, ret_list = envelope(reply)
         if not success:
             return None, self._fail(tmp_log, message)
-        if not isinstance(ret_list, list):
-            return None, self._fail(tmp_log, f"unexpected data in reply: {str(ret_list)[:200]}")
+        if not isinstance(ret_list, list) or len(ret_list) != len(workers):
+            return None, self._fail(tmp_log, f"PanDA harvester/update_workers replied {str(ret_list)[:200]}: "
+                                             f"expected one bool for each of the {len(workers)} workers")
         tmp_log.debug("done with OK")
         return ret_list, "OK"
 

@@ -19,7 +19,15 @@ double_body         HTTP 200, the JSON body twice                            yes
 duplicate_apply     normal reply; the request was applied twice              yes (twice)
 drop                connection closed without a reply                        no
 drop_after_commit   connection closed without a reply                        yes
+wrong_shape         HTTP 200, valid JSON of the wrong shape (see below)      yes
 =================== ======================================================= ===========
+
+``wrong_shape`` sends the real reply bent out of shape, one of (chosen by the same seeded draw):
+a bare value instead of the envelope (``7``, ``"OK"``, ``["success", true]``); the envelope
+without ``success``; ``data`` replaced by an int; each list in ``data`` (or ``data`` itself) as
+a list of strings; the keys holding ``data``'s payload (its lists and objects; each item's first
+key in a list of objects; the items of a list of scalars) removed. Endpoints whose ``data`` is a scalar or null get one of the
+first two, or a scalar ``data`` as a list of strings.
 """
 
 from __future__ import annotations
@@ -39,7 +47,13 @@ KINDS = (
     "duplicate_apply",
     "drop",
     "drop_after_commit",
+    "wrong_shape",
 )
+# the ways a ``wrong_shape`` reply is bent (see the module docstring)
+# kinds after which the request was applied but the client got no usable reply
+APPLIED_UNREADABLE = ("drop_after_commit", "truncated_json", "double_body", "wrong_shape")
+SHAPE_VARIANTS = ("bare", "no_success", "int_data", "strings", "missing_keys")
+BARE_VALUES = (7, "OK", ["success", True])
 # kinds that only make sense where applying twice is harmless (updates keyed by id)
 IDEMPOTENT_ENDPOINTS = {
     "harvester/heartbeat",
@@ -69,6 +83,7 @@ class FaultConfig:
         self.timeout_delay = 10.0
         self._calls: dict[str, int] = {}
         self.injected: dict[str, dict[str, int]] = {}
+        self.lost_jobs: list[int] = []  # PandaIDs dispatched in acquire_jobs replies the client could not read
 
     def configure(self, settings: dict[str, Any] | None, default_seed: int = 0) -> dict:
         """Replace the settings (keys: rate, kinds, endpoints, seed, delay, timeout_delay)."""
@@ -109,6 +124,15 @@ class FaultConfig:
             "timeout_delay": self.timeout_delay,
         }
 
+    def shape_variant(self, endpoint: str, reply: Any) -> tuple[str, int]:
+        """How the ``wrong_shape`` reply to the current request to ``endpoint`` is bent:
+        ``(variant, pick)`` (``pick`` chooses the bare value), from the seeded draw of that request."""
+        with self._lock:
+            n = self._calls.get(endpoint, 0)
+            rng = random.Random(f"{self.seed}|{endpoint}|{n}|shape")
+        options = shape_variants_for(reply)
+        return options[rng.randrange(len(options))], rng.randrange(len(BARE_VALUES))
+
     def decide(self, endpoint: str) -> str | None:
         """Fault kind for this request to ``endpoint`` (None: behave normally)."""
         with self._lock:
@@ -131,7 +155,76 @@ class FaultConfig:
             self.injected[endpoint][kind] = self.injected[endpoint].get(kind, 0) + 1
             return kind
 
-    def counters(self) -> dict:
-        """{"calls": {endpoint: n}, "injected": {endpoint: {kind: n}}}."""
+    def note_applied(self, endpoint: str, kind: str | None, reply: Any) -> None:
+        """Remember the jobs an ``acquire_jobs`` handed out in a reply ``kind`` made unreadable."""
+        if endpoint != "pilot/acquire_jobs" or kind not in APPLIED_UNREADABLE or not isinstance(reply, dict):
+            return
+        data = reply.get("data") if reply.get("success") else None
+        jobs = data.get("jobs") if isinstance(data, dict) else None
         with self._lock:
-            return {"calls": dict(self._calls), "injected": {k: dict(v) for k, v in self.injected.items()}}
+            self.lost_jobs += [job["PandaID"] for job in jobs or [] if isinstance(job, dict) and "PandaID" in job]
+
+    def counters(self) -> dict:
+        """{"calls": {endpoint: n}, "injected": {endpoint: {kind: n}}, "lost_jobs": [PandaID, ...]}."""
+        with self._lock:
+            return {"calls": dict(self._calls), "injected": {k: dict(v) for k, v in self.injected.items()},
+                    "lost_jobs": list(self.lost_jobs)}
+
+
+def shape_variants_for(reply: Any) -> tuple[str, ...]:
+    """The ``wrong_shape`` variants that bend ``reply`` (by the type of its ``data``)."""
+    data = reply.get("data") if isinstance(reply, dict) else None
+    if isinstance(data, (dict, list)) and data:
+        return SHAPE_VARIANTS
+    if isinstance(data, (int, float)) and not isinstance(data, bool):
+        return ("bare", "no_success", "strings")
+    return ("bare", "no_success")
+
+
+def wrong_shape(reply: Any, variant: str, pick: int = 0) -> Any:
+    """``reply`` (an API envelope) bent in the way ``variant`` names: valid JSON, wrong shape."""
+    if variant == "bare" or not isinstance(reply, dict):
+        return BARE_VALUES[pick % len(BARE_VALUES)]
+    bent = dict(reply)
+    data = bent.get("data")
+    if variant == "no_success":
+        bent.pop("success", None)
+    elif variant == "int_data":
+        bent["data"] = 7
+    elif variant == "strings":
+        bent["data"] = _as_strings(data)
+    elif variant == "missing_keys":
+        bent["data"] = _without_keys(data)
+    else:
+        raise ValueError(f"unknown wrong_shape variant {variant!r}")
+    return bent
+
+
+def _as_strings(data: Any) -> Any:
+    """Each list in ``data`` (or ``data`` itself) as a list of strings; an object of objects
+    with its values as strings; any other object or a scalar as a list of strings."""
+    if isinstance(data, list):
+        return [str(item) for item in data]
+    if isinstance(data, dict):
+        lists = [key for key, value in data.items() if isinstance(value, list)]
+        if lists:
+            return {k: [str(item) for item in v] if k in lists else v for k, v in data.items()}
+        if any(isinstance(value, dict) for value in data.values()):
+            return {k: str(v) for k, v in data.items()}
+        return [f"{k}={v}" for k, v in data.items()]
+    return [str(data)]
+
+
+def _without_keys(data: Any) -> Any:
+    """``data`` without the keys of its payload: in an object, those holding lists or objects
+    (its first key when none does); in a list of objects, each item's first key; a list of
+    anything else loses its items."""
+    if isinstance(data, list):
+        if not any(isinstance(item, dict) for item in data):
+            return []
+        return [dict(list(item.items())[1:]) if isinstance(item, dict) else item for item in data]
+    if isinstance(data, dict):
+        nested = [key for key, value in data.items() if isinstance(value, (list, dict))]
+        dropped = set(nested) if nested else set(list(data)[:1])
+        return {k: v for k, v in data.items() if k not in dropped}
+    return data

@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from . import admin, api
-from .faults import FaultConfig
+from .faults import FaultConfig, wrong_shape
 from .instances import DEFAULT_INSTANCE_TIMEOUT, Instances
 from .jobs import DEFAULT_SENT_TIMEOUT, Jobs
 from .store import Store
@@ -350,10 +350,13 @@ class Handler(BaseHTTPRequestHandler):
         if kind == "delay":
             time.sleep(srv.faults.delay)
         reply = api.dispatch(srv, module, function, ctx, params)
+        srv.faults.note_applied(endpoint, kind, reply)
         if kind == "duplicate_apply":
             api.dispatch(srv, module, function, ctx, params)
         if kind == "drop_after_commit":
             raise DropConnection()
+        if kind == "wrong_shape":
+            reply = wrong_shape(reply, *srv.faults.shape_variant(endpoint, reply))
         if not self._wants_json():
             self.send_envelope(200, reply)
             return
