@@ -86,10 +86,9 @@ class _Call:
         with _lock:
             self.finished = True
             abandoned = self.abandoned
-            if abandoned is not None:
+            if abandoned is not None and _hung.get(self.key) is abandoned:  # (not forgotten by reset())
                 _stats["late_returns"] += 1
-                if _hung.get(self.key) is abandoned:
-                    del _hung[self.key]
+                del _hung[self.key]
         if abandoned is None:
             self.done.release()
             return

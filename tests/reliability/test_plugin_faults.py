@@ -34,7 +34,10 @@ def clean_calls():
     plugin_calls.reset()
     faulty.reset()
     yield
-    faulty.reset()  # lets any hung test call return (its thread ends)
+    faulty.reset()  # lets any hung test call return: its thread ends
+    for thread in threading.enumerate():
+        if thread.name.endswith("-plugin-abandoned"):
+            thread.join(10)
     plugin_calls.reset()
 
 
