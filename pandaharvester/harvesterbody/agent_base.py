@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from pandaharvester.errors import DBStorageError, PluginReplyError
+from pandaharvester.harvesterbody import plugin_calls
 from pandaharvester.harvesterbody.write_batch import WriteBatch
 from pandaharvester.harvestercore import core_utils
 from pandaharvester.harvestercore.plugin_contracts import FieldGuard, method_contract, reply_as_is, validate_reply
@@ -63,6 +64,8 @@ from pandaharvester.harvestercore.plugin_factory import PluginFactory
 _MISSING = object()
 # seconds between two lines of an agent about the same lasting DB storage condition
 STORAGE_REPORT_EVERY = 60.0
+# seconds a plugin call may last when neither the queue config nor [master] pluginCallTimeout says
+DEFAULT_CALL_TIMEOUT = 3600.0
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,7 @@ class AgentBase(threading.Thread):
         # [propagator] minMessageLevel, read once per cycle (make_logger runs per job and per worker)
         self._hook_level: int | None = None
         self._storage_reported: tuple[str, float] | None = None  # (condition, when) of the last line
+        self._call_timeout: float | None = None  # [master] pluginCallTimeout, read once per cycle
 
     # ------------------------------------------------------------ original surface
     def set_stop_event(self, stop_event: threading.Event | None) -> None:
@@ -293,6 +297,7 @@ class AgentBase(threading.Thread):
         log = self._own_log("run")
         more_work = False
         self._hook_level = _dialog_level()
+        self._call_timeout = _default_call_timeout()
         try:
             more_work = bool(self.run_cycle())
         except DBStorageError as exc:
@@ -306,7 +311,7 @@ class AgentBase(threading.Thread):
                 self.report_storage_error(log, exc)
             except Exception:
                 core_utils.dump_error_message(log)
-            self._hook_level = None
+            self._hook_level = self._call_timeout = None
         self.nCycles += 1
         log.debug(f"done{watch.get_elapsed_time()}")
         self.check_cycle_duration(watch.get_elapsed_seconds(), log)
@@ -436,8 +441,19 @@ class AgentBase(threading.Thread):
                     del kwargs[name]  # an older plugin of the original: called as the original did
             if contract.per_item and args and tmp_log.isEnabledFor(logging.WARNING):
                 guard = FieldGuard(role, args[0], tracked=True)
+        default_timeout = self._call_timeout if self._call_timeout is not None else _default_call_timeout()
+        timeout = plugin_calls.resolve_timeout(plugin, role, default_timeout)
         try:
-            reply = method(*args, **kwargs)
+            if timeout > 0:
+                where = queue or _queue_of(plugin, args)
+                what = f"{type(plugin).__name__}.{method_name} on queue {where!r}" + (f" ({role} plugin)" if role else "")
+                reply = plugin_calls.call(method, args, kwargs, timeout=timeout, what=what, log=tmp_log,
+                                          key=(where, role, f"{type(plugin).__module__}.{type(plugin).__qualname__}"))
+            else:
+                reply = method(*args, **kwargs)
+        except (plugin_calls.PluginCallTimeout, plugin_calls.PluginCallBlocked) as exc:
+            tmp_log.error(str(exc))
+            return False, str(exc)
         except Exception as exc:
             core_utils.dump_error_message(tmp_log)
             return False, f"{type(plugin).__name__}.{method_name} raised {type(exc).__name__}: {exc}"
@@ -518,6 +534,14 @@ class AgentHelper:
     def dbProxy(self) -> Any:
         """The owning agent's DB proxy."""
         return self.agent.dbProxy
+
+
+def _default_call_timeout() -> float:
+    """``[master] pluginCallTimeout`` in seconds (0: plugin calls have no time limit)."""
+    try:
+        return float(AgentBase.cfg_value("master", "pluginCallTimeout", DEFAULT_CALL_TIMEOUT) or 0)
+    except Exception:
+        return DEFAULT_CALL_TIMEOUT
 
 
 def _dialog_level() -> int:

@@ -80,6 +80,8 @@ KEYS: tuple[Key, ...] = (
     _k("master", "stopTimeout", SECONDS, 300, "seconds the agents get at stop to finish their cycle"),
     _k("master", "releaseDeadLocksAtStart", BOOL, True, "release at start the row locks held by dead processes of "
        "this host (a crash), instead of waiting for each agent's lockInterval"),
+    _k("master", "pluginCallTimeout", SECONDS, 3600, "seconds a plugin call may last before the agent abandons it "
+       "and goes on (0: no limit); the queue config's pluginCallTimeout and a plugin's callTimeout override it"),
     _k("master", "nProcesses", Int(min=1, max=64), 1, "processes of this instance sharing the work through the "
        "DB's row locks (1: agents run in the master process itself)"),
     # ---------------------------------------------------------------- db

@@ -153,13 +153,16 @@ def overlay(base: dict[str, Any], entry: dict[str, Any]) -> None:
 
 def prepare_plugin(role: str, conf: dict[str, Any], merged: dict[str, Any], qc: QueueConfig,
                    common: dict[str, Any], source: str, errors: list[QueueConfigError]) -> dict[str, Any]:
-    """Copy of a plugin section with ``common`` keys, siteName/queueName and middleware filled in."""
+    """Copy of a plugin section with ``common`` keys, siteName/queueName, the queue's
+    ``pluginCallTimeout`` (as ``callTimeout``, unless the section sets one) and middleware filled in."""
     conf = copy.deepcopy(conf)
     for key, value in common.items():
         if key not in conf and key not in ("module", "name"):
             conf[key] = copy.deepcopy(value)
     conf.setdefault("siteName", qc.siteName)
     conf.setdefault("queueName", qc.queueName)
+    if merged.get("pluginCallTimeout") is not None:  # the queue's default time limit of its plugin calls
+        conf.setdefault("callTimeout", merged["pluginCallTimeout"])
     if "middleware" in conf:
         middleware = merged.get(conf["middleware"]) if isinstance(conf["middleware"], str) else None
         if isinstance(middleware, dict):

@@ -86,6 +86,7 @@ def check_types(qc: QueueConfig, source: str | None, warn: Warn) -> list[QueueCo
         value = getattr(qc, key, None)
         if value is not None and not isinstance(value, str):
             errors.append(_err(qc, key, f"must be a string or null, got {type(value).__name__} {value!r}", source))
+    errors += check_call_timeouts(qc, source)
     if qc.mapType not in MAP_TYPES:
         errors.append(_err(qc, "mapType", f"must be one of {', '.join(MAP_TYPES)}, got {qc.mapType!r}", source))
     if qc.runMode not in RUN_MODES:
@@ -94,6 +95,26 @@ def check_types(qc: QueueConfig, source: str | None, warn: Warn) -> list[QueueCo
         qc.getJobCriteria = parse_job_criteria(qc.getJobCriteria)
     except ValueError as exc:
         errors.append(_err(qc, "getJobCriteria", str(exc), source))
+    return errors
+
+
+def _bad_seconds(value: Any) -> bool:
+    return isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != value
+
+
+def check_call_timeouts(qc: QueueConfig, source: str | None) -> list[QueueConfigError]:
+    """``pluginCallTimeout`` (queue) and each plugin's ``callTimeout``: seconds >= 0 (0: no limit) or null."""
+    errors: list[QueueConfigError] = []
+    value = getattr(qc, "pluginCallTimeout", None)
+    if value is not None and _bad_seconds(value):
+        errors.append(_err(qc, "pluginCallTimeout", f"must be a number of seconds >= 0 (0: no limit), "
+                                                    f"got {type(value).__name__} {value!r}", source))
+        return errors  # copied into every plugin dict: one error is enough
+    for role, conf in sorted(vars(qc).items()):
+        if isinstance(conf, dict) and conf.get("callTimeout") is not None and _bad_seconds(conf["callTimeout"]):
+            errors.append(_err(qc, f"{role}.callTimeout", f"must be a number of seconds >= 0 (0: no limit), got "
+                                                          f"{type(conf['callTimeout']).__name__} "
+                                                          f"{conf['callTimeout']!r}", source))
     return errors
 
 
