@@ -241,6 +241,9 @@ class SlurmClient:
             if _INVALID_JOB in f"{proc.stderr} {proc.stdout}".lower():
                 return None
             raise self._failed(args, proc)
+        if proc.stdout and not proc.stdout.endswith("\n"):
+            raise SlurmOutputError(f"scontrol show job {job_id} printed output cut short: "
+                                   f"{_one_line(proc.stdout)[-200:]!r}", {}, {job_id})
         for line in proc.stdout.splitlines():
             fields = dict(re.findall(r"(\w+)=(\S*)", line))
             if fields.get("JobId") == job_id and "JobState" in fields:
