@@ -23,8 +23,8 @@ queue); ``nCorePerNode`` (default: all cores on one node) gives ``nNode``. Memor
 ``minRamCount`` (at least 1 MB per core). Walltime: the worker's ``maxWalltime``.
 
 Returns per worker ``(True, "")``, ``(False, diag)`` when sbatch rejected the job (the sbatch
-error in the diag) or a value cannot go into a batch script (a newline in it, ...), and ``(None, diag)`` when Slurm was unreachable or the template could not be
-read (the jobs are retried).
+error in the diag) or a value cannot go into a batch script (a newline in it, ...), and
+``(None, diag)`` when Slurm was unreachable or the template could not be read (the jobs are retried).
 
 Other queue-config attributes: ``logDir`` (default the access point), ``logBaseURL`` (log URLs
 are ``logBaseURL/<path relative to logDir>``), ``uploadLog`` (without logBaseURL: upload the logs
