@@ -62,7 +62,7 @@ def test_state_and_output_parsing():
 
 def test_render_template_keeps_shell_syntax():
     text = render_template("{a} {b:03d} {{x}} ${HOME} ${V:-d} ${#A[@]} {} {unknown} {a:>3}", {"a": "x", "b": 7})
-    assert text == "x 007 {x} ${HOME} ${V:-d} ${#A[@]} {} {unknown}   x"
+    assert text == "x 007 {x} ${HOME} ${V:-d} ${#A[@]} {} {unknown} '  x'"  # one word, as the shell reads it
 
 
 def test_placeholders_multi_node_and_queue_overrides(tmp_path):

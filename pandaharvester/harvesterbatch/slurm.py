@@ -14,6 +14,13 @@ Three parts, as a batch-system provider: submit (``SlurmClient.submit``), status
 Rule for a job Slurm no longer knows (purged from slurmctld after ``MinJobAge``): the monitors
 ask ``sacct``; when accounting is disabled, or sacct has no record either, the worker is failed
 with a diagnostic saying its outcome is unknown (see :func:`worker_status` with ``None``).
+
+Malformed output (a line cut short, the wrong number of columns, garbage or non-UTF-8 bytes, a
+state that is not a Slurm state word, output not ending in a newline): ``squeue``/``sacct``/
+``show_job`` raise :class:`SlurmOutputError` with the jobs whose lines were read whole
+(``records``) and those they could not tell about (``unreadable``); the monitors use the first
+and leave the others unchecked with that diagnostic (checked again next cycle), so a job is
+never taken as "unknown to Slurm" from output that could not be read.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from typing import Iterable
 
 from pandaharvester.harvestercore.work_spec import WorkSpec
 
-__all__ = ["SLURM_STATES", "FINAL_SLURM_STATES", "SlurmError", "AccountingUnavailable", "JobRecord",
+__all__ = ["SLURM_STATES", "FINAL_SLURM_STATES", "SlurmError", "AccountingUnavailable", "SlurmOutputError", "JobRecord",
            "normalize_state", "worker_status", "is_transient", "SlurmClient"]
 
 # Slurm state -> (WorkSpec status, what it means). None as status: not a state we can act on.
@@ -65,6 +72,11 @@ _TRANSIENT_PATTERNS = (
     "backup controller in standby", "communication connection failure", "connection timed out",
 )
 _INVALID_JOB = "invalid job id specified"
+# a well-formed job id (plain, array or heterogeneous component) and state word ("CANCELLED by 0", "CANCELLED+")
+_JOB_ID = re.compile(r"\d+(?:[_+][\w\[\],-]+)*")
+_STATE_WORD = re.compile(r"[A-Z][A-Z_]*\+?(?: by \d+)?")
+# characters Slurm never prints in these columns: control characters, and U+FFFD (non-UTF-8 bytes)
+_GARBAGE = re.compile("[\x00-\x08\x0b-\x1f\x7f\ufffd]")
 _ACCOUNTING_DISABLED = "accounting storage is disabled"
 
 
@@ -78,6 +90,19 @@ class SlurmError(Exception):
 
 class AccountingUnavailable(SlurmError):
     """sacct cannot answer because Slurm accounting (slurmdbd) is not configured."""
+
+
+class SlurmOutputError(SlurmError):
+    """A Slurm command succeeded but printed output that could not be read whole.
+
+    ``records``: the jobs whose lines were read whole; ``unreadable``: the wanted jobs it could not
+    tell about (checked again next cycle, never taken as unknown to Slurm).
+    """
+
+    def __init__(self, message: str, records: dict[str, "JobRecord"], unreadable: set[str]) -> None:
+        super().__init__(message, transient=False)
+        self.records = records
+        self.unreadable = unreadable
 
 
 @dataclass
@@ -216,13 +241,19 @@ class SlurmClient:
             if _INVALID_JOB in f"{proc.stderr} {proc.stdout}".lower():
                 return None
             raise self._failed(args, proc)
+        if proc.stdout and not proc.stdout.endswith("\n"):
+            raise SlurmOutputError(f"scontrol show job {job_id} printed output cut short: "
+                                   f"{_one_line(proc.stdout)[-200:]!r}", {}, {job_id})
         for line in proc.stdout.splitlines():
             fields = dict(re.findall(r"(\w+)=(\S*)", line))
             if fields.get("JobId") == job_id and "JobState" in fields:
+                if not _STATE_WORD.fullmatch(fields["JobState"]) or _GARBAGE.search(line):
+                    raise SlurmOutputError(f"scontrol show job {job_id} printed a malformed line: {line[:200]!r}",
+                                           {}, {job_id})
                 return JobRecord(job_id, normalize_state(fields["JobState"]), fields.get("ExitCode"),
                                  fields.get("Reason"), fields.get("NodeList"), "scontrol")
-        raise SlurmError(f"scontrol show job {job_id} printed no JobState: {_one_line(proc.stdout)[:300]!r}",
-                         transient=False)
+        raise SlurmOutputError(f"scontrol show job {job_id} printed no JobState: {_one_line(proc.stdout)[:300]!r}",
+                               {}, {job_id})
 
     def squeue(self, job_ids: list[str]) -> dict[str, JobRecord]:
         """``squeue -t all`` for the jobs (one call); {job id: record} of those slurmctld knows."""
@@ -250,21 +281,53 @@ class SlurmClient:
             if _ACCOUNTING_DISABLED in text.lower():
                 raise AccountingUnavailable(f"sacct: {text}", transient=False)
             raise self._failed(args, proc)
-        # with duplicate job ids (a reset cluster) the newest record comes last and wins
         return self._parse(proc.stdout, 5, "sacct", set(job_ids))
 
     @staticmethod
     def _parse(text: str, n_fields: int, source: str, wanted: set[str]) -> dict[str, JobRecord]:
+        """{job id: record} of the wanted jobs in ``|``-separated output; SlurmOutputError when a line
+        is malformed (see the module docstring): the jobs it may be about are ``unreadable``."""
         records: dict[str, JobRecord] = {}
-        for line in text.splitlines():
-            parts = line.strip().split("|")
-            if len(parts) < n_fields or parts[0] not in wanted:
+        bad: list[tuple[int, str]] = []
+        unreadable: set[str] = set()
+        blind = False  # a malformed line whose job cannot be told: every job not read is unreadable
+        lines = text.split("\n")
+        cut = lines[-1] != ""  # real output ends with a newline: the last line was cut short
+        for number, raw in enumerate(lines, 1):
+            line = raw.rstrip("\r")
+            if not line.strip():
+                continue
+            parts = [p.strip() for p in line.split("|")]
+            well_formed = (len(parts) == n_fields and _JOB_ID.fullmatch(parts[0]) is not None
+                           and _STATE_WORD.fullmatch(parts[1]) is not None and not _GARBAGE.search(line)
+                           and not (cut and number == len(lines)))
+            if not well_formed:
+                bad.append((number, line))
+                match = _JOB_ID.match(parts[0])
+                if match is not None and match.group(0) == parts[0] and not (cut and number == len(lines)):
+                    unreadable.add(parts[0])
+                else:
+                    blind = True
+                continue
+            if parts[0] not in wanted:
                 continue
             if source == "squeue":
                 job_id, state, reason, nodes = parts[:4]
                 exit_code = None
             else:
                 job_id, state, exit_code, reason, nodes = parts[:5]
+            # with duplicate job ids (a reset cluster) the newest record comes last and wins
             records[job_id] = JobRecord(job_id, normalize_state(state), exit_code or None, reason or None,
                                         nodes or None, source)
-        return records
+        if not bad:
+            return records
+        unreadable &= wanted
+        if blind:
+            unreadable |= wanted - set(records)
+        for job_id in unreadable:
+            records.pop(job_id, None)
+        number, line = bad[0]
+        raise SlurmOutputError(
+            f"{source} printed {len(bad)} malformed line(s) (expected {n_fields} '|'-separated columns: "
+            f"job id, state, ...; line {number}: {line[:160]!r}{', output cut short' if cut else ''})",
+            records, unreadable)

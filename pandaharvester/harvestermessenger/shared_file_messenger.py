@@ -38,10 +38,12 @@ from pandaharvester.harvestercore.work_spec import WorkSpec
 
 from .base_messenger import BaseMessenger
 # the file helpers live in shared_file_io; imported here too, their old home
-from .shared_file_io import (ACCESS_POINT_MODE, LOG_PATTERNS, SECRET_FILE_MODE, make_log_tarball,  # noqa: F401
-                             read_json_file, read_json_if_present, scan_files_in_dir, write_json_atomic,
-                             write_text_atomic)
-from .shared_file_reports import KIND_ANY, KIND_OBJECT, KIND_OUTPUTS, read_outputs_dump, report_problem
+from .shared_file_io import (ACCESS_POINT_MODE, LOG_PATTERNS, SECRET_FILE_MODE, load_json,  # noqa: F401
+                             make_log_tarball, read_json_file, read_json_if_present, scan_files_in_dir,
+                             write_json_atomic, write_text_atomic)
+from .shared_file_reports import (KIND_ANY, KIND_EVENTS, KIND_OBJECT, KIND_OUTPUTS, kill_request_note,
+                                  parse_event_request, parse_event_updates, parse_panda_ids, read_event_updates,
+                                  read_outputs_dump, report_problem)
 
 _logger = log_utils.setup_logger("shared_file_messenger")
 
@@ -214,7 +216,12 @@ class SharedFileMessenger(BaseMessenger):
             return []
         tmp_log = self._log(workspec, "get_panda_ids")
         ok, data = read_json_file(path, tmp_log, workspec.workerID)
-        return list(data) if ok and isinstance(data, list) else []
+        if not ok:
+            return []
+        panda_ids, problems = parse_panda_ids(data)
+        for problem in problems:
+            tmp_log.error(f"{path} of workerID={workspec.workerID}: {problem}; not used")
+        return panda_ids
 
     # ------------------------------------------------------------------ worker reports
     def get_work_attributes(self, workspec: Any) -> dict:
@@ -308,7 +315,8 @@ class SharedFileMessenger(BaseMessenger):
             access_point = self.get_access_point(workspec, panda_id)
             found = {}
             for name, kind in ((self.jsonOutputsFileName + SUFFIX_READ, KIND_OUTPUTS),
-                               (self.jsonAttrsFileName, KIND_OBJECT), (self.jsonJobReport, KIND_ANY)):
+                               (self.jsonAttrsFileName, KIND_OBJECT), (self.jsonJobReport, KIND_ANY),
+                               (self.jsonEventsUpdateFileName + SUFFIX_READ, KIND_EVENTS)):
                 path = os.path.join(access_point, name)
                 why = report_problem(path, kind)
                 if why:
@@ -321,15 +329,27 @@ class SharedFileMessenger(BaseMessenger):
         """Merge ``events`` into the (not yet taken) event update file."""
         path = os.path.join(access_point, self.jsonEventsUpdateFileName)
         merged: dict = {}
-        if os.path.exists(path):
-            try:
-                with open(path) as stream:
-                    merged = json.load(stream)
-            except Exception:
-                merged = {}
+        try:
+            ok, data, why = load_json(path)
+        except FileNotFoundError:
+            ok, data, why = True, {}, ""
+        try:
+            merged = {str(k): v for k, v in parse_event_updates(data).items()} if ok else {}
+        except ValueError as exc:
+            ok, why = False, str(exc)
+        if not ok:  # the worker's own update file cannot be merged into: kept aside, not overwritten
+            aside = self._set_aside(path)
+            _logger.error(f"cannot merge event updates into {path} ({why}): it is kept as {aside}")
         for panda_id, items in events.items():
             merged.setdefault(str(panda_id), []).extend(items)
         write_json_atomic(path, merged)
+
+    @staticmethod
+    def _set_aside(path: str) -> str:
+        """Rename an unusable file to ``<path>.unreadable.<time>`` (kept for the operator); the new name."""
+        aside = f"{path}.unreadable.{time_utils.naive_utcnow().strftime('%Y-%m-%d_%H_%M_%S.%f')}"
+        os.rename(path, aside)
+        return aside
 
     # ------------------------------------------------------------------ events
     def events_requested(self, workspec: Any) -> dict:
@@ -339,7 +359,13 @@ class SharedFileMessenger(BaseMessenger):
             return {}
         tmp_log = self._log(workspec, "events_requested")
         ok, data = read_json_file(path, tmp_log, workspec.workerID)
-        return data if ok and isinstance(data, dict) else {}
+        if not ok:
+            return {}
+        requests, problems = parse_event_request(data)
+        for problem in problems:
+            tmp_log.error(f"{path} of workerID={workspec.workerID}: {problem}; not used (the file is kept "
+                          "until events are fed)")
+        return requests
 
     def feed_events(self, workspec: Any, events_dict: dict) -> bool:
         """Write event ranges ({PandaID: [ranges]}) and drop the event request."""
@@ -362,24 +388,36 @@ class SharedFileMessenger(BaseMessenger):
         return ret_val
 
     def events_to_update(self, workspec: Any) -> dict:
-        """{PandaID: [event dicts]} from the event update file (taken as ``.read`` until acknowledged)."""
+        """{PandaID: [event dicts]} from the event update file (taken as ``.read`` until acknowledged).
+
+        A file that does not parse or is not ``{PandaID: [event dicts]}`` is kept and read again next
+        cycle (named by :meth:`get_unreadable_reports`); once the worker wrote a newer one, the
+        unusable file is kept aside as ``<name>.read.unreadable.<time>`` and the newer one read."""
         ret_dict: dict = {}
         if not workspec.pandaid_list:
             return ret_dict
         tmp_log = self._log(workspec, "events_to_update")
         for panda_id in workspec.pandaid_list:
             access_point = self.get_access_point(workspec, panda_id)
-            read_path = self._take_for_reading(os.path.join(access_point, self.jsonEventsUpdateFileName), tmp_log)
+            path = os.path.join(access_point, self.jsonEventsUpdateFileName)
+            read_path = self._take_for_reading(path, tmp_log)
             if read_path is None:
                 continue
-            ok, data = read_json_file(read_path, tmp_log, workspec.workerID)
-            if not ok:
+            updates, why = read_event_updates(read_path)
+            if updates is None and os.path.exists(path):
+                aside = self._set_aside(read_path)
+                tmp_log.error(f"cannot use {read_path} written by workerID={workspec.workerID} ({why}): kept as "
+                              f"{aside}, its events not reported; reading the newer {path}")
+                os.rename(path, read_path)
+                updates, why = read_event_updates(read_path)
+            if updates is None:
+                tmp_log.error(f"cannot use {read_path} written by workerID={workspec.workerID}: {why}; the file is "
+                              f"kept and read again next cycle: PandaID={panda_id} is held until it can be read")
                 continue
             n_data = 0
-            if isinstance(data, dict):
-                for key, items in data.items():
-                    ret_dict[int(key)] = items
-                    n_data += len(items)
+            for key, items in updates.items():
+                ret_dict.setdefault(key, []).extend(items)
+                n_data += len(items)
             if n_data == 0:
                 os.remove(read_path)
         return ret_dict
@@ -481,8 +519,20 @@ class SharedFileMessenger(BaseMessenger):
 
     # ------------------------------------------------------------------ liveness
     def kill_requested(self, workspec: Any) -> bool:
-        """True when the worker left the kill request file."""
-        return os.path.exists(os.path.join(workspec.get_access_point(), self.killWorkerFile))
+        """True when the worker left the kill request file.
+
+        Its existence is the request, as in the original Harvester (a pilot or wrapper may
+        ``touch`` it or write anything): garbage content still asks for the kill, with a warning
+        naming the file and what is odd about it; its content is never needed."""
+        path = os.path.join(workspec.get_access_point(), self.killWorkerFile)
+        if not os.path.exists(path):
+            return False
+        note = kill_request_note(path)
+        if note:
+            self._log(workspec, "kill_requested").warning(
+                f"kill request file {path} of workerID={workspec.workerID}: {note}; counted as a kill request "
+                "all the same (the file's existence is the request)")
+        return True
 
     def is_alive(self, workspec: Any, time_limit: float) -> bool | None:
         """Heartbeat file younger than ``time_limit`` minutes: True; older: False; unknown: None."""

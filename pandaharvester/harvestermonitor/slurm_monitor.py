@@ -7,6 +7,10 @@ every answer with the one table of ``harvesterbatch.slurm``. A command that fail
 leaves those workers unchecked (status None and the error as diagnostic; the Monitor agent
 keeps their status and checks them again); when it failed because Slurm is unreachable, the
 rest of the cycle's chunks are not tried (each attempt would wait for the same timeout).
+Output that cannot be read whole (``SlurmOutputError``) leaves unchecked only the workers whose
+jobs it could not tell about. A job is taken as unknown to Slurm (and its worker failed, the rule
+of ``harvesterbatch.slurm``) only when ``scontrol show job`` says so and accounting, asked
+successfully, has no record: an empty or unreadable ``squeue``/``sacct`` answer is not enough.
 
 Queue-config attributes: ``commandTimeout`` (seconds per Slurm command, default 60).
 """
@@ -21,6 +25,7 @@ from pandaharvester.harvesterbatch.slurm import (
     JobRecord,
     SlurmClient,
     SlurmError,
+    SlurmOutputError,
     worker_status,
 )
 from pandaharvester.harvestercore import core_utils, log_utils
@@ -43,6 +48,8 @@ class SlurmMonitorBase(PluginBase):
         self.client = SlurmClient(float(self.commandTimeout))
         # set when the query itself already asked sacct (the bulk monitor in sacct mode)
         self.queryUsesAccounting = False
+        # set when the query is scontrol show job itself (nothing to confirm)
+        self.queryIsScontrol = False
 
     def query(self, batch_ids: list[str]) -> dict[str, JobRecord]:
         """{batch id: record} for the jobs Slurm knows; raises SlurmError when it cannot tell."""
@@ -66,6 +73,8 @@ class SlurmMonitorBase(PluginBase):
                 continue
             try:
                 records.update(self.query(chunk))
+            except SlurmOutputError as exc:
+                self.unreadable(exc, records, errors, log)
             except SlurmError as exc:
                 log.error(f"could not check batch jobs {chunk[:5]}{'...' if len(chunk) > 5 else ''}: {exc}")
                 errors.update({i: f"could not check the Slurm job (will retry): {exc}" for i in chunk})
@@ -74,17 +83,54 @@ class SlurmMonitorBase(PluginBase):
         missing = [i for i in batch_ids if i not in records and i not in errors]
         if missing and not self.queryUsesAccounting:
             self.ask_accounting(missing, records, errors, log)
+        missing = [i for i in batch_ids if i not in records and i not in errors]
+        if missing and outage is None and not self.queryIsScontrol:
+            self.confirm_unknown(missing, records, errors, log)
         if outage is None:
             self.add_exit_codes(records, log)
         results = [self.translate(w, records, errors) for w in workspec_list]
         log.debug(f"checked {len(workspec_list)} workers: {len(records)} jobs known, {len(errors)} unchecked")
         return results
 
+    @staticmethod
+    def unreadable(exc: SlurmOutputError, records: dict[str, JobRecord], errors: dict[str, str], log: Any) -> None:
+        """Use what malformed output said; its unreadable jobs are left unchecked with the reason."""
+        ids = sorted(exc.unreadable)
+        log.error(f"{exc}: {len(exc.records)} jobs read, {len(ids)} left unchecked {ids[:5]}"
+                  f"{'...' if len(ids) > 5 else ''} (checked again next cycle)")
+        records.update(exc.records)
+        errors.update({i: f"could not read Slurm's answer about this job (will retry): {exc}" for i in ids})
+
+    def confirm_unknown(self, missing: list[str], records: dict[str, JobRecord], errors: dict[str, str],
+                        log: Any) -> None:
+        """Jobs neither squeue nor sacct listed: unknown only if ``scontrol show job`` says so."""
+        for batch_id in missing:
+            try:
+                record = self.client.show_job(batch_id)
+            except SlurmOutputError as exc:
+                self.unreadable(exc, records, errors, log)
+                continue
+            except SlurmError as exc:
+                log.error(f"scontrol show job {batch_id} (listed by neither squeue nor sacct) failed: {exc}")
+                errors[batch_id] = (f"Slurm job listed by neither squeue nor sacct, and scontrol failed "
+                                    f"(will retry): {exc}")
+                if exc.transient:
+                    for other in missing:
+                        errors.setdefault(other, errors[batch_id])
+                    return
+                continue
+            if record is not None:
+                log.warning(f"job {batch_id} listed by neither squeue nor sacct but scontrol knows it "
+                            f"({record.state}): their output was incomplete")
+                records[batch_id] = record
+
     def ask_accounting(self, missing: list[str], records: dict[str, JobRecord], errors: dict[str, str],
                        log: Any) -> None:
         """Look up in sacct the jobs slurmctld no longer knows (in one call)."""
         try:
             records.update(self.client.sacct(missing))
+        except SlurmOutputError as exc:
+            self.unreadable(exc, records, errors, log)
         except AccountingUnavailable as exc:
             log.debug(f"no accounting for {len(missing)} jobs unknown to slurmctld: {exc}")
         except SlurmError as exc:
@@ -99,6 +145,9 @@ class SlurmMonitorBase(PluginBase):
             return
         try:
             accounted = self.client.sacct([r.job_id for r in need])
+        except SlurmOutputError as exc:
+            log.warning(f"exit codes from sacct only in part: {exc}")
+            accounted = exc.records
         except SlurmError as exc:
             log.debug(f"no exit codes from sacct: {exc}")
             accounted = {}
@@ -138,6 +187,10 @@ class SlurmMonitor(SlurmMonitorBase):
     """Checks each worker with ``scontrol show job`` (sacct for jobs slurmctld forgot)."""
 
     chunkSize = 1
+
+    def __init__(self, **kwarg: Any) -> None:
+        SlurmMonitorBase.__init__(self, **kwarg)
+        self.queryIsScontrol = True
 
     def query(self, batch_ids: list[str]) -> dict[str, JobRecord]:
         found = {}

@@ -2,7 +2,8 @@
 
 For each worker: the template (``templateFile``) is rendered with the placeholders below in
 ``{name}`` style (``{name:spec}`` formats, ``{{``/``}}`` are literal braces, anything else in
-braces, e.g. shell's ``${VAR:-x}``, is left alone), written to the access point as
+braces, e.g. shell's ``${VAR:-x}``, is left alone; each value escaped for where it lands, so
+that shell syntax in a value stays text: see :mod:`.script_quoting`), written to the access point as
 ``slurm_submit_<workerID>.sh`` and submitted with ``sbatch --parsable -D <access point>
 [--partition P] [--account A] [--qos Q] [sbatchOptions...] <script>`` (an argument list, never
 a shell string). The job id becomes ``batchID``; the log URLs come from the script's
@@ -22,8 +23,8 @@ queue); ``nCorePerNode`` (default: all cores on one node) gives ``nNode``. Memor
 ``minRamCount`` (at least 1 MB per core). Walltime: the worker's ``maxWalltime``.
 
 Returns per worker ``(True, "")``, ``(False, diag)`` when sbatch rejected the job (the sbatch
-error in the diag) and ``(None, diag)`` when Slurm was unreachable or the template could not be
-read (the jobs are retried).
+error in the diag) or a value cannot go into a batch script (a newline in it, ...), and
+``(None, diag)`` when Slurm was unreachable or the template could not be read (the jobs are retried).
 
 Other queue-config attributes: ``logDir`` (default the access point), ``logBaseURL`` (log URLs
 are ``logBaseURL/<path relative to logDir>``), ``uploadLog`` (without logBaseURL: upload the logs
@@ -38,33 +39,23 @@ import re
 import shlex
 import socket
 import tempfile
-from typing import Any
+from typing import Any, Iterable
 
 from pandaharvester.harvesterbatch.slurm import SlurmClient, SlurmError
 from pandaharvester.harvestercore import core_utils, log_utils
 from pandaharvester.harvestercore.plugin_base import PluginBase
 
+from .script_quoting import UnsafeValue, render_script
+
 _logger = log_utils.setup_logger("slurm_submitter")
 
-_TOKEN = re.compile(r"\{\{|\}\}|\{(\w+)(?::([^{}]*))?\}")
 _OPTIONAL_PLACEHOLDERS = ("tokenDir", "tokenName", "tokenOrigin", "submitMode")
 
 
-def render_template(template: str, placeholders: dict[str, Any]) -> str:
-    """``str.format_map``-like rendering that leaves unknown ``{...}`` (shell syntax) untouched."""
-
-    def replace(match: re.Match) -> str:
-        text = match.group(0)
-        if text == "{{":
-            return "{"
-        if text == "}}":
-            return "}"
-        name, spec = match.group(1), match.group(2)
-        if name not in placeholders:
-            return text
-        return format(placeholders[name], spec or "")
-
-    return _TOKEN.sub(replace, template)
+def render_template(template: str, placeholders: dict[str, Any], code_names: Iterable[str] = ()) -> str:
+    """``str.format_map``-like rendering that leaves unknown ``{...}`` (shell syntax) untouched and
+    escapes each value for its place in the script (``code_names``: inserted as they are)."""
+    return render_script(template, placeholders, code_names)
 
 
 class SlurmSubmitter(PluginBase):
@@ -132,6 +123,10 @@ class SlurmSubmitter(PluginBase):
         try:
             os.makedirs(access_point, exist_ok=True)
             script = self.make_batch_script(workspec)
+        except UnsafeValue as exc:  # the same value next time: not retried
+            diag = f"not submitted: templateFile={self.templateFile!r}: {exc}"
+            log.error(diag)
+            return False, diag
         except (OSError, ValueError, KeyError, IndexError) as exc:
             diag = f"cannot make the batch script from templateFile={self.templateFile!r}: {exc}"
             log.error(diag)
@@ -211,7 +206,7 @@ class SlurmSubmitter(PluginBase):
 
     def render(self, template: str, placeholders: dict[str, Any], workspec: Any) -> str:
         """The batch script text (``SlurmSubmitterJinja`` renders with Jinja2 instead)."""
-        return render_template(template, placeholders)
+        return render_template(template, placeholders, (self.templateParams or {}).keys())
 
     def make_batch_script(self, workspec: Any) -> str:
         """Write the worker's batch script into its access point; its path."""
