@@ -227,9 +227,45 @@ def test_process_locks_are_remembered_and_released():
     agent.dbProxy.locks["taken"] = "someone else"
     assert agent.acquire_process_lock("cacher", 60) is True
     assert agent.acquire_process_lock("taken", 60) is False
-    assert agent.heldProcessLocks == {"cacher"}
+    assert set(agent.heldProcessLocks) == {"cacher"}
     agent.release_process_locks()
     assert agent.dbProxy.locks == {"taken": "someone else"}
+
+
+def test_process_lock_taken_before_the_thread_started_is_released_at_stop(log_dir):
+    """A lock an agent takes in the master's thread (``pre_execute``: the CredManager's first
+    check) is released at the clean stop, after the agent's own thread ran: it was left behind
+    (owner ``<host>_<pid>-<master thread>`` while the release used the agent thread's ident)."""
+    db = FakeLockDB()
+    agent = ScriptedAgent(single_mode=True)
+    agent.dbProxy = db
+    assert agent.acquire_process_lock("credmanager", 60) is True  # before start(): the caller's thread
+    taken_by = db.locks["credmanager"]
+    agent.start()
+    agent.join(5)
+    assert agent.ident is not None and format(agent.ident, "x") not in taken_by
+    agent.release_process_locks()
+    assert db.locks == {}, f"lock left behind after the stop: {db.locks}"
+    assert agent.acquire_process_lock("cacher", 60) and agent.heldProcessLocks["cacher"] == agent.get_pid()
+    agent.release_process_lock("cacher")
+    assert db.locks == {}
+
+
+class FakeLockDB:
+    """Named locks with owners, as ``lock_table`` holds them."""
+
+    def __init__(self):
+        self.locks = {}
+
+    def get_process_lock(self, name, owner, interval):
+        if self.locks.get(name, owner) != owner:
+            return False
+        self.locks[name] = owner
+        return True
+
+    def release_process_lock(self, name, owner):
+        if self.locks.get(name) == owner:
+            del self.locks[name]
 
 
 def test_run_cycle_must_be_implemented(log_dir):

@@ -165,3 +165,37 @@ def test_cleanup_keeps_swept_workers_when_the_delete_fails(sweep_env, caplog, mo
     run(mapper)
     assert sql("SELECT COUNT(*) FROM work_table WHERE workerID=:w", {":w": worker.workerID}) == [(1,)]
     assert "swept workers not deleted: DB error" in caplog.text and f"cycle: workerID={worker.workerID}" in caplog.text
+
+
+def test_interrupted_submission_pilot_is_killed_swept_and_deleted(agent_env):
+    """A submitter that crashed between recording its workers (pending) and registering their
+    batch IDs left pilots running that nobody watches: after ``[submitter] lockInterval`` the
+    sweeper kills them with the queue's sweeper plugin (the real DummySweeper finds the pilot in
+    the access point), sweeps the access point and deletes the rows; a recent pending worker (a
+    submission in progress) and the jobs are left alone."""
+    import psutil
+
+    from pandaharvester.harvesterbatch.dummy import pilot_is_alive, read_process_record
+    from pandaharvester.harvestersubmitter.dummy_submitter import DummySubmitter
+
+    home, mapper, proxy = agent_env(lambda h: {Q: queue(h)})
+    job = make_job(Q)
+    assert proxy.insert_jobs([job])
+    crashed = make_worker(Q, status="pending", accessPoint=str(home / "workers" / "${workerID}"))
+    crashed.accessPoint = crashed.get_access_point()
+    recent = make_worker(Q, status="pending")
+    assert proxy.insert_workers([crashed, recent], "submitter")
+    assert DummySubmitter(sleepTime=300).submit_workers([crashed]) == [(True, "")]  # then the crash
+    record = read_process_record(crashed.accessPoint)
+    assert pilot_is_alive(record)
+    sql("UPDATE work_table SET modificationTime=:t WHERE workerID=:w", {":t": ago(3600), ":w": crashed.workerID})
+    try:
+        run(mapper)
+        assert not pilot_is_alive(record), "the pilot of the interrupted submission still runs"
+        assert not (home / "workers" / str(crashed.workerID)).exists()  # swept
+        left = {r[0]: r[1] for r in sql("SELECT workerID, status FROM work_table")}
+        assert crashed.workerID not in left and left[recent.workerID] == "pending"
+        assert proxy.get_job(job.PandaID) is not None
+    finally:
+        if pilot_is_alive(record):
+            psutil.Process(record["pid"]).kill()

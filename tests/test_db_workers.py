@@ -201,7 +201,8 @@ def test_queues_to_submit_and_queue_limits(proxy):
     current, site, res_map = proxy.get_queues_to_submit(60, 600, "sub", 300)
     assert site == "S1" and res_map == {"ANY": {"ANY": "Q1"}}
     assert current == {"Q1": {"ANY": {"ANY": {"nReady": 1, "nRunning": 1, "nQueue": 1, "nNewWorkers": 0}}}}
-    assert proxy.get_worker_with_id(4) is None  # orphaned pending worker removed
+    # the pending worker a crashed submitter left is not counted, and kept for the sweeper
+    assert proxy.get_worker_with_id(4).status == "pending"
     # the site is locked: nobody else gets it; the original's 5-argument form works too
     assert proxy.get_queues_to_submit(3, 60, 600, "sub2", 300) == ({}, None, {})
     assert proxy.release_site("S1", "sub")
@@ -236,3 +237,29 @@ def test_fill_panda_queue_table(proxy):
     assert [tuple(r) for r in cur.fetchall()] == [("Q1", 20, "Q1:ANY:ANY")]
     proxy.commit()
     assert proxy.fill_panda_queue_table(["Q1"], mapper, refill_table=True)
+
+
+def test_interrupted_submissions_are_given_to_the_sweeper_then_deleted(proxy):
+    """Workers a crashed submitter left pending (recorded before the batch submission, never
+    registered: their batch jobs may run) are listed for the sweeper after the submitter's
+    lockInterval, and deleted with their job relations only — their jobs stay for another worker."""
+    job = make_job(7, sub_status="prepared")
+    assert proxy.insert_jobs([job])
+    stale, fresh = make_worker(20, status="submitted", hasJob=1), make_worker(21, status="submitted")
+    assert proxy.insert_workers([stale, fresh], "sub")
+    registered = make_worker(22, status="submitted")
+    insert_workers(proxy, [registered])
+    proxy.execute("INSERT INTO jw_table (PandaID, workerID) VALUES (7, 20)")
+    proxy.execute("UPDATE work_table SET modificationTime=:t WHERE workerID IN (20, 22)", {":t": ago(3600)})
+    proxy.commit()
+    found = proxy.get_interrupted_submissions(600, 100)
+    assert {site: {cid: [w.workerID for w in ws] for cid, ws in by.items()} for site, by in found.items()} == \
+        {"Q1": {None: [20]}}
+    assert proxy.get_interrupted_submissions(7200, 100) == {}  # not old enough yet
+    # registered meanwhile (a slow, not a crashed, submitter): not deleted
+    assert proxy.delete_interrupted_submissions([20, 21, 22], 600) == 1
+    assert proxy.get_worker_with_id(20) is None
+    assert proxy.get_worker_with_id(21).status == "pending" and proxy.get_worker_with_id(22).status == "submitted"
+    assert proxy.execute("SELECT COUNT(*) FROM jw_table WHERE workerID=20").fetchone()[0] == 0
+    proxy.commit()
+    assert proxy.get_job(7) is not None  # the job is kept for another worker

@@ -438,3 +438,45 @@ def test_concurrent_acquire_never_double_dispatches(emulator):
     with ThreadPoolExecutor(8) as pool:
         got = [pid for chunk in pool.map(grab, range(30)) for pid in chunk]
     assert len(got) == len(set(got)) == 60
+
+
+def test_history_keeps_every_dispatch_and_final_report(emulator):
+    ids = emulator.add_task("SITE_H", 3)
+    got = post(emulator, "pilot/acquire_jobs", {"site_name": "SITE_H", "n_jobs": 2, "prod_source_label": "managed",
+                                                "node": "wn1", "harvester_id": "H1", "worker_id": 7})
+    assert [j["PandaID"] for j in got["data"]["jobs"]] == ids[:2]
+    first, second = ids[:2]
+
+    def report(panda_id: int, status: str, attempt: int = 1) -> dict:
+        job = {"job_id": panda_id, "job_status": status, "attempt_nr": attempt}
+        return post(emulator, "pilot/update_jobs_bulk", {"job_list": [job], "harvester_id": "H1"})["data"][0]
+
+    assert report(first, "running")["success"]  # not a final state: not kept
+    assert report(first, "finished")["success"]
+    assert report(first, "finished")["success"]  # a repeat: accepted, changes nothing, kept as not applied
+    assert report(first, "failed")["success"]  # a conflicting one: kept, so a test can see it
+    assert not report(second, "failed", attempt=9)["success"]  # wrong attempt: refused, kept
+    assert not report(ids[2], "finished")["success"]  # never dispatched: refused, kept
+
+    history = emulator.history()
+    assert [(d["panda_id"], d["attempt_nr"], d["harvester_id"], d["worker_id"], d["node"])
+            for d in history["dispatches"]] == [(first, 1, "H1", 7, "wn1"), (second, 1, "H1", 7, "wn1")]
+    assert [(r["panda_id"], r["job_status"], r["attempt_nr"], r["prior_status"], r["applied"])
+            for r in history["final_reports"]] == [
+        (first, "finished", 1, "running", 1),
+        (first, "finished", 1, "holding", 0),
+        (first, "failed", 1, "holding", 0),
+        (second, "failed", 9, "sent", 0),
+        (ids[2], "finished", 1, "activated", 0),
+    ]
+    assert all(r["harvester_id"] == "H1" for r in history["final_reports"])
+    only = emulator.history(panda_ids=[second])
+    assert [d["panda_id"] for d in only["dispatches"]] == [second]
+    assert [r["panda_id"] for r in only["final_reports"]] == [second]
+    # a second hand-out of a job (the watchdog gives a lost dispatch out again) is a second record
+    emulator.settings(sent_timeout=0)
+    wait_for(lambda: emulator.jobs(panda_ids=[second])[0]["status"] == "activated", 10)
+    post(emulator, "pilot/acquire_jobs", {"site_name": "SITE_H", "n_jobs": 1, "prod_source_label": "managed",
+                                          "harvester_id": "H2"})
+    again = emulator.history(panda_ids=[second])["dispatches"]
+    assert [(d["attempt_nr"], d["harvester_id"]) for d in again] == [(1, "H1"), (2, "H2")]

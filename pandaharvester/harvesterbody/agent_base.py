@@ -115,7 +115,9 @@ class AgentBase(threading.Thread):
         self.hostname = socket.gethostname()
         self.os_pid = os.getpid()
         self.nCycles = 0
-        self.heldProcessLocks: set[str] = set()
+        # lock name -> the owner string it was taken with: a lock taken before the thread started
+        # (``pre_execute``, in the master's thread) has another owner than get_pid() gives later
+        self.heldProcessLocks: dict[str, str] = {}
         self.queueConfigMapper = queue_config_mapper
         self.communicator = communicator
         self.pluginFactory = PluginFactory()
@@ -492,25 +494,26 @@ class AgentBase(threading.Thread):
     # ------------------------------------------------------------ process locks
     def acquire_process_lock(self, lock_name: str, lock_interval: float) -> bool:
         """``get_process_lock(lock_name, self.get_pid(), lock_interval)``, remembered for release."""
-        locked = bool(self.dbProxy.get_process_lock(lock_name, self.get_pid(), lock_interval))
+        owner = self.get_pid()
+        locked = bool(self.dbProxy.get_process_lock(lock_name, owner, lock_interval))
         if locked:
-            self.heldProcessLocks.add(lock_name)
+            self.heldProcessLocks[lock_name] = owner
         return locked
 
     def release_process_lock(self, lock_name: str) -> None:
         """Release one process lock this agent took with :meth:`acquire_process_lock`."""
         if lock_name in self.heldProcessLocks:
-            self.heldProcessLocks.discard(lock_name)
+            owner = self.heldProcessLocks.pop(lock_name)
             try:
-                self.dbProxy.release_process_lock(lock_name, self.get_pid())
+                self.dbProxy.release_process_lock(lock_name, owner)
             except Exception:
                 core_utils.dump_error_message(self.logger)
 
     def release_process_locks(self) -> None:
         """Release every process lock this agent took with :meth:`acquire_process_lock`."""
-        for lock_name in sorted(self.heldProcessLocks):
+        for lock_name, owner in sorted(self.heldProcessLocks.items()):
             try:
-                self.dbProxy.release_process_lock(lock_name, self.get_pid())
+                self.dbProxy.release_process_lock(lock_name, owner)
             except Exception:
                 core_utils.dump_error_message(self.logger)
         self.heldProcessLocks.clear()

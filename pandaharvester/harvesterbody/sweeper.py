@@ -2,7 +2,9 @@
 
 One cycle: turn PanDA's ``KILL_WORKERS`` / ``SYNC_WORKERS_KILL`` commands into kill marks;
 kill the marked workers with the queue's sweeper plugin (``kill_workers`` in bulk when the
-plugin has it, else ``kill_worker`` one by one); after the grace periods
+plugin has it, else ``kill_worker`` one by one); kill, sweep and delete the workers whose
+submission was interrupted (still ``pending`` ``[submitter] lockInterval`` after the submitter
+recorded them: it crashed before registering them, their batch jobs may run); after the grace periods
 (``keepFinished``/``keepFailed``/``keepCancelled``/``keepMissed``/``keepPending`` hours) sweep
 final workers (``sweep_worker`` + messenger ``clean_up``) and delete them with their old jobs;
 every ``diskCleanUpInterval`` hours, free space in the ``diskHighWatermark`` directories.
@@ -47,6 +49,8 @@ class Sweeper(AgentBase):
         max_workers = self.cfg("maxWorkers")
         return [Step("kill_marked_workers", self.pick_to_kill, self.kill_groups, chunk_size=1,
                      full=lambda groups: sum(len(workers) for _q, _id, workers in groups) >= max_workers),
+                Step("clean_up_interrupted_submissions", self.pick_interrupted, self.clean_up_interrupted,
+                     chunk_size=1),
                 Step("clean_up_workers", self.pick_to_clean_up, self.clean_up_groups, chunk_size=1)]
 
     def run_cycle(self) -> bool:
@@ -108,6 +112,33 @@ class Sweeper(AgentBase):
             level(f"kill {'done' if ok else 'failed'} {diag} for {len(specs)} workers: "
                   f"{' '.join(f'workerID={w.workerID} batchID={w.batchID}' for w in specs)}")
         return list(replies)
+
+    # ------------------------------------------------------------------ interrupted submissions
+    def _submit_lock_interval(self) -> float:
+        return float(self.cfg_value("submitter", "lockInterval", 600))
+
+    def pick_interrupted(self) -> list[tuple[str, Any, list]]:
+        """Workers a crashed submitter left ``pending`` (recorded, maybe submitted, never registered)."""
+        return self._groups(self.dbProxy.get_interrupted_submissions(self._submit_lock_interval(),
+                                                                     self.cfg("maxWorkers")) or {})
+
+    def clean_up_interrupted(self, groups: list[tuple[str, Any, list]]) -> None:
+        """Kill (their batch jobs may run, unknown to harvester), sweep, clean up and delete them;
+        their jobs are not touched (another worker takes them once the dead submitter's lock expires)."""
+        for queue_name, config_id, workers in groups:
+            log = self.make_logger(_logger, f"queueName={queue_name}", method_name="clean_up_interrupted_submissions")
+            queue_config = self.queue_config(queue_name, config_id, log=log, consequence="workers kept")
+            if queue_config is None:
+                continue
+            log.warning(f"{len(workers)} workers left pending by an interrupted submission (a crashed "
+                        f"submitter): killing and sweeping them: {ids_text('workerID', [w.workerID for w in workers])}")
+            sweeper = self.pluginFactory.get_plugin(queue_config.sweeper)
+            messenger = self.pluginFactory.get_plugin(queue_config.messenger)
+            replies = self.kill_workers(sweeper, workers, log)
+            done = [w.workerID for w, (ok, _diag) in zip(workers, replies)
+                    if ok and self.sweep_and_clean(sweeper, messenger, w, log)]
+            n = self.dbProxy.delete_interrupted_submissions(done, self._submit_lock_interval()) if done else 0
+            log.info(f"deleted {n} interrupted submissions: {ids_text('workerID', done)}")
 
     # ------------------------------------------------------------------ clean up
     def _keep_hours(self) -> dict[str, float]:

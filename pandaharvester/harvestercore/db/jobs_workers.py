@@ -50,7 +50,8 @@ class JobsWorkersMixin(DBModule):
     # ------------------------------------------------------------ submitter
     @db_method(False)
     def insert_workers(self, workspec_list: Sequence[Any], locked_by: str) -> bool:
-        """Insert new workers as ``pending`` (before submission; orphans are removed after lockInterval)."""
+        """Insert new workers as ``pending`` (before submission; the sweeper kills and deletes those a
+        crashed submitter left, after ``[submitter] lockInterval``)."""
         cls = schema.spec_class("work_table")
         names = cls.column_names().split(",")
         i_mod, i_status = names.index("modificationTime"), names.index("status")

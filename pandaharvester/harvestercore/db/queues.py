@@ -122,7 +122,8 @@ class QueuesMixin(DBModule):
 
     def _site_slots(self, site: str, lock: float, now: datetime.datetime) -> tuple[dict[str, Any], dict[str, Any]]:
         """Worker counts per pq_table row (queue, jobType, resourceType) of ``site``; pending workers
-        older than ``lock`` seconds (a crashed submitter) are removed first."""
+        older than ``lock`` seconds (a submitter that crashed before registering them) do not count:
+        the sweeper kills, sweeps and deletes them (``get_interrupted_submissions``)."""
         work_cls = schema.spec_class("work_table")
         result: dict[str, Any] = {}
         resource_map: dict[str, Any] = {}
@@ -137,14 +138,16 @@ class QueuesMixin(DBModule):
             if resource_type != "ANY":
                 extra += " AND resourceType=:rt"
                 varmap[":rt"] = resource_type
-            # workers inserted before submission and never registered (a crashed submitter)
-            self._exec(f"DELETE FROM work_table WHERE computingSite=:q AND status=:pending "
-                       f"AND modificationTime<:limit{extra}",
-                       dict(varmap, **{":pending": work_cls.ST_pending,
-                                       ":limit": now - datetime.timedelta(seconds=lock)}))
+            # workers inserted before submission and never registered (a crashed submitter) are
+            # not counted; their batch jobs may run: they are not deleted here but by the sweeper,
+            # after it killed them
             n_queue = n_ready = n_running = 0
             for status, cnt in self._exec(f"SELECT status, COUNT(*) FROM work_table WHERE computingSite=:q"
-                                          f"{extra} GROUP BY status", varmap).fetchall():
+                                          f"{extra} AND NOT (status=:pending AND modificationTime<:limit) "
+                                          f"GROUP BY status",
+                                          dict(varmap, **{":pending": work_cls.ST_pending,
+                                                          ":limit": now - datetime.timedelta(seconds=lock)})
+                                          ).fetchall():
                 if status in lifecycle.WORKER_QUEUED:
                     n_queue += cnt
                 elif status == lifecycle.WORKER_READY:

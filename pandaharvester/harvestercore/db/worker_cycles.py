@@ -344,6 +344,39 @@ class WorkerCyclesMixin(DBModule):
         return result
 
     @db_method(dict)
+    def get_interrupted_submissions(self, lock_interval: float, max_workers: int) -> dict[str, dict[Any, list[Any]]]:
+        """Workers still ``pending`` ``lock_interval`` seconds after the submitter recorded them
+        (before the batch submission) — a submitter that crashed between the two: their batch jobs
+        may run, unknown to harvester. {queue: {configID: [WorkSpec]}}, for the sweeper to kill and
+        sweep them (then :meth:`delete_interrupted_submissions`)."""
+        now = naive_utcnow()
+        varmap = {":pending": lifecycle.WORKER_PENDING, ":limit": now - datetime.timedelta(seconds=lock_interval)}
+        dynamic = dynamic_plugin_change()
+        rows = self._exec(f"SELECT workerID FROM work_table WHERE status=:pending AND modificationTime<:limit "
+                          f"ORDER BY workerID LIMIT {int(max_workers)}", varmap).fetchall()
+        result: dict[str, dict[Any, list[Any]]] = {}
+        for worker in self._select_specs_in("work_table", "workerID", [r[0] for r in rows]):
+            result.setdefault(worker.computingSite, {}).setdefault(worker.configID if dynamic else None,
+                                                                   []).append(worker)
+        return result
+
+    @db_method(0)
+    def delete_interrupted_submissions(self, worker_ids: Sequence[int], lock_interval: float) -> int:
+        """Delete the workers of :meth:`get_interrupted_submissions` (their rows and job relations;
+        not their jobs, which another worker takes) that are still pending and old; the number deleted."""
+        now = naive_utcnow()
+        varmap = {":pending": lifecycle.WORKER_PENDING, ":limit": now - datetime.timedelta(seconds=lock_interval)}
+        worker_ids = [int(w) for w in worker_ids]
+        if not worker_ids:
+            return 0
+        with self._tx():
+            stale = [r[0] for r in self._ids_in("SELECT workerID FROM work_table WHERE workerID IN ({ids}) AND "
+                                                "status=:pending AND modificationTime<:limit", worker_ids, varmap)]
+            self._update_in("DELETE FROM jw_table WHERE workerID IN ({ids})", stale)
+            self._update_in("DELETE FROM work_table WHERE workerID IN ({ids})", stale)
+        return len(stale)
+
+    @db_method(dict)
     def get_workers_for_cleanup(self, max_workers: int, status_timeout_map: dict[str, float]
                                 ) -> dict[str, dict[Any, list[Any]]]:
         """Final workers older than their status' timeout (hours) and not modified for 1 h, whose jobs

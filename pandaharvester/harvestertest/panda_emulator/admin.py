@@ -114,6 +114,20 @@ def _workers(srv, p: dict) -> list[dict]:
     return out
 
 
+def _history(srv, p: dict) -> dict:
+    """Every dispatch (``pilot/acquire_jobs`` handing a job out) and every final-state report
+    (``finished``/``failed`` in ``pilot/update_jobs_bulk``) in arrival order, optionally of some
+    ``panda_ids``: ``{"dispatches": [...], "final_reports": [...]}``."""
+    where, args = "", []
+    if p.get("panda_ids"):
+        ids = [int(i) for i in p["panda_ids"]]
+        where, args = f" WHERE panda_id IN ({','.join('?' * len(ids))})", ids
+    return {
+        "dispatches": srv.store.query(f"SELECT * FROM dispatches{where} ORDER BY id", args),
+        "final_reports": srv.store.query(f"SELECT * FROM final_reports{where} ORDER BY id", args),
+    }
+
+
 def handle(srv, method: str, path: str, p: dict) -> tuple[int, Any]:
     """Route an admin request; ``path`` is relative to ``/emulator``."""
     try:
@@ -165,6 +179,8 @@ def _route(srv, method: str, path: str, p: dict) -> tuple[int, Any]:
         return _ok(srv.store.query("SELECT harvester_id, diag_id, data FROM dialogs ORDER BY received"))
     if method == "GET" and path == "worker_stats":
         return _ok(srv.instances.worker_statistics())
+    if path == "history":
+        return _ok(_history(srv, p))
     if method != "POST":
         if path in ("jobs", "workers"):
             return _ok(_jobs(srv, p) if path == "jobs" else _workers(srv, p))

@@ -24,6 +24,7 @@ FINAL_STATES = ("finished", "failed", "cancelled", "closed")
 DONE_STATES = ("holding",) + FINAL_STATES
 REPORTABLE = ("starting", "running", "transferring", "holding", "finished", "failed")
 ACTIVE_STATES = ("defined", "activated", "sent", "starting", "running", "transferring", "holding")
+FINAL_REPORTS = ("finished", "failed")  # the report states kept in the final-report history
 EVENT_FINAL = ("finished", "failed", "cancelled", "discarded", "fatal")
 EVENT_REPORTABLE = ("running", "finished", "failed", "cancelled", "discarded", "fatal")
 # seconds a job may stay in "sent" before the watchdog reassigns it: long enough that a normal
@@ -238,7 +239,7 @@ class Jobs:
     ) -> list[dict]:
         """Dispatch up to ``n_jobs`` activated jobs of ``site``: they become ``sent``."""
         n_jobs = max(0, min(int(n_jobs or 1), 10000))
-        sql = "SELECT panda_id, spec FROM jobs WHERE site=? AND status='activated' AND command='NULL'"
+        sql = "SELECT panda_id, attempt_nr, spec FROM jobs WHERE site=? AND status='activated' AND command='NULL'"
         args: list = [site]
         if prod_source_label and prod_source_label not in ("unified",):
             sql += " AND prod_source_label=?"
@@ -259,6 +260,11 @@ class Jobs:
                     " state_change_time=?, n_changes=n_changes+1, n_sent=n_sent+1 WHERE panda_id=?",
                     (node, harvester_id, _int_or_none(worker_id), t, t, row["panda_id"]),
                 )
+                con.execute(
+                    "INSERT INTO dispatches(panda_id, attempt_nr, harvester_id, worker_id, node, time)"
+                    " VALUES(?,?,?,?,?,?)",
+                    (row["panda_id"], row["attempt_nr"], harvester_id, _int_or_none(worker_id), node, t),
+                )
                 spec = json.loads(row["spec"])
                 spec["nSent"] = n_sent
                 out.append(spec)
@@ -271,7 +277,10 @@ class Jobs:
         t = now()
         with self.store.write() as con:
             for report in job_list:
-                results.append(self._update_one(con, report, harvester_id, t))
+                prior = _prior_status(con, report)
+                result = self._update_one(con, report, harvester_id, t)
+                _record_final_report(con, report, harvester_id, prior, result, t)
+                results.append(result)
         return results
 
     def _update_one(self, con, report: dict, harvester_id: str | None, t: float) -> dict:
@@ -454,6 +463,31 @@ class Jobs:
                 (jobset_id, task_id),
             )
         return int(n or 0)
+
+
+def _prior_status(con, report: Any) -> str | None:
+    """The job's status before a final report is applied (None: not a final report, or unknown job)."""
+    if not isinstance(report, dict) or report.get("job_status") not in FINAL_REPORTS:
+        return None
+    panda_id = _int_or_none(report.get("job_id"))
+    row = con.execute("SELECT status FROM jobs WHERE panda_id=?", (panda_id,)).fetchone() if panda_id else None
+    return None if row is None else row["status"]
+
+
+def _record_final_report(con, report: Any, harvester_id: str | None, prior: str | None, result: dict,
+                         t: float) -> None:
+    """Keep every final-state report (``finished``/``failed``) in ``final_reports``: the history a
+    test reads to find conflicting or repeated final reports. ``applied`` is 1 when the report moved
+    the job to ``holding``, 0 when it was a repeat of an already final job or was refused."""
+    if not isinstance(report, dict) or report.get("job_status") not in FINAL_REPORTS:
+        return
+    applied = bool(result.get("success")) and prior not in DONE_STATES
+    con.execute(
+        "INSERT INTO final_reports(panda_id, attempt_nr, job_status, harvester_id, prior_status, applied, message, time)"
+        " VALUES(?,?,?,?,?,?,?,?)",
+        (_int_or_none(report.get("job_id")), _int_or_none(report.get("attempt_nr")), report.get("job_status"),
+         harvester_id, prior, int(applied), result.get("message") or "", t),
+    )
 
 
 def _job_reply(success: bool, message: str, data: Any = None) -> dict:

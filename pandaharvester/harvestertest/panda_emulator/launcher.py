@@ -271,6 +271,12 @@ class EmulatorProcess:
         """Workers as reported (filters: harvester_id, site, status)."""
         return self._data("POST", "workers", filters)
 
+    def history(self, **filters: Any) -> dict:
+        """Dispatch and final-report history (filter: ``panda_ids``): ``{"dispatches": [{panda_id,
+        attempt_nr, harvester_id, worker_id, node, time}], "final_reports": [{panda_id, attempt_nr,
+        job_status, harvester_id, prior_status, applied, message, time}]}``, oldest first."""
+        return self._data("POST", "history", filters)
+
     def set_faults(self, **kw: Any) -> dict:
         """Change fault injection: rate, kinds, endpoints, seed, delay (see docs/emulator.md)."""
         return self._data("POST", "faults", kw)

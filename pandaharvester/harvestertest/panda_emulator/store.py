@@ -58,6 +58,14 @@ CREATE TABLE IF NOT EXISTS dialogs(
     harvester_id TEXT, diag_id TEXT, data TEXT, received REAL, PRIMARY KEY(harvester_id, diag_id));
 CREATE TABLE IF NOT EXISTS instance_configs(
     harvester_id TEXT PRIMARY KEY, queues TEXT, cfg TEXT, queue_config TEXT);
+CREATE TABLE IF NOT EXISTS dispatches(
+    id INTEGER PRIMARY KEY AUTOINCREMENT, panda_id INTEGER, attempt_nr INTEGER, harvester_id TEXT,
+    worker_id INTEGER, node TEXT, time REAL);
+CREATE INDEX IF NOT EXISTS dispatches_job ON dispatches(panda_id);
+CREATE TABLE IF NOT EXISTS final_reports(
+    id INTEGER PRIMARY KEY AUTOINCREMENT, panda_id INTEGER, attempt_nr INTEGER, job_status TEXT,
+    harvester_id TEXT, prior_status TEXT, applied INTEGER, message TEXT, time REAL);
+CREATE INDEX IF NOT EXISTS final_reports_job ON final_reports(panda_id);
 CREATE TABLE IF NOT EXISTS uploads(
     id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT, name TEXT, path TEXT, size INTEGER,
     received REAL);
