@@ -15,7 +15,7 @@ import dataclasses
 import io
 import re
 import uuid
-from typing import Protocol
+from typing import Iterator, Protocol
 
 
 @dataclasses.dataclass
@@ -124,18 +124,7 @@ class RequestsTransport:
             return True
         from urllib3.exceptions import ConnectTimeoutError
 
-        seen: set[int] = set()
-        todo: list = [exc]
-        while todo:
-            item = todo.pop()
-            if not isinstance(item, BaseException) or id(item) in seen:
-                continue
-            seen.add(id(item))
-            if isinstance(item, ConnectTimeoutError):
-                return True
-            todo += [getattr(item, "reason", None), item.__cause__, item.__context__]
-            todo += list(item.args)
-        return False
+        return any(isinstance(item, ConnectTimeoutError) for item in exception_chain(exc))
 
     def close(self) -> None:
         pass
@@ -256,10 +245,8 @@ def make_transport(name: str = "requests") -> Transport:
     return factory()
 
 
-def _verify_reason(exc: BaseException) -> str | None:
-    """The verification failure inside an SSL error (``certificate verify failed: ...``), else None."""
-    import ssl
-
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it wraps (``reason``, ``__cause__``, ``__context__``, args), once each."""
     seen: set[int] = set()
     todo: list = [exc]
     while todo:
@@ -267,9 +254,17 @@ def _verify_reason(exc: BaseException) -> str | None:
         if not isinstance(item, BaseException) or id(item) in seen:
             continue
         seen.add(id(item))
+        yield item
+        todo += [getattr(item, "reason", None), item.__cause__, item.__context__, *item.args]
+
+
+def _verify_reason(exc: BaseException) -> str | None:
+    """The verification failure inside an SSL error (``certificate verify failed: ...``), else None."""
+    import ssl
+
+    for item in exception_chain(exc):
         if isinstance(item, ssl.SSLCertVerificationError):
             return item.verify_message or "certificate verify failed"
-        todo += [getattr(item, "reason", None), item.__cause__, item.__context__, *item.args]
     text = str(exc)
     if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
         found = re.search(r"certificate verify failed: ([^(')\]]+)", text)

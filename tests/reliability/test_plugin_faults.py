@@ -219,4 +219,4 @@ def test_a_bad_cfg_time_limit_is_one_line(fresh_home):
 
     fresh_home({"master": {"pluginCallTimeout": "long"}})
     [line] = schema.validate()
-    assert "[master] pluginCallTimeout = 'long': must be a number ≥ 0 (seconds)" in line
+    assert "[master] pluginCallTimeout = 'long': must be a number from 0 to 1,000,000,000 (seconds)" in line
