@@ -7,6 +7,7 @@ from pandaharvester.harvesterbatch.slurm import (  # noqa: F401  (re-exported)
     JobRecord,
     SlurmClient,
     SlurmError,
+    SlurmOutputError,
     __all__,
     is_transient,
     normalize_state,
