@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import time
 from dataclasses import dataclass, field
@@ -109,6 +110,7 @@ class Verdict:
     wall: float
     statuses: dict[str, int] = field(default_factory=dict)
     repeats: int = 0  # identical final reports sent again (harmless: PanDA ignores them)
+    interrupted: int = 0  # workers a killed submitter left pending, killed and swept by the sweeper
     details: dict[str, Any] = field(default_factory=dict)
 
     def line(self) -> str:
@@ -222,6 +224,7 @@ class KillHarness:
             kills=self.kills, jobs=len(self.panda_ids), final_once=len(final_once), lost=len(lost),
             duplicated=len(duplicated), conflicting=len(conflicting), orphans=len(live) + len(untracked),
             locked=sum(len(v) for v in locked.values()), wall=wall, statuses=statuses, repeats=repeats,
+            interrupted=sum(int(n) for n in re.findall(r"deleted (\d+) interrupted submissions", self.run.log("sweeper"))),
             details={"lost": lost[:20], "duplicated": duplicated[:20], "conflicting": conflicting[:20],
                      "not_once": [p for p in self.panda_ids if p not in final_once][:20],
                      "live": live, "untracked": untracked[:20], "locked": locked, "kill_log": self.kill_log})

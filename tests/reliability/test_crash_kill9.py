@@ -38,7 +38,7 @@ def _run(daemon_run, *, engine: str, n_processes: int, n_jobs: int, n_kills: int
     record(verdict.line())
     record(f"reliability: kill9 engine={engine} processes={n_processes} lock_interval={LOCK_INTERVAL or 600}s "
            f"wall={verdict.wall:.0f}s statuses={verdict.statuses} repeated_final_reports={verdict.repeats} "
-           f"locked_rows={verdict.locked}")
+           f"locked_rows={verdict.locked} interrupted_submissions_swept={verdict.interrupted}")
     return verdict
 
 
